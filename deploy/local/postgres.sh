@@ -1,0 +1,94 @@
+# PostgreSQL for deploy/local (sourced by local.sh). initdb and pg_ctl refuse to run as
+# root, so the server runs as the ordinary system user verdictpg, owning its data folder.
+PG_OS_USER=verdictpg
+PG_DIR="$VERDICT_LOCAL_DIR/postgres"
+PG_DATA="$PG_DIR/data"
+PG_LOG="$PG_DIR/postgres.log"
+
+pg_bindir() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$d" ] && [ -x "$d/pg_ctl" ] && echo "$d"
+}
+
+pg_run() { runuser -u "$PG_OS_USER" -- "$@"; }
+
+postgres_install() {
+  pg_bindir >/dev/null || apt_install postgresql
+  pg_bindir >/dev/null || die "PostgreSQL binaries not found after install (looked in /usr/lib/postgresql/*/bin)"
+  id -u "$PG_OS_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$PG_OS_USER"
+}
+
+postgres_init() {
+  local bin=$1
+  [ -f "$PG_DATA/PG_VERSION" ] && return 0
+  log "initdb $PG_DATA"
+  mkdir -p "$PG_DIR"
+  chown "$PG_OS_USER" "$PG_DIR"
+  local pwfile="$PG_DIR/.pw"
+  printf '%s\n' "$VERDICT_PG_PASSWORD" >"$pwfile"
+  chown "$PG_OS_USER" "$pwfile"
+  pg_run "$bin/initdb" -D "$PG_DATA" -U "$PG_OS_USER" --auth-local=trust --auth-host=scram-sha-256 \
+    -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 || die "initdb failed, see $PG_DIR/initdb.log"
+  rm -f "$pwfile"
+  # Two-phase commit needs max_prepared_transactions > 0 (the default is 0); fsync stays on.
+  cat >>"$PG_DATA/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $VERDICT_PG_PORT
+unix_socket_directories = '$PG_DIR'
+max_connections = 300
+max_prepared_transactions = 300
+fsync = on
+synchronous_commit = on
+shared_buffers = 128MB
+CONF
+}
+
+postgres_bootstrap() {
+  local bin=$1 psql=("$bin/psql" -h "$PG_DIR" -p "$VERDICT_PG_PORT" -U "$PG_OS_USER" -v ON_ERROR_STOP=1 -qAt)
+  if [ "$(pg_run "${psql[@]}" -d postgres -c "select 1 from pg_roles where rolname='verdict'")" != 1 ]; then
+    log "creating role verdict and databases verdict, verdict_a, verdict_b"
+    pg_run "${psql[@]}" -d postgres -c "create role verdict login password '$VERDICT_PG_PASSWORD' createdb"
+  fi
+  local db
+  for db in verdict verdict_a verdict_b; do
+    if [ "$(pg_run "${psql[@]}" -d postgres -c "select 1 from pg_database where datname='$db'")" != 1 ]; then
+      pg_run "${psql[@]}" -d postgres -c "create database $db owner verdict"
+    fi
+  done
+}
+
+postgres_up() {
+  postgres_install
+  local bin
+  bin=$(pg_bindir)
+  postgres_init "$bin"
+  if ! pg_run "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+    log "starting PostgreSQL on 127.0.0.1:$VERDICT_PG_PORT"
+    pg_run "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null 2>&1 ||
+      die "PostgreSQL did not start; its log is $PG_LOG"
+  fi
+  wait_until 60 PostgreSQL "$PG_LOG" pg_run "$bin/pg_isready" -h 127.0.0.1 -p "$VERDICT_PG_PORT"
+  postgres_bootstrap "$bin"
+}
+
+postgres_down() {
+  local bin
+  bin=$(pg_bindir) || return 0
+  [ -f "$PG_DATA/postmaster.pid" ] || return 0
+  if pg_run "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+    log "stopping PostgreSQL"
+    pg_run "$bin/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null 2>&1 || die "PostgreSQL did not stop; see $PG_LOG"
+  fi
+}
+
+postgres_status() {
+  local bin
+  if bin=$(pg_bindir) && [ -d "$PG_DATA" ] && pg_run "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+    log "postgres  up    127.0.0.1:$VERDICT_PG_PORT  (databases verdict, verdict_a, verdict_b; log $PG_LOG)"
+  else
+    log "postgres  down"
+  fi
+}
+
+postgres_reset() { rm -rf "$PG_DIR"; }

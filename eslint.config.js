@@ -1,0 +1,41 @@
+// Lint holds the boundaries STYLE.md names: no floating promises, no import
+// cycles, and no I/O imports inside the pure cores.
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+import importX from "eslint-plugin-import-x";
+
+const ioModules = ["pg", "ioredis", "kafkajs", "fastify", "pino", "prom-client", "node:*"];
+
+export default tseslint.config(
+  { ignores: ["dist/**", "node_modules/**", ".local/**", "eslint.config.js"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    plugins: { "import-x": importX },
+    settings: { "import-x/resolver": { node: { extensions: [".ts", ".js"] } } },
+    rules: {
+      "@typescript-eslint/no-floating-promises": "error",
+      "@typescript-eslint/no-misused-promises": "error",
+      "@typescript-eslint/switch-exhaustiveness-check": "error",
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "import-x/no-cycle": ["error", { ignoreExternal: true }],
+    },
+  },
+  {
+    files: ["coordinator/core/**/*.ts", "coordinator/raft/core/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ group: ioModules, message: "The pure core does no I/O: inject it." }] },
+      ],
+      "no-restricted-globals": ["error", { name: "Date", message: "Inject a clock." }],
+      "no-restricted-properties": [
+        "error",
+        { object: "Math", property: "random", message: "Inject a seeded random." },
+      ],
+    },
+  },
+);

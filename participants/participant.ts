@@ -1,0 +1,83 @@
+/**
+ * The one interface every participant implements, in XA terms. The coordinator knows
+ * participants only through this file; participants know nothing of the API or Raft.
+ *
+ * Contract (ARCHITECTURE.md §2):
+ * - `prepare` is idempotent: preparing a branch that is already prepared votes yes
+ *   without redoing its work; preparing a branch that was rolled back votes no (tombstone).
+ * - `commit` / `rollback` are idempotent and classify a branch they cannot find:
+ *   already done (marker / outcome record says so) vs heuristic (someone else went the
+ *   other way). They throw only for transient conditions (server down, timeout), which
+ *   the caller retries with backoff; they never throw for a heuristic outcome.
+ * - A rollback never overtakes a prepare still in flight on the same branch.
+ * - `recover` lists this cluster's prepared branches only (exact prefix match).
+ */
+
+/** `<clusterId>:<xid>:<n>`; PostgreSQL limits a gid to 200 bytes. */
+export type BranchId = string & { readonly __brand: "BranchId" };
+
+export const participantKinds = ["postgres", "redis", "kafka"] as const;
+export type ParticipantKind = (typeof participantKinds)[number];
+
+export type Vote =
+  | { readonly vote: "yes" }
+  | {
+      readonly vote: "no";
+      /** Stable, machine-readable reason, e.g. `statement-failed`, `expectation-unmet`, `lock-conflict`. */
+      readonly reason: string;
+      readonly detail: string;
+    };
+
+/** What a phase-2 call found. `heuristic-*` means someone else decided the branch. */
+export type Phase2Outcome =
+  | { readonly outcome: "done" }
+  | { readonly outcome: "already-done" }
+  | { readonly outcome: "heuristic-commit"; readonly detail: string }
+  | { readonly outcome: "heuristic-rollback"; readonly detail: string };
+
+export type OnePhaseOutcome =
+  | { readonly outcome: "committed" }
+  | { readonly outcome: "aborted"; readonly reason: string; readonly detail: string };
+
+export interface Health {
+  readonly ok: boolean;
+  readonly detail: string;
+  /** Server settings that weaken a guarantee but were allowed by configuration. */
+  readonly warnings: readonly string[];
+}
+
+export interface BranchRef<P> {
+  readonly branchId: BranchId;
+  /** The participant-specific work of the branch (statements, ops, messages), already validated. */
+  readonly payload: P;
+}
+
+export interface PrepareContext {
+  /** Absolute deadline (epoch ms); prepare gives up and votes no past it. */
+  readonly deadlineMs: number;
+}
+
+export interface Phase2Context {
+  /** Term of the log entry that holds the decision, for the participant's audit trail. */
+  readonly term: number;
+}
+
+export interface Participant<P = unknown> {
+  readonly name: string;
+  readonly kind: ParticipantKind;
+  /** Checks server settings and registers the cluster id; throws a clear error if unsafe. */
+  start(clusterId: string): Promise<void>;
+  prepare(branch: BranchRef<P>, ctx: PrepareContext): Promise<Vote>;
+  commit(branch: BranchRef<P>, ctx: Phase2Context): Promise<Phase2Outcome>;
+  rollback(branch: BranchRef<P>, ctx: Phase2Context): Promise<Phase2Outcome>;
+  /** Single-branch transactions only (never Kafka): the branch commits with its marker. */
+  commitOnePhase?(branch: BranchRef<P>, ctx: PrepareContext): Promise<OnePhaseOutcome>;
+  /** For a one-phase branch after a crash: did it commit (its marker is present)? */
+  isCommitted?(branchId: BranchId): Promise<boolean>;
+  /** This cluster's prepared branches, by exact prefix match. */
+  recover(): Promise<BranchId[]>;
+  /** Collects markers and outcome records of forgotten branches. */
+  forget(branchIds: readonly BranchId[]): Promise<void>;
+  health(): Promise<Health>;
+  close(): Promise<void>;
+}
