@@ -1,0 +1,508 @@
+/**
+ * Schemas of every request and response of the API (ARCHITECTURE.md §5), built from
+ * the limits so that every string and list is bounded by configuration. Objects are
+ * strict: an unknown field is a 400, never silently ignored. Request schemas are
+ * what the routes validate; response schemas are what the routes promise and what
+ * the OpenAPI document publishes. Types for the SDK come from `z.input` / `z.output`.
+ */
+import { z } from "zod";
+import { errorBodySchema } from "./errors.js";
+import type { ApiLimits } from "./limits.js";
+import { defaultApiLimits } from "./limits.js";
+
+/** xid: URL-safe, no `:` (the branch id separator). */
+export const xidPattern = /^[A-Za-z0-9_-]{1,64}$/;
+/** Participant names, as configured. */
+export const participantNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** Kafka's own rule for topic names. */
+export const kafkaTopicPattern = /^[A-Za-z0-9._-]{1,249}$/;
+/** Label names: no spaces or control characters. */
+export const labelNamePattern = /^[A-Za-z0-9][A-Za-z0-9_./-]*$/;
+/** Idempotency-Key: printable ASCII, no spaces. */
+export const idempotencyKeyPattern = /^[\x21-\x7e]+$/;
+/** W3C trace context `traceparent`. */
+export const traceparentPattern = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+/** PostgreSQL limits a gid to 200 bytes; branch ids are ASCII. */
+export const branchIdCharsMax = 200;
+const messageCharsMax = 4000;
+const membersMax = 64;
+const recoveryErrorsMax = 100;
+const historyEntriesMax = 10_000;
+const preparedBranchesListedMax = 1000;
+
+export const transactionStates = [
+  "active",
+  "preparing",
+  "prepared",
+  "committing",
+  "committed",
+  "aborting",
+  "aborted",
+] as const;
+export type TransactionState = (typeof transactionStates)[number];
+
+/**
+ * A branch's life as the API shows it. `enlisted`: work staged (or, service-prepared,
+ * waiting for the service to report). `heuristic-*`: the participant went its own way,
+ * or an operator recorded a resolution.
+ */
+export const branchStates = [
+  "enlisted",
+  "preparing",
+  "prepared",
+  "committing",
+  "committed",
+  "rolling-back",
+  "rolled-back",
+  "heuristic-commit",
+  "heuristic-rollback",
+] as const;
+
+export const heuristicOutcomes = ["heuristic-commit", "heuristic-rollback", "heuristic-mixed"] as const;
+
+/** Why a transaction aborted; stable, machine-readable. */
+export const abortReasonCodes = [
+  /** Its deadline passed before a commit decision. */
+  "deadline-passed",
+  /** A branch voted no (`branch` says which; `message` says why). */
+  "vote-no",
+  /** A prepare call failed or timed out: presumed no. */
+  "prepare-failed",
+  /** The client called abort. */
+  "client-abort",
+  /** An operator decided abort (admin resolve). */
+  "operator-abort",
+  /** After a failover the log holds no `preparing` entry for it: presumed abort. */
+  "presumed-abort",
+] as const;
+
+/** Log entry kinds shown in the admin history. */
+export const historyEntryKinds = [
+  "begin",
+  "enlist",
+  "report-prepared",
+  "preparing",
+  "decision",
+  "acknowledge",
+  "heuristic",
+  "operator-resolution",
+  "forget",
+] as const;
+
+const participantKindSchema = z.enum(["postgres", "redis", "kafka"]);
+
+export function buildSchemas(limits: ApiLimits) {
+  const text = (max: number) => z.string().max(max);
+  const message = text(messageCharsMax);
+  const xid = z.string().regex(xidPattern).meta({ description: "Transaction id." });
+  const participant = z
+    .string()
+    .regex(participantNamePattern)
+    .meta({ description: "A participant name from the cluster's configuration." });
+  const branchNumber = z.int().min(1).max(limits.branchesPerTransactionMax);
+  const branchId = z
+    .string()
+    .min(5)
+    .max(branchIdCharsMax)
+    .meta({ description: "`<clusterId>:<xid>:<n>`; for PostgreSQL the gid." });
+  const isoTime = z.iso.datetime();
+  const key = text(limits.keyCharsMax).min(1);
+  const value = text(limits.valueCharsMax);
+  /** Decimal integers in a path or query string. */
+  const intString = (min: number, max: number) =>
+    z
+      .string()
+      .regex(/^[0-9]{1,9}$/)
+      .transform(Number)
+      .pipe(z.int().min(min).max(max));
+
+  const labels = z
+    .record(
+      z.string().min(1).max(limits.labelCharsMax).regex(labelNamePattern),
+      text(limits.labelCharsMax),
+    )
+    .refine((r) => Object.keys(r).length <= limits.labelsMax, {
+      message: `at most ${limits.labelsMax} labels`,
+    })
+    .meta({ maxProperties: limits.labelsMax, description: "Free-form tags, shown to operators." });
+
+  // ---- client requests ----
+
+  const beginRequest = z
+    .object({
+      timeoutMs: z
+        .int()
+        .min(limits.timeoutMsMin)
+        .max(limits.timeoutMsMax)
+        .default(limits.timeoutMsDefault)
+        .meta({ description: "Time until the deadline; undecided then, it aborts." }),
+      labels: labels.default({}),
+    })
+    .strict();
+
+  const sqlParam = z.union([text(limits.valueCharsMax), z.number(), z.boolean(), z.null()]);
+  const statement = z
+    .object({
+      sql: z.string().min(1).max(limits.sqlCharsMax),
+      params: z.array(sqlParam).max(limits.paramsPerStatementMax).optional(),
+      expectRows: z
+        .int()
+        .min(0)
+        .optional()
+        .meta({ description: "Rows the statement must affect (or return), else the branch votes no." }),
+    })
+    .strict();
+
+  const redisOp = z.discriminatedUnion("op", [
+    z
+      .object({
+        op: z.literal("set"),
+        key,
+        value,
+        ttlMs: z.int().min(1).optional().meta({ description: "Expiry (SET … PX)." }),
+      })
+      .strict(),
+    z.object({ op: z.literal("del"), key }).strict(),
+    z.object({ op: z.literal("incrby"), key, by: z.int() }).strict(),
+    z.object({ op: z.literal("hset"), key, field: key, value }).strict(),
+    z.object({ op: z.literal("hdel"), key, field: key }).strict(),
+    ...(["sadd", "srem", "lpush", "rpush"] as const).map((op) =>
+      z
+        .object({
+          op: z.literal(op),
+          key,
+          values: z.array(value).min(1).max(limits.valuesPerOpMax),
+        })
+        .strict(),
+    ),
+  ]);
+  const redisPrecondition = z.union(
+    [
+      z.object({ key, equals: value }).strict(),
+      z.object({ key, absent: z.literal(true) }).strict(),
+      z.object({ key, exists: z.literal(true) }).strict(),
+    ],
+    { error: "a precondition is one of {key, equals}, {key, absent: true}, {key, exists: true}" },
+  );
+  const kafkaMessage = z
+    .object({
+      topic: z.string().regex(kafkaTopicPattern),
+      key: text(limits.keyCharsMax).optional(),
+      value,
+      headers: z
+        .record(z.string().min(1).max(limits.keyCharsMax), value)
+        .refine((h) => Object.keys(h).length <= limits.headersPerMessageMax, {
+          message: `at most ${limits.headersPerMessageMax} headers`,
+        })
+        .meta({ maxProperties: limits.headersPerMessageMax })
+        .optional(),
+      partition: z.int().min(0).max(1_000_000).optional(),
+    })
+    .strict();
+
+  const pgStatementsBranch = z
+    .object({
+      participant,
+      statements: z.array(statement).min(1).max(limits.statementsPerBranchMax),
+    })
+    .strict()
+    .meta({ description: "PostgreSQL, coordinator-executed: Verdict runs the statements at prepare." });
+  const pgServicePreparedBranch = z
+    .object({ participant, servicePrepared: z.literal(true) })
+    .strict()
+    .meta({
+      description:
+        "PostgreSQL, service-prepared: the service prepares with the returned gid, then reports it.",
+    });
+  const redisBranch = z
+    .object({
+      participant,
+      ops: z.array(redisOp).min(1).max(limits.opsPerBranchMax),
+      preconditions: z.array(redisPrecondition).max(limits.preconditionsPerBranchMax).optional(),
+    })
+    .strict()
+    .meta({ description: "Redis: operations staged at prepare and applied at commit." });
+  const kafkaBranch = z
+    .object({
+      participant,
+      messages: z.array(kafkaMessage).min(1).max(limits.messagesPerBranchMax),
+    })
+    .strict()
+    .meta({ description: "Kafka: messages produced at commit, exactly once." });
+  const enlistRequest = z.union(
+    [pgStatementsBranch, pgServicePreparedBranch, redisBranch, kafkaBranch],
+    { error: "a branch carries exactly one of: statements, servicePrepared, ops, messages" },
+  );
+
+  /** The body of calls that take none: `{}` (or no body at all). */
+  const emptyRequest = z.object({}).strict();
+
+  // ---- client responses ----
+
+  const abortReason = z
+    .object({
+      code: z.enum(abortReasonCodes),
+      message,
+      branch: branchNumber.optional(),
+    })
+    .strict();
+  const branchView = z
+    .object({
+      branch: branchNumber,
+      branchId,
+      participant,
+      kind: participantKindSchema,
+      state: z.enum(branchStates),
+      vote: z.enum(["yes", "no"]).optional(),
+      voteReason: message.optional(),
+    })
+    .strict();
+  const transactionFields = {
+    xid,
+    state: z.enum(transactionStates),
+    decision: z.enum(["commit", "abort"]).optional(),
+    deadline: isoTime,
+    labels,
+    branches: z.array(branchView).max(limits.branchesPerTransactionMax),
+    reason: abortReason.optional(),
+    heuristic: z.enum(heuristicOutcomes).optional(),
+  };
+  const transactionView = z.object(transactionFields).strict();
+  const withState = <S extends TransactionState>(...states: [S, ...S[]]) =>
+    z.object({ ...transactionFields, state: z.enum(states) }).strict();
+
+  const enlistResponse = z
+    .object({
+      branch: branchNumber,
+      branchId,
+      participant,
+      kind: participantKindSchema,
+    })
+    .strict();
+
+  /** 409 `transaction-aborted`: the one error shape plus the outcome, as §5 shows it. */
+  const transactionAbortedBody = errorBodySchema
+    .extend({ xid, state: z.literal("aborted"), reason: abortReason })
+    .strict();
+
+  // ---- admin ----
+
+  const adminBranchView = branchView
+    .extend({
+      attempts: z.int().min(0).meta({ description: "Phase-2 attempts so far." }),
+      lastError: message.optional(),
+      acknowledgedAt: isoTime.optional(),
+    })
+    .strict();
+  const adminTransactionSummary = z
+    .object({
+      ...transactionFields,
+      inDoubt: z.boolean(),
+      createdAt: isoTime,
+    })
+    .strict();
+  const historyEntry = z
+    .object({
+      index: z.int().min(1),
+      term: z.int().min(0),
+      at: isoTime,
+      entry: z.enum(historyEntryKinds),
+      detail: message.optional(),
+      principal: text(256).optional(),
+    })
+    .strict();
+  const adminTransactionView = z
+    .object({
+      ...transactionFields,
+      inDoubt: z.boolean(),
+      createdAt: isoTime,
+      principal: text(256).meta({ description: "Who began it." }),
+      branches: z.array(adminBranchView).max(limits.branchesPerTransactionMax),
+      history: z.array(historyEntry).max(historyEntriesMax),
+    })
+    .strict();
+  const adminListQuery = z
+    .object({
+      state: z.enum(transactionStates).optional(),
+      inDoubt: z
+        .enum(["true", "false"])
+        .transform((v) => v === "true")
+        .optional(),
+      limit: intString(1, limits.listPageSizeMax).default(limits.listPageSizeDefault),
+      cursor: z.string().min(1).max(512).optional(),
+    })
+    .strict();
+  const adminListResponse = z
+    .object({
+      transactions: z.array(adminTransactionSummary).max(limits.listPageSizeMax),
+      nextCursor: z.string().max(512).nullable(),
+    })
+    .strict()
+    .meta({ description: "In-doubt transactions first, then newest first." });
+  const resolveRequest = z
+    .object({
+      decision: z.enum(["commit", "abort"]),
+      reason: z.string().min(1).max(messageCharsMax),
+    })
+    .strict()
+    .meta({
+      description:
+        "Undecided (prepared) transaction: decides it. Decided one: the decision must match the " +
+        "log's (a decision never changes); its unacknowledged branches are recorded as " +
+        "heuristically resolved and retried no more. Audited: who, when, why.",
+    });
+  const participantsResponse = z
+    .object({
+      participants: z.array(
+        z
+          .object({
+            name: participant,
+            kind: participantKindSchema,
+            ok: z.boolean(),
+            detail: message,
+            warnings: z.array(message).max(100),
+            preparedBranches: z.array(branchId).max(preparedBranchesListedMax),
+            preparedBranchesTruncated: z.boolean(),
+          })
+          .strict(),
+      ),
+    })
+    .strict();
+  const clusterResponse = z
+    .object({
+      clusterId: z.string().min(1).max(64),
+      nodeId: z.string().min(1).max(64),
+      leaderId: z.string().max(64).nullable(),
+      leaderUrl: z.string().max(2048).nullable(),
+      term: z.int().min(0),
+      commitIndex: z.int().min(0),
+      appliedIndex: z.int().min(0),
+      members: z
+        .array(
+          z
+            .object({
+              id: z.string().min(1).max(64),
+              url: z.string().max(2048),
+              role: z.enum(["voter", "learner"]),
+              leader: z.boolean(),
+              matchIndex: z.int().min(0).nullable(),
+              lagEntries: z.int().min(0).nullable(),
+              reachable: z.boolean().nullable(),
+            })
+            .strict(),
+        )
+        .max(membersMax),
+    })
+    .strict();
+  const recoveryResponse = z
+    .object({
+      startedAt: isoTime,
+      finishedAt: isoTime,
+      branchesFound: z.int().min(0),
+      branchesCommitted: z.int().min(0),
+      branchesRolledBack: z.int().min(0),
+      branchesLeft: z.int().min(0).meta({ description: "Live or unreachable: left for later." }),
+      errors: z
+        .array(z.object({ participant, message }).strict())
+        .max(recoveryErrorsMax),
+    })
+    .strict();
+
+  // ---- params and headers ----
+
+  const xidParams = z.object({ xid }).strict();
+  const branchParams = z
+    .object({ xid, n: intString(1, limits.branchesPerTransactionMax) })
+    .strict();
+  const idempotencyKey = z
+    .string()
+    .min(1)
+    .max(limits.idempotencyKeyCharsMax)
+    .regex(idempotencyKeyPattern);
+  const traceparent = z.string().regex(traceparentPattern);
+
+  return {
+    limits,
+    beginRequest,
+    enlistRequest,
+    pgStatementsBranch,
+    pgServicePreparedBranch,
+    redisBranch,
+    kafkaBranch,
+    statement,
+    sqlParam,
+    redisOp,
+    redisPrecondition,
+    kafkaMessage,
+    labels,
+    emptyRequest,
+    abortReason,
+    branchView,
+    transactionView,
+    committedView: withState("committed"),
+    committingView: withState("committing"),
+    preparedView: withState("prepared"),
+    abortedView: withState("aborted"),
+    abortingView: withState("aborting"),
+    enlistResponse,
+    transactionAbortedBody,
+    errorBody: errorBodySchema,
+    adminBranchView,
+    adminTransactionSummary,
+    adminTransactionView,
+    historyEntry,
+    adminListQuery,
+    adminListResponse,
+    resolveRequest,
+    participantsResponse,
+    clusterResponse,
+    recoveryResponse,
+    xidParams,
+    branchParams,
+    idempotencyKey,
+    traceparent,
+  };
+}
+
+export type Schemas = ReturnType<typeof buildSchemas>;
+
+/** The schemas under the default limits; types below do not depend on the limits. */
+export const defaultSchemas: Schemas = buildSchemas(defaultApiLimits);
+
+// Types for the SDK and the routes. Requests: what a caller may send (`z.input`).
+export type BeginRequest = z.input<Schemas["beginRequest"]>;
+export type EnlistRequest = z.input<Schemas["enlistRequest"]>;
+export type PgStatementsBranch = z.input<Schemas["pgStatementsBranch"]>;
+export type PgServicePreparedBranch = z.input<Schemas["pgServicePreparedBranch"]>;
+export type RedisBranch = z.input<Schemas["redisBranch"]>;
+export type KafkaBranch = z.input<Schemas["kafkaBranch"]>;
+export type Statement = z.input<Schemas["statement"]>;
+export type SqlParam = z.input<Schemas["sqlParam"]>;
+export type RedisOp = z.input<Schemas["redisOp"]>;
+export type RedisPrecondition = z.input<Schemas["redisPrecondition"]>;
+export type KafkaMessage = z.input<Schemas["kafkaMessage"]>;
+export type ResolveRequest = z.input<Schemas["resolveRequest"]>;
+// Parsed requests, as the routes hand them to the engine (defaults applied).
+export type BeginCommand = z.output<Schemas["beginRequest"]>;
+export type EnlistCommand = z.output<Schemas["enlistRequest"]>;
+export type AdminListQuery = z.output<Schemas["adminListQuery"]>;
+// Responses.
+export type AbortReason = z.output<Schemas["abortReason"]>;
+export type BranchView = z.output<Schemas["branchView"]>;
+export type TransactionView = z.output<Schemas["transactionView"]>;
+export type EnlistResponse = z.output<Schemas["enlistResponse"]>;
+export type TransactionAbortedBody = z.output<Schemas["transactionAbortedBody"]>;
+export type AdminTransactionSummary = z.output<Schemas["adminTransactionSummary"]>;
+export type AdminTransactionView = z.output<Schemas["adminTransactionView"]>;
+export type AdminListResponse = z.output<Schemas["adminListResponse"]>;
+export type ParticipantsResponse = z.output<Schemas["participantsResponse"]>;
+export type ClusterResponse = z.output<Schemas["clusterResponse"]>;
+export type RecoveryResponse = z.output<Schemas["recoveryResponse"]>;
+
+const utf8 = new TextEncoder();
+
+/** UTF-8 bytes of a branch's work, summed by the engine against `payloadBytesPerTransactionMax`. */
+export function branchPayloadBytes(branch: EnlistCommand): number {
+  const { participant: _participant, ...work } = branch;
+  return utf8.encode(JSON.stringify(work)).length;
+}

@@ -1,0 +1,998 @@
+/**
+ * The two-phase-commit protocol engine: pure and deterministic. It takes inputs (client
+ * calls, log entries that became durable, votes, phase-2 results, ticks) and returns outputs
+ * (records to append, participant calls to make, replies to send). It never awaits, reads a
+ * clock or draws a random number of its own: `nowMs` arrives with every input and `random`
+ * is injected.
+ *
+ * Invariants it keeps (ARCHITECTURE.md §1):
+ * - G1: a participant is told to commit, or to roll back a branch it may have prepared, only
+ *   after the `decide` entry is applied — i.e. durable in the log.
+ * - G2/G7: a decision is a compare-and-set entry (the table keeps the first); every answer
+ *   about an outcome is read from the applied table.
+ * - G4: no commit decision → abort: on a no vote, on a deadline, on a client's abort.
+ *   Nothing live is aborted by a leader change or a tick before its deadline.
+ */
+import type {
+  OnePhaseOutcome,
+  Phase2Outcome,
+  ParticipantKind,
+  Vote,
+} from "../../participants/participant.js";
+import { invariant } from "./assert.js";
+import { backoffMs, type BackoffConfig } from "./backoff.js";
+import { branchIdOf, type BranchNo, type ClusterId, type Term, type Xid } from "./ids.js";
+import { mergePayloads } from "./payload.js";
+import type { Ack, BranchSpec, Decision, LogRecord, TxnHeader } from "./records.js";
+import { durableState, heuristicOf, TxnTable, type DurableTxn, type Entry } from "./table.js";
+import { isDecided, transition, type TxnState } from "./txn.js";
+import { viewOfDurable, viewOfLive, type TxnView } from "./view.js";
+
+export interface Principal {
+  readonly id: string;
+  readonly admin: boolean;
+}
+
+/** An idempotency key with a fingerprint of the request body it came with. */
+export interface Idem {
+  readonly key: string;
+  readonly fingerprint: string;
+}
+
+export type ReqId = number;
+
+export type EngineErrorCode =
+  | "transaction-not-found"
+  | "forbidden"
+  | "invalid-state"
+  | "transaction-committed"
+  | "idempotency-key-reused"
+  | "limit-exceeded"
+  | "too-many-transactions"
+  | "outcome-unknown"
+  | "not-leader";
+
+export type Reply =
+  | { readonly kind: "txn"; readonly view: TxnView; readonly created?: boolean }
+  | {
+      readonly kind: "branch";
+      readonly branch: BranchNo;
+      readonly branchId: string;
+      readonly created: boolean;
+    }
+  | {
+      readonly kind: "error";
+      readonly code: EngineErrorCode;
+      readonly message: string;
+      readonly details?: Record<string, unknown>;
+    };
+
+/** A client call about one transaction. */
+export interface XidCall {
+  readonly req: ReqId;
+  readonly principal: Principal;
+  readonly xid: Xid;
+}
+
+export type Input =
+  | {
+      readonly type: "begin";
+      readonly req: ReqId;
+      readonly principal: Principal;
+      readonly xid: Xid;
+      readonly timeoutMs: number;
+      readonly labels: Readonly<Record<string, string>>;
+      readonly idem?: Idem;
+    }
+  | {
+      readonly type: "enlist";
+      readonly req: ReqId;
+      readonly principal: Principal;
+      readonly xid: Xid;
+      readonly participant: string;
+      readonly kind: ParticipantKind;
+      readonly payload: unknown;
+      readonly idem?: Idem;
+    }
+  | {
+      readonly type: "report-prepared";
+      readonly req: ReqId;
+      readonly principal: Principal;
+      readonly xid: Xid;
+      readonly n: number;
+    }
+  | (XidCall & { readonly type: "prepare" | "commit" | "abort" })
+  | { readonly type: "applied"; readonly entry: Entry }
+  | { readonly type: "append-failed"; readonly record: LogRecord; readonly error: string }
+  | { readonly type: "voted"; readonly xid: Xid; readonly n: BranchNo; readonly vote: Vote }
+  | {
+      readonly type: "phase2-done";
+      readonly xid: Xid;
+      readonly n: BranchNo;
+      readonly outcome: Phase2Outcome;
+    }
+  | {
+      readonly type: "phase2-failed";
+      readonly xid: Xid;
+      readonly n: BranchNo;
+      readonly error: string;
+    }
+  | {
+      /** Result of a one-phase commit, or of checking its marker; `unknown` retries the check. */
+      readonly type: "one-phase-done";
+      readonly xid: Xid;
+      readonly outcome: OnePhaseOutcome | { readonly outcome: "unknown"; readonly detail: string };
+    }
+  | { readonly type: "tick" };
+
+export type Output =
+  | { readonly type: "append"; readonly record: LogRecord }
+  | {
+      readonly type: "prepare";
+      readonly xid: Xid;
+      readonly branch: BranchSpec;
+      readonly deadlineMs: number;
+    }
+  | {
+      readonly type: "commit" | "rollback";
+      readonly xid: Xid;
+      readonly branch: BranchSpec;
+      readonly term: Term;
+    }
+  | {
+      readonly type: "commit-one-phase" | "check-one-phase";
+      readonly xid: Xid;
+      readonly branch: BranchSpec;
+      readonly deadlineMs: number;
+    }
+  | { readonly type: "forgotten"; readonly branches: readonly BranchSpec[] }
+  | { readonly type: "reply"; readonly req: ReqId; readonly reply: Reply };
+
+export interface EngineConfig {
+  readonly clusterId: ClusterId;
+  readonly inFlightMax: number;
+  readonly branchesPerTxnMax: number;
+  readonly phase2Backoff: BackoffConfig;
+  /** How long a finished transaction stays visible before it is forgotten. */
+  readonly retentionMs: number;
+  readonly forgetBatchMax: number;
+  /** Commit a single PostgreSQL or Redis branch in one phase. */
+  readonly onePhase: boolean;
+}
+
+interface LiveBranch {
+  spec: BranchSpec;
+  readonly servicePrepared: boolean;
+  reported: boolean;
+  readonly enlistKeys: Map<string, string>;
+}
+
+interface Phase2Track {
+  inFlight: boolean;
+  attempt: number;
+  dueMs: number;
+}
+
+/** What the leader drives for one transaction until it is finished. */
+interface Live {
+  readonly header: TxnHeader;
+  state: TxnState;
+  readonly branches: LiveBranch[];
+  readonly votes: Map<number, Vote>;
+  /** Set by the prepare endpoint: stop at `prepared` and wait for commit. */
+  prepareOnly: boolean;
+  /** An append for this transaction is on its way to the log. */
+  proposing?: "preparing" | "decide";
+  readonly waiting: { req: ReqId; type: "prepare" | "commit" | "abort" }[];
+  readonly phase2: Map<number, Phase2Track>;
+  /** Phase 2 has failed at least once: commit answers `committing` rather than wait. */
+  phase2Stalled: boolean;
+  onePhaseCheckDueMs?: number;
+}
+
+const kafkaLast = (kind: ParticipantKind): number => (kind === "kafka" ? 1 : 0);
+
+export class Engine {
+  private tableState = new TxnTable();
+  private readonly live = new Map<Xid, Live>();
+  private readonly beginKeys = new Map<string, { fingerprint: string; xid: Xid }>();
+  private readonly undecided = new Set<Xid>();
+  private readonly finishedAt: { xid: Xid; atMs: number }[] = [];
+  private pendingAcks: Ack[] = [];
+  private acksInFlight = false;
+  private forgetInFlight = false;
+  private leader = false;
+  private nowMs = 0;
+  private out: Output[] = [];
+
+  constructor(
+    private readonly cfg: EngineConfig,
+    private readonly random: () => number,
+  ) {}
+
+  get table(): TxnTable {
+    return this.tableState;
+  }
+
+  /** Starts from a snapshot of the table (before replaying the entries after it). */
+  loadSnapshot(data: Uint8Array): void {
+    invariant(
+      this.tableState.appliedIndex === 0 && !this.leader,
+      "snapshot loaded into a used engine",
+    );
+    this.tableState = TxnTable.restore(data);
+    for (const t of this.tableState.all()) if (!t.decision) this.undecided.add(t.header.xid);
+  }
+
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
+  /** Feeds one input; returns what to do, in order. */
+  handle(input: Input, nowMs: number): Output[] {
+    this.nowMs = Math.max(this.nowMs, nowMs);
+    switch (input.type) {
+      case "begin":
+        this.begin(input);
+        break;
+      case "enlist":
+        this.enlist(input);
+        break;
+      case "report-prepared":
+        this.reportPrepared(input);
+        break;
+      case "prepare":
+      case "commit":
+        this.commitOrPrepare(input, input.type);
+        break;
+      case "abort":
+        this.abort(input);
+        break;
+      case "applied":
+        this.applied(input.entry);
+        break;
+      case "append-failed":
+        this.appendFailed(input.record, input.error);
+        break;
+      case "voted":
+        this.voted(input.xid, input.n, input.vote);
+        break;
+      case "phase2-done":
+        this.phase2Done(input.xid, input.n, input.outcome);
+        break;
+      case "phase2-failed":
+        this.phase2Failed(input.xid, input.n);
+        break;
+      case "one-phase-done":
+        this.onePhaseDone(input.xid, input.outcome);
+        break;
+      case "tick":
+        this.tick();
+        break;
+    }
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  /** This node now leads: drive every decided, unfinished transaction; settle one-phase ones. */
+  becomeLeader(nowMs: number): Output[] {
+    this.nowMs = Math.max(this.nowMs, nowMs);
+    this.leader = true;
+    for (const t of this.table.all()) {
+      const state = durableState(t);
+      if (state === "committing" || state === "aborting") this.startPhase2(this.revive(t));
+      else if (state === "preparing" && t.onePhase) {
+        const live = this.revive(t);
+        live.onePhaseCheckDueMs = this.nowMs;
+      }
+    }
+    this.tick();
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  /** Leadership lost: everything volatile is dropped; waiting clients cannot be told. */
+  stepDown(): Output[] {
+    this.leader = false;
+    for (const live of this.live.values()) {
+      for (const w of live.waiting) {
+        this.reply(w.req, errorReply("outcome-unknown", "leadership changed before an answer"));
+      }
+    }
+    this.live.clear();
+    this.beginKeys.clear();
+    this.pendingAcks = [];
+    this.acksInFlight = false;
+    this.forgetInFlight = false;
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  /** The current view of a transaction, from the applied table and the leader's volatile state. */
+  view(xid: Xid): TxnView | undefined {
+    const live = this.live.get(xid);
+    const t = this.table.get(xid);
+    if (t)
+      return viewOfDurable(t, live?.votes, live?.state === "prepared" ? "prepared" : undefined);
+    if (live) return this.liveView(live);
+    return undefined;
+  }
+
+  principalOf(xid: Xid): string | undefined {
+    return this.live.get(xid)?.header.principal ?? this.table.get(xid)?.header.principal;
+  }
+
+  inFlight(): number {
+    return this.live.size + this.undecided.size;
+  }
+
+  // ---- client calls -------------------------------------------------------------------------
+
+  private begin(input: Extract<Input, { type: "begin" }>): void {
+    if (!this.leader) return this.reply(input.req, notLeader());
+    if (input.idem) {
+      const scoped = `${input.principal.id}\u0000${input.idem.key}`;
+      const prior = this.beginKeys.get(scoped);
+      if (prior) {
+        if (prior.fingerprint !== input.idem.fingerprint) {
+          return this.reply(input.req, keyReused(input.idem.key));
+        }
+        const view = this.view(prior.xid);
+        if (view) return this.reply(input.req, { kind: "txn", view, created: false });
+      }
+      this.beginKeys.set(scoped, { fingerprint: input.idem.fingerprint, xid: input.xid });
+    }
+    if (this.inFlight() >= this.cfg.inFlightMax) {
+      return this.reply(
+        input.req,
+        errorReply("too-many-transactions", `at most ${this.cfg.inFlightMax} in flight`, {
+          inFlightMax: this.cfg.inFlightMax,
+        }),
+      );
+    }
+    invariant(!this.live.has(input.xid) && !this.table.get(input.xid), "xid reused");
+    const live: Live = {
+      header: {
+        xid: input.xid,
+        principal: input.principal.id,
+        beganAtMs: this.nowMs,
+        deadlineMs: this.nowMs + input.timeoutMs,
+        labels: input.labels,
+      },
+      state: "active",
+      branches: [],
+      votes: new Map(),
+      prepareOnly: false,
+      waiting: [],
+      phase2: new Map(),
+      phase2Stalled: false,
+    };
+    this.live.set(input.xid, live);
+    this.reply(input.req, { kind: "txn", view: this.liveView(live), created: true });
+  }
+
+  private enlist(input: Extract<Input, { type: "enlist" }>): void {
+    const live = this.driven(input);
+    if (!live) return;
+    if (live.state !== "active") {
+      return this.reply(input.req, invalidState(live.header.xid, live.state, "enlist"));
+    }
+    const existing = live.branches.find((b) => b.spec.participant === input.participant);
+    if (input.idem && existing) {
+      const fp = existing.enlistKeys.get(input.idem.key);
+      if (fp !== undefined) {
+        if (fp !== input.idem.fingerprint) return this.reply(input.req, keyReused(input.idem.key));
+        return this.replyBranch(input.req, existing.spec, false);
+      }
+    }
+    const servicePrepared = isServicePrepared(input.payload);
+    if (existing) {
+      if (existing.servicePrepared || servicePrepared) {
+        return this.reply(
+          input.req,
+          invalidState(
+            live.header.xid,
+            live.state,
+            "a service-prepared branch cannot share its participant with other work",
+          ),
+        );
+      }
+      const merged = mergePayloads(existing.spec.payload, input.payload);
+      if (!merged.ok)
+        return this.reply(input.req, invalidState(live.header.xid, "active", merged.why));
+      existing.spec = { ...existing.spec, payload: merged.payload };
+      if (input.idem) existing.enlistKeys.set(input.idem.key, input.idem.fingerprint);
+      return this.replyBranch(input.req, existing.spec, false);
+    }
+    if (live.branches.length >= this.cfg.branchesPerTxnMax) {
+      return this.reply(
+        input.req,
+        errorReply("limit-exceeded", `at most ${this.cfg.branchesPerTxnMax} branches`, {
+          branchesPerTxnMax: this.cfg.branchesPerTxnMax,
+        }),
+      );
+    }
+    const n = (live.branches.length + 1) as BranchNo;
+    const spec: BranchSpec = {
+      n,
+      branchId: branchIdOf(this.cfg.clusterId, live.header.xid, n),
+      participant: input.participant,
+      kind: input.kind,
+      payload: input.payload,
+    };
+    const branch: LiveBranch = { spec, servicePrepared, reported: false, enlistKeys: new Map() };
+    if (input.idem) branch.enlistKeys.set(input.idem.key, input.idem.fingerprint);
+    live.branches.push(branch);
+    this.replyBranch(input.req, spec, true);
+  }
+
+  private reportPrepared(input: Extract<Input, { type: "report-prepared" }>): void {
+    const live = this.driven(input);
+    if (!live) return;
+    const b = live.branches[input.n - 1];
+    if (!b || !b.servicePrepared) {
+      return this.reply(
+        input.req,
+        errorReply("invalid-state", `branch ${input.n} is not a service-prepared branch`, {
+          xid: input.xid,
+          branch: input.n,
+        }),
+      );
+    }
+    if (live.state !== "active") return this.replyBranch(input.req, b.spec, false);
+    b.reported = true;
+    this.replyBranch(input.req, b.spec, false);
+  }
+
+  private commitOrPrepare(input: XidCall, type: "prepare" | "commit"): void {
+    if (!this.leader) return this.reply(input.req, notLeader());
+    const live = this.live.get(input.xid) ?? this.reviveUndecided(input.xid);
+    if (!live) {
+      const t = this.table.get(input.xid);
+      if (t) {
+        if (!this.mayDrive(input.principal, t.header))
+          return this.reply(input.req, forbidden(input.xid));
+        return this.reply(input.req, { kind: "txn", view: viewOfDurable(t) });
+      }
+      // Presumed abort: a transaction this leader never saw reach `preparing` did not commit.
+      return this.reply(input.req, {
+        kind: "txn",
+        view: unknownAborted(input.xid),
+      });
+    }
+    if (!this.mayDrive(input.principal, live.header))
+      return this.reply(input.req, forbidden(input.xid));
+    const prepareOnly = type === "prepare";
+    switch (live.state) {
+      case "active":
+        live.waiting.push({ req: input.req, type });
+        live.prepareOnly = prepareOnly;
+        if (live.branches.length === 0) return this.proposeDecision(live, "commit", "no branches");
+        return this.proposePreparing(live);
+      case "preparing":
+        live.waiting.push({ req: input.req, type });
+        if (!prepareOnly) live.prepareOnly = false;
+        if (live.proposing === undefined && live.votes.size === 0) this.sendPrepares(live);
+        return;
+      case "prepared":
+        if (prepareOnly) return this.reply(input.req, { kind: "txn", view: this.liveView(live) });
+        live.waiting.push({ req: input.req, type });
+        return this.proposeDecision(live, "commit", "all branches voted yes");
+      case "committing":
+      case "aborting":
+        if (prepareOnly && live.state === "committing") {
+          return this.reply(input.req, { kind: "txn", view: this.liveView(live) });
+        }
+        if (live.phase2Stalled || live.state === "aborting") {
+          return this.reply(input.req, { kind: "txn", view: this.liveView(live) });
+        }
+        live.waiting.push({ req: input.req, type });
+        return;
+      case "committed":
+      case "aborted":
+        return this.reply(input.req, { kind: "txn", view: this.liveView(live) });
+    }
+  }
+
+  private abort(input: XidCall): void {
+    if (!this.leader) return this.reply(input.req, notLeader());
+    const live = this.live.get(input.xid) ?? this.reviveUndecided(input.xid);
+    if (!live) {
+      const t = this.table.get(input.xid);
+      if (!t) return this.reply(input.req, notFound(input.xid));
+      if (!this.mayDrive(input.principal, t.header))
+        return this.reply(input.req, forbidden(input.xid));
+      if (t.decision?.decision === "commit")
+        return this.reply(input.req, alreadyCommitted(input.xid));
+      return this.reply(input.req, { kind: "txn", view: viewOfDurable(t) });
+    }
+    if (!this.mayDrive(input.principal, live.header))
+      return this.reply(input.req, forbidden(input.xid));
+    if (live.state === "committing" || live.state === "committed") {
+      return this.reply(input.req, alreadyCommitted(input.xid));
+    }
+    if (live.state === "aborting" || live.state === "aborted") {
+      return this.reply(input.req, { kind: "txn", view: this.liveView(live) });
+    }
+    live.waiting.push({ req: input.req, type: "abort" });
+    if (live.proposing === "decide") return;
+    this.proposeDecision(live, "abort", "aborted by client");
+  }
+
+  // ---- the log ----------------------------------------------------------------------------
+
+  private applied(entry: Entry): void {
+    const result = this.table.apply(entry);
+    const r = entry.record;
+    switch (r.type) {
+      case "preparing": {
+        this.undecided.add(r.txn.xid);
+        const live = this.live.get(r.txn.xid);
+        if (!this.leader || !live || live.proposing !== "preparing") return;
+        live.proposing = undefined;
+        live.state = transition(live.state, "preparing-written");
+        if (r.onePhase) {
+          const b = only(live.branches);
+          this.out.push({
+            type: "commit-one-phase",
+            xid: r.txn.xid,
+            branch: b.spec,
+            deadlineMs: live.header.deadlineMs,
+          });
+        } else this.sendPrepares(live);
+        return;
+      }
+      case "decide": {
+        this.undecided.delete(r.xid);
+        const t = this.table.get(r.xid);
+        invariant(t?.decision !== undefined, `decide of ${r.xid} left no decision`);
+        if (!this.leader) return;
+        const live = this.live.get(r.xid) ?? this.revive(t);
+        live.proposing = undefined;
+        const won = t.decision.decision;
+        if (!isDecided(live.state)) {
+          live.state = transition(
+            live.state,
+            won === "commit" ? "commit-decided" : "abort-decided",
+          );
+        }
+        invariant(
+          live.state === (won === "commit" ? "committing" : "aborting") ||
+            live.state === durableState(t),
+          `live state ${live.state} disagrees with decision ${won} of ${r.xid}`,
+        );
+        if (result.won === false) {
+          // The other side won the compare-and-set: answer with what holds.
+          this.answerWaiting(live, t);
+        }
+        this.startPhase2(live);
+        return;
+      }
+      case "acks":
+        this.acksInFlight = false;
+        for (const a of r.acks) this.maybeFinished(a.xid);
+        this.flushAcks();
+        return;
+      case "forget":
+        this.forgetInFlight = false;
+        return;
+    }
+  }
+
+  private appendFailed(record: LogRecord, error: string): void {
+    const xids =
+      record.type === "preparing"
+        ? [record.txn.xid]
+        : record.type === "decide"
+          ? [record.xid]
+          : record.type === "acks"
+            ? []
+            : [];
+    if (record.type === "acks") {
+      this.acksInFlight = false;
+      this.pendingAcks = [...record.acks, ...this.pendingAcks];
+    }
+    if (record.type === "forget") this.forgetInFlight = false;
+    for (const xid of xids) {
+      const live = this.live.get(xid);
+      if (!live) continue;
+      live.proposing = undefined;
+      for (const w of live.waiting.splice(0)) {
+        this.reply(
+          w.req,
+          errorReply("outcome-unknown", `the log did not take the entry: ${error}`),
+        );
+      }
+    }
+  }
+
+  private proposePreparing(live: Live): void {
+    if (live.proposing) return;
+    live.proposing = "preparing";
+    const onePhase =
+      this.cfg.onePhase &&
+      !live.prepareOnly &&
+      live.branches.length === 1 &&
+      live.branches[0]?.spec.kind !== "kafka" &&
+      !live.branches[0]?.servicePrepared;
+    this.out.push({
+      type: "append",
+      record: {
+        type: "preparing",
+        v: 1,
+        txn: live.header,
+        branches: live.branches.map((b) => b.spec),
+        onePhase,
+        atMs: this.nowMs,
+      },
+    });
+  }
+
+  private proposeDecision(live: Live, decision: Decision, reason: string, acks?: Ack[]): void {
+    if (live.proposing === "decide") return;
+    live.proposing = "decide";
+    const known = this.table.get(live.header.xid) !== undefined;
+    this.out.push({
+      type: "append",
+      record: {
+        type: "decide",
+        v: 1,
+        xid: live.header.xid,
+        decision,
+        reason,
+        ...(known ? {} : { txn: live.header, branches: live.branches.map((b) => b.spec) }),
+        ...(acks ? { acks } : {}),
+        atMs: this.nowMs,
+      },
+    });
+  }
+
+  // ---- phase 1 ----------------------------------------------------------------------------
+
+  private sendPrepares(live: Live): void {
+    for (const b of live.branches) {
+      if (live.votes.get(b.spec.n)?.vote === "yes") continue;
+      this.out.push({
+        type: "prepare",
+        xid: live.header.xid,
+        branch: b.spec,
+        deadlineMs: live.header.deadlineMs,
+      });
+    }
+  }
+
+  private voted(xid: Xid, n: BranchNo, vote: Vote): void {
+    const live = this.live.get(xid);
+    if (!live || live.state !== "preparing") return;
+    live.votes.set(n, vote);
+    if (vote.vote === "no") {
+      return this.proposeDecision(
+        live,
+        "abort",
+        `branch ${n} voted no: ${vote.reason}: ${vote.detail}`,
+      );
+    }
+    if (live.votes.size < live.branches.length) return;
+    if (![...live.votes.values()].every((v) => v.vote === "yes")) return;
+    if (live.prepareOnly) {
+      live.state = transition(live.state, "all-voted-yes");
+      for (const w of live.waiting.splice(0)) {
+        this.reply(w.req, { kind: "txn", view: this.liveView(live) });
+      }
+      return;
+    }
+    this.proposeDecision(live, "commit", "all branches voted yes");
+  }
+
+  private onePhaseDone(
+    xid: Xid,
+    outcome: Extract<Input, { type: "one-phase-done" }>["outcome"],
+  ): void {
+    const live = this.live.get(xid);
+    if (!live || live.state !== "preparing") return;
+    const b = only(live.branches);
+    const ack: Ack = { xid, n: b.spec.n, outcome: "done" };
+    switch (outcome.outcome) {
+      case "committed":
+        return this.proposeDecision(live, "commit", "committed in one phase", [ack]);
+      case "aborted":
+        return this.proposeDecision(
+          live,
+          "abort",
+          `one-phase commit failed: ${outcome.reason}: ${outcome.detail}`,
+          [ack],
+        );
+      case "unknown":
+        live.onePhaseCheckDueMs = this.nowMs + backoffMs(this.cfg.phase2Backoff, 1, this.random);
+        return;
+    }
+  }
+
+  // ---- phase 2 ----------------------------------------------------------------------------
+
+  private startPhase2(live: Live): void {
+    const t = this.table.get(live.header.xid);
+    invariant(t?.decision !== undefined, `phase 2 of ${live.header.xid} before its decision`);
+    for (const b of t.branches) {
+      if (t.acks.has(b.n) || live.phase2.has(b.n)) continue;
+      live.phase2.set(b.n, { inFlight: false, attempt: 0, dueMs: this.nowMs });
+    }
+    this.maybeFinished(live.header.xid);
+    this.sendDuePhase2(live, t);
+  }
+
+  private sendDuePhase2(live: Live, t: DurableTxn): void {
+    invariant(t.decision !== undefined, "phase 2 without a decision");
+    const commit = t.decision.decision === "commit";
+    // Commit databases first, Kafka after they acknowledge: an event is never visible
+    // before the rows it announces.
+    const dbPending = t.branches.some(
+      (b) => b.kind !== "kafka" && !t.acks.has(b.n) && !this.isDone(live, b.n),
+    );
+    for (const b of [...t.branches].sort((x, y) => kafkaLast(x.kind) - kafkaLast(y.kind))) {
+      const track = live.phase2.get(b.n);
+      if (!track || track.inFlight || track.dueMs > this.nowMs) continue;
+      if (commit && b.kind === "kafka" && dbPending) continue;
+      track.inFlight = true;
+      this.out.push({
+        type: commit ? "commit" : "rollback",
+        xid: t.header.xid,
+        branch: b,
+        term: t.decision.term,
+      });
+    }
+  }
+
+  private isDone(live: Live, n: number): boolean {
+    return !live.phase2.has(n);
+  }
+
+  private phase2Done(xid: Xid, n: BranchNo, outcome: Phase2Outcome): void {
+    const live = this.live.get(xid);
+    const track = live?.phase2.get(n);
+    if (!live || !track) return;
+    live.phase2.delete(n);
+    this.pendingAcks.push({
+      xid,
+      n,
+      outcome: outcome.outcome,
+      ...("detail" in outcome ? { detail: outcome.detail } : {}),
+    });
+    this.flushAcks();
+    const t = this.table.get(xid);
+    if (t) this.sendDuePhase2(live, t);
+  }
+
+  private phase2Failed(xid: Xid, n: BranchNo): void {
+    const live = this.live.get(xid);
+    const track = live?.phase2.get(n);
+    if (!live || !track) return;
+    track.inFlight = false;
+    track.attempt += 1;
+    track.dueMs = this.nowMs + backoffMs(this.cfg.phase2Backoff, track.attempt, this.random);
+    if (!live.phase2Stalled) {
+      live.phase2Stalled = true;
+      // The decision is durable: tell the waiting clients `committing` rather than hold them.
+      for (const w of live.waiting.splice(0)) {
+        this.reply(w.req, { kind: "txn", view: this.liveView(live) });
+      }
+    }
+  }
+
+  private flushAcks(): void {
+    if (this.acksInFlight || this.pendingAcks.length === 0) return;
+    this.acksInFlight = true;
+    this.out.push({
+      type: "append",
+      record: { type: "acks", v: 1, acks: this.pendingAcks, atMs: this.nowMs },
+    });
+    this.pendingAcks = [];
+  }
+
+  private maybeFinished(xid: Xid): void {
+    const live = this.live.get(xid);
+    const t = this.table.get(xid);
+    if (!live || !t) return;
+    const state = durableState(t);
+    if (state !== "committed" && state !== "aborted") return;
+    live.state = state;
+    this.answerWaiting(live, t);
+    this.live.delete(xid);
+    this.finishedAt.push({ xid, atMs: this.nowMs });
+  }
+
+  private answerWaiting(live: Live, t: DurableTxn): void {
+    for (const w of live.waiting.splice(0)) {
+      if (w.type === "abort" && t.decision?.decision === "commit") {
+        this.reply(w.req, alreadyCommitted(t.header.xid));
+      } else this.reply(w.req, { kind: "txn", view: viewOfDurable(t) });
+    }
+  }
+
+  // ---- time -------------------------------------------------------------------------------
+
+  private tick(): void {
+    if (!this.leader) return;
+    for (const live of this.live.values()) {
+      const undecidedState =
+        live.state === "active" || live.state === "preparing" || live.state === "prepared";
+      if (undecidedState && this.nowMs > live.header.deadlineMs && live.proposing === undefined) {
+        this.proposeDecision(live, "abort", "deadline passed");
+        continue;
+      }
+      if (live.onePhaseCheckDueMs !== undefined && live.onePhaseCheckDueMs <= this.nowMs) {
+        live.onePhaseCheckDueMs = undefined;
+        this.out.push({
+          type: "check-one-phase",
+          xid: live.header.xid,
+          branch: only(live.branches).spec,
+          deadlineMs: live.header.deadlineMs,
+        });
+      }
+      const t = this.table.get(live.header.xid);
+      if (t?.decision && live.phase2.size > 0) this.sendDuePhase2(live, t);
+    }
+    // Undecided in the log but not driven here (the leader restarted): abort at the deadline.
+    for (const xid of this.undecided) {
+      const t = this.table.get(xid);
+      if (!t || this.live.has(xid) || t.onePhase || this.nowMs <= t.header.deadlineMs) continue;
+      this.proposeDecision(this.revive(t), "abort", "deadline passed");
+    }
+    this.forgetExpired();
+  }
+
+  private forgetExpired(): void {
+    if (this.forgetInFlight) return;
+    const xids: Xid[] = [];
+    const branches: BranchSpec[] = [];
+    while (xids.length < this.cfg.forgetBatchMax) {
+      const head = this.finishedAt[0];
+      if (!head || head.atMs + this.cfg.retentionMs > this.nowMs) break;
+      this.finishedAt.shift();
+      const t = this.table.get(head.xid);
+      if (!t || heuristicOf(t) !== undefined) continue; // heuristic cases stay until an operator forgets them
+      xids.push(head.xid);
+      branches.push(...t.branches);
+    }
+    if (xids.length === 0) return;
+    this.forgetInFlight = true;
+    this.out.push({ type: "append", record: { type: "forget", v: 1, xids, atMs: this.nowMs } });
+    this.out.push({ type: "forgotten", branches });
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------
+
+  /** The live transaction a client call may drive, or a reply explaining why not. */
+  private driven(input: { req: ReqId; principal: Principal; xid: Xid }): Live | undefined {
+    if (!this.leader) {
+      this.reply(input.req, notLeader());
+      return undefined;
+    }
+    const live = this.live.get(input.xid);
+    const header = live?.header ?? this.table.get(input.xid)?.header;
+    if (!header) {
+      this.reply(input.req, notFound(input.xid));
+      return undefined;
+    }
+    if (!this.mayDrive(input.principal, header)) {
+      this.reply(input.req, forbidden(input.xid));
+      return undefined;
+    }
+    if (!live) {
+      const t = this.table.get(input.xid);
+      this.reply(input.req, invalidState(input.xid, t ? durableState(t) : "aborted", "change"));
+      return undefined;
+    }
+    return live;
+  }
+
+  private mayDrive(principal: Principal, header: TxnHeader): boolean {
+    return principal.admin || principal.id === header.principal;
+  }
+
+  /** Rebuilds the leader's tracking of a transaction from the log (after a restart). */
+  private revive(t: DurableTxn): Live {
+    const existing = this.live.get(t.header.xid);
+    if (existing) return existing;
+    const live: Live = {
+      header: t.header,
+      state: durableState(t),
+      branches: t.branches.map((spec) => ({
+        spec,
+        servicePrepared: isServicePrepared(spec.payload),
+        reported: true,
+        enlistKeys: new Map(),
+      })),
+      votes: new Map(),
+      prepareOnly: false,
+      waiting: [],
+      phase2: new Map(),
+      phase2Stalled: false,
+    };
+    this.live.set(t.header.xid, live);
+    return live;
+  }
+
+  private reviveUndecided(xid: Xid): Live | undefined {
+    const t = this.table.get(xid);
+    if (!t || t.decision) return undefined;
+    return this.revive(t);
+  }
+
+  private liveView(live: Live): TxnView {
+    const t = this.table.get(live.header.xid);
+    if (t) return viewOfDurable(t, live.votes, live.state === "prepared" ? "prepared" : undefined);
+    return viewOfLive(
+      live.header,
+      live.state,
+      live.branches.map((b) => ({
+        spec: b.spec,
+        reported: b.reported,
+        vote: live.votes.get(b.spec.n),
+      })),
+    );
+  }
+
+  private replyBranch(req: ReqId, spec: BranchSpec, created: boolean): void {
+    this.reply(req, { kind: "branch", branch: spec.n, branchId: spec.branchId, created });
+  }
+
+  private reply(req: ReqId, reply: Reply): void {
+    this.out.push({ type: "reply", req, reply });
+  }
+}
+
+function only<T>(items: readonly T[]): T {
+  invariant(
+    items.length === 1 && items[0] !== undefined,
+    `expected one branch, found ${items.length}`,
+  );
+  return items[0];
+}
+
+function isServicePrepared(payload: unknown): boolean {
+  return (
+    typeof payload === "object" &&
+    payload !== null &&
+    (payload as { kind?: unknown }).kind === "service-prepared"
+  );
+}
+
+function unknownAborted(xid: Xid): TxnView {
+  return {
+    xid,
+    state: "aborted",
+    decision: "abort",
+    reason: "unknown-transaction",
+    deadlineMs: 0,
+    labels: {},
+    branches: [],
+  };
+}
+
+function errorReply(
+  code: EngineErrorCode,
+  message: string,
+  details?: Record<string, unknown>,
+): Reply {
+  return { kind: "error", code, message, ...(details ? { details } : {}) };
+}
+
+const notLeader = (): Reply => errorReply("not-leader", "this node is not the leader");
+const notFound = (xid: Xid): Reply =>
+  errorReply("transaction-not-found", `no transaction ${xid}`, { xid });
+const forbidden = (xid: Xid): Reply =>
+  errorReply("forbidden", "the transaction belongs to another principal", { xid });
+const keyReused = (key: string): Reply =>
+  errorReply("idempotency-key-reused", "the idempotency key was used with another request body", {
+    key,
+  });
+const alreadyCommitted = (xid: Xid): Reply =>
+  errorReply("transaction-committed", "the transaction is decided commit; it cannot be aborted", {
+    xid,
+  });
+const invalidState = (xid: Xid, state: TxnState, action: string): Reply =>
+  errorReply("invalid-state", `cannot ${action} in state ${state}`, { xid, state });

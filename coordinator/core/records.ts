@@ -1,0 +1,74 @@
+/**
+ * The decision log's records: what Verdict writes durably, and nothing else. Begin and
+ * enlist live only on the leader; write 1 of a commit is one `preparing` record (with every
+ * branch and its payload), write 2 is the `decide` record. Acknowledgements and forgetting
+ * are batched. Every record carries a format version so a rolling upgrade can read the
+ * previous one.
+ */
+import type { ParticipantKind, Phase2Outcome } from "../../participants/participant.js";
+import type { BranchId, BranchNo, Xid } from "./ids.js";
+
+export const recordFormatVersion = 1;
+
+export type Decision = "commit" | "abort";
+
+export interface TxnHeader {
+  readonly xid: Xid;
+  /** The principal (token id) that began it: only it, or an admin, may drive it. */
+  readonly principal: string;
+  readonly beganAtMs: number;
+  readonly deadlineMs: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface BranchSpec {
+  readonly n: BranchNo;
+  readonly branchId: BranchId;
+  readonly participant: string;
+  readonly kind: ParticipantKind;
+  /** Participant-specific work, validated at enlist; kept so that it survives any crash. */
+  readonly payload: unknown;
+}
+
+export type AckOutcome = Phase2Outcome["outcome"];
+
+export interface Ack {
+  readonly xid: Xid;
+  readonly n: BranchNo;
+  readonly outcome: AckOutcome;
+  readonly detail?: string;
+}
+
+export type LogRecord =
+  | {
+      readonly type: "preparing";
+      readonly v: 1;
+      readonly txn: TxnHeader;
+      readonly branches: readonly BranchSpec[];
+      /** A single PostgreSQL or Redis branch committed in one phase, settled from its marker. */
+      readonly onePhase: boolean;
+      readonly atMs: number;
+    }
+  | {
+      /** Compare-and-set: only the first `decide` of a transaction takes effect. */
+      readonly type: "decide";
+      readonly v: 1;
+      readonly xid: Xid;
+      readonly decision: Decision;
+      readonly reason: string;
+      /** Present when the log has no `preparing` record for it (abort of an active transaction). */
+      readonly txn?: TxnHeader;
+      readonly branches?: readonly BranchSpec[];
+      /** Branches already settled with this decision (one-phase commit). */
+      readonly acks?: readonly Ack[];
+      readonly atMs: number;
+    }
+  | { readonly type: "acks"; readonly v: 1; readonly acks: readonly Ack[]; readonly atMs: number }
+  | {
+      readonly type: "forget";
+      readonly v: 1;
+      readonly xids: readonly Xid[];
+      readonly atMs: number;
+    };
+
+export type RecordType = LogRecord["type"];

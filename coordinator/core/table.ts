@@ -1,0 +1,184 @@
+/**
+ * The transaction table: the state machine that the decision log is replayed into.
+ * `apply` must be deterministic — every node applies the same entries in the same order
+ * and reaches the same table — so it reads nothing but its arguments.
+ */
+import type { Ack, BranchSpec, Decision, LogRecord, TxnHeader } from "./records.js";
+import { assertNever, invariant } from "./assert.js";
+import type { LogIndex, Term, Xid } from "./ids.js";
+import type { TxnState } from "./txn.js";
+
+export type Heuristic = "heuristic-commit" | "heuristic-rollback" | "heuristic-mixed";
+
+export interface HistoryItem {
+  readonly index: LogIndex;
+  readonly term: Term;
+  readonly atMs: number;
+  readonly what: string;
+}
+
+export interface DurableTxn {
+  readonly header: TxnHeader;
+  readonly branches: readonly BranchSpec[];
+  readonly onePhase: boolean;
+  decision?: {
+    readonly decision: Decision;
+    readonly reason: string;
+    readonly index: LogIndex;
+    readonly term: Term;
+    readonly atMs: number;
+  };
+  /** Branch number → how phase 2 ended on it. */
+  readonly acks: Map<number, Ack>;
+  readonly history: HistoryItem[];
+}
+
+export interface Entry {
+  readonly index: LogIndex;
+  readonly term: Term;
+  readonly record: LogRecord;
+}
+
+/** What applying a `decide` did: the decision that holds now, and whether this entry made it. */
+export interface ApplyResult {
+  readonly xid?: Xid;
+  readonly won?: boolean;
+}
+
+/** Durable state of a transaction as the log tells it. */
+export function durableState(t: DurableTxn): TxnState {
+  if (!t.decision) return "preparing";
+  const done = t.branches.every((b) => t.acks.has(b.n));
+  if (t.decision.decision === "commit") return done ? "committed" : "committing";
+  return done ? "aborted" : "aborting";
+}
+
+/** Heuristic outcome of a transaction, from its acknowledgements, if any branch went its own way. */
+export function heuristicOf(t: DurableTxn): Heuristic | undefined {
+  if (!t.decision) return undefined;
+  const outcomes = [...t.acks.values()].map((a) => a.outcome);
+  const against = t.decision.decision === "commit" ? "heuristic-rollback" : "heuristic-commit";
+  const n = outcomes.filter((o) => o === against).length;
+  if (n === 0) return undefined;
+  return n === t.branches.length ? against : "heuristic-mixed";
+}
+
+export class TxnTable {
+  private readonly txns = new Map<Xid, DurableTxn>();
+  private lastApplied = 0;
+
+  get(xid: Xid): DurableTxn | undefined {
+    return this.txns.get(xid);
+  }
+
+  all(): IterableIterator<DurableTxn> {
+    return this.txns.values();
+  }
+
+  get size(): number {
+    return this.txns.size;
+  }
+
+  get appliedIndex(): number {
+    return this.lastApplied;
+  }
+
+  apply(entry: Entry): ApplyResult {
+    invariant(
+      entry.index > this.lastApplied,
+      `entry ${entry.index} applied after ${this.lastApplied}`,
+    );
+    this.lastApplied = entry.index;
+    const r = entry.record;
+    const note = (t: DurableTxn, what: string): void => {
+      t.history.push({ index: entry.index, term: entry.term, atMs: r.atMs, what });
+    };
+    switch (r.type) {
+      case "preparing": {
+        // A retried commit after a restart may write `preparing` again: the first one holds.
+        const existing = this.txns.get(r.txn.xid);
+        if (existing) {
+          note(existing, "preparing (repeat)");
+          return { xid: r.txn.xid };
+        }
+        const t: DurableTxn = {
+          header: r.txn,
+          branches: r.branches,
+          onePhase: r.onePhase,
+          acks: new Map(),
+          history: [],
+        };
+        this.txns.set(r.txn.xid, t);
+        note(t, `preparing ${r.branches.length} branch(es)${r.onePhase ? ", one-phase" : ""}`);
+        return { xid: r.txn.xid };
+      }
+      case "decide": {
+        let t = this.txns.get(r.xid);
+        if (!t) {
+          invariant(r.txn !== undefined, `decide for unknown ${r.xid} carries no header`);
+          t = {
+            header: r.txn,
+            branches: r.branches ?? [],
+            onePhase: false,
+            acks: new Map(),
+            history: [],
+          };
+          this.txns.set(r.xid, t);
+        }
+        if (t.decision) {
+          note(t, `${r.decision} (${r.reason}) lost to ${t.decision.decision}`);
+          return { xid: r.xid, won: false };
+        }
+        t.decision = {
+          decision: r.decision,
+          reason: r.reason,
+          index: entry.index,
+          term: entry.term,
+          atMs: r.atMs,
+        };
+        note(t, `decided ${r.decision}: ${r.reason}`);
+        for (const a of r.acks ?? []) this.ack(t, a, note);
+        return { xid: r.xid, won: true };
+      }
+      case "acks":
+        for (const a of r.acks) {
+          const t = this.txns.get(a.xid);
+          if (t) this.ack(t, a, note);
+        }
+        return {};
+      case "forget":
+        for (const xid of r.xids) this.txns.delete(xid);
+        return {};
+      default:
+        return assertNever(r, "log record");
+    }
+  }
+
+  private ack(t: DurableTxn, a: Ack, note: (t: DurableTxn, what: string) => void): void {
+    invariant(t.decision !== undefined, `ack before decision for ${t.header.xid}`);
+    if (t.acks.has(a.n)) return;
+    t.acks.set(a.n, a);
+    note(t, `branch ${a.n} ${a.outcome}${a.detail ? `: ${a.detail}` : ""}`);
+  }
+
+  /** A snapshot of the table, for log compaction; `restore` reads it back. */
+  snapshot(): Uint8Array {
+    const txns = [...this.txns.values()].map((t) => ({ ...t, acks: [...t.acks.values()] }));
+    return new TextEncoder().encode(JSON.stringify({ v: 1, lastApplied: this.lastApplied, txns }));
+  }
+
+  static restore(data: Uint8Array): TxnTable {
+    const parsed = JSON.parse(new TextDecoder().decode(data)) as {
+      v: number;
+      lastApplied: number;
+      txns: (Omit<DurableTxn, "acks"> & { acks: Ack[] })[];
+    };
+    invariant(parsed.v === 1, `unknown snapshot format ${parsed.v}`);
+    const table = new TxnTable();
+    table.lastApplied = parsed.lastApplied;
+    for (const t of parsed.txns) {
+      table.txns.set(t.header.xid, { ...t, acks: new Map(t.acks.map((a) => [a.n, a])) });
+    }
+    return table;
+  }
+}

@@ -1,0 +1,121 @@
+/** The read model of a transaction that clients and operators see. */
+import type { ParticipantKind, Vote } from "../../participants/participant.js";
+import type { BranchId, BranchNo, Xid } from "./ids.js";
+import type { BranchSpec, Decision, TxnHeader } from "./records.js";
+import { durableState, heuristicOf, type DurableTxn, type Heuristic } from "./table.js";
+import type { TxnState } from "./txn.js";
+
+export type BranchState =
+  | "enlisted"
+  | "reported-prepared"
+  | "preparing"
+  | "prepared"
+  | "voted-no"
+  | "committing"
+  | "rolling-back"
+  | "committed"
+  | "rolled-back"
+  | "heuristic-commit"
+  | "heuristic-rollback";
+
+export interface BranchView {
+  readonly branch: BranchNo;
+  readonly branchId: BranchId;
+  readonly participant: string;
+  readonly kind: ParticipantKind;
+  readonly state: BranchState;
+  readonly vote?: Vote;
+}
+
+export interface TxnView {
+  readonly xid: Xid;
+  readonly state: TxnState;
+  readonly decision?: Decision;
+  readonly reason?: string;
+  readonly heuristic?: Heuristic;
+  readonly deadlineMs: number;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly branches: readonly BranchView[];
+}
+
+/** Volatile facts the leader holds about a branch before the log knows its fate. */
+export interface LiveBranchFacts {
+  readonly spec: BranchSpec;
+  readonly reported: boolean;
+  readonly vote?: Vote;
+}
+
+export function viewOfLive(
+  header: TxnHeader,
+  state: TxnState,
+  branches: readonly LiveBranchFacts[],
+  reason?: string,
+): TxnView {
+  return {
+    xid: header.xid,
+    state,
+    deadlineMs: header.deadlineMs,
+    labels: header.labels,
+    ...(reason === undefined ? {} : { reason }),
+    branches: branches.map((b) => ({
+      ...branchBase(b.spec),
+      state: liveBranchState(state, b),
+      ...(b.vote ? { vote: b.vote } : {}),
+    })),
+  };
+}
+
+function liveBranchState(state: TxnState, b: LiveBranchFacts): BranchState {
+  if (b.vote) return b.vote.vote === "yes" ? "prepared" : "voted-no";
+  if (state === "active") return b.reported ? "reported-prepared" : "enlisted";
+  return "preparing";
+}
+
+export function viewOfDurable(
+  t: DurableTxn,
+  votes?: ReadonlyMap<number, Vote>,
+  stateOverride?: TxnState,
+): TxnView {
+  const state = stateOverride ?? durableState(t);
+  const heuristic = heuristicOf(t);
+  const decision = t.decision?.decision;
+  return {
+    xid: t.header.xid,
+    state,
+    ...(decision ? { decision, reason: t.decision?.reason } : {}),
+    ...(heuristic ? { heuristic } : {}),
+    deadlineMs: t.header.deadlineMs,
+    labels: t.header.labels,
+    branches: t.branches.map((spec) => {
+      const vote = votes?.get(spec.n);
+      return {
+        ...branchBase(spec),
+        state: durableBranchState(t, spec.n, vote),
+        ...(vote ? { vote } : {}),
+      };
+    }),
+  };
+}
+
+function durableBranchState(t: DurableTxn, n: number, vote: Vote | undefined): BranchState {
+  const ack = t.acks.get(n);
+  if (!t.decision) {
+    if (vote) return vote.vote === "yes" ? "prepared" : "voted-no";
+    return "preparing";
+  }
+  const commit = t.decision.decision === "commit";
+  if (!ack) return commit ? "committing" : "rolling-back";
+  if (ack.outcome === "heuristic-commit" || ack.outcome === "heuristic-rollback") {
+    return ack.outcome;
+  }
+  return commit ? "committed" : "rolled-back";
+}
+
+function branchBase(spec: BranchSpec) {
+  return {
+    branch: spec.n,
+    branchId: spec.branchId,
+    participant: spec.participant,
+    kind: spec.kind,
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * Configuration of one PostgreSQL participant (one database, one role, one pool).
+ * Validated once; every limit has a default and a ceiling.
+ */
+import { z } from "zod";
+import { PostgresConfigError } from "./errors.js";
+import { schemaNamePattern } from "./schema.js";
+
+export const postgresParticipantConfigSchema = z
+  .strictObject({
+    /** Participant name used in the API (`"pg-orders"`), logs and errors. */
+    name: z.string().min(1).max(64),
+    /** Either a connection string, or the separate fields below. */
+    connectionString: z.string().min(1).optional(),
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    database: z.string().min(1).optional(),
+    user: z.string().min(1).optional(),
+    password: z.string().optional(),
+    poolSize: z.number().int().min(1).max(200).default(10),
+    connectTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+    /** Ceiling for one statement of a branch; the prepare deadline may cut it shorter. */
+    statementTimeoutMs: z.number().int().min(10).max(600_000).default(30_000),
+    /** Ceiling for a whole prepare, whatever the transaction's deadline says. */
+    prepareTimeoutMs: z.number().int().min(100).max(600_000).default(60_000),
+    /** Client-side bound on one phase-2, recovery, forget or start query. */
+    phase2TimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    healthTimeoutMs: z.number().int().min(50).max(60_000).default(2_000),
+    /** Schema of the marker, tombstone and cluster tables (one Verdict cluster per schema). */
+    schema: z.string().regex(schemaNamePattern).default("verdict"),
+    /** Prepared branches Verdict may hold at once; `max_prepared_transactions` must allow it. */
+    inFlightMax: z.number().int().min(1).max(100_000).default(100),
+    /** Accept service-prepared (XA-style) branches. */
+    allowServicePrepared: z.boolean().default(true),
+  })
+  .refine((c) => (c.connectionString === undefined) !== (c.database === undefined), {
+    message: "give either connectionString or database (with host, port, user, password)",
+  });
+
+export type PostgresParticipantConfigInput = z.input<typeof postgresParticipantConfigSchema>;
+export type PostgresParticipantConfig = z.output<typeof postgresParticipantConfigSchema>;
+
+export function parsePostgresParticipantConfig(input: unknown): PostgresParticipantConfig {
+  const parsed = postgresParticipantConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    const name =
+      typeof input === "object" && input !== null && typeof (input as { name?: unknown }).name === "string"
+        ? (input as { name: string }).name
+        : "(unnamed)";
+    throw new PostgresConfigError(`postgres participant ${name}: ${z.prettifyError(parsed.error)}`, {
+      participant: name,
+    });
+  }
+  return parsed.data;
+}
+
+/** Minimal structural logger (pino-compatible) so the participant needs no logging library. */
+export interface ParticipantLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export const silentLogger: ParticipantLogger = {
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};

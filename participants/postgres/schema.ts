@@ -1,0 +1,48 @@
+/**
+ * The participant's own tables, in one schema of the branch database (default `verdict`):
+ *
+ * - `marker (gid)`: inserted inside every branch's transaction, so it commits exactly when
+ *   the branch does. After COMMIT/ROLLBACK PREPARED answers "does not exist", its presence
+ *   tells "already committed" from "rolled back by someone else".
+ * - `tombstone (gid)`: committed on its own before ROLLBACK PREPARED, so a late or
+ *   repeated prepare of a rolled-back branch votes no even after a restart.
+ * - `cluster (cluster_id)`: the one Verdict cluster this schema belongs to (G6).
+ *
+ * Rows of the first two are deleted by `forget`. The DDL runs under an advisory lock so
+ * that nodes starting together do not race on CREATE … IF NOT EXISTS.
+ */
+
+/** An unquoted identifier we accept for the schema name (quoted anyway when used). */
+export const schemaNamePattern = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export interface SchemaTables {
+  readonly schema: string;
+  readonly marker: string;
+  readonly tombstone: string;
+  readonly cluster: string;
+}
+
+export function schemaTables(schema: string): SchemaTables {
+  if (!schemaNamePattern.test(schema)) throw new Error(`invalid schema name ${JSON.stringify(schema)}`);
+  const q = `"${schema}"`;
+  return { schema: q, marker: `${q}.marker`, tombstone: `${q}.tombstone`, cluster: `${q}.cluster` };
+}
+
+/** Arbitrary constant key of the advisory lock that serialises the DDL below. */
+export const ddlLockKey = 0x76657264; // "verd"
+
+export function createSchemaStatements(t: SchemaTables): string[] {
+  return [
+    `create schema if not exists ${t.schema}`,
+    `create table if not exists ${t.marker} (
+       gid text primary key,
+       created_at timestamptz not null default now())`,
+    `create table if not exists ${t.tombstone} (
+       gid text primary key,
+       created_at timestamptz not null default now())`,
+    `create table if not exists ${t.cluster} (
+       singleton boolean primary key default true check (singleton),
+       cluster_id text not null,
+       registered_at timestamptz not null default now())`,
+  ];
+}

@@ -1,0 +1,64 @@
+/**
+ * The service side of a service-prepared (XA-style) branch, for the client SDK: after its
+ * own work, inside its own transaction, the service records Verdict's marker and prepares
+ * with the gid Verdict issued. Keep this module free of heavy imports (type-only `pg`).
+ *
+ * Requirements: the marker table exists (the participant creates it at start); the
+ * service connects to the participant's database as the participant's role (COMMIT
+ * PREPARED must run as the preparing role or a superuser), with INSERT on the marker.
+ */
+import type { ClientBase } from "pg";
+import { ServiceBranchPrepareError } from "./errors.js";
+import { gidLiteral } from "./gid.js";
+import { schemaTables } from "./schema.js";
+
+export interface ServiceBranchOptions {
+  /** The participant's marker schema; default `verdict`. */
+  readonly schema?: string;
+}
+
+/**
+ * Inserts the marker and runs PREPARE TRANSACTION on `client`, which must be inside a
+ * transaction block (BEGIN …). On success the session is no longer in a transaction and
+ * the branch waits for Verdict's decision; report it prepared to Verdict next.
+ * Throws ServiceBranchPrepareError if nothing was prepared.
+ */
+export async function prepareServiceBranch(
+  client: ClientBase,
+  gid: string,
+  options: ServiceBranchOptions = {},
+): Promise<void> {
+  const literal = gidLiteral(gid);
+  const tables = schemaTables(options.schema ?? "verdict");
+  try {
+    // SAVEPOINT fails outside a transaction block: without this check the marker insert
+    // would autocommit on its own and later read as "the branch committed".
+    await client.query("savepoint verdict_in_transaction");
+    await client.query("release savepoint verdict_in_transaction");
+    await client.query({ text: `insert into ${tables.marker} (gid) values ($1)`, values: [gid] });
+  } catch (err) {
+    await client.query("rollback").catch(() => undefined);
+    throw new ServiceBranchPrepareError(
+      `could not record the marker of branch ${gid}: ${err instanceof Error ? err.message : String(err)}`,
+      gid,
+      { cause: err },
+    );
+  }
+  let command: string;
+  try {
+    command = (await client.query(`prepare transaction ${literal}`)).command;
+  } catch (err) {
+    await client.query("rollback").catch(() => undefined);
+    throw new ServiceBranchPrepareError(
+      `PREPARE TRANSACTION ${literal} failed: ${err instanceof Error ? err.message : String(err)}`,
+      gid,
+      { cause: err },
+    );
+  }
+  if (command !== "PREPARE") {
+    throw new ServiceBranchPrepareError(
+      `PREPARE TRANSACTION ${literal} answered ${command}: the transaction had failed and was rolled back`,
+      gid,
+    );
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * The one way this participant sends SQL: the extended protocol (Parse/Bind/Execute),
+ * even without parameters, so the server rejects a string holding several commands,
+ * and always with a client-side read timeout, so a silent server cannot hang a caller.
+ */
+import type pg from "pg";
+import type { PostgresParam } from "./payload.js";
+
+/** Added to a server-side statement_timeout for the client-side bound: the server should answer first. */
+export const clientTimeoutGraceMs = 1_000;
+
+export function query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  client: pg.ClientBase,
+  text: string,
+  values: readonly PostgresParam[] | readonly (readonly string[])[],
+  timeoutMs: number,
+): Promise<pg.QueryResult<R>> {
+  // `queryMode` and a per-query `query_timeout` are supported by pg 8 but absent from @types/pg.
+  const config: pg.QueryConfig & { queryMode: "extended"; query_timeout: number } = {
+    text,
+    values: [...values],
+    queryMode: "extended",
+    query_timeout: Math.max(1, Math.ceil(timeoutMs)), // 0 would mean "no timeout"
+  };
+  return client.query<R>(config);
+}
+
+/** Waits for `promise` until `deadlineMs`; undefined if the deadline came first. */
+export async function beforeDeadline<T>(promise: Promise<T>, deadlineMs: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, deadlineMs - Date.now()));
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the Node dependencies when package-lock.json changed since the last install (idempotent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v node >/dev/null || { echo "node is required (20.19 or newer)" >&2; exit 1; }
+stamp=node_modules/.verdict-lock-sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  echo "$want" >"$stamp"
+fi

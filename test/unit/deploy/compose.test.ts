@@ -1,0 +1,352 @@
+// Proves that docker-compose.yml and the coordinator's Dockerfile stay in step with deploy/local
+// (no Docker engine here, so the files themselves are read and compared): every setting two-phase
+// commit depends on (prepared transactions and fsync in PostgreSQL; the fsynced append-only file
+// and noeviction in Redis; Kafka's single-node replication, ISR and no auto-created topics) has
+// the same value on both sides and its safe value; there is exactly one coordinator node; every
+// port is published on 127.0.0.1 only; and the image runs a Node LTS ≥ 22 as a non-root user.
+// A drift fails naming the setting and both values; a self-check shows the comparison can fail.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  assignedValue,
+  commandWords,
+  environment,
+  kafkaProperty,
+  kafkaPropertyOfEnv,
+  parseCompose,
+  parseDockerfile,
+  postgresOption,
+  publishedPorts,
+  readProjectFile,
+  redisOption,
+  service,
+  shellDefault,
+  spacedValue,
+  withDefaults,
+  type Compose,
+} from "./deploy-files.js";
+
+const composePath = "docker-compose.yml";
+const dockerfilePath = "deploy/docker/Dockerfile";
+const coordinatorService = "verdict";
+const coordinatorCommand =
+  "node dist/coordinator/cli/main.js start --config /etc/verdict/verdict.yaml";
+const nodeMajorMin = 22;
+const postgresInitPath = "deploy/docker/postgres/init.sh";
+
+// Read at test time, never copied: deploy/local is the reference the compose side must follow.
+const projectFiles = [
+  "deploy/local/local.sh",
+  "deploy/local/postgres.sh",
+  "deploy/local/redis.sh",
+  "deploy/local/kafka.sh",
+  "deploy/local/kafka/pom.xml",
+  postgresInitPath,
+] as const;
+type ProjectFile = (typeof projectFiles)[number];
+
+interface Sources {
+  compose: Compose;
+  files: ReadonlyMap<ProjectFile, string>;
+}
+
+function loadSources(): Sources {
+  return {
+    compose: parseCompose(readProjectFile(composePath)),
+    files: new Map(projectFiles.map((path) => [path, readProjectFile(path)])),
+  };
+}
+
+/** A setting that must agree: where deploy/local keeps it, where compose keeps it, what is safe. */
+interface Setting {
+  name: string;
+  local: { file: ProjectFile; read: (text: string) => string | undefined };
+  compose: (sources: Sources) => string | undefined;
+  /** The value (or test) both sides must hold besides agreeing, where safety demands one. */
+  safe?: string | ((value: string) => boolean);
+}
+
+function postgresConf(name: string, safe?: Setting["safe"]): Setting {
+  return {
+    name: `PostgreSQL ${name}`,
+    local: { file: "deploy/local/postgres.sh", read: (text) => assignedValue(text, name) },
+    compose: ({ compose }) => postgresOption(service(compose, "postgres"), name),
+    safe,
+  };
+}
+
+function redisConf(name: string, safe?: string): Setting {
+  return {
+    name: `Redis ${name}`,
+    local: { file: "deploy/local/redis.sh", read: (text) => spacedValue(text, name) },
+    compose: ({ compose }) => redisOption(service(compose, "redis"), name),
+    safe,
+  };
+}
+
+function kafkaConf(name: string, safe?: string): Setting {
+  return {
+    name: `Kafka ${name}`,
+    local: { file: "deploy/local/kafka.sh", read: (text) => assignedValue(text, name) },
+    compose: ({ compose }) => kafkaProperty(service(compose, "kafka"), name),
+    safe,
+  };
+}
+
+/** A port deploy/local defaults to, published under the same number on the host. */
+function loopbackPort(variable: string, serviceName: string): Setting {
+  return {
+    name: `${serviceName} host port (${variable})`,
+    local: { file: "deploy/local/local.sh", read: (text) => shellDefault(text, variable) },
+    compose: ({ compose }) => {
+      const ports = publishedPorts(compose).filter((port) => port.service === serviceName);
+      return ports.length === 1 ? ports[0]?.published : undefined;
+    },
+  };
+}
+
+/** The role statement without its password: `create role verdict login createdb`. */
+function roleStatement(text: string): string | undefined {
+  const statement = /create role [^;\n]*/i.exec(text)?.[0];
+  return statement
+    ?.replace(/\s+password\s+\S+/i, "")
+    .replace(/["';]+$/, "")
+    .trim();
+}
+
+const settings: Setting[] = [
+  postgresConf("max_prepared_transactions", (value) => Number(value) >= 256),
+  postgresConf("max_connections"),
+  postgresConf("fsync", "on"),
+  postgresConf("synchronous_commit", "on"),
+  {
+    name: "PostgreSQL databases",
+    local: {
+      file: "deploy/local/postgres.sh",
+      read: (text) => /for db in ([\w ]+);/.exec(text)?.[1]?.trim().split(/\s+/).sort().join(" "),
+    },
+    compose: ({ compose, files }) => {
+      const mounted = (service(compose, "postgres")?.volumes ?? []).some(
+        (volume) =>
+          typeof volume === "string" &&
+          volume.startsWith(`./${postgresInitPath}:/docker-entrypoint-initdb.d/`),
+      );
+      const init = files.get(postgresInitPath) ?? "";
+      const databases = [...init.matchAll(/create database (\w+)/gi)].map((m) => m[1]).sort();
+      return mounted ? databases.join(" ") : undefined;
+    },
+    safe: (value) => value.split(" ").includes("verdict_a"),
+  },
+  {
+    name: "PostgreSQL role",
+    local: { file: "deploy/local/postgres.sh", read: roleStatement },
+    compose: ({ files }) => roleStatement(files.get(postgresInitPath) ?? ""),
+    safe: (value) => !/superuser/i.test(value),
+  },
+  redisConf("appendonly", "yes"),
+  redisConf("appendfsync", "always"),
+  redisConf("maxmemory-policy", "noeviction"),
+  redisConf("save"),
+  kafkaConf("process.roles", "broker,controller"),
+  kafkaConf("node.id"),
+  kafkaConf("offsets.topic.replication.factor", "1"),
+  kafkaConf("offsets.topic.num.partitions"),
+  kafkaConf("transaction.state.log.replication.factor", "1"),
+  kafkaConf("transaction.state.log.min.isr", "1"),
+  kafkaConf("transaction.state.log.num.partitions"),
+  kafkaConf("share.coordinator.state.topic.replication.factor", "1"),
+  kafkaConf("share.coordinator.state.topic.min.isr", "1"),
+  kafkaConf("default.replication.factor", "1"),
+  kafkaConf("min.insync.replicas", "1"),
+  kafkaConf("num.partitions"),
+  kafkaConf("group.initial.rebalance.delay.ms", "0"),
+  kafkaConf("auto.create.topics.enable", "false"),
+  {
+    name: "Kafka version",
+    local: {
+      file: "deploy/local/kafka/pom.xml",
+      read: (text) => /<kafka\.version>([^<]+)<\/kafka\.version>/.exec(text)?.[1],
+    },
+    compose: ({ compose }) =>
+      /^apache\/kafka:(.+)$/.exec(service(compose, "kafka")?.image ?? "")?.[1],
+  },
+  loopbackPort("VERDICT_PG_PORT", "postgres"),
+  loopbackPort("VERDICT_REDIS_PORT", "redis"),
+  loopbackPort("VERDICT_KAFKA_PORT", "kafka"),
+];
+
+/** Why a setting drifted or is unsafe, or undefined when both sides agree on a safe value. */
+function driftOf(setting: Setting, sources: Sources): string | undefined {
+  const text = sources.files.get(setting.local.file);
+  assert.ok(text !== undefined, `${setting.local.file} is not among the files read`);
+  const local = setting.local.read(text);
+  const composed = setting.compose(sources);
+  if (local === undefined) return `${setting.name}: not found in ${setting.local.file}`;
+  if (composed === undefined) return `${setting.name}: not found in ${composePath}`;
+  if (local !== composed) {
+    return `${setting.name}: ${setting.local.file} has "${local}", ${composePath} has "${composed}"`;
+  }
+  const { safe } = setting;
+  const isSafe = safe === undefined || (typeof safe === "string" ? local === safe : safe(local));
+  if (!isSafe) return `${setting.name}: both sides have "${local}", which is not safe for 2PC`;
+  return undefined;
+}
+
+void describe("docker-compose.yml keeps deploy/local's settings", () => {
+  const sources = loadSources();
+
+  for (const setting of settings) {
+    void test(setting.name, () => {
+      const drift = driftOf(setting, sources);
+      assert.equal(drift, undefined, drift);
+    });
+  }
+
+  void test("the comparison fails on a drifted or unsafe value (it can fail)", () => {
+    const drifted = structuredClone(sources.compose);
+    const redis = service(drifted, "redis");
+    assert.ok(redis !== undefined && Array.isArray(redis.command));
+    redis.command = commandWords(redis).map((word) => (word === "always" ? "everysec" : word));
+    const appendfsync = settings.find((setting) => setting.name === "Redis appendfsync");
+    assert.ok(appendfsync !== undefined);
+    assert.match(
+      driftOf(appendfsync, { ...sources, compose: drifted }) ?? "",
+      /deploy\/local\/redis\.sh has "always", docker-compose\.yml has "everysec"/,
+    );
+
+    const unsafeLocal = new Map(sources.files);
+    const redisSh = sources.files.get("deploy/local/redis.sh") ?? "";
+    unsafeLocal.set(
+      "deploy/local/redis.sh",
+      redisSh.replace("appendfsync always", "appendfsync everysec"),
+    );
+    assert.match(driftOf(appendfsync, { compose: drifted, files: unsafeLocal }) ?? "", /not safe/);
+  });
+
+  void test("KAFKA_* variables map to broker properties as the apache/kafka image maps them", () => {
+    assert.equal(
+      kafkaPropertyOfEnv("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"),
+      "transaction.state.log.min.isr",
+    );
+    assert.equal(
+      kafkaPropertyOfEnv("KAFKA_LISTENER_NAME_INTERNAL_SSL__KEY___X"),
+      "listener.name.internal.ssl_key-x",
+    );
+    assert.equal(kafkaPropertyOfEnv("CLUSTER_ID"), undefined);
+    assert.equal(withDefaults("127.0.0.1:${VERDICT_PG_PORT:-55432}:5432"), "127.0.0.1:55432:5432");
+  });
+});
+
+void describe("docker-compose.yml runs one coordinator, reachable from loopback only", () => {
+  const { compose } = loadSources();
+
+  void test("exactly one coordinator service, built from deploy/docker/Dockerfile", () => {
+    const coordinators = Object.entries(compose.services).filter(
+      ([, svc]) =>
+        (typeof svc.build === "object" && svc.build.dockerfile === dockerfilePath) ||
+        commandWords(svc).includes("dist/coordinator/cli/main.js"),
+    );
+    assert.deepEqual(
+      coordinators.map(([name]) => name),
+      [coordinatorService],
+      "one unreplicated node only: two would be two clusters fighting over the same branches",
+    );
+    const verdict = service(compose, coordinatorService);
+    assert.equal(commandWords(verdict).join(" "), coordinatorCommand);
+    assert.ok(
+      (verdict?.volumes ?? []).includes(
+        "./deploy/docker/verdict.yaml:/etc/verdict/verdict.yaml:ro",
+      ),
+      "the config is mounted read-only from deploy/docker/verdict.yaml",
+    );
+  });
+
+  void test("the coordinator starts after every participant is healthy", () => {
+    const dependsOn = service(compose, coordinatorService)?.depends_on;
+    assert.ok(dependsOn !== undefined && !Array.isArray(dependsOn), "depends_on with conditions");
+    for (const participant of ["postgres", "redis", "kafka"]) {
+      assert.equal(dependsOn[participant]?.condition, "service_healthy", participant);
+      const healthcheck = service(compose, participant)?.healthcheck?.test;
+      assert.ok(healthcheck !== undefined && healthcheck.length > 0, `${participant} healthcheck`);
+    }
+  });
+
+  void test("every published port is bound to 127.0.0.1", () => {
+    const ports = publishedPorts(compose);
+    assert.ok(ports.length >= 4, "postgres, redis, kafka and the coordinator publish a port");
+    for (const port of ports) {
+      assert.equal(
+        port.hostIp,
+        "127.0.0.1",
+        `${port.service} publishes ${port.target} beyond loopback`,
+      );
+    }
+  });
+
+  void test("the Kafka broker advertises the loopback port it is published on", () => {
+    const kafka = service(compose, "kafka");
+    const published = publishedPorts(compose).find((port) => port.service === "kafka");
+    assert.ok(published !== undefined);
+    const advertised = environment(kafka).get("KAFKA_ADVERTISED_LISTENERS") ?? "";
+    assert.match(advertised, new RegExp(`//127\\.0\\.0\\.1:${published.published}(,|$)`));
+    assert.match(kafkaProperty(kafka, "listeners") ?? "", new RegExp(`:${published.target}(,|$)`));
+  });
+});
+
+void describe("deploy/docker/Dockerfile", () => {
+  const stages = parseDockerfile(readProjectFile(dockerfilePath));
+  const stageNames = new Set(stages.map((stage) => stage.name));
+  const runtime = stages.at(-1);
+
+  void test(`every base image is a Node LTS line ≥ ${nodeMajorMin}`, () => {
+    const bases = stages.filter((stage) => !stageNames.has(stage.image));
+    assert.ok(bases.length > 0);
+    for (const { image } of bases) {
+      const major = Number(/^(?:docker\.io\/)?(?:library\/)?node:(\d+)/.exec(image)?.[1]);
+      // Even majors are the LTS lines.
+      assert.ok(
+        major >= nodeMajorMin && major % 2 === 0,
+        `${image} is not a Node LTS ≥ ${nodeMajorMin}`,
+      );
+    }
+  });
+
+  void test("builds with npm ci and npm run build, and prunes dev dependencies", () => {
+    const runs = stages.flatMap((stage) =>
+      stage.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args),
+    );
+    const all = runs.join("\n");
+    for (const step of ["npm ci", "npm run build", "npm prune --omit=dev"]) {
+      assert.ok(all.includes(step), `no RUN does ${step}`);
+    }
+    assert.ok(stages.length >= 2, "multi-stage: the runtime image holds no build tools");
+  });
+
+  void test("the runtime stage runs as non-root, exposes a port and checks /healthz", () => {
+    assert.ok(runtime !== undefined);
+    const last = (keyword: string) =>
+      runtime.instructions.filter((i) => i.keyword === keyword).at(-1)?.args;
+    const user = last("USER");
+    assert.ok(user !== undefined, "the runtime stage sets USER");
+    assert.ok(!/^(root|0)(:|$)/.test(user), `runs as ${user}`);
+    assert.match(last("EXPOSE") ?? "", /^\d+/);
+    assert.match(last("HEALTHCHECK") ?? "", /CMD/);
+    const text = runtime.instructions.map((i) => `${i.keyword} ${i.args}`).join("\n");
+    assert.match(text, /\/healthz/);
+    assert.match(last("CMD") ?? "", /dist\/coordinator\/cli\/main\.js/);
+  });
+
+  void test(".dockerignore keeps node_modules, dist, .local and .git out of the build", () => {
+    const ignored = readProjectFile(".dockerignore")
+      .split(/\r?\n/)
+      .map((line) =>
+        line
+          .trim()
+          .replace(/^\*\*\//, "")
+          .replace(/\/$/, ""),
+      );
+    for (const entry of ["node_modules", "dist", ".local", ".git"]) {
+      assert.ok(ignored.includes(entry), `.dockerignore lacks ${entry}`);
+    }
+  });
+});
