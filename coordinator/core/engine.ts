@@ -23,7 +23,7 @@ import { invariant } from "./assert.js";
 import { backoffMs, type BackoffConfig } from "./backoff.js";
 import { branchIdOf, type BranchNo, type ClusterId, type Term, type Xid } from "./ids.js";
 import { mergePayloads } from "./payload.js";
-import type { Ack, BranchSpec, Decision, LogRecord, TxnHeader } from "./records.js";
+import type { Ack, BranchSpec, Decision, DecisionCode, LogRecord, TxnHeader } from "./records.js";
 import { durableState, heuristicOf, TxnTable, type DurableTxn, type Entry } from "./table.js";
 import { isDecided, transition, type TxnState } from "./txn.js";
 import { viewOfDurable, viewOfLive, type TxnView } from "./view.js";
@@ -470,7 +470,8 @@ export class Engine {
       case "active":
         live.waiting.push({ req: input.req, type });
         live.prepareOnly = prepareOnly;
-        if (live.branches.length === 0) return this.proposeDecision(live, "commit", "no branches");
+        if (live.branches.length === 0)
+          return this.proposeDecision(live, "commit", "no-branches", "no branches");
         return this.proposePreparing(live);
       case "preparing":
         live.waiting.push({ req: input.req, type });
@@ -480,7 +481,7 @@ export class Engine {
       case "prepared":
         if (prepareOnly) return this.reply(input.req, { kind: "txn", view: this.liveView(live) });
         live.waiting.push({ req: input.req, type });
-        return this.proposeDecision(live, "commit", "all branches voted yes");
+        return this.proposeDecision(live, "commit", "all-voted-yes", "all branches voted yes");
       case "committing":
       case "aborting":
         if (prepareOnly && live.state === "committing") {
@@ -519,7 +520,7 @@ export class Engine {
     }
     live.waiting.push({ req: input.req, type: "abort" });
     if (live.proposing === "decide") return;
-    this.proposeDecision(live, "abort", "aborted by client");
+    this.proposeDecision(live, "abort", "client-abort", "aborted by client");
   }
 
   // ---- the log ----------------------------------------------------------------------------
@@ -631,7 +632,14 @@ export class Engine {
     });
   }
 
-  private proposeDecision(live: Live, decision: Decision, reason: string, acks?: Ack[]): void {
+  private proposeDecision(
+    live: Live,
+    decision: Decision,
+    code: DecisionCode,
+    reason: string,
+    acks?: Ack[],
+    branch?: BranchNo,
+  ): void {
     if (live.proposing === "decide") return;
     live.proposing = "decide";
     const known = this.table.get(live.header.xid) !== undefined;
@@ -642,7 +650,9 @@ export class Engine {
         v: 1,
         xid: live.header.xid,
         decision,
+        code,
         reason,
+        ...(branch === undefined ? {} : { branch }),
         ...(known ? {} : { txn: live.header, branches: live.branches.map((b) => b.spec) }),
         ...(acks ? { acks } : {}),
         atMs: this.nowMs,
@@ -672,7 +682,10 @@ export class Engine {
       return this.proposeDecision(
         live,
         "abort",
+        vote.reason === "participant-error" ? "prepare-failed" : "vote-no",
         `branch ${n} voted no: ${vote.reason}: ${vote.detail}`,
+        undefined,
+        n,
       );
     }
     if (live.votes.size < live.branches.length) return;
@@ -684,7 +697,7 @@ export class Engine {
       }
       return;
     }
-    this.proposeDecision(live, "commit", "all branches voted yes");
+    this.proposeDecision(live, "commit", "all-voted-yes", "all branches voted yes");
   }
 
   private onePhaseDone(
@@ -697,13 +710,15 @@ export class Engine {
     const ack: Ack = { xid, n: b.spec.n, outcome: "done" };
     switch (outcome.outcome) {
       case "committed":
-        return this.proposeDecision(live, "commit", "committed in one phase", [ack]);
+        return this.proposeDecision(live, "commit", "one-phase", "committed in one phase", [ack]);
       case "aborted":
         return this.proposeDecision(
           live,
           "abort",
+          "vote-no",
           `one-phase commit failed: ${outcome.reason}: ${outcome.detail}`,
           [ack],
+          b.spec.n,
         );
       case "unknown":
         live.onePhaseCheckDueMs = this.nowMs + backoffMs(this.cfg.phase2Backoff, 1, this.random);
@@ -820,7 +835,7 @@ export class Engine {
       const undecidedState =
         live.state === "active" || live.state === "preparing" || live.state === "prepared";
       if (undecidedState && this.nowMs > live.header.deadlineMs && live.proposing === undefined) {
-        this.proposeDecision(live, "abort", "deadline passed");
+        this.proposeDecision(live, "abort", "deadline-passed", "deadline passed");
         continue;
       }
       if (live.onePhaseCheckDueMs !== undefined && live.onePhaseCheckDueMs <= this.nowMs) {
@@ -839,7 +854,7 @@ export class Engine {
     for (const xid of this.undecided) {
       const t = this.table.get(xid);
       if (!t || this.live.has(xid) || t.onePhase || this.nowMs <= t.header.deadlineMs) continue;
-      this.proposeDecision(this.revive(t), "abort", "deadline passed");
+      this.proposeDecision(this.revive(t), "abort", "deadline-passed", "deadline passed");
     }
     this.forgetExpired();
   }
@@ -966,7 +981,10 @@ function unknownAborted(xid: Xid): TxnView {
     xid,
     state: "aborted",
     decision: "abort",
-    reason: "unknown-transaction",
+    reason: {
+      code: "presumed-abort",
+      message: "unknown to the log: a transaction that never reached preparing did not commit",
+    },
     deadlineMs: 0,
     labels: {},
     branches: [],

@@ -12,6 +12,18 @@ export const recordFormatVersion = 1;
 
 export type Decision = "commit" | "abort";
 
+/** Why a decision was taken; stable and machine-readable (the API shows abort reasons). */
+export type DecisionCode =
+  | "all-voted-yes"
+  | "one-phase"
+  | "no-branches"
+  | "deadline-passed"
+  | "vote-no"
+  | "prepare-failed"
+  | "client-abort"
+  | "operator-commit"
+  | "operator-abort";
+
 export interface TxnHeader {
   readonly xid: Xid;
   /** The principal (token id) that began it: only it, or an admin, may drive it. */
@@ -55,7 +67,11 @@ export type LogRecord =
       readonly v: 1;
       readonly xid: Xid;
       readonly decision: Decision;
+      readonly code: DecisionCode;
+      /** Human-readable detail of the code. */
       readonly reason: string;
+      /** The branch the decision is about (the one that voted no). */
+      readonly branch?: BranchNo;
       /** Present when the log has no `preparing` record for it (abort of an active transaction). */
       readonly txn?: TxnHeader;
       readonly branches?: readonly BranchSpec[];

@@ -3,7 +3,7 @@
  * `apply` must be deterministic — every node applies the same entries in the same order
  * and reaches the same table — so it reads nothing but its arguments.
  */
-import type { Ack, BranchSpec, Decision, LogRecord, TxnHeader } from "./records.js";
+import type { Ack, BranchSpec, Decision, DecisionCode, LogRecord, TxnHeader } from "./records.js";
 import { assertNever, invariant } from "./assert.js";
 import type { LogIndex, Term, Xid } from "./ids.js";
 import type { TxnState } from "./txn.js";
@@ -23,7 +23,9 @@ export interface DurableTxn {
   readonly onePhase: boolean;
   decision?: {
     readonly decision: Decision;
+    readonly code: DecisionCode;
     readonly reason: string;
+    readonly branch?: number;
     readonly index: LogIndex;
     readonly term: Term;
     readonly atMs: number;
@@ -131,7 +133,9 @@ export class TxnTable {
         }
         t.decision = {
           decision: r.decision,
+          code: r.code,
           reason: r.reason,
+          ...(r.branch === undefined ? {} : { branch: r.branch }),
           index: entry.index,
           term: entry.term,
           atMs: r.atMs,

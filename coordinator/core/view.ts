@@ -7,10 +7,8 @@ import type { TxnState } from "./txn.js";
 
 export type BranchState =
   | "enlisted"
-  | "reported-prepared"
   | "preparing"
   | "prepared"
-  | "voted-no"
   | "committing"
   | "rolling-back"
   | "committed"
@@ -31,7 +29,8 @@ export interface TxnView {
   readonly xid: Xid;
   readonly state: TxnState;
   readonly decision?: Decision;
-  readonly reason?: string;
+  /** Why it was decided: a stable code, a human-readable message, and the branch concerned. */
+  readonly reason?: { readonly code: string; readonly message: string; readonly branch?: number };
   readonly heuristic?: Heuristic;
   readonly deadlineMs: number;
   readonly labels: Readonly<Record<string, string>>;
@@ -49,14 +48,12 @@ export function viewOfLive(
   header: TxnHeader,
   state: TxnState,
   branches: readonly LiveBranchFacts[],
-  reason?: string,
 ): TxnView {
   return {
     xid: header.xid,
     state,
     deadlineMs: header.deadlineMs,
     labels: header.labels,
-    ...(reason === undefined ? {} : { reason }),
     branches: branches.map((b) => ({
       ...branchBase(b.spec),
       state: liveBranchState(state, b),
@@ -66,9 +63,9 @@ export function viewOfLive(
 }
 
 function liveBranchState(state: TxnState, b: LiveBranchFacts): BranchState {
-  if (b.vote) return b.vote.vote === "yes" ? "prepared" : "voted-no";
-  if (state === "active") return b.reported ? "reported-prepared" : "enlisted";
-  return "preparing";
+  // A no vote shows as `vote: no` on a branch still `preparing` until the abort is decided.
+  if (b.vote?.vote === "yes") return "prepared";
+  return state === "active" ? "enlisted" : "preparing";
 }
 
 export function viewOfDurable(
@@ -78,11 +75,19 @@ export function viewOfDurable(
 ): TxnView {
   const state = stateOverride ?? durableState(t);
   const heuristic = heuristicOf(t);
-  const decision = t.decision?.decision;
   return {
     xid: t.header.xid,
     state,
-    ...(decision ? { decision, reason: t.decision?.reason } : {}),
+    ...(t.decision
+      ? {
+          decision: t.decision.decision,
+          reason: {
+            code: t.decision.code,
+            message: t.decision.reason,
+            ...(t.decision.branch === undefined ? {} : { branch: t.decision.branch }),
+          },
+        }
+      : {}),
     ...(heuristic ? { heuristic } : {}),
     deadlineMs: t.header.deadlineMs,
     labels: t.header.labels,
@@ -100,8 +105,7 @@ export function viewOfDurable(
 function durableBranchState(t: DurableTxn, n: number, vote: Vote | undefined): BranchState {
   const ack = t.acks.get(n);
   if (!t.decision) {
-    if (vote) return vote.vote === "yes" ? "prepared" : "voted-no";
-    return "preparing";
+    return vote?.vote === "yes" ? "prepared" : "preparing";
   }
   const commit = t.decision.decision === "commit";
   if (!ack) return commit ? "committing" : "rolling-back";

@@ -58,7 +58,9 @@ class Inode {
 
   append(data: Uint8Array): void {
     if (this.length + data.byteLength > this.bytes.byteLength) {
-      const grown = new Uint8Array(Math.max(this.bytes.byteLength * 2, this.length + data.byteLength));
+      const grown = new Uint8Array(
+        Math.max(this.bytes.byteLength * 2, this.length + data.byteLength),
+      );
       grown.set(this.view());
       this.bytes = grown;
     }
@@ -93,7 +95,13 @@ class Inode {
 }
 
 export class MemoryDisk {
-  readonly stats: MemoryDiskStats = { fileSyncs: 0, dirSyncs: 0, writes: 0, bytesWritten: 0, crashes: 0 };
+  readonly stats: MemoryDiskStats = {
+    fileSyncs: 0,
+    dirSyncs: 0,
+    writes: 0,
+    bytesWritten: 0,
+    crashes: 0,
+  };
   private readonly live = new Map<string, Inode>();
   private readonly durable = new Map<string, Inode>();
   private readonly dirs = new Set<string>(["/", "."]);

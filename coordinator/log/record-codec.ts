@@ -48,7 +48,10 @@ export function frameBytes(payloadBytes: number): number {
 /** Writes `frame` into `target` at `offset`; returns the offset after it. */
 export function encodeFrameInto(target: Uint8Array, offset: number, frame: Frame): number {
   assertLog(Number.isSafeInteger(frame.index) && frame.index >= 0, `bad index ${frame.index}`);
-  assertLog(Number.isInteger(frame.term) && frame.term >= 0 && frame.term <= TERM_MAX, `bad term ${frame.term}`);
+  assertLog(
+    Number.isInteger(frame.term) && frame.term >= 0 && frame.term <= TERM_MAX,
+    `bad term ${frame.term}`,
+  );
   const end = offset + frameBytes(frame.payload.byteLength);
   assertLog(end <= target.byteLength, "frame does not fit its buffer");
   const view = new DataView(target.buffer, target.byteOffset + offset, end - offset);
@@ -80,13 +83,20 @@ export function encodeFrame(frame: Frame): Uint8Array {
  * unknown is "invalid" with a reason saying so (the caller refuses it; it is not torn).
  * The payload returned is a view into `bytes`.
  */
-export function decodeFrame(bytes: Uint8Array, offset: number, payloadBytesMax: number): DecodeResult {
+export function decodeFrame(
+  bytes: Uint8Array,
+  offset: number,
+  payloadBytesMax: number,
+): DecodeResult {
   const available = bytes.byteLength - offset;
   if (available < FRAME_HEADER_BYTES) return { status: "incomplete" };
   const view = new DataView(bytes.buffer, bytes.byteOffset + offset, available);
   const payloadBytes = view.getUint32(4, true);
   if (payloadBytes > payloadBytesMax) {
-    return { status: "invalid", reason: `length ${payloadBytes} over the maximum ${payloadBytesMax}` };
+    return {
+      status: "invalid",
+      reason: `length ${payloadBytes} over the maximum ${payloadBytesMax}`,
+    };
   }
   const end = FRAME_HEADER_BYTES + payloadBytes;
   if (end > available) return { status: "incomplete" };

@@ -43,13 +43,17 @@ export class TermRuns {
   push(index: number, term: number): void {
     assertLog(index === this.last + 1, `index ${index} does not follow ${this.last}`);
     assertLog(term >= this.lastTerm(), `term ${term} below the last term ${this.lastTerm()}`);
-    if (term !== this.lastTerm() || this.runs.length === 0) this.runs.push({ firstIndex: index, term });
+    if (term !== this.lastTerm() || this.runs.length === 0)
+      this.runs.push({ firstIndex: index, term });
     this.last = index;
   }
 
   /** Forgets every index >= fromIndex. */
   truncateFrom(fromIndex: number): void {
-    assertLog(fromIndex > this.base && fromIndex <= this.last + 1, `cannot truncate from ${fromIndex}`);
+    assertLog(
+      fromIndex > this.base && fromIndex <= this.last + 1,
+      `cannot truncate from ${fromIndex}`,
+    );
     this.runs = this.runs.filter((run) => run.firstIndex < fromIndex);
     this.last = fromIndex - 1;
   }

@@ -132,8 +132,8 @@ kafka_up() {
   fi
   wait_until "$KAFKA_START_TIMEOUT_S" Kafka "$KAFKA_LOG" kafka_started_or_dead
   if ! pid_alive "$KAFKA_PID"; then
-    log "last lines of $KAFKA_LOG:"
-    tail -n 20 "$KAFKA_LOG" >&2 || true
+    log "first error in $KAFKA_LOG:"
+    grep -m 1 -A 2 -E '^\[[^]]*\] (ERROR|FATAL) ' "$KAFKA_LOG" >&2 || tail -n 20 "$KAFKA_LOG" >&2 || true
     die "Kafka exited while starting; its log is $KAFKA_LOG"
   fi
 }

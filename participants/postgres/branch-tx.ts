@@ -62,13 +62,24 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
     if (remainingMs <= 0) return undefined;
     if (remainingMs < serverTimeoutMs) {
       serverTimeoutMs = Math.max(1, Math.floor(remainingMs));
-      await query(tx.client, "select set_config('statement_timeout', $1, true)", [`${serverTimeoutMs}`], remainingMs + clientTimeoutGraceMs);
+      await query(
+        tx.client,
+        "select set_config('statement_timeout', $1, true)",
+        [`${serverTimeoutMs}`],
+        remainingMs + clientTimeoutGraceMs,
+      );
     }
     return query(tx.client, text, values, serverTimeoutMs + clientTimeoutGraceMs);
   };
-  const refused = (reason: NoVoteReason, detail: string): BranchTxResult => ({ kind: "refused", reason, detail });
-  const deadlinePassed = () => refused(noVoteReasons.deadline, `the prepare deadline passed before ${stage}`);
-  const cancelled = () => refused(noVoteReasons.rolledBack, `a rollback of the branch arrived before ${stage}`);
+  const refused = (reason: NoVoteReason, detail: string): BranchTxResult => ({
+    kind: "refused",
+    reason,
+    detail,
+  });
+  const deadlinePassed = () =>
+    refused(noVoteReasons.deadline, `the prepare deadline passed before ${stage}`);
+  const cancelled = () =>
+    refused(noVoteReasons.rolledBack, `a rollback of the branch arrived before ${stage}`);
 
   try {
     await query(tx.client, "begin", [], tx.statementTimeoutMs + clientTimeoutGraceMs);
@@ -95,14 +106,16 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
       [tx.gid],
     );
     if (marker === undefined) return deadlinePassed();
-    if (marker.rowCount !== 1) return refused(noVoteReasons.rolledBack, "the branch has a rollback tombstone");
+    if (marker.rowCount !== 1)
+      return refused(noVoteReasons.rolledBack, "the branch has a rollback tombstone");
     if (tx.isCancelled()) return cancelled();
     if (tx.deadlineMs <= Date.now()) return deadlinePassed();
     stage = tx.end === "prepare" ? "PREPARE TRANSACTION" : "COMMIT";
     const text = tx.end === "prepare" ? `prepare transaction ${gidLiteral(tx.gid)}` : "commit";
     let command: string;
     try {
-      command = (await query(tx.client, text, [], tx.statementTimeoutMs + clientTimeoutGraceMs)).command;
+      command = (await query(tx.client, text, [], tx.statementTimeoutMs + clientTimeoutGraceMs))
+        .command;
     } catch (err) {
       // Sent, but no answer: it may have taken effect.
       if (sqlStateOf(err) === undefined || isTransient(err)) return { kind: "unknown", cause: err };
@@ -112,11 +125,15 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
     }
     const expected = tx.end === "prepare" ? "PREPARE" : "COMMIT";
     if (command !== expected) {
-      return refused(noVoteReasons.statementFailed, `${stage} answered ${command}: the transaction had failed`);
+      return refused(
+        noVoteReasons.statementFailed,
+        `${stage} answered ${command}: the transaction had failed`,
+      );
     }
     return { kind: "finished" };
   } catch (err) {
-    if (inTransaction) await query(tx.client, "rollback", [], clientTimeoutGraceMs).catch(() => undefined);
+    if (inTransaction)
+      await query(tx.client, "rollback", [], clientTimeoutGraceMs).catch(() => undefined);
     return classify(err, stage, tx);
   }
 }
@@ -124,7 +141,11 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
 function classify(err: unknown, stage: string, tx: BranchTx): BranchTxResult {
   const sqlState = sqlStateOf(err);
   if (tx.isCancelled()) {
-    return { kind: "refused", reason: noVoteReasons.rolledBack, detail: `a rollback ended the branch during ${stage}` };
+    return {
+      kind: "refused",
+      reason: noVoteReasons.rolledBack,
+      detail: `a rollback ended the branch during ${stage}`,
+    };
   }
   if (sqlState === "57014") {
     return {
@@ -137,8 +158,16 @@ function classify(err: unknown, stage: string, tx: BranchTx): BranchTxResult {
     return { kind: "duplicate", detail: `${stage}: ${messageOf(err)}` };
   }
   if (isTransient(err)) {
-    return { kind: "refused", reason: noVoteReasons.participantUnavailable, detail: `${stage}: ${messageOf(err)}` };
+    return {
+      kind: "refused",
+      reason: noVoteReasons.participantUnavailable,
+      detail: `${stage}: ${messageOf(err)}`,
+    };
   }
   const code = sqlState === undefined ? "" : `SQLSTATE ${sqlState} `;
-  return { kind: "refused", reason: noVoteReasons.statementFailed, detail: `${code}in ${stage}: ${messageOf(err)}` };
+  return {
+    kind: "refused",
+    reason: noVoteReasons.statementFailed,
+    detail: `${code}in ${stage}: ${messageOf(err)}`,
+  };
 }

@@ -44,12 +44,17 @@ export function parsePostgresParticipantConfig(input: unknown): PostgresParticip
   const parsed = postgresParticipantConfigSchema.safeParse(input);
   if (!parsed.success) {
     const name =
-      typeof input === "object" && input !== null && typeof (input as { name?: unknown }).name === "string"
+      typeof input === "object" &&
+      input !== null &&
+      typeof (input as { name?: unknown }).name === "string"
         ? (input as { name: string }).name
         : "(unnamed)";
-    throw new PostgresConfigError(`postgres participant ${name}: ${z.prettifyError(parsed.error)}`, {
-      participant: name,
-    });
+    throw new PostgresConfigError(
+      `postgres participant ${name}: ${z.prettifyError(parsed.error)}`,
+      {
+        participant: name,
+      },
+    );
   }
   return parsed.data;
 }

@@ -15,11 +15,9 @@ export const postgresPayloadLimits = {
 const byteLength = (s: string): number => Buffer.byteLength(s, "utf8");
 
 export const postgresParamSchema = z.union([
-  z
-    .string()
-    .refine((s) => byteLength(s) <= postgresPayloadLimits.paramStringBytesMax, {
-      message: `a string parameter is at most ${postgresPayloadLimits.paramStringBytesMax} bytes`,
-    }),
+  z.string().refine((s) => byteLength(s) <= postgresPayloadLimits.paramStringBytesMax, {
+    message: `a string parameter is at most ${postgresPayloadLimits.paramStringBytesMax} bytes`,
+  }),
   z.number().finite(),
   z.boolean(),
   z.null(),

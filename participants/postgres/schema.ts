@@ -23,7 +23,8 @@ export interface SchemaTables {
 }
 
 export function schemaTables(schema: string): SchemaTables {
-  if (!schemaNamePattern.test(schema)) throw new Error(`invalid schema name ${JSON.stringify(schema)}`);
+  if (!schemaNamePattern.test(schema))
+    throw new Error(`invalid schema name ${JSON.stringify(schema)}`);
   const q = `"${schema}"`;
   return { schema: q, marker: `${q}.marker`, tombstone: `${q}.tombstone`, cluster: `${q}.cluster` };
 }

@@ -35,7 +35,12 @@ export async function prepareServiceBranch(
     // would autocommit on its own and later read as "the branch committed".
     await client.query("savepoint verdict_in_transaction");
     await client.query("release savepoint verdict_in_transaction");
-    await client.query({ text: `insert into ${tables.marker} (gid) values ($1)`, values: [gid] });
+    const marker = await client.query({
+      text: `insert into ${tables.marker} (gid) select $1
+             where not exists (select 1 from ${tables.tombstone} where gid = $1)`,
+      values: [gid],
+    });
+    if (marker.rowCount !== 1) throw new Error("Verdict already rolled this branch back");
   } catch (err) {
     await client.query("rollback").catch(() => undefined);
     throw new ServiceBranchPrepareError(

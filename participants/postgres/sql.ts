@@ -26,7 +26,10 @@ export function query<R extends pg.QueryResultRow = pg.QueryResultRow>(
 }
 
 /** Waits for `promise` until `deadlineMs`; undefined if the deadline came first. */
-export async function beforeDeadline<T>(promise: Promise<T>, deadlineMs: number): Promise<T | undefined> {
+export async function beforeDeadline<T>(
+  promise: Promise<T>,
+  deadlineMs: number,
+): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), Math.max(0, deadlineMs - Date.now()));

@@ -41,12 +41,12 @@ export const errorCatalogue = {
       "transaction, or statements/operations/messages per branch once merged with earlier " +
       "enlists. `details.limit` names the limit, `details.max` its value. Nothing was changed.",
   },
-  "unauthorized": {
+  unauthorized: {
     status: 401,
     retryable: false,
     when: "No bearer token, or a token this cluster does not know.",
   },
-  "forbidden": {
+  forbidden: {
     status: 403,
     retryable: false,
     when:
@@ -127,7 +127,7 @@ export const errorCatalogue = {
       "`inFlightTransactionsMax` transactions are undecided; begin again later " +
       "(Retry-After gives seconds).",
   },
-  "internal": {
+  internal: {
     status: 500,
     retryable: false,
     when: "A bug: an invariant broke. The node logs it with the request id.",
@@ -146,7 +146,7 @@ export const errorCatalogue = {
       "The node lost leadership while handling the call and cannot tell what happened. Ask " +
       "`GET /v1/transactions/{xid}` (or repeat the call with the same Idempotency-Key).",
   },
-  "unavailable": {
+  unavailable: {
     status: 503,
     retryable: true,
     when: "No quorum, shutting down, or a participant the call needs cannot be reached.",

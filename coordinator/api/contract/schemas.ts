@@ -58,7 +58,11 @@ export const branchStates = [
   "heuristic-rollback",
 ] as const;
 
-export const heuristicOutcomes = ["heuristic-commit", "heuristic-rollback", "heuristic-mixed"] as const;
+export const heuristicOutcomes = [
+  "heuristic-commit",
+  "heuristic-rollback",
+  "heuristic-mixed",
+] as const;
 
 /** Why a transaction aborted; stable, machine-readable. */
 export const abortReasonCodes = [
@@ -145,11 +149,9 @@ export function buildSchemas(limits: ApiLimits) {
     .object({
       sql: z.string().min(1).max(limits.sqlCharsMax),
       params: z.array(sqlParam).max(limits.paramsPerStatementMax).optional(),
-      expectRows: z
-        .int()
-        .min(0)
-        .optional()
-        .meta({ description: "Rows the statement must affect (or return), else the branch votes no." }),
+      expectRows: z.int().min(0).optional().meta({
+        description: "Rows the statement must affect (or return), else the branch votes no.",
+      }),
     })
     .strict();
 
@@ -206,7 +208,9 @@ export function buildSchemas(limits: ApiLimits) {
       statements: z.array(statement).min(1).max(limits.statementsPerBranchMax),
     })
     .strict()
-    .meta({ description: "PostgreSQL, coordinator-executed: Verdict runs the statements at prepare." });
+    .meta({
+      description: "PostgreSQL, coordinator-executed: Verdict runs the statements at prepare.",
+    });
   const pgServicePreparedBranch = z
     .object({ participant, servicePrepared: z.literal(true) })
     .strict()
@@ -402,9 +406,7 @@ export function buildSchemas(limits: ApiLimits) {
       branchesCommitted: z.int().min(0),
       branchesRolledBack: z.int().min(0),
       branchesLeft: z.int().min(0).meta({ description: "Live or unreachable: left for later." }),
-      errors: z
-        .array(z.object({ participant, message }).strict())
-        .max(recoveryErrorsMax),
+      errors: z.array(z.object({ participant, message }).strict()).max(recoveryErrorsMax),
     })
     .strict();
 

@@ -66,14 +66,15 @@ void describe("PostgreSQL server for two-phase commit (deploy/local)", () => {
   });
 
   after(async () => {
-    // Whatever a failed test left prepared would hold its locks and block vacuum: finish it.
+    // Closing the first connection ends any transaction a failed test left open on it; whatever
+    // it left prepared would hold its locks and block vacuum, so it is rolled back.
     try {
+      await first.end();
       for (const gid of await preparedGids()) {
         await second.query(`rollback prepared ${gidLiteral(gid)}`);
       }
       await second.query(`drop table if exists ${table}`);
     } finally {
-      await first.end();
       await second.end();
     }
   });

@@ -1,0 +1,342 @@
+/**
+ * VerdictClient: the SDK services use to drive global transactions.
+ *
+ * - Follows leadership: a `503 not-leader` with a leader hint is re-sent there at once;
+ *   a refused connection, a timeout or `503 unavailable` moves to the next base URL.
+ * - Every mutating call carries an Idempotency-Key, generated once per logical call and
+ *   reused by all its retries, so a retry never adds a second transaction or branch.
+ * - Retries are bounded (attempts) with capped exponential backoff.
+ * - `commit`, `prepare` and `abort` resolve `503 outcome-unknown`: they ask the
+ *   transaction's status and, while it is still undecided, repeat the call with the same
+ *   key (a retried commit can still finish a live transaction), a bounded number of times.
+ */
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import type {
+  AbortReason,
+  BeginRequest,
+  BranchView,
+  EnlistRequest,
+  EnlistResponse,
+  TransactionState,
+  TransactionView,
+} from "../coordinator/api/contract/schemas.js";
+import { OutcomeUnknownError, TransactionAbortedError, VerdictError } from "./errors.js";
+
+export interface RetryPolicy {
+  /** HTTP attempts per call, the first included. */
+  readonly attemptsMax: number;
+  readonly backoffMsInitial: number;
+  readonly backoffMsMax: number;
+}
+
+export interface VerdictClientOptions {
+  /** One node (or a load balancer) … */
+  readonly baseUrl?: string;
+  /** … or the cluster's nodes: the client moves between them to find the leader. */
+  readonly baseUrls?: readonly string[];
+  readonly token: string;
+  /** Bound of one HTTP attempt. */
+  readonly timeoutMs?: number;
+  readonly retry?: Partial<RetryPolicy>;
+  /** Status checks (each possibly followed by a repeat of the call) to resolve outcome-unknown. */
+  readonly outcomeChecksMax?: number;
+}
+
+export const defaultRetryPolicy: RetryPolicy = {
+  attemptsMax: 6,
+  backoffMsInitial: 50,
+  backoffMsMax: 2000,
+};
+const defaultTimeoutMs = 10_000;
+const defaultOutcomeChecksMax = 10;
+/** Leader hints may add URLs the client was not given; never more than this in all. */
+const baseUrlsMax = 16;
+
+interface Answer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+type Action = "prepare" | "commit" | "abort";
+/** States in which each resolving call has its answer. */
+const settledStates: Record<Action, readonly TransactionState[]> = {
+  prepare: ["prepared", "committing", "committed", "aborting", "aborted"],
+  commit: ["committing", "committed", "aborting", "aborted"],
+  abort: ["committing", "committed", "aborting", "aborted"],
+};
+
+export class VerdictClient {
+  private readonly urls: string[];
+  private current = 0;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+  private readonly retry: RetryPolicy;
+  private readonly outcomeChecksMax: number;
+
+  constructor(options: VerdictClientOptions) {
+    const urls = [...(options.baseUrls ?? []), ...(options.baseUrl ? [options.baseUrl] : [])];
+    if (urls.length === 0 || urls.length > baseUrlsMax) {
+      throw new RangeError(`VerdictClient needs 1 to ${baseUrlsMax} base URLs`);
+    }
+    if (options.token === "") throw new RangeError("VerdictClient needs a token");
+    this.urls = urls.map(normalizeUrl);
+    this.token = options.token;
+    this.timeoutMs = positive("timeoutMs", options.timeoutMs ?? defaultTimeoutMs);
+    this.retry = { ...defaultRetryPolicy, ...options.retry };
+    positive("retry.attemptsMax", this.retry.attemptsMax);
+    positive("retry.backoffMsMax", this.retry.backoffMsMax);
+    this.outcomeChecksMax = positive(
+      "outcomeChecksMax",
+      options.outcomeChecksMax ?? defaultOutcomeChecksMax,
+    );
+  }
+
+  /** The base URL the next call goes to (the leader, as far as the client knows). */
+  get baseUrl(): string {
+    return this.urls[this.current] ?? "";
+  }
+
+  async begin(request: BeginRequest = {}): Promise<TransactionView> {
+    const answer = await this.send("POST", "/v1/transactions", request, randomUUID(), undefined);
+    return answer.body as TransactionView;
+  }
+
+  async enlist(xid: string, branch: EnlistRequest): Promise<EnlistResponse> {
+    const answer = await this.send("POST", `${txPath(xid)}/branches`, branch, randomUUID(), xid);
+    return answer.body as EnlistResponse;
+  }
+
+  async reportPrepared(xid: string, branch: number): Promise<BranchView> {
+    const path = `${txPath(xid)}/branches/${branch}/prepared`;
+    const answer = await this.send("POST", path, {}, randomUUID(), xid);
+    return answer.body as BranchView;
+  }
+
+  /** Phase 1 only: resolves with state `prepared` when every branch voted yes. */
+  prepare(xid: string): Promise<TransactionView> {
+    return this.resolving(xid, "prepare");
+  }
+
+  /**
+   * Resolves with state `committed`, or `committing` (decided; phase 2 still running).
+   * Throws TransactionAbortedError if the transaction aborted.
+   */
+  commit(xid: string): Promise<TransactionView> {
+    return this.resolving(xid, "commit");
+  }
+
+  /** Resolves with state `aborted` or `aborting`; throws `transaction-committed` if too late. */
+  abort(xid: string): Promise<TransactionView> {
+    return this.resolving(xid, "abort");
+  }
+
+  async status(xid: string): Promise<TransactionView> {
+    const answer = await this.send("GET", txPath(xid), undefined, undefined, xid);
+    return answer.body as TransactionView;
+  }
+
+  /** Sends a decision call; on outcome-unknown, checks the status and repeats while undecided. */
+  private async resolving(xid: string, action: Action): Promise<TransactionView> {
+    const key = randomUUID();
+    let lastState: TransactionState | undefined;
+    let lastError: unknown;
+    for (let check = 0; check <= this.outcomeChecksMax; check++) {
+      if (check > 0) await sleep(this.backoffMs(check));
+      try {
+        const answer = await this.send("POST", `${txPath(xid)}/${action}`, {}, key, xid, false);
+        return settle(xid, action, answer.body as TransactionView);
+      } catch (err) {
+        if (!(err instanceof VerdictError) || err.code !== "outcome-unknown") throw err;
+        lastError = err;
+      }
+      try {
+        const view = await this.status(xid);
+        if (settledStates[action].includes(view.state)) return settle(xid, action, view);
+        lastState = view.state;
+      } catch (err) {
+        if (!(err instanceof VerdictError) || !err.retryable) throw err;
+        lastError = err;
+      }
+    }
+    throw new OutcomeUnknownError(xid, lastState, lastError);
+  }
+
+  /**
+   * One logical call: bounded attempts across the base URLs. Answers a 2xx, or throws the
+   * typed error of a final answer, or the last error once the attempts are spent.
+   * `retryUnknown`: whether outcome-unknown is simply retried (with the same key).
+   */
+  private async send(
+    method: "GET" | "POST",
+    path: string,
+    body: unknown,
+    idempotencyKey: string | undefined,
+    xid: string | undefined,
+    retryUnknown = true,
+  ): Promise<Answer> {
+    let lastError: VerdictError | undefined;
+    let waitMs = 0;
+    for (let attempt = 1; attempt <= this.retry.attemptsMax; attempt++) {
+      if (waitMs > 0) await sleep(waitMs);
+      waitMs = this.backoffMs(attempt);
+      const url = this.baseUrl + path;
+      let answer: Answer;
+      try {
+        answer = await this.attempt(method, url, body, idempotencyKey);
+      } catch (err) {
+        lastError = new VerdictError({
+          code: "connection-failed",
+          message: `${method} ${url}: ${err instanceof Error ? err.message : String(err)}`,
+          status: 0,
+          retryable: true,
+          xid,
+          cause: err,
+        });
+        this.next();
+        continue;
+      }
+      if (answer.status >= 200 && answer.status < 300) return answer;
+      const error = errorOf(answer, method, url, xid);
+      lastError = error;
+      if (error.code === "not-leader") {
+        const hinted = leaderHint(error);
+        if (hinted !== undefined && this.follow(hinted)) waitMs = 0;
+        else this.next();
+        continue;
+      }
+      if (error.code === "outcome-unknown" && !retryUnknown) throw error;
+      if (!error.retryable) throw error;
+      if (error.code === "unavailable" || error.code === "bad-response") this.next();
+    }
+    throw lastError ?? new Error("unreachable: attemptsMax >= 1");
+  }
+
+  private async attempt(
+    method: string,
+    url: string,
+    body: unknown,
+    idempotencyKey: string | undefined,
+  ): Promise<Answer> {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.token}`,
+      accept: "application/json",
+    };
+    if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const response = await fetch(url, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text === "" ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    return { status: response.status, body: parsed };
+  }
+
+  private backoffMs(attempt: number): number {
+    const capMs = Math.min(
+      this.retry.backoffMsMax,
+      this.retry.backoffMsInitial * 2 ** Math.min(attempt - 1, 30),
+    );
+    // Half fixed, half jitter: clients retrying together spread out.
+    return capMs / 2 + Math.random() * (capMs / 2);
+  }
+
+  private next(): void {
+    this.current = (this.current + 1) % this.urls.length;
+  }
+
+  /** Points the client at a hinted leader; false if the hint is the node just asked. */
+  private follow(hint: string): boolean {
+    const url = normalizeUrl(hint);
+    let index = this.urls.indexOf(url);
+    if (index === this.current) return false;
+    if (index === -1) {
+      if (this.urls.length >= baseUrlsMax) return false;
+      index = this.urls.push(url) - 1;
+    }
+    this.current = index;
+    return true;
+  }
+}
+
+function settle(xid: string, action: Action, view: TransactionView): TransactionView {
+  const aborted = view.state === "aborted" || view.state === "aborting";
+  const committed = view.state === "committed" || view.state === "committing";
+  if (action !== "abort" && aborted) {
+    throw new TransactionAbortedError(
+      xid,
+      view.reason,
+      `transaction ${xid} aborted${view.reason ? `: ${view.reason.message}` : ""}`,
+    );
+  }
+  if (action === "abort" && committed) {
+    throw new VerdictError({
+      code: "transaction-committed",
+      message: `transaction ${xid} is already committed`,
+      status: 409,
+      retryable: false,
+      xid,
+    });
+  }
+  return view;
+}
+
+/** The typed error of a non-2xx answer. */
+function errorOf(answer: Answer, method: string, url: string, xid: string | undefined): VerdictError {
+  const body = isRecord(answer.body) ? answer.body : {};
+  const error = isRecord(body.error) ? body.error : undefined;
+  if (error === undefined || typeof error.code !== "string") {
+    return new VerdictError({
+      code: "bad-response",
+      message: `${method} ${url}: HTTP ${answer.status} without an API error body`,
+      status: answer.status,
+      retryable: answer.status >= 500,
+      xid,
+    });
+  }
+  const message = typeof error.message === "string" ? error.message : error.code;
+  const details = isRecord(error.details) ? error.details : undefined;
+  if (error.code === "transaction-aborted") {
+    const reason = isRecord(body.reason) ? (body.reason as AbortReason) : undefined;
+    const bodyXid = typeof body.xid === "string" ? body.xid : xid;
+    return new TransactionAbortedError(bodyXid ?? "", reason, message, answer.status);
+  }
+  return new VerdictError({
+    code: error.code as VerdictError["code"],
+    message,
+    status: answer.status,
+    retryable: error.retryable === true,
+    xid,
+    details,
+  });
+}
+
+function leaderHint(error: VerdictError): string | undefined {
+  const url = error.details?.leaderUrl;
+  return typeof url === "string" && /^https?:\/\//.test(url) ? url : undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function txPath(xid: string): string {
+  return `/v1/transactions/${encodeURIComponent(xid)}`;
+}
+
+function normalizeUrl(url: string): string {
+  return url.replace(/\/+$/, "");
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be > 0`);
+  return value;
+}

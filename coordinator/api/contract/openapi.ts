@@ -1,0 +1,242 @@
+/**
+ * Builds the OpenAPI 3.1 document from the route table and the schemas, with
+ * `z.toJSONSchema`, so what is published is exactly what the routes validate.
+ * Request schemas are rendered as input (what a caller sends, defaults optional),
+ * response schemas as output (what the server promises).
+ */
+import { z } from "zod";
+import type { ErrorCode } from "./errors.js";
+import { errorCatalogue } from "./errors.js";
+import type { RouteSpec } from "./routes.js";
+import type { Schemas } from "./schemas.js";
+
+type JsonSchema = Record<string, unknown>;
+
+export interface OpenApiDocument {
+  readonly openapi: "3.1.0";
+  readonly info: { readonly title: string; readonly version: string; readonly description: string };
+  readonly servers: readonly { readonly url: string }[];
+  readonly paths: Record<string, Record<string, JsonSchema>>;
+  readonly components: {
+    readonly schemas: Record<string, JsonSchema>;
+    readonly securitySchemes: Record<string, JsonSchema>;
+    readonly parameters: Record<string, JsonSchema>;
+  };
+}
+
+export interface OpenApiOptions {
+  readonly version: string;
+  readonly serverUrls?: readonly string[];
+}
+
+/** Named request-side schemas, beyond the bodies themselves: shown as components. */
+const requestComponents = [
+  "pgStatementsBranch",
+  "pgServicePreparedBranch",
+  "redisBranch",
+  "kafkaBranch",
+  "statement",
+  "redisOp",
+  "redisPrecondition",
+  "kafkaMessage",
+] as const satisfies readonly (keyof Schemas)[];
+/** Named response-side schemas, beyond the responses themselves. */
+const responseComponents = [
+  "errorBody",
+  "transactionAbortedBody",
+  "branchView",
+  "abortReason",
+  "adminBranchView",
+  "historyEntry",
+] as const satisfies readonly (keyof Schemas)[];
+
+const schemaRef = (name: string) => `#/components/schemas/${name}`;
+const pascal = (key: string) => key.charAt(0).toUpperCase() + key.slice(1);
+
+export function buildOpenApiDocument(
+  schemas: Schemas,
+  routes: readonly RouteSpec[],
+  options: OpenApiOptions,
+): OpenApiDocument {
+  const names = new Map<unknown, string>();
+  for (const [key, value] of Object.entries(schemas)) {
+    if (value instanceof z.ZodType && !names.has(value)) names.set(value, pascal(key));
+  }
+  const nameOf = (schema: z.ZodType, where: string): string => {
+    const name = names.get(schema);
+    if (name === undefined) throw new Error(`${where}: schema is not one of the named schemas`);
+    return name;
+  };
+
+  const requests = new Set<z.ZodType>(requestComponents.map((k) => schemas[k]));
+  const responses = new Set<z.ZodType>(responseComponents.map((k) => schemas[k]));
+  for (const route of routes) {
+    if (route.body) requests.add(route.body);
+    for (const schema of Object.values(route.responses)) responses.add(schema);
+  }
+  const componentSchemas = {
+    ...renderComponents(requests, "input", nameOf),
+    ...renderComponents(responses, "output", nameOf),
+  };
+
+  const paths: Record<string, Record<string, JsonSchema>> = {};
+  for (const route of routes) {
+    const operations = (paths[route.path] ??= {});
+    operations[route.method.toLowerCase()] = renderOperation(route, nameOf);
+  }
+
+  return {
+    openapi: "3.1.0",
+    info: { title: "Verdict", version: options.version, description: describeErrors() },
+    servers: (options.serverUrls ?? []).map((url) => ({ url })),
+    paths,
+    components: {
+      schemas: componentSchemas,
+      securitySchemes: {
+        clientToken: {
+          type: "http",
+          scheme: "bearer",
+          description: "A client token: drives the transactions it began.",
+        },
+        adminToken: {
+          type: "http",
+          scheme: "bearer",
+          description: "An admin token: the admin API, and any client transaction.",
+        },
+      },
+      parameters: {
+        IdempotencyKey: {
+          name: "Idempotency-Key",
+          in: "header",
+          required: false,
+          description:
+            "A repeat of the call with the same key answers the first answer and changes nothing " +
+            "more; the same key with a different request answers 409 idempotency-key-reused.",
+          schema: jsonSchema(schemas.idempotencyKey, "input"),
+        },
+        Traceparent: {
+          name: "traceparent",
+          in: "header",
+          required: false,
+          description: "W3C trace context; the node continues the trace.",
+          schema: jsonSchema(schemas.traceparent, "input"),
+        },
+      },
+    },
+  };
+}
+
+function renderComponents(
+  set: ReadonlySet<z.ZodType>,
+  io: "input" | "output",
+  nameOf: (schema: z.ZodType, where: string) => string,
+): Record<string, JsonSchema> {
+  const registry = z.registry<{ id: string }>();
+  for (const schema of set) registry.add(schema, { id: nameOf(schema, "component") });
+  const rendered = z.toJSONSchema(registry, { io, uri: schemaRef }).schemas;
+  const out: Record<string, JsonSchema> = {};
+  for (const [name, schema] of Object.entries(rendered)) out[name] = stripRoot(schema);
+  return out;
+}
+
+function renderOperation(
+  route: RouteSpec,
+  nameOf: (schema: z.ZodType, where: string) => string,
+): JsonSchema {
+  const parameters: JsonSchema[] = [
+    ...objectParameters(route.params, "path"),
+    ...objectParameters(route.query, "query"),
+    { $ref: "#/components/parameters/Traceparent" },
+  ];
+  if (route.idempotent) parameters.push({ $ref: "#/components/parameters/IdempotencyKey" });
+
+  const responses: Record<string, JsonSchema> = {};
+  for (const [status, schema] of Object.entries(route.responses)) {
+    responses[status] = {
+      description: schema.description ?? `${status}`,
+      content: {
+        "application/json": { schema: { $ref: schemaRef(nameOf(schema, route.id)) } },
+      },
+    };
+  }
+  for (const [status, codes] of errorsByStatus(route.errors)) {
+    const errorRef = { $ref: schemaRef("ErrorBody") };
+    const schema = codes.includes("transaction-aborted")
+      ? { anyOf: [errorRef, { $ref: schemaRef("TransactionAbortedBody") }] }
+      : errorRef;
+    responses[String(status)] = {
+      description: codes.map((c) => `\`${c}\`: ${errorCatalogue[c].when}`).join("\n\n"),
+      "x-error-codes": codes,
+      content: { "application/json": { schema } },
+    };
+  }
+
+  return {
+    operationId: route.id,
+    summary: route.summary,
+    ...(route.description ? { description: route.description } : {}),
+    tags: [route.auth],
+    security:
+      route.auth === "admin" ? [{ adminToken: [] }] : [{ clientToken: [] }, { adminToken: [] }],
+    parameters,
+    ...(route.body
+      ? {
+          requestBody: {
+            // Calls whose body is `{}` also accept none.
+            required: nameOf(route.body, route.id) !== "EmptyRequest",
+            content: {
+              "application/json": { schema: { $ref: schemaRef(nameOf(route.body, route.id)) } },
+            },
+          },
+        }
+      : {}),
+    responses,
+  };
+}
+
+/** One OpenAPI parameter per property of a params or query object schema. */
+function objectParameters(schema: z.ZodType | undefined, where: "path" | "query"): JsonSchema[] {
+  if (!schema) return [];
+  const rendered = jsonSchema(schema, "input");
+  const properties = (rendered.properties ?? {}) as Record<string, JsonSchema>;
+  const required = new Set((rendered.required ?? []) as string[]);
+  return Object.entries(properties).map(([name, property]) => ({
+    name,
+    in: where,
+    required: where === "path" || required.has(name),
+    schema: property,
+  }));
+}
+
+function errorsByStatus(codes: readonly ErrorCode[]): Map<number, ErrorCode[]> {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of codes) {
+    const status = errorCatalogue[code].status;
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  return byStatus;
+}
+
+function jsonSchema(schema: z.ZodType, io: "input" | "output"): JsonSchema {
+  return stripRoot(z.toJSONSchema(schema, { io }) as JsonSchema);
+}
+
+/** `$schema` and `$id` belong to a standalone document, not to an OpenAPI component. */
+function stripRoot(schema: JsonSchema): JsonSchema {
+  const { $schema: _schema, $id: _id, ...rest } = schema;
+  return rest;
+}
+
+function describeErrors(): string {
+  const rows = Object.entries(errorCatalogue).map(
+    ([code, e]) => `| \`${code}\` | ${e.status} | ${e.retryable ? "yes" : "no"} | ${e.when} |`,
+  );
+  return [
+    "Two-phase-commit transaction coordinator. Every error answers",
+    '`{"error": {"code", "message", "retryable", "details"?}}`.',
+    "",
+    "| code | status | retry can help | when |",
+    "| --- | --- | --- | --- |",
+    ...rows,
+  ].join("\n");
+}

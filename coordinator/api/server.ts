@@ -1,0 +1,322 @@
+/**
+ * The HTTP layer: routes registered from the contract's one route table, bearer-token
+ * authentication, validation with the contract's schemas, and the mapping of engine replies
+ * to statuses and bodies — the only place that knows HTTP statuses.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import type { z } from "zod";
+import type { Principal, Reply } from "../core/engine.js";
+import type { Xid } from "../core/ids.js";
+import type { TxnView } from "../core/view.js";
+import { ApiError, errorBody, validationFailed, type ErrorCode } from "./contract/errors.js";
+import { buildOpenApiDocument } from "./contract/openapi.js";
+import { buildRoutes, fastifyPath, type RouteSpec } from "./contract/routes.js";
+import type { EnlistCommand, Schemas } from "./contract/schemas.js";
+import { toApiView } from "./views.js";
+
+export interface ApiToken {
+  readonly id: string;
+  readonly secret: string;
+  readonly role: "client" | "admin";
+  readonly participants?: readonly string[];
+}
+
+/** What the routes need from the node; the admin and cluster routes add to it later. */
+export interface ApiBackend {
+  readonly participantKinds: ReadonlyMap<string, "postgres" | "redis" | "kafka">;
+  call(input: BackendCall): Promise<Reply>;
+  view(xid: Xid): TxnView | undefined;
+  principalOf(xid: Xid): string | undefined;
+  newXid(): Xid;
+  metricsText(): Promise<string>;
+  readonly metricsContentType: string;
+}
+
+export type BackendCall =
+  | {
+      type: "begin";
+      principal: Principal;
+      xid: Xid;
+      timeoutMs: number;
+      labels: Record<string, string>;
+      idem?: { key: string; fingerprint: string };
+    }
+  | {
+      type: "enlist";
+      principal: Principal;
+      xid: Xid;
+      participant: string;
+      kind: "postgres" | "redis" | "kafka";
+      payload: unknown;
+      idem?: { key: string; fingerprint: string };
+    }
+  | { type: "report-prepared"; principal: Principal; xid: Xid; n: number }
+  | { type: "prepare" | "commit" | "abort"; principal: Principal; xid: Xid };
+
+type Handler = (ctx: {
+  principal: Principal;
+  token: ApiToken;
+  params: Record<string, unknown>;
+  body: unknown;
+  idem?: { key: string; fingerprint: string };
+}) => Promise<{ status: number; body: unknown }>;
+
+export function buildServer(opts: {
+  backend: ApiBackend;
+  schemas: Schemas;
+  tokens: readonly ApiToken[];
+  logger: Logger;
+  version: string;
+}) {
+  const { backend, schemas, tokens } = opts;
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    bodyLimit: schemas.limits.bodyBytesMax,
+    disableRequestLogging: true,
+  });
+  const handlers = makeHandlers(backend);
+  const routes = buildRoutes(schemas).filter((r) => handlers[r.id] !== undefined);
+  const openapi = buildOpenApiDocument(schemas, routes, { version: opts.version });
+
+  app.setErrorHandler((err: unknown, _req, reply) => {
+    if (err instanceof ApiError) return sendError(reply, err);
+    const e = err as { code?: string; statusCode?: number; message?: string };
+    if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      return sendError(
+        reply,
+        new ApiError("body-too-large", `body over ${schemas.limits.bodyBytesMax} bytes`),
+      );
+    }
+    if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
+      return sendError(reply, new ApiError("unsupported-media-type", "send application/json"));
+    }
+    if (e.statusCode === 400)
+      return sendError(reply, new ApiError("bad-request", e.message ?? "bad request"));
+    opts.logger.error({ err }, "unexpected error");
+    return sendError(reply, new ApiError("internal", "internal error"));
+  });
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, new ApiError("not-found", `no route ${req.method} ${req.url}`)),
+  );
+
+  app.get("/healthz", () => ({ ok: true }));
+  app.get("/openapi.json", () => openapi);
+  app.get("/metrics", async (_req, reply) => {
+    void reply.header("content-type", backend.metricsContentType);
+    return backend.metricsText();
+  });
+
+  for (const route of routes) {
+    const handler = handlers[route.id];
+    if (!handler) continue;
+    app.route({
+      method: route.method,
+      url: fastifyPath(route.path),
+      handler: async (req, reply) => {
+        const token = authenticate(req, tokens);
+        if (route.auth === "admin" && token.role !== "admin") {
+          throw new ApiError("forbidden", "this route needs an admin token");
+        }
+        const params = parse(route.params, req.params, "params");
+        const body = parse(route.body, req.body ?? {}, "body");
+        const idem = idempotency(req, route, schemas, body);
+        const result = await handler({
+          principal: { id: token.id, admin: token.role === "admin" },
+          token,
+          params: (params ?? {}) as Record<string, unknown>,
+          body,
+          ...(idem ? { idem } : {}),
+        });
+        return reply.code(result.status).send(result.body);
+      },
+    });
+  }
+  return app;
+}
+
+function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
+  return reply.code(err.status).send(err.toBody());
+}
+
+function parse(schema: z.ZodType | undefined, value: unknown, where: string): unknown {
+  if (!schema) return undefined;
+  const r = schema.safeParse(value);
+  if (!r.success) throw validationFailed(r.error, where);
+  return r.data;
+}
+
+function authenticate(req: FastifyRequest, tokens: readonly ApiToken[]): ApiToken {
+  const header = req.headers.authorization ?? "";
+  const m = /^Bearer (.+)$/.exec(header);
+  if (!m?.[1]) throw new ApiError("unauthorized", "send Authorization: Bearer <token>");
+  const given = createHash("sha256").update(m[1]).digest();
+  for (const t of tokens) {
+    // Compare digests in constant time so a token cannot be guessed byte by byte.
+    if (timingSafeEqual(given, createHash("sha256").update(t.secret).digest())) return t;
+  }
+  throw new ApiError("unauthorized", "unknown token");
+}
+
+function idempotency(
+  req: FastifyRequest,
+  route: RouteSpec,
+  schemas: Schemas,
+  body: unknown,
+): { key: string; fingerprint: string } | undefined {
+  const raw = req.headers["idempotency-key"];
+  if (raw === undefined || !route.idempotent) return undefined;
+  const key = parse(schemas.idempotencyKey, raw, "headers.idempotency-key") as string;
+  const fingerprint = createHash("sha256")
+    .update(`${route.id}\u0000${req.url}\u0000${JSON.stringify(body ?? null)}`)
+    .digest("hex");
+  return { key, fingerprint };
+}
+
+function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> {
+  const xidOf = (params: Record<string, unknown>) => params.xid as Xid;
+
+  /** A transaction the caller may read: its own, or any for an admin. */
+  const readable = (principal: Principal, xid: Xid): TxnView => {
+    const owner = backend.principalOf(xid);
+    const view = backend.view(xid);
+    if (!view || owner === undefined)
+      throw new ApiError("transaction-not-found", `no transaction ${xid}`, { xid });
+    if (!principal.admin && owner !== principal.id) {
+      throw new ApiError("forbidden", "the transaction belongs to another principal", { xid });
+    }
+    return view;
+  };
+
+  const outcome = async (
+    call: BackendCall,
+    ok: (view: TxnView) => { status: number; body: unknown },
+  ) => {
+    const reply = await backend.call(call);
+    if (reply.kind === "error") throw engineError(reply);
+    if (reply.kind !== "txn") throw new Error(`unexpected reply ${reply.kind}`);
+    return ok(reply.view);
+  };
+
+  const aborted = (view: TxnView) => ({
+    status: 409,
+    body: {
+      ...errorBody("transaction-aborted", view.reason?.message ?? "the transaction aborted"),
+      xid: view.xid,
+      state: "aborted",
+      reason: toApiView(view).reason ?? { code: "presumed-abort", message: "aborted" },
+    },
+  });
+
+  return {
+    beginTransaction: async ({ principal, body, idem }) => {
+      const b = body as z.output<Schemas["beginRequest"]>;
+      return outcome(
+        {
+          type: "begin",
+          principal,
+          xid: backend.newXid(),
+          timeoutMs: b.timeoutMs,
+          labels: b.labels,
+          ...(idem ? { idem } : {}),
+        },
+        (view) => ({ status: 201, body: toApiView(view) }),
+      );
+    },
+    getTransaction: ({ principal, params }) =>
+      Promise.resolve({ status: 200, body: toApiView(readable(principal, xidOf(params))) }),
+    enlistBranch: async ({ principal, token, params, body, idem }) => {
+      const b = body as EnlistCommand;
+      const kind = backend.participantKinds.get(b.participant);
+      if (!kind) {
+        throw new ApiError("unknown-participant", `no participant ${b.participant}`, {
+          participant: b.participant,
+        });
+      }
+      if (token.participants && !token.participants.includes(b.participant)) {
+        throw new ApiError("participant-forbidden", `this token may not enlist ${b.participant}`, {
+          participant: b.participant,
+        });
+      }
+      const payload = payloadOf(b, kind);
+      const reply = await backend.call({
+        type: "enlist",
+        principal,
+        xid: xidOf(params),
+        participant: b.participant,
+        kind,
+        payload,
+        ...(idem ? { idem } : {}),
+      });
+      if (reply.kind === "error") throw engineError(reply);
+      if (reply.kind !== "branch") throw new Error(`unexpected reply ${reply.kind}`);
+      return {
+        status: reply.created ? 201 : 200,
+        body: { branch: reply.branch, branchId: reply.branchId, participant: b.participant, kind },
+      };
+    },
+    reportBranchPrepared: async ({ principal, params }) => {
+      const xid = xidOf(params);
+      const n = params.n as number;
+      const reply = await backend.call({ type: "report-prepared", principal, xid, n });
+      if (reply.kind === "error") throw engineError(reply);
+      const branch = toApiView(readable(principal, xid)).branches.find((b) => b.branch === n);
+      if (!branch) throw new ApiError("branch-not-found", `no branch ${n}`, { xid, branch: n });
+      return { status: 200, body: branch };
+    },
+    prepareTransaction: ({ principal, params }) =>
+      outcome({ type: "prepare", principal, xid: xidOf(params) }, (view) =>
+        view.state === "aborted" || view.state === "aborting"
+          ? aborted(view)
+          : { status: 200, body: toApiView(view) },
+      ),
+    commitTransaction: ({ principal, params }) =>
+      outcome({ type: "commit", principal, xid: xidOf(params) }, (view) => {
+        if (view.state === "committed") return { status: 200, body: toApiView(view) };
+        if (view.state === "committing") return { status: 202, body: toApiView(view) };
+        return aborted(view);
+      }),
+    abortTransaction: ({ principal, params }) =>
+      outcome({ type: "abort", principal, xid: xidOf(params) }, (view) => ({
+        status: view.state === "aborted" ? 200 : 202,
+        body: toApiView(view),
+      })),
+  };
+}
+
+/** The participant payload of an enlist body, refused when it is not this participant's kind. */
+function payloadOf(b: EnlistCommand, kind: string): unknown {
+  const [payload, wants] =
+    "statements" in b
+      ? [{ kind: "statements", statements: b.statements }, "postgres"]
+      : "servicePrepared" in b
+        ? [{ kind: "service-prepared" }, "postgres"]
+        : "ops" in b
+          ? [{ kind: "ops", ops: b.ops, preconditions: b.preconditions ?? [] }, "redis"]
+          : [{ kind: "messages", messages: b.messages }, "kafka"];
+  if (wants !== kind) {
+    throw new ApiError(
+      "validation-failed",
+      `participant ${b.participant} is ${kind}; this branch's work is for ${wants}`,
+      { issues: [{ path: "body", message: `work for ${wants} sent to a ${kind} participant` }] },
+    );
+  }
+  return payload;
+}
+
+const engineCodes: Record<Extract<Reply, { kind: "error" }>["code"], ErrorCode> = {
+  "transaction-not-found": "transaction-not-found",
+  forbidden: "forbidden",
+  "invalid-state": "invalid-state",
+  "transaction-committed": "transaction-committed",
+  "idempotency-key-reused": "idempotency-key-reused",
+  "limit-exceeded": "limit-exceeded",
+  "too-many-transactions": "too-many-transactions",
+  "outcome-unknown": "outcome-unknown",
+  "not-leader": "not-leader",
+};
+
+function engineError(reply: Extract<Reply, { kind: "error" }>): ApiError {
+  return new ApiError(engineCodes[reply.code], reply.message, reply.details);
+}

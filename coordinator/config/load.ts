@@ -1,0 +1,71 @@
+/** Reads and validates the configuration file; every failure names the file and the field. */
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { configSchema, type Config } from "./schema.js";
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+export async function loadConfig(path: string, env = process.env): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    throw new ConfigError(`cannot read configuration ${path}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(`configuration ${path} is not valid YAML: ${(e as Error).message}`);
+  }
+  return validateConfig(raw, path, env);
+}
+
+export function validateConfig(raw: unknown, source: string, env = process.env): Config {
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(`configuration ${source} is invalid:\n${z.prettifyError(parsed.error)}`);
+  }
+  const config = parsed.data;
+  const problems: string[] = [];
+  if (config.profile === "production" && config.tokens.length === 0) {
+    problems.push("no tokens configured: a production node refuses to start without credentials");
+  }
+  const names = new Set<string>();
+  for (const p of config.participants) {
+    if (names.has(p.name)) problems.push(`participant ${p.name} is configured twice`);
+    names.add(p.name);
+  }
+  const ids = new Set<string>();
+  for (const t of config.tokens) {
+    if (ids.has(t.id)) problems.push(`token id ${t.id} is configured twice`);
+    ids.add(t.id);
+    if ((t.secret === undefined) === (t.secretEnv === undefined)) {
+      problems.push(`token ${t.id}: give exactly one of secret or secretEnv`);
+    } else if (t.secretEnv !== undefined && (env[t.secretEnv] ?? "").length < 16) {
+      problems.push(
+        `token ${t.id}: environment variable ${t.secretEnv} is unset or shorter than 16 characters`,
+      );
+    }
+    for (const name of t.participants ?? []) {
+      if (!names.has(name)) problems.push(`token ${t.id} is scoped to unknown participant ${name}`);
+    }
+    if (t.role === "admin" && t.participants)
+      problems.push(`token ${t.id}: admin tokens are not scoped`);
+  }
+  if (config.protocol.phase2BackoffBaseMs > config.protocol.phase2BackoffMaxMs) {
+    problems.push("protocol.phase2BackoffBaseMs must not exceed protocol.phase2BackoffMaxMs");
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(`configuration ${source} is invalid:\n  - ${problems.join("\n  - ")}`);
+  }
+  return config;
+}
+
+/** The secret of a token, from the file or the environment (validated by validateConfig). */
+export function tokenSecret(t: Config["tokens"][number], env = process.env): string {
+  return t.secret ?? env[t.secretEnv ?? ""] ?? "";
+}

@@ -1,0 +1,78 @@
+/**
+ * The node's one configuration file (YAML or JSON), validated at start with messages that
+ * name the offending field. Every timeout and limit has a default and a ceiling; see
+ * docs/configuration.md.
+ */
+import { z } from "zod";
+import { apiLimitsSchema } from "../api/contract/limits.js";
+
+const tokenSchema = z.strictObject({
+  /** The principal: who began a transaction, who resolved a heuristic case. */
+  id: z.string().min(1).max(128),
+  /** The bearer secret, inline or read from an environment variable (preferred). */
+  secret: z.string().min(16).max(512).optional(),
+  secretEnv: z.string().min(1).max(128).optional(),
+  role: z.enum(["client", "admin"]),
+  /** A client token may be scoped to the participants it may enlist. */
+  participants: z.array(z.string().min(1)).optional(),
+});
+
+const participantSchema = z.looseObject({
+  name: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,62}$/, "lowercase letters, digits and '-', starting with a letter"),
+  kind: z.enum(["postgres", "redis", "kafka"]),
+});
+
+export const configSchema = z.strictObject({
+  /** `production` refuses to start without tokens; `local-demo` is for the demo on loopback. */
+  profile: z.enum(["production", "local-demo"]).default("production"),
+  node: z.strictObject({
+    id: z.string().min(1).max(64).default("node-1"),
+    dataDir: z.string().min(1),
+    host: z.string().min(1).default("127.0.0.1"),
+    port: z.int().min(0).max(65535).default(7400),
+  }),
+  tokens: z.array(tokenSchema).max(1000).default([]),
+  participants: z.array(participantSchema).min(1).max(100),
+  limits: apiLimitsSchema.default(apiLimitsSchema.parse({})),
+  protocol: z
+    .strictObject({
+      /** Single PostgreSQL/Redis branch committed in one phase (settled from its marker). */
+      onePhase: z.boolean().default(true),
+      phase2BackoffBaseMs: z.int().min(1).max(60_000).default(100),
+      phase2BackoffMaxMs: z.int().min(1).max(3_600_000).default(10_000),
+      /** How long a finished transaction stays visible before it is forgotten. */
+      retentionMs: z
+        .int()
+        .min(0)
+        .max(30 * 24 * 3_600_000)
+        .default(10 * 60_000),
+      tickMs: z.int().min(1).max(1000).default(20),
+      /** How long a commit call waits for phase 2 before answering 202 committing. */
+      commitWaitMs: z.int().min(0).max(600_000).default(10_000),
+    })
+    .default({
+      onePhase: true,
+      phase2BackoffBaseMs: 100,
+      phase2BackoffMaxMs: 10_000,
+      retentionMs: 600_000,
+      tickMs: 20,
+      commitWaitMs: 10_000,
+    }),
+  log: z
+    .strictObject({
+      segmentBytesMax: z
+        .int()
+        .min(64 * 1024)
+        .max(1024 * 1024 * 1024)
+        .default(64 * 1024 * 1024),
+      /** A snapshot of the transaction table is taken after this many entries. */
+      snapshotEveryEntries: z.int().min(10).max(10_000_000).default(10_000),
+      level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    })
+    .default({ segmentBytesMax: 64 * 1024 * 1024, snapshotEveryEntries: 10_000, level: "info" }),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type TokenConfig = z.output<typeof tokenSchema>;

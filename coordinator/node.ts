@@ -1,0 +1,148 @@
+/**
+ * One coordinator node: configuration → data directory, cluster id, decision log,
+ * participants, engine, driver and HTTP server; and an orderly stop.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { Participant } from "../participants/participant.js";
+import { createPostgresParticipant } from "../participants/postgres/participant.js";
+import { buildSchemas } from "./api/contract/schemas.js";
+import { buildServer, type ApiBackend } from "./api/server.js";
+import { loadOrCreateClusterId } from "./config/cluster-id.js";
+import { tokenSecret } from "./config/load.js";
+import type { Config } from "./config/schema.js";
+import { Engine } from "./core/engine.js";
+import type { ClusterId, Xid } from "./core/ids.js";
+import type { LogRecord } from "./core/records.js";
+import { Driver } from "./driver/driver.js";
+import { parseFailpoints } from "./failpoints/failpoints.js";
+import { LocalDecisionLog } from "./log/local-decision-log.js";
+import { NodeStorage } from "./log/node-storage.js";
+import { createLogger } from "./telemetry/logger.js";
+import { createMetrics } from "./telemetry/metrics.js";
+
+export const version = "0.1.0";
+
+export interface RunningNode {
+  readonly url: string;
+  readonly clusterId: ClusterId;
+  stop(): Promise<void>;
+}
+
+function createParticipant(
+  p: Config["participants"][number],
+  logger: Logger,
+  inFlightMax: number,
+): Participant {
+  const { kind, ...rest } = p;
+  switch (kind) {
+    case "postgres":
+      return createPostgresParticipant({ inFlightMax, ...rest } as never, {
+        logger: logger.child({ participant: p.name }),
+      });
+    case "redis":
+    case "kafka":
+      throw new Error(
+        `participant ${p.name}: ${kind} participants are not available in this version`,
+      );
+  }
+}
+
+export async function startNode(
+  config: Config,
+  logger = createLogger(config.log.level, config.node.id),
+): Promise<RunningNode> {
+  await mkdir(config.node.dataDir, { recursive: true });
+  const clusterId = await loadOrCreateClusterId(config.node.dataDir);
+  const metrics = createMetrics();
+  const participants = new Map<string, Participant>();
+  for (const p of config.participants) {
+    const participant = createParticipant(
+      p,
+      logger,
+      Math.min(config.limits.inFlightTransactionsMax, 100_000),
+    );
+    await participant.start(clusterId);
+    participants.set(p.name, participant);
+  }
+  const log = await LocalDecisionLog.open<LogRecord>({
+    storage: new NodeStorage(),
+    dir: join(config.node.dataDir, "log"),
+    segmentBytesMax: config.log.segmentBytesMax,
+    // A `preparing` record carries every branch's payload.
+    recordBytesMax: config.limits.payloadBytesPerTransactionMax * 2 + 64 * 1024,
+    onFsync: (ms, entries) => {
+      metrics.fsyncSeconds.observe(ms / 1000);
+      metrics.entriesPerFsync.observe(entries);
+    },
+  });
+  const engine = new Engine(
+    {
+      clusterId,
+      inFlightMax: config.limits.inFlightTransactionsMax,
+      branchesPerTxnMax: config.limits.branchesPerTransactionMax,
+      phase2Backoff: {
+        baseMs: config.protocol.phase2BackoffBaseMs,
+        maxMs: config.protocol.phase2BackoffMaxMs,
+      },
+      retentionMs: config.protocol.retentionMs,
+      forgetBatchMax: 1000,
+      onePhase: config.protocol.onePhase,
+    },
+    Math.random,
+  );
+  const driver = new Driver({
+    engine,
+    log,
+    participants,
+    logger,
+    metrics,
+    failpoints: parseFailpoints(process.env.VERDICT_FAILPOINTS),
+    now: () => Date.now(),
+    tickMs: config.protocol.tickMs,
+    snapshotEveryEntries: config.log.snapshotEveryEntries,
+  });
+  await driver.start();
+
+  const backend: ApiBackend = {
+    participantKinds: new Map(config.participants.map((p) => [p.name, p.kind])),
+    call: (input) => driver.call(input),
+    view: (xid) => engine.view(xid),
+    principalOf: (xid) => engine.principalOf(xid),
+    newXid: () => randomUUID().replaceAll("-", "") as Xid,
+    metricsText: () => {
+      metrics.inFlight.set(engine.inFlight());
+      return metrics.registry.metrics();
+    },
+    metricsContentType: metrics.registry.contentType,
+  };
+  const server = buildServer({
+    backend,
+    schemas: buildSchemas(config.limits),
+    tokens: config.tokens.map((t) => ({
+      id: t.id,
+      secret: tokenSecret(t),
+      role: t.role,
+      ...(t.participants ? { participants: t.participants } : {}),
+    })),
+    logger,
+    version,
+  });
+  const address = await server.listen({ host: config.node.host, port: config.node.port });
+  logger.info(
+    { url: address, clusterId, participants: [...participants.keys()] },
+    "verdict node listening",
+  );
+  return {
+    url: address,
+    clusterId,
+    async stop() {
+      await server.close();
+      driver.stop();
+      await log.close();
+      await Promise.all([...participants.values()].map((p) => p.close()));
+    },
+  };
+}

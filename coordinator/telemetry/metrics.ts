@@ -1,0 +1,77 @@
+/** Prometheus metrics, one registry per node (tests run several nodes in one process). */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly transactions: Counter<"outcome">;
+  readonly heuristics: Counter<"outcome">;
+  readonly phaseSeconds: Histogram<"phase">;
+  readonly participantSeconds: Histogram<"participant" | "op">;
+  readonly appendSeconds: Histogram;
+  readonly fsyncSeconds: Histogram;
+  readonly entriesPerFsync: Histogram;
+  readonly inFlight: Gauge;
+  readonly inDoubt: Gauge;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  const latency = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+  return {
+    registry,
+    transactions: new Counter({
+      name: "verdict_transactions_total",
+      help: "Transactions by final answer (committed, aborted).",
+      labelNames: ["outcome"],
+      registers: [registry],
+    }),
+    heuristics: new Counter({
+      name: "verdict_heuristic_outcomes_total",
+      help: "Branches found decided by someone else (heuristic-commit, heuristic-rollback).",
+      labelNames: ["outcome"],
+      registers: [registry],
+    }),
+    phaseSeconds: new Histogram({
+      name: "verdict_phase_seconds",
+      help: "Latency of a client-visible phase (begin, enlist, prepare, commit, abort).",
+      labelNames: ["phase"],
+      buckets: latency,
+      registers: [registry],
+    }),
+    participantSeconds: new Histogram({
+      name: "verdict_participant_call_seconds",
+      help: "Latency of participant calls by participant and operation.",
+      labelNames: ["participant", "op"],
+      buckets: latency,
+      registers: [registry],
+    }),
+    appendSeconds: new Histogram({
+      name: "verdict_log_append_seconds",
+      help: "Time from proposing a log record to it being durable.",
+      buckets: latency,
+      registers: [registry],
+    }),
+    fsyncSeconds: new Histogram({
+      name: "verdict_log_fsync_seconds",
+      help: "Latency of one log fdatasync.",
+      buckets: latency,
+      registers: [registry],
+    }),
+    entriesPerFsync: new Histogram({
+      name: "verdict_log_entries_per_fsync",
+      help: "Entries made durable by one fdatasync (group commit).",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers: [registry],
+    }),
+    inFlight: new Gauge({
+      name: "verdict_transactions_in_flight",
+      help: "Transactions begun and not yet decided.",
+      registers: [registry],
+    }),
+    inDoubt: new Gauge({
+      name: "verdict_transactions_in_doubt",
+      help: "Decided transactions with branches not yet acknowledged.",
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,1016 @@
+/**
+ * A deterministic simulator of one coordinator node over the pure engine, for the property
+ * tests. Everything is driven by one seeded PRNG, so a failing seed replays exactly.
+ *
+ * It plays the shell's part: an in-memory log whose appends become durable in order after a
+ * random delay (a crash drops those that are not yet durable, and an append can fail — either
+ * really lost or written anyway, as when a proposal times out but lands); fake participants
+ * that keep per-branch state and record every call they saw together with the durable
+ * decision at that moment; clients that begin, enlist, prepare, commit and abort, retry, and
+ * call as the wrong principal; a clock with deadlines; crashes and restarts (a new Engine,
+ * replay, becomeLeader); and out-of-order delivery of calls and answers.
+ *
+ * The checkers read only the harness's own model of the durable log, never the engine's
+ * table, so a broken table cannot hide its own faults.
+ */
+import type { ParticipantKind, Phase2Outcome, Vote } from "../../../participants/participant.js";
+import {
+  Engine,
+  type EngineConfig,
+  type Input,
+  type Output,
+  type Principal,
+  type Reply,
+} from "../../../coordinator/core/engine.js";
+import type { ClusterId, LogIndex, Term, Xid } from "../../../coordinator/core/ids.js";
+import type { BranchSpec, Decision, LogRecord } from "../../../coordinator/core/records.js";
+import type { Entry } from "../../../coordinator/core/table.js";
+import { durableState, heuristicOf } from "../../../coordinator/core/table.js";
+
+// ---- seeded randomness --------------------------------------------------------------------
+
+/** mulberry32: small, fast, and good enough to drive a simulation. */
+export class Rng {
+  private state: number;
+
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    const item = items[this.int(items.length)];
+    if (item === undefined) throw new Error("pick from an empty list");
+    return item;
+  }
+}
+
+// ---- configuration ------------------------------------------------------------------------
+
+export interface Faults {
+  /** Per step. */
+  readonly crash: number;
+  /** Per enlist: the work will fail at prepare, so the branch votes no. */
+  readonly failingWork: number;
+  /** Per call: not executed, answered with an error. */
+  readonly transient: number;
+  /** Per call: executed or not, the answer is lost (the shell reports a timeout). */
+  readonly noAnswer: number;
+  /** Per step: an append fails; it is really lost, or written anyway. */
+  readonly appendFail: number;
+  /** Per step: the clock jumps far (past deadlines). */
+  readonly clockJump: number;
+}
+
+export const defaultFaults: Faults = {
+  crash: 0.01,
+  failingWork: 0.05,
+  transient: 0.08,
+  noAnswer: 0.05,
+  appendFail: 0.02,
+  clockJump: 0.02,
+};
+
+export type EngineFactory = (cfg: EngineConfig, random: () => number) => Engine;
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly steps: number;
+  readonly txnsMax: number;
+  readonly faults: Faults;
+  readonly onePhase: boolean;
+  readonly makeEngine?: EngineFactory;
+  /** Bound on the healed phase's rounds. */
+  readonly healRoundsMax?: number;
+}
+
+export const engineConfig = (onePhase: boolean): EngineConfig => ({
+  clusterId: "c1" as ClusterId,
+  inFlightMax: 64,
+  branchesPerTxnMax: 4,
+  phase2Backoff: { baseMs: 20, maxMs: 400 },
+  retentionMs: 500,
+  forgetBatchMax: 8,
+  onePhase,
+});
+
+const participantSpecs: readonly { name: string; kind: ParticipantKind }[] = [
+  { name: "pg-a", kind: "postgres" },
+  { name: "pg-b", kind: "postgres" },
+  { name: "redis-a", kind: "redis" },
+  { name: "kafka-a", kind: "kafka" },
+];
+
+const owner: Principal = { id: "svc-a", admin: false };
+const stranger: Principal = { id: "svc-b", admin: false };
+const admin: Principal = { id: "ops", admin: true };
+
+/** Work for a branch; the fakes vote no on any payload that contains `FAIL`. */
+function payloadFor(kind: ParticipantKind, rng: Rng, failing: boolean): unknown {
+  const tag = failing ? "FAIL" : `w${rng.int(1000)}`;
+  switch (kind) {
+    case "postgres":
+      return { kind: "sql", statements: [{ sql: `update t set v = v + 1 -- ${tag}`, params: [] }] };
+    case "redis":
+      return { kind: "redis", ops: [{ op: "incrby", key: `k:${tag}`, by: 1 }] };
+    case "kafka":
+      return { kind: "kafka", messages: [{ topic: "events", key: tag, value: "v" }] };
+  }
+}
+
+const fails = (payload: unknown): boolean => JSON.stringify(payload).includes("FAIL");
+
+// ---- fake participants --------------------------------------------------------------------
+
+export type FakeState = "none" | "prepared" | "committed" | "rolled-back";
+export type CallOutput = Extract<
+  Output,
+  { type: "prepare" | "commit" | "rollback" | "commit-one-phase" | "check-one-phase" }
+>;
+
+export interface SeenEvent {
+  readonly call: CallOutput["type"];
+  readonly xid: Xid;
+  readonly branchId: string;
+  /** The durable decision for the transaction when the participant saw the call. */
+  readonly durableDecision: Decision | undefined;
+}
+
+export interface FakeBranch {
+  readonly xid: Xid;
+  readonly kind: ParticipantKind;
+  state: FakeState;
+  /** How many times the branch's work was actually done (a prepare that was not redone). */
+  works: number;
+}
+
+type CallResult =
+  | { type: "vote"; vote: Vote }
+  | { type: "phase2"; outcome: Phase2Outcome }
+  | { type: "one-phase"; committed: boolean };
+
+export class FakeParticipant {
+  readonly branches = new Map<string, FakeBranch>();
+  readonly seen: SeenEvent[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly kind: ParticipantKind,
+    private readonly violation: (what: string) => void,
+  ) {}
+
+  private branch(xid: Xid, branchId: string): FakeBranch {
+    let b = this.branches.get(branchId);
+    if (!b) {
+      b = { xid, kind: this.kind, state: "none", works: 0 };
+      this.branches.set(branchId, b);
+    }
+    return b;
+  }
+
+  /** Executes one call atomically, as the participant's contract describes. */
+  execute(call: CallOutput): CallResult {
+    const b = this.branch(call.xid, call.branch.branchId);
+    const id = call.branch.branchId;
+    switch (call.type) {
+      case "prepare":
+        if (b.state === "rolled-back") return no("tombstone", "branch was rolled back");
+        if (b.state !== "none") return { type: "vote", vote: { vote: "yes" } };
+        if (fails(call.branch.payload)) {
+          b.state = "rolled-back";
+          return no("statement-failed", "the work failed");
+        }
+        b.state = "prepared";
+        b.works += 1;
+        return { type: "vote", vote: { vote: "yes" } };
+      case "commit":
+        if (b.state === "committed") return phase2({ outcome: "already-done" });
+        if (b.state !== "prepared") {
+          this.violation(`commit of ${id} in state ${b.state} (never prepared)`);
+          return phase2({ outcome: "heuristic-rollback", detail: "not prepared" });
+        }
+        b.state = "committed";
+        return phase2({ outcome: "done" });
+      case "rollback":
+        if (b.state === "rolled-back") return phase2({ outcome: "already-done" });
+        if (b.state === "committed") return phase2({ outcome: "heuristic-commit", detail: "" });
+        b.state = "rolled-back";
+        return phase2({ outcome: "done" });
+      case "commit-one-phase":
+        if (b.state === "committed") return { type: "one-phase", committed: true };
+        if (b.state === "prepared") this.violation(`one-phase commit of prepared ${id}`);
+        if (b.state !== "none" || fails(call.branch.payload)) {
+          b.state = "rolled-back";
+          return { type: "one-phase", committed: false };
+        }
+        b.state = "committed";
+        b.works += 1;
+        return { type: "one-phase", committed: true };
+      case "check-one-phase":
+        return { type: "one-phase", committed: b.state === "committed" };
+    }
+  }
+}
+
+const no = (reason: string, detail: string): CallResult => ({
+  type: "vote",
+  vote: { vote: "no", reason, detail },
+});
+const phase2 = (outcome: Phase2Outcome): CallResult => ({ type: "phase2", outcome });
+
+// ---- the harness's model of the durable log -----------------------------------------------
+
+interface ModelTxn {
+  deadlineMs: number;
+  onePhase: boolean;
+  branches: readonly BranchSpec[];
+  preparingDurable: boolean;
+  decision?: Decision;
+  decisionIndex?: number;
+}
+
+// ---- clients ------------------------------------------------------------------------------
+
+interface ClientTxn {
+  readonly xid: Xid;
+  readonly life: number;
+  readonly deadlineMs: number;
+  readonly beginKey: string;
+  /** Enlist idempotency key → what was sent and the branch it got. */
+  readonly enlists: Map<string, { participant: string; fingerprint: string; branch?: number }>;
+  /** Participants that got a new branch (created: true). */
+  readonly created: Set<string>;
+  /** The category of the first final answer to a commit or abort. */
+  answered?: Decision;
+}
+
+type Request =
+  | { type: "begin"; key: string; priorXid?: Xid }
+  | {
+      type: "enlist";
+      xid: Xid;
+      wrong: boolean;
+      key: string;
+      participant: string;
+      fingerprint: string;
+      /** For a retry with the same body, the branch the first call got. */
+      expectBranch?: number;
+      /** Same key, another body: must be refused. */
+      reused: boolean;
+    }
+  | { type: "prepare" | "commit" | "abort"; xid: Xid; wrong: boolean };
+
+// ---- the simulator ------------------------------------------------------------------------
+
+export interface SimStats {
+  txns: number;
+  committed: number;
+  aborted: number;
+  crashes: number;
+  appendFailures: number;
+  steps: number;
+  healRounds: number;
+  onePhaseCommits: number;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly violations: readonly string[];
+  readonly stats: SimStats;
+  /** The last events, to read a failure by. */
+  readonly trace: readonly string[];
+}
+
+const traceMax = 80;
+
+export class Sim {
+  private readonly rng: Rng;
+  private readonly cfg: EngineConfig;
+  private readonly makeEngine: EngineFactory;
+  private faults: Faults;
+  private engine: Engine;
+  private nowMs = 1_000;
+  private term = 1;
+  private life = 1;
+  private step = 0;
+  private nextReq = 1;
+  private nextXid = 1;
+  private nextKey = 1;
+
+  private readonly durable: Entry[] = [];
+  private pending: { record: LogRecord; term: Term }[] = [];
+  private calls: CallOutput[] = [];
+  private answers: Input[] = [];
+  private readonly model = new Map<Xid, ModelTxn>();
+  private readonly clients: ClientTxn[] = [];
+  private requests = new Map<number, Request>();
+  private readonly noVoted = new Set<Xid>();
+  private readonly clientAborted = new Set<Xid>();
+  /** Transactions told `aborted` because the leader never saw them: they must never commit. */
+  private readonly presumedAborted = new Set<Xid>();
+  /** Prepare calls out and not yet answered, per branch, in this life. */
+  private preparesOut = new Map<string, number>();
+  readonly participants: FakeParticipant[];
+  readonly violations: string[] = [];
+  private readonly trace: string[] = [];
+  readonly stats: SimStats = {
+    txns: 0,
+    committed: 0,
+    aborted: 0,
+    crashes: 0,
+    appendFailures: 0,
+    steps: 0,
+    healRounds: 0,
+    onePhaseCommits: 0,
+  };
+
+  constructor(private readonly opts: SimOptions) {
+    this.rng = new Rng(opts.seed);
+    this.cfg = engineConfig(opts.onePhase);
+    this.faults = opts.faults;
+    this.makeEngine = opts.makeEngine ?? ((cfg, random) => new Engine(cfg, random));
+    this.participants = participantSpecs.map(
+      (p) => new FakeParticipant(p.name, p.kind, (what) => this.violate("G1", what)),
+    );
+    this.engine = this.makeEngine(this.cfg, () => this.rng.next());
+    this.emit(this.engine.becomeLeader(this.nowMs));
+  }
+
+  /** Fault phase, then a healed phase, then the final checks. Stops at the first violation. */
+  run(): SimResult {
+    for (this.step = 1; this.step <= this.opts.steps && this.violations.length === 0; this.step++) {
+      this.guard(() => this.randomStep());
+      this.stats.steps = this.step;
+    }
+    if (this.violations.length === 0) this.guard(() => this.heal());
+    if (this.violations.length === 0) this.finalChecks();
+    return {
+      seed: this.opts.seed,
+      violations: this.violations,
+      stats: this.stats,
+      trace: this.trace,
+    };
+  }
+
+  // ---- steps --------------------------------------------------------------------------------
+
+  private randomStep(): void {
+    const f = this.faults;
+    if (this.rng.chance(f.crash)) return this.crash();
+    if (this.rng.chance(f.appendFail) && this.pending.length > 0) return this.failAppend();
+    if (this.rng.chance(f.clockJump)) this.nowMs += 500 + this.rng.int(3000);
+    this.nowMs += this.rng.int(25);
+    const roll = this.rng.next();
+    if (roll < 0.35) this.clientStep();
+    else if (roll < 0.55) this.deliverCall();
+    else if (roll < 0.72) this.deliverAnswer();
+    else if (roll < 0.87) this.flush(1 + this.rng.int(Math.max(1, this.pending.length)));
+    else if (roll < 0.97) this.feed({ type: "tick" });
+    else this.readView();
+  }
+
+  /** Runs one step; an engine that throws is a violation too, after the checkers had a look. */
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.checkTable();
+      this.violate("crash", `engine threw: ${e instanceof Error ? e.stack : String(e)}`);
+    }
+  }
+
+  private feed(input: Input): void {
+    this.note(`in  ${describeInput(input)}`);
+    if (input.type === "voted" || input.type === "phase2-done" || input.type === "phase2-failed") {
+      this.trackAnswer(input);
+    }
+    this.emit(this.engine.handle(input, this.nowMs));
+    this.checkTable();
+  }
+
+  private trackAnswer(input: Extract<Input, { type: "voted" | "phase2-done" | "phase2-failed" }>) {
+    if (input.type !== "voted") return;
+    const id = `${input.xid}:${input.n}`;
+    this.preparesOut.set(id, (this.preparesOut.get(id) ?? 1) - 1);
+    if (input.vote.vote === "no") this.noVoted.add(input.xid);
+  }
+
+  private emit(outputs: readonly Output[]): void {
+    for (const o of outputs) {
+      this.note(`out ${describeOutput(o)}`);
+      switch (o.type) {
+        case "append":
+          this.checkProposal(o.record);
+          this.pending.push({ record: o.record, term: this.term as Term });
+          break;
+        case "prepare": {
+          const id = `${o.xid}:${o.branch.n}`;
+          const out = this.preparesOut.get(id) ?? 0;
+          if (out > 0) this.violate("G5", `prepare of ${id} sent again while one is in flight`);
+          this.preparesOut.set(id, out + 1);
+          this.calls.push(o);
+          break;
+        }
+        case "commit":
+        case "rollback":
+        case "commit-one-phase":
+        case "check-one-phase":
+          this.calls.push(o);
+          break;
+        case "forgotten":
+          for (const b of o.branches) this.checkForgotten(b);
+          break;
+        case "reply":
+          this.checkReply(o.req, o.reply);
+          break;
+      }
+    }
+  }
+
+  // ---- the log ------------------------------------------------------------------------------
+
+  /** The first `count` pending appends become durable, in order, and are applied. */
+  private flush(count: number): void {
+    const batch = this.pending.splice(0, count);
+    for (const p of batch) {
+      const entry: Entry = {
+        index: (this.durable.length + 1) as LogIndex,
+        term: p.term,
+        record: p.record,
+      };
+      this.durable.push(entry);
+      this.modelApply(entry);
+      this.feed({ type: "applied", entry });
+    }
+  }
+
+  /** An append fails: lost with everything after it, or (ambiguous failure) written anyway. */
+  private failAppend(): void {
+    this.stats.appendFailures += 1;
+    const at = this.rng.int(this.pending.length);
+    const written = this.rng.chance(0.5);
+    const failed = written ? this.pending.slice(at, at + 1) : this.pending.splice(at);
+    for (const p of failed) {
+      this.feed({ type: "append-failed", record: p.record, error: written ? "timeout" : "lost" });
+    }
+  }
+
+  private modelApply(entry: Entry): void {
+    const r = entry.record;
+    const get = (xid: Xid): ModelTxn | undefined => this.model.get(xid);
+    switch (r.type) {
+      case "preparing": {
+        const m = get(r.txn.xid);
+        if (m?.preparingDurable) return;
+        this.model.set(r.txn.xid, {
+          ...(m ?? {}),
+          deadlineMs: r.txn.deadlineMs,
+          onePhase: r.onePhase,
+          branches: r.branches,
+          preparingDurable: true,
+        });
+        if (r.branches.some((b, i) => r.branches.findIndex((c) => c.participant === b.participant) !== i))
+          this.violate("G5", `${r.txn.xid} has two branches on one participant`);
+        const client = this.clients.find((c) => c.xid === r.txn.xid);
+        if (client && client.created.size !== r.branches.length) {
+          this.violate(
+            "G5",
+            `${r.txn.xid} preparing ${r.branches.length} branch(es), client created ${client.created.size}`,
+          );
+        }
+        return;
+      }
+      case "decide": {
+        let m = get(r.xid);
+        if (!m) {
+          if (!r.txn) return this.violate("G2", `decide for ${r.xid} unknown to the log`);
+          m = {
+            deadlineMs: r.txn.deadlineMs,
+            onePhase: false,
+            branches: r.branches ?? [],
+            preparingDurable: false,
+          };
+          this.model.set(r.xid, m);
+        }
+        if (m.decision !== undefined) return; // compare-and-set: the first holds
+        m.decision = r.decision;
+        m.decisionIndex = entry.index;
+        if (r.decision === "abort") return void (this.stats.aborted += 1);
+        this.stats.committed += 1;
+        if (r.acks) this.stats.onePhaseCommits += 1;
+        if (this.noVoted.has(r.xid)) this.violate("G4", `${r.xid} committed after a no vote`);
+        if (this.presumedAborted.has(r.xid))
+          this.violate("G7", `${r.xid} committed after a client was told aborted`);
+        if (!r.acks && r.atMs > m.deadlineMs)
+          this.violate("G4", `${r.xid} commit decided at ${r.atMs}, past its deadline ${m.deadlineMs}`);
+        return;
+      }
+      case "acks":
+      case "forget":
+        return;
+    }
+  }
+
+  /** Durable decision of a transaction, from the harness's own model of the log. */
+  private decisionOf(xid: Xid): Decision | undefined {
+    return this.model.get(xid)?.decision;
+  }
+
+  // ---- participants -------------------------------------------------------------------------
+
+  private participant(name: string): FakeParticipant {
+    const p = this.participants.find((q) => q.name === name);
+    if (!p) throw new Error(`no participant ${name}`);
+    return p;
+  }
+
+  /** The participant sees one call; G1 is checked at that very moment. */
+  private execute(call: CallOutput): CallResult {
+    const p = this.participant(call.branch.participant);
+    const decision = this.decisionOf(call.xid);
+    p.seen.push({ call: call.type, xid: call.xid, branchId: call.branch.branchId, durableDecision: decision });
+    const id = call.branch.branchId;
+    if (call.type === "commit" && decision !== "commit")
+      this.violate("G1", `commit of ${id} while the durable decision is ${decision ?? "none"}`);
+    if (call.type === "rollback" && decision !== "abort")
+      this.violate("G1", `rollback of ${id} while the durable decision is ${decision ?? "none"}`);
+    if (call.type === "commit-one-phase") {
+      const m = this.model.get(call.xid);
+      if (!m?.preparingDurable || !m.onePhase || decision !== undefined)
+        this.violate("G1", `one-phase commit of ${id} without a durable one-phase preparing entry`);
+    }
+    if (call.type === "commit" && call.branch.kind === "kafka") {
+      for (const b of this.model.get(call.xid)?.branches ?? []) {
+        if (b.kind === "kafka") continue;
+        const state = this.participant(b.participant).branches.get(b.branchId)?.state;
+        if (state !== "committed")
+          this.violate("G7", `kafka ${id} committed while database branch ${b.branchId} is ${state ?? "none"}`);
+      }
+    }
+    return p.execute(call);
+  }
+
+  private deliverCall(): void {
+    if (this.calls.length === 0) return;
+    const call = this.calls.splice(this.rng.int(this.calls.length), 1)[0];
+    if (!call) return;
+    this.note(`call ${call.type} ${call.branch.branchId}`);
+    const f = this.faults;
+    const transient = this.rng.chance(f.transient);
+    const lost = !transient && this.rng.chance(f.noAnswer);
+    if (transient || (lost && this.rng.chance(0.5))) return this.answer(call, undefined);
+    const result = this.execute(call);
+    this.answer(call, lost ? undefined : result);
+  }
+
+  /** Queues what the shell feeds back; `undefined` is an error or a timeout. */
+  private answer(call: CallOutput, result: CallResult | undefined): void {
+    const { xid } = call;
+    const n = call.branch.n;
+    switch (call.type) {
+      case "prepare":
+        this.answers.push({
+          type: "voted",
+          xid,
+          n,
+          vote:
+            result?.type === "vote"
+              ? result.vote
+              : { vote: "no", reason: "participant-error", detail: "unavailable" },
+        });
+        return;
+      case "commit":
+      case "rollback":
+        this.answers.push(
+          result?.type === "phase2"
+            ? { type: "phase2-done", xid, n, outcome: result.outcome }
+            : { type: "phase2-failed", xid, n, error: "unavailable" },
+        );
+        return;
+      case "commit-one-phase":
+      case "check-one-phase":
+        this.answers.push({
+          type: "one-phase-done",
+          xid,
+          outcome:
+            result?.type !== "one-phase"
+              ? { outcome: "unknown", detail: "unavailable" }
+              : result.committed
+                ? { outcome: "committed" }
+                : { outcome: "aborted", reason: "not-committed", detail: "marker absent" },
+        });
+        return;
+    }
+  }
+
+  private deliverAnswer(): void {
+    if (this.answers.length === 0) return;
+    const input = this.answers.splice(this.rng.int(this.answers.length), 1)[0];
+    if (input) this.feed(input);
+  }
+
+  // ---- crashes ------------------------------------------------------------------------------
+
+  /** The node dies: unsynced appends are gone; calls on the wire reached the participant or not. */
+  private crash(): void {
+    this.stats.crashes += 1;
+    this.note(`crash (life ${this.life})`);
+    this.pending = [];
+    for (const call of this.calls) if (this.rng.chance(0.5)) this.execute(call);
+    this.calls = [];
+    this.answers = [];
+    this.requests = new Map();
+    this.preparesOut = new Map();
+    this.life += 1;
+    this.term += 1;
+    this.nowMs += this.rng.int(200);
+    this.engine = this.makeEngine(this.cfg, () => this.rng.next());
+    for (const entry of this.durable) {
+      const out = this.engine.handle({ type: "applied", entry }, this.nowMs);
+      if (out.length > 0) this.violate("replay", `replay of ${entry.index} produced output`);
+    }
+    this.checkTable();
+    this.emit(this.engine.becomeLeader(this.nowMs));
+    this.checkTable();
+  }
+
+  // ---- clients ------------------------------------------------------------------------------
+
+  private send(req: Request, input: Input): void {
+    this.requests.set(input.type === "tick" ? 0 : (input as { req: number }).req, req);
+    this.feed(input);
+  }
+
+  private clientStep(): void {
+    const open = this.clients.filter((c) => c.life === this.life && c.answered === undefined);
+    const roll = this.rng.next();
+    if (open.length === 0 || (roll < 0.15 && this.clients.length < this.opts.txnsMax)) {
+      if (this.clients.length < this.opts.txnsMax) return this.begin();
+    }
+    const any = this.clients.length > 0 ? this.rng.pick(this.clients) : undefined;
+    const c = open.length > 0 && this.rng.chance(0.85) ? this.rng.pick(open) : any;
+    if (!c) return;
+    const wrong = this.rng.chance(0.05);
+    const principal = wrong ? stranger : this.rng.chance(0.05) ? admin : owner;
+    const r = this.rng.next();
+    if (r < 0.45) return this.enlist(c, principal, wrong);
+    const type = r < 0.55 ? "prepare" : r < 0.9 ? "commit" : "abort";
+    if (type === "abort" && !wrong) this.clientAborted.add(c.xid);
+    const req = this.nextReq++;
+    this.send({ type, xid: c.xid, wrong }, { type, req, principal, xid: c.xid });
+  }
+
+  private begin(): void {
+    const retry = this.clients.length > 0 && this.rng.chance(0.1);
+    const prior = retry ? this.rng.pick(this.clients) : undefined;
+    const key = prior?.beginKey ?? `b${this.nextKey++}`;
+    const xid = `x${this.nextXid++}` as Xid;
+    const req = this.nextReq++;
+    this.send(
+      { type: "begin", key, ...(prior ? { priorXid: prior.xid } : {}) },
+      {
+        type: "begin",
+        req,
+        principal: owner,
+        xid,
+        timeoutMs: 200 + this.rng.int(2500),
+        labels: {},
+        idem: { key, fingerprint: "begin" },
+      },
+    );
+  }
+
+  private enlist(c: ClientTxn, principal: Principal, wrong: boolean): void {
+    const req = this.nextReq++;
+    const earlier = [...c.enlists.entries()];
+    const retry = earlier.length > 0 && this.rng.chance(0.25) ? this.rng.pick(earlier) : undefined;
+    if (retry && this.rng.chance(0.8)) {
+      // The same call again: same key, same body.
+      const [key, sent] = retry;
+      const spec = this.participant(sent.participant);
+      const body = JSON.parse(sent.fingerprint) as { payload: unknown };
+      return this.send(
+        {
+          type: "enlist",
+          xid: c.xid,
+          wrong,
+          key,
+          participant: sent.participant,
+          fingerprint: sent.fingerprint,
+          ...(sent.branch !== undefined ? { expectBranch: sent.branch } : {}),
+          reused: false,
+        },
+        {
+          type: "enlist",
+          req,
+          principal,
+          xid: c.xid,
+          participant: spec.name,
+          kind: spec.kind,
+          payload: body.payload,
+          idem: { key, fingerprint: sent.fingerprint },
+        },
+      );
+    }
+    const spec = this.rng.pick(this.participants);
+    const payload = payloadFor(spec.kind, this.rng, this.rng.chance(this.faults.failingWork));
+    const fingerprint = JSON.stringify({ participant: spec.name, payload });
+    // Sometimes a key already used, with another body: it must be refused.
+    const key = retry ? retry[0] : `e${this.nextKey++}`;
+    if (!retry) c.enlists.set(key, { participant: spec.name, fingerprint });
+    this.send(
+      {
+        type: "enlist",
+        xid: c.xid,
+        wrong,
+        key,
+        participant: spec.name,
+        fingerprint,
+        reused: retry !== undefined,
+      },
+      {
+        type: "enlist",
+        req,
+        principal,
+        xid: c.xid,
+        participant: spec.name,
+        kind: spec.kind,
+        payload,
+        idem: { key, fingerprint },
+      },
+    );
+  }
+
+  private readView(): void {
+    if (this.clients.length === 0) return;
+    const c = this.rng.pick(this.clients);
+    const view = this.engine.view(c.xid);
+    if (!view) return;
+    const d = this.decisionOf(c.xid);
+    if (view.decision !== undefined && view.decision !== d)
+      this.violate("G7", `view of ${c.xid} says ${view.decision}, the log ${d ?? "nothing"}`);
+    this.checkStateAnswer(c.xid, view.state, "view");
+  }
+
+  // ---- checkers -----------------------------------------------------------------------------
+
+  /** G4: every abort the engine proposes has a reason that allows it. */
+  private checkProposal(r: LogRecord): void {
+    if (r.type !== "decide" || r.decision !== "abort") return;
+    const m = this.model.get(r.xid);
+    const c = this.clients.find((x) => x.xid === r.xid);
+    const deadlineMs = r.txn?.deadlineMs ?? m?.deadlineMs ?? c?.deadlineMs;
+    if (r.reason.startsWith("deadline passed")) {
+      if (deadlineMs === undefined || r.atMs <= deadlineMs)
+        this.violate("G4", `${r.xid} aborted for its deadline at ${r.atMs}, deadline ${deadlineMs}`);
+    } else if (r.reason === "aborted by client") {
+      if (!this.clientAborted.has(r.xid)) this.violate("G4", `${r.xid} aborted for a client that did not ask`);
+    } else if (r.reason.startsWith("branch ")) {
+      if (!this.noVoted.has(r.xid)) this.violate("G4", `${r.xid} aborted for a no vote never received`);
+    } else if (!r.reason.startsWith("one-phase commit failed")) {
+      this.violate("G4", `${r.xid} aborted for an unexpected reason: ${r.reason}`);
+    }
+  }
+
+  /** G2: the engine's table holds, for every transaction, the first durable decision. */
+  private checkTable(): void {
+    for (const t of this.engine.table.all()) {
+      const xid = t.header.xid;
+      const d = this.decisionOf(xid);
+      if (t.decision?.decision !== d) {
+        this.violate("G2", `table says ${xid} is ${t.decision?.decision ?? "undecided"}, the log ${d ?? "undecided"}`);
+      } else if (t.decision && t.decision.index !== this.model.get(xid)?.decisionIndex) {
+        this.violate("G2", `table holds ${xid}'s decision from entry ${t.decision.index}, not the first`);
+      }
+    }
+  }
+
+  private checkForgotten(b: BranchSpec): void {
+    const d = this.decisionOf(b.branchId.split(":")[1] as Xid);
+    const state = this.participant(b.participant).branches.get(b.branchId)?.state ?? "none";
+    const ok = d === "commit" ? state === "committed" : state === "none" || state === "rolled-back";
+    if (!ok) this.violate("G3", `${b.branchId} forgotten in state ${state}, decision ${d ?? "none"}`);
+  }
+
+  /** G7: a state told to anyone matches the durable log. */
+  private checkStateAnswer(xid: Xid, state: string, to: string): void {
+    const d = this.decisionOf(xid);
+    if ((state === "committed" || state === "committing") && d !== "commit")
+      this.violate("G7", `${to} told ${xid} ${state}, the log says ${d ?? "undecided"}`);
+    if ((state === "aborted" || state === "aborting") && d !== "abort") {
+      if (d === "commit") this.violate("G7", `${to} told ${xid} ${state}, the log says commit`);
+      else this.presumedAborted.add(xid);
+    }
+  }
+
+  private checkReply(reqId: number, reply: Reply): void {
+    const req = this.requests.get(reqId);
+    if (!req) return this.violate("reply", `reply to unknown request ${reqId}`);
+    this.requests.delete(reqId);
+    if (reply.kind === "error" && reply.code === "forbidden" && !("wrong" in req && req.wrong))
+      return this.violate("trust", `owner refused: ${reply.message}`);
+    if ("wrong" in req && req.wrong && reply.kind !== "error") {
+      const unknown = reply.kind === "txn" && reply.view.reason === "unknown-transaction";
+      if (!unknown) return this.violate("trust", `a stranger got ${JSON.stringify(reply)}`);
+    }
+    switch (req.type) {
+      case "begin":
+        return this.beginReplied(req, reply);
+      case "enlist":
+        return this.enlistReplied(req, reply);
+      case "prepare":
+      case "commit":
+      case "abort":
+        return this.outcomeReplied(req, reply);
+    }
+  }
+
+  private beginReplied(req: Extract<Request, { type: "begin" }>, reply: Reply): void {
+    if (reply.kind !== "txn") return;
+    if (reply.created === false) {
+      if (reply.view.xid !== req.priorXid)
+        this.violate("G5", `begin retry with key ${req.key} answered ${reply.view.xid}, not ${req.priorXid}`);
+      return;
+    }
+    this.stats.txns += 1;
+    this.clients.push({
+      xid: reply.view.xid,
+      life: this.life,
+      deadlineMs: reply.view.deadlineMs,
+      beginKey: req.key,
+      enlists: new Map(),
+      created: new Set(),
+    });
+  }
+
+  private enlistReplied(req: Extract<Request, { type: "enlist" }>, reply: Reply): void {
+    const c = this.clients.find((x) => x.xid === req.xid);
+    if (!c || req.wrong) return;
+    if (req.reused) {
+      if (reply.kind === "branch")
+        this.violate("G5", `enlist key ${req.key} reused with another body on ${req.xid} was accepted`);
+      return;
+    }
+    if (reply.kind !== "branch") return;
+    const sent = c.enlists.get(req.key);
+    if (req.expectBranch !== undefined && (reply.created || reply.branch !== req.expectBranch))
+      this.violate("G5", `retried enlist ${req.key} on ${req.xid} got branch ${reply.branch} (created ${reply.created}), first ${req.expectBranch}`);
+    if (sent && sent.branch === undefined) sent.branch = reply.branch;
+    if (reply.created) {
+      if (c.created.has(req.participant))
+        this.violate("G5", `a second branch on ${req.participant} for ${req.xid}`);
+      c.created.add(req.participant);
+    }
+  }
+
+  private outcomeReplied(req: Extract<Request, { type: "prepare" | "commit" | "abort" }>, reply: Reply): void {
+    const d = this.decisionOf(req.xid);
+    if (reply.kind === "branch") return this.violate("reply", `${req.type} answered with a branch`);
+    if (reply.kind === "error") {
+      if (reply.code === "transaction-committed" && d !== "commit")
+        this.violate("G7", `abort of ${req.xid} refused as committed; the log says ${d ?? "undecided"}`);
+      return;
+    }
+    const state = reply.view.state;
+    this.checkStateAnswer(req.xid, state, `${req.type} reply`);
+    if (req.wrong) return;
+    const final = state === "committed" || state === "committing" ? "commit" : state === "aborted" || state === "aborting" ? "abort" : undefined;
+    if (req.type !== "prepare" && final === undefined)
+      this.violate("G7", `${req.type} of ${req.xid} answered ${state}, neither committed nor aborted`);
+    if (req.type === "prepare" && state !== "prepared" && final === undefined)
+      this.violate("G7", `prepare of ${req.xid} answered ${state}`);
+    const c = this.clients.find((x) => x.xid === req.xid);
+    if (!c || final === undefined) return;
+    if (c.answered !== undefined && c.answered !== final)
+      this.violate("G5", `${req.xid} answered ${final} after ${c.answered}`);
+    c.answered ??= final;
+  }
+
+  // ---- the healed phase ---------------------------------------------------------------------
+
+  /** No more faults and no more clients: everything must settle within a bounded number of rounds. */
+  private heal(): void {
+    this.faults = { crash: 0, failingWork: 0, transient: 0, noAnswer: 0, appendFail: 0, clockJump: 0 };
+    const roundsMax = this.opts.healRoundsMax ?? 400;
+    const latestMs = Math.max(this.nowMs, ...this.clients.map((c) => c.deadlineMs));
+    for (let round = 1; round <= roundsMax; round++) {
+      this.stats.healRounds = round;
+      this.flush(this.pending.length);
+      while (this.calls.length > 0 && this.violations.length === 0) this.deliverCall();
+      while (this.answers.length > 0 && this.violations.length === 0) this.deliverAnswer();
+      this.nowMs += 100;
+      this.feed({ type: "tick" });
+      const quiet = this.pending.length === 0 && this.calls.length === 0 && this.answers.length === 0;
+      const settled = this.nowMs > latestMs + this.cfg.retentionMs + this.cfg.phase2Backoff.maxMs;
+      if ((quiet && settled) || this.violations.length > 0) return;
+    }
+    this.violate("G3", `not quiet after ${roundsMax} healed rounds`);
+  }
+
+  private finalChecks(): void {
+    const undecidedXids = new Set<Xid>();
+    for (const [xid, m] of this.model) {
+      if (m.decision === undefined) {
+        undecidedXids.add(xid);
+        this.violate("G3", `${xid} is still undecided after the healed phase`);
+        continue;
+      }
+      for (const b of m.branches) {
+        const state = this.participant(b.participant).branches.get(b.branchId)?.state ?? "none";
+        const ok = m.decision === "commit" ? state === "committed" : state !== "committed" && state !== "prepared";
+        if (!ok) this.violate("G3", `${b.branchId} is ${state}, decision ${m.decision}`);
+      }
+    }
+    // Branches of transactions the log never decided must hold nothing either.
+    for (const p of this.participants) {
+      for (const [id, b] of p.branches) {
+        if (this.decisionOf(b.xid) === undefined && (b.state === "prepared" || b.state === "committed"))
+          this.violate("G3", `${id} is ${b.state} but its transaction has no decision`);
+        if (b.works > 1) this.violate("G5", `${id}'s work was done ${b.works} times`);
+      }
+    }
+    // Finished transactions are forgotten once their retention has passed.
+    for (const t of this.engine.table.all()) {
+      const state = durableState(t);
+      if ((state === "committed" || state === "aborted") && heuristicOf(t) === undefined)
+        this.violate("G3", `${t.header.xid} finished but never forgotten`);
+    }
+  }
+
+  // ---- bookkeeping --------------------------------------------------------------------------
+
+  private violate(rule: string, what: string): void {
+    this.violations.push(`${rule}: ${what} (step ${this.step}, life ${this.life})`);
+  }
+
+  private note(what: string): void {
+    this.trace.push(`${this.step}@${this.nowMs} ${what}`);
+    if (this.trace.length > traceMax) this.trace.shift();
+  }
+}
+
+function describeInput(i: Input): string {
+  switch (i.type) {
+    case "applied":
+      return `applied #${i.entry.index} ${describeRecord(i.entry.record)}`;
+    case "append-failed":
+      return `append-failed ${describeRecord(i.record)} (${i.error})`;
+    case "voted":
+      return `voted ${i.xid}:${i.n} ${i.vote.vote}`;
+    case "phase2-done":
+      return `phase2-done ${i.xid}:${i.n} ${i.outcome.outcome}`;
+    case "phase2-failed":
+      return `phase2-failed ${i.xid}:${i.n}`;
+    case "one-phase-done":
+      return `one-phase-done ${i.xid} ${i.outcome.outcome}`;
+    case "tick":
+      return "tick";
+    case "begin":
+      return `begin ${i.xid} req ${i.req}`;
+    case "enlist":
+      return `enlist ${i.xid} ${i.participant} req ${i.req} as ${i.principal.id}`;
+    default:
+      return `${i.type} ${i.xid} req ${i.req} as ${i.principal.id}`;
+  }
+}
+
+export function describeRecord(r: LogRecord): string {
+  switch (r.type) {
+    case "preparing":
+      return `preparing ${r.txn.xid} [${r.branches.map((b) => `${b.n}:${b.participant}`).join(" ")}]${r.onePhase ? " one-phase" : ""}`;
+    case "decide":
+      return `decide ${r.xid} ${r.decision} (${r.reason})${r.acks ? ` acks=${r.acks.length}` : ""}`;
+    case "acks":
+      return `acks ${r.acks.map((a) => `${a.xid}:${a.n}=${a.outcome}`).join(" ")}`;
+    case "forget":
+      return `forget ${r.xids.join(" ")}`;
+  }
+}
+
+function describeOutput(o: Output): string {
+  switch (o.type) {
+    case "append":
+      return `append ${describeRecord(o.record)}`;
+    case "reply":
+      return `reply ${o.req} ${o.reply.kind === "txn" ? `${o.reply.view.xid} ${o.reply.view.state}` : o.reply.kind === "branch" ? `branch ${o.reply.branch} created=${o.reply.created}` : `error ${o.reply.code}`}`;
+    case "forgotten":
+      return `forgotten ${o.branches.length}`;
+    default:
+      return `${o.type} ${o.branch.branchId}`;
+  }
+}
