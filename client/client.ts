@@ -290,7 +290,12 @@ function settle(xid: string, action: Action, view: TransactionView): Transaction
 }
 
 /** The typed error of a non-2xx answer. */
-function errorOf(answer: Answer, method: string, url: string, xid: string | undefined): VerdictError {
+function errorOf(
+  answer: Answer,
+  method: string,
+  url: string,
+  xid: string | undefined,
+): VerdictError {
   const body = isRecord(answer.body) ? answer.body : {};
   const error = isRecord(body.error) ? body.error : undefined;
   if (error === undefined || typeof error.code !== "string") {

@@ -40,7 +40,7 @@ function createParticipant(
   switch (kind) {
     case "postgres":
       return createPostgresParticipant({ inFlightMax, ...rest } as never, {
-        logger: logger.child({ participant: p.name }),
+        logger,
       });
     case "redis":
     case "kafka":

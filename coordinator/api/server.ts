@@ -72,9 +72,9 @@ export function buildServer(opts: {
 }) {
   const { backend, schemas, tokens } = opts;
   const app = Fastify({
-    loggerInstance: opts.logger,
+    // Per-request lines would drown the transaction logs: the HTTP layer logs warnings only.
+    loggerInstance: opts.logger.child({ component: "http" }, { level: "warn" }),
     bodyLimit: schemas.limits.bodyBytesMax,
-    disableRequestLogging: true,
   });
   const handlers = makeHandlers(backend);
   const routes = buildRoutes(schemas).filter((r) => handlers[r.id] !== undefined);

@@ -33,8 +33,11 @@ export interface StorageOp {
   readonly path: string;
 }
 
-/** What a fault hook decides for an operation: crash the disk before it, fail it with EIO, or let it run. */
-export type FaultAction = "crash" | "fail" | undefined;
+/**
+ * What a fault hook decides for an operation: crash the disk before it (optionally
+ * tearing the last unsynced write), fail it with EIO, or let it run.
+ */
+export type FaultAction = "crash" | "crash-torn" | "fail" | undefined;
 
 export interface MemoryDiskStats {
   fileSyncs: number;
@@ -94,7 +97,8 @@ class Inode {
   }
 }
 
-export class MemoryDisk {
+/** Everything a disk holds; shared by the MemoryDisk and the storages mounted on it. */
+class DiskState {
   readonly stats: MemoryDiskStats = {
     fileSyncs: 0,
     dirSyncs: 0,
@@ -102,33 +106,21 @@ export class MemoryDisk {
     bytesWritten: 0,
     crashes: 0,
   };
-  private readonly live = new Map<string, Inode>();
-  private readonly durable = new Map<string, Inode>();
-  private readonly dirs = new Set<string>(["/", "."]);
-  private epoch = 0;
-  private lastWritten: Inode | undefined;
-  private fault: ((op: StorageOp) => FaultAction) | undefined;
+  readonly live = new Map<string, Inode>();
+  readonly durable = new Map<string, Inode>();
+  readonly dirs = new Set<string>(["/", "."]);
+  epoch = 0;
+  lastWritten: Inode | undefined;
+  fault: ((op: StorageOp) => FaultAction) | undefined;
 
-  /** `random` returns a float in [0, 1); it is needed only to tear writes. */
-  constructor(private readonly random?: () => number) {}
+  constructor(private readonly random: (() => number) | undefined) {}
 
-  /** Mounts a Storage on this disk; it dies at the next crash. */
-  storage(): Storage {
-    return new MemoryStorage(this, this.epoch);
-  }
-
-  /** Consulted before every operation (after the yield): crash the disk, fail the call, or run it. */
-  setFault(hook: ((op: StorageOp) => FaultAction) | undefined): void {
-    this.fault = hook;
-  }
-
-  /** Power loss: drops every unsynced byte and every non-durable directory change. */
-  crash(options: { tearLastWrite?: boolean } = {}): void {
+  crash(tearLastWrite: boolean): void {
     this.stats.crashes += 1;
     this.epoch += 1;
     this.live.clear();
     for (const [path, inode] of this.durable) this.live.set(path, inode);
-    const torn = options.tearLastWrite === true ? this.lastWritten : undefined;
+    const torn = tearLastWrite ? this.lastWritten : undefined;
     for (const inode of new Set(this.live.values())) {
       let keep = 0;
       if (inode === torn) {
@@ -141,9 +133,56 @@ export class MemoryDisk {
     this.lastWritten = undefined;
   }
 
+  /** Entered by every storage call: yields, then checks the mount is alive and consults the fault hook. */
+  async enter(epoch: number, op: StorageOp): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (epoch !== this.epoch) throw fsError("ESHUTDOWN", op, "the disk crashed since mount");
+    const action = this.fault?.(op);
+    if (action === "crash" || action === "crash-torn") {
+      this.crash(action === "crash-torn");
+      throw fsError("ESHUTDOWN", op, "crashed by fault hook");
+    }
+    if (action === "fail") throw fsError("EIO", op, "injected I/O error");
+  }
+
+  noteWrite(inode: Inode, bytes: number): void {
+    this.stats.writes += 1;
+    this.stats.bytesWritten += bytes;
+    this.lastWritten = inode;
+  }
+}
+
+export class MemoryDisk {
+  private readonly state: DiskState;
+
+  /** `random` returns a float in [0, 1); it is needed only to tear writes. */
+  constructor(random?: () => number) {
+    this.state = new DiskState(random);
+  }
+
+  /** Counters since the disk was made (fsyncs of files and directories, writes, crashes). */
+  get stats(): Readonly<MemoryDiskStats> {
+    return { ...this.state.stats };
+  }
+
+  /** Mounts a Storage on this disk; it dies at the next crash. */
+  storage(): Storage {
+    return new MemoryStorage(this.state, this.state.epoch);
+  }
+
+  /** Consulted before every operation (after the yield): crash the disk, fail the call, or run it. */
+  setFault(hook: ((op: StorageOp) => FaultAction) | undefined): void {
+    this.state.fault = hook;
+  }
+
+  /** Power loss: drops every unsynced byte and every non-durable directory change. */
+  crash(options: { tearLastWrite?: boolean } = {}): void {
+    this.state.crash(options.tearLastWrite === true);
+  }
+
   /** Flips bits of one byte, durably (media corruption). */
   corruptByte(path: string, offsetBytes: number, xorMask = 0xff): void {
-    const inode = this.live.get(path);
+    const inode = this.state.live.get(path);
     if (inode === undefined || offsetBytes >= inode.length) {
       throw new Error(`MemoryDisk: no byte ${offsetBytes} in ${path}`);
     }
@@ -153,55 +192,25 @@ export class MemoryDisk {
     }
   }
 
-  /** The file's content as the process sees it now (for assertions). */
+  /** The file's content as the process sees it now, or undefined when absent. */
   fileBytes(path: string): Uint8Array | undefined {
-    return this.live.get(path)?.view().slice();
-  }
-
-  /** @internal Entered by every MemoryStorage call: yields, then checks crash and faults. */
-  async enter(epoch: number, op: StorageOp): Promise<void> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    if (epoch !== this.epoch) throw fsError("ESHUTDOWN", op, "the disk crashed since mount");
-    const action = this.fault?.(op);
-    if (action === "crash") {
-      this.crash();
-      throw fsError("ESHUTDOWN", op, "crashed by fault hook");
-    }
-    if (action === "fail") throw fsError("EIO", op, "injected I/O error");
-  }
-
-  /** @internal */
-  ops() {
-    return {
-      live: this.live,
-      durable: this.durable,
-      dirs: this.dirs,
-      noteWrite: (inode: Inode, bytes: number) => {
-        this.stats.writes += 1;
-        this.stats.bytesWritten += bytes;
-        this.lastWritten = inode;
-      },
-    };
+    return this.state.live.get(path)?.view().slice();
   }
 }
 
 class MemoryStorage implements Storage {
-  private readonly state;
-
   constructor(
-    private readonly disk: MemoryDisk,
-    readonly epoch: number,
-  ) {
-    this.state = disk.ops();
-  }
+    private readonly state: DiskState,
+    private readonly epoch: number,
+  ) {}
 
   async mkdirp(dir: string): Promise<void> {
-    await this.disk.enter(this.epoch, { name: "mkdirp", path: dir });
+    await this.state.enter(this.epoch, { name: "mkdirp", path: dir });
     for (let d = dir; !this.state.dirs.has(d); d = dirOf(d)) this.state.dirs.add(d);
   }
 
   async list(dir: string): Promise<string[]> {
-    await this.disk.enter(this.epoch, { name: "list", path: dir });
+    await this.state.enter(this.epoch, { name: "list", path: dir });
     const names: string[] = [];
     for (const path of [...this.state.live.keys(), ...this.state.dirs]) {
       if (path !== dir && dirOf(path) === dir) names.push(path.slice(path.lastIndexOf("/") + 1));
@@ -211,7 +220,7 @@ class MemoryStorage implements Storage {
 
   async open(path: string, options?: { truncate?: boolean }): Promise<StorageFile> {
     const op: StorageOp = { name: "open", path };
-    await this.disk.enter(this.epoch, op);
+    await this.state.enter(this.epoch, op);
     if (!this.state.dirs.has(dirOf(path))) throw fsError("ENOENT", op, "no such directory");
     let inode = this.state.live.get(path);
     if (inode === undefined) {
@@ -219,12 +228,12 @@ class MemoryStorage implements Storage {
       this.state.live.set(path, inode);
     }
     if (options?.truncate === true) inode.truncate(0);
-    return new MemoryFile(this.disk, this.epoch, path, inode);
+    return new MemoryFile(this.state, this.epoch, path, inode);
   }
 
   async readFile(path: string): Promise<Uint8Array> {
     const op: StorageOp = { name: "readFile", path };
-    await this.disk.enter(this.epoch, op);
+    await this.state.enter(this.epoch, op);
     const inode = this.state.live.get(path);
     if (inode === undefined) throw fsError("ENOENT", op, "no such file");
     return inode.view().slice();
@@ -232,7 +241,7 @@ class MemoryStorage implements Storage {
 
   async rename(from: string, to: string): Promise<void> {
     const op: StorageOp = { name: "rename", path: from };
-    await this.disk.enter(this.epoch, op);
+    await this.state.enter(this.epoch, op);
     const inode = this.state.live.get(from);
     if (inode === undefined) throw fsError("ENOENT", op, "no such file");
     this.state.live.delete(from);
@@ -241,13 +250,13 @@ class MemoryStorage implements Storage {
 
   async unlink(path: string): Promise<void> {
     const op: StorageOp = { name: "unlink", path };
-    await this.disk.enter(this.epoch, op);
+    await this.state.enter(this.epoch, op);
     if (!this.state.live.delete(path)) throw fsError("ENOENT", op, "no such file");
   }
 
   async syncDir(dir: string): Promise<void> {
-    await this.disk.enter(this.epoch, { name: "syncDir", path: dir });
-    this.disk.stats.dirSyncs += 1;
+    await this.state.enter(this.epoch, { name: "syncDir", path: dir });
+    this.state.stats.dirSyncs += 1;
     const { live, durable } = this.state;
     for (const path of [...durable.keys()]) {
       if (dirOf(path) === dir && !live.has(path)) durable.delete(path);
@@ -260,7 +269,7 @@ class MemoryFile implements StorageFile {
   private closed = false;
 
   constructor(
-    private readonly disk: MemoryDisk,
+    private readonly state: DiskState,
     private readonly epoch: number,
     readonly path: string,
     private readonly inode: Inode,
@@ -268,14 +277,14 @@ class MemoryFile implements StorageFile {
 
   private async enter(name: StorageOpName): Promise<void> {
     const op: StorageOp = { name, path: this.path };
-    await this.disk.enter(this.epoch, op);
+    await this.state.enter(this.epoch, op);
     if (this.closed) throw fsError("EBADF", op, "file is closed");
   }
 
   async append(data: Uint8Array): Promise<void> {
     await this.enter("append");
     this.inode.append(data);
-    this.disk.ops().noteWrite(this.inode, data.byteLength);
+    this.state.noteWrite(this.inode, data.byteLength);
   }
 
   async truncate(sizeBytes: number): Promise<void> {
@@ -285,7 +294,7 @@ class MemoryFile implements StorageFile {
 
   async datasync(): Promise<void> {
     await this.enter("datasync");
-    this.disk.stats.fileSyncs += 1;
+    this.state.stats.fileSyncs += 1;
     this.inode.datasync();
   }
 

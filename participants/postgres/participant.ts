@@ -3,7 +3,6 @@
  * (ARCHITECTURE.md §2). One pg.Pool per participant; every phase-2 outcome that cannot
  * find its prepared transaction is classified from the marker (already done vs heuristic).
  */
-import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type {
   BranchId,
@@ -40,6 +39,12 @@ import { clusterGidPrefix, gidLiteral } from "./gid.js";
 import type { PostgresPayload, PostgresStatement } from "./payload.js";
 import { createSchemaStatements, ddlLockKey, schemaTables, type SchemaTables } from "./schema.js";
 import { beforeDeadline, query } from "./sql.js";
+import {
+  checkServer,
+  createSchemaAndRegister,
+  probeTwoPhase,
+  type StartupContext,
+} from "./startup.js";
 import { statementRefusal } from "./statements.js";
 
 export interface PostgresParticipantDeps {
@@ -51,8 +56,6 @@ export type PostgresParticipant = Participant<PostgresPayload> &
 
 /** Cluster ids: printable ASCII without backslash or colon (the gid separator). */
 const clusterIdPattern = /^[\x21-\x39\x3b-\x5b\x5d-\x7e]{1,64}$/;
-/** Start-up probes older than this were left by a crash and are rolled back. */
-const staleProbeAgeMs = 60_000;
 /** `forget` deletes in batches of at most this many ids. */
 const forgetBatchMax = 500;
 
@@ -137,9 +140,17 @@ class PostgresParticipantImpl implements PostgresParticipant {
     }
     this.assertOpen();
     await this.withClient(async (client) => {
-      await this.checkServer(client);
-      await this.createSchemaAndRegister(client, clusterId);
-      await this.probeTwoPhase(client, clusterId);
+      const ctx: StartupContext = {
+        client,
+        participant: this.name,
+        schemaName: this.config.schema,
+        tables: this.tables,
+        inFlightMax: this.config.inFlightMax,
+        timeoutMs: this.config.phase2TimeoutMs,
+      };
+      this.database = await checkServer(ctx);
+      await createSchemaAndRegister(ctx, clusterId);
+      await probeTwoPhase(ctx, clusterId);
     });
     this.clusterId = clusterId;
     this.logger.info(
@@ -334,16 +345,17 @@ class PostgresParticipantImpl implements PostgresParticipant {
         return no(noVoteReasons.statementRefused, `statement ${i + 1}: ${refusal}`);
     }
     // One branch at a time in this process: a repeated prepare waits for the first one,
-    // then finds the branch prepared.
+    // then finds the branch prepared. Bounded by the deadline.
     for (
       let earlier = this.inFlight.get(gid);
       earlier !== undefined;
       earlier = this.inFlight.get(gid)
     ) {
-      if (
-        (await beforeDeadline(earlier.settled, deadlineMs)) === undefined &&
-        Date.now() >= deadlineMs
-      ) {
+      const settled = await beforeDeadline(
+        earlier.settled.then(() => true),
+        deadlineMs,
+      );
+      if (settled === undefined) {
         return no(
           noVoteReasons.deadline,
           "the deadline passed while an earlier prepare of this branch ran",
@@ -521,119 +533,6 @@ class PostgresParticipantImpl implements PostgresParticipant {
       );
     }
     await entry.settled;
-  }
-
-  // ---- start ----
-
-  private async checkServer(client: pg.PoolClient): Promise<void> {
-    const { rows } = await query<{ mpt: number; recovery: boolean; database: string }>(
-      client,
-      `select current_setting('max_prepared_transactions')::int as mpt, pg_is_in_recovery() as recovery,
-         current_database() as database`,
-      [],
-      this.config.phase2TimeoutMs,
-    );
-    const row = rows[0];
-    if (row === undefined) throw new Error("assertion: settings query returned no row");
-    this.database = row.database;
-    if (row.recovery) {
-      throw new UnsafeServerError(
-        `participant ${this.name}: the server is a standby (in recovery); point it at the primary`,
-        this.ids(),
-      );
-    }
-    if (row.mpt < this.config.inFlightMax) {
-      throw new UnsafeServerError(
-        `participant ${this.name}: max_prepared_transactions is ${row.mpt}, below inFlightMax ${this.config.inFlightMax}` +
-          (row.mpt === 0 ? " (0 disables PREPARE TRANSACTION)" : "") +
-          `. Set max_prepared_transactions = ${Math.max(this.config.inFlightMax, 100)} (at least inFlightMax, ` +
-          `and no less than max_connections is a common choice) in postgresql.conf and restart PostgreSQL; ` +
-          `or lower inFlightMax.`,
-        this.ids(),
-      );
-    }
-  }
-
-  private async createSchemaAndRegister(client: pg.PoolClient, clusterId: string): Promise<void> {
-    const t = this.config.phase2TimeoutMs;
-    await query(client, "begin", [], t);
-    try {
-      await query(client, "select pg_advisory_xact_lock($1)", [ddlLockKey], t);
-      for (const ddl of createSchemaStatements(this.tables)) await query(client, ddl, [], t);
-      await query(
-        client,
-        `insert into ${this.tables.cluster} (cluster_id) values ($1) on conflict do nothing`,
-        [clusterId],
-        t,
-      );
-      const { rows } = await query<{ cluster_id: string }>(
-        client,
-        `select cluster_id from ${this.tables.cluster}`,
-        [],
-        t,
-      );
-      await query(client, "commit", [], t);
-      const registered = rows[0]?.cluster_id;
-      if (registered === undefined)
-        throw new Error("assertion: cluster registration is missing after insert");
-      if (registered !== clusterId)
-        throw new ClusterMismatchError(this.ids(), clusterId, registered);
-    } catch (err) {
-      await query(client, "rollback", [], t).catch(() => undefined);
-      if (err instanceof ClusterMismatchError || !(sqlStateOf(err) ?? "").startsWith("42"))
-        throw err;
-      throw new UnsafeServerError(
-        `participant ${this.name}: could not create or read schema ${this.config.schema} (${messageOf(err)}); ` +
-          `grant the role CREATE on the database, or create the schema for it`,
-        this.ids(),
-        { cause: err },
-      );
-    }
-  }
-
-  /**
-   * Runs the whole branch protocol once on an empty transaction (marker insert, PREPARE,
-   * COMMIT PREPARED, tombstone and marker delete): proves that two-phase commit works on
-   * this server and that this role may do every step, before any real branch depends on it.
-   */
-  private async probeTwoPhase(client: pg.PoolClient, clusterId: string): Promise<void> {
-    const t = this.config.phase2TimeoutMs;
-    const prefix = `${clusterId}:verdict-probe-`;
-    const { rows: stale } = await query<{ gid: string }>(
-      client,
-      `select gid from pg_prepared_xacts where database = current_database() and starts_with(gid, $1)
-       and prepared < now() - make_interval(secs => $2)`,
-      [prefix, staleProbeAgeMs / 1000],
-      t,
-    );
-    for (const { gid } of stale) await query(client, `rollback prepared ${gidLiteral(gid)}`, [], t);
-    const gid = `${prefix}${randomBytes(6).toString("hex")}:0`;
-    let step = "PREPARE TRANSACTION";
-    try {
-      await query(client, "begin", [], t);
-      await query(client, `insert into ${this.tables.marker} (gid) values ($1)`, [gid], t);
-      const prepared = await query(client, `prepare transaction ${gidLiteral(gid)}`, [], t);
-      if (prepared.command !== "PREPARE")
-        throw new Error(`PREPARE TRANSACTION answered ${prepared.command}`);
-      step = "COMMIT PREPARED";
-      await query(client, `commit prepared ${gidLiteral(gid)}`, [], t);
-      step = "tombstone and marker cleanup";
-      await query(client, `insert into ${this.tables.tombstone} (gid) values ($1)`, [gid], t);
-      await query(
-        client,
-        `with m as (delete from ${this.tables.marker} where gid = $1) delete from ${this.tables.tombstone} where gid = $1`,
-        [gid],
-        t,
-      );
-    } catch (err) {
-      await query(client, "rollback", [], t).catch(() => undefined);
-      if (isTransient(err)) throw this.unavailable(undefined, err);
-      throw new UnsafeServerError(
-        `participant ${this.name}: two-phase probe failed at ${step}: ${messageOf(err)}`,
-        this.ids(),
-        { cause: err },
-      );
-    }
   }
 
   // ---- plumbing ----

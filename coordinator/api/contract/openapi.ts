@@ -218,7 +218,7 @@ function errorsByStatus(codes: readonly ErrorCode[]): Map<number, ErrorCode[]> {
 }
 
 function jsonSchema(schema: z.ZodType, io: "input" | "output"): JsonSchema {
-  return stripRoot(z.toJSONSchema(schema, { io }) as JsonSchema);
+  return stripRoot(z.toJSONSchema(schema, { io }));
 }
 
 /** `$schema` and `$id` belong to a standalone document, not to an OpenAPI component. */

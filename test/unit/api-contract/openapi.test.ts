@@ -88,7 +88,8 @@ describe("OpenAPI document", () => {
     assert.deepEqual(JSON.parse(JSON.stringify(doc)), doc);
     assert.equal(doc.components.securitySchemes.clientToken?.scheme, "bearer");
     assert.equal(doc.components.securitySchemes.adminToken?.scheme, "bearer");
-    for (const code of Object.keys(errorCatalogue)) assert.ok(doc.info.description.includes(`\`${code}\``));
+    for (const code of Object.keys(errorCatalogue))
+      assert.ok(doc.info.description.includes(`\`${code}\``));
   });
 
   test("has exactly the routes of the table", () => {
@@ -113,12 +114,19 @@ describe("OpenAPI document", () => {
       assert.equal(headerRefs.includes("#/components/parameters/IdempotencyKey"), route.idempotent);
 
       const responses = op.responses as Record<string, Json>;
-      assert.ok(Object.keys(responses).some((s) => s.startsWith("2")), "a success response");
+      assert.ok(
+        Object.keys(responses).some((s) => s.startsWith("2")),
+        "a success response",
+      );
       for (const [status, response] of Object.entries(responses)) {
-        const schema = (response.content as Json | undefined)?.["application/json"] as Json | undefined;
+        const schema = (response.content as Json | undefined)?.["application/json"] as
+          Json | undefined;
         assert.ok(schema?.schema, `${status} has a schema`);
         if (Number(status) >= 400) {
-          assert.ok(refs(schema.schema).includes("#/components/schemas/ErrorBody"), `${status} uses ErrorBody`);
+          assert.ok(
+            refs(schema.schema).includes("#/components/schemas/ErrorBody"),
+            `${status} uses ErrorBody`,
+          );
           for (const code of response["x-error-codes"] as (keyof typeof errorCatalogue)[]) {
             assert.equal(errorCatalogue[code].status, Number(status), code);
           }
@@ -156,11 +164,34 @@ describe("published JSON Schemas agree with the zod schemas", () => {
     ["BeginRequest", { timeoutMs: "30000" }, false],
     ["BeginRequest", { timeoutMs: 30000, extra: 1 }, false],
     ["BeginRequest", { timeoutMs: 1 }, false],
-    ["EnlistRequest", { participant: "pg-orders", statements: [{ sql: "update t set a = $1", params: [10, 1], expectRows: 1 }] }, true],
+    [
+      "EnlistRequest",
+      {
+        participant: "pg-orders",
+        statements: [{ sql: "update t set a = $1", params: [10, 1], expectRows: 1 }],
+      },
+      true,
+    ],
     ["EnlistRequest", { participant: "pg-orders", servicePrepared: true }, true],
-    ["EnlistRequest", { participant: "redis-main", ops: [{ op: "incrby", key: "{acct}:7", by: 10 }], preconditions: [{ key: "{acct}:7", exists: true }] }, true],
-    ["EnlistRequest", { participant: "kafka-events", messages: [{ topic: "transfers", key: "7", value: "v" }] }, true],
-    ["EnlistRequest", { participant: "pg-orders", servicePrepared: true, statements: [{ sql: "select 1" }] }, false],
+    [
+      "EnlistRequest",
+      {
+        participant: "redis-main",
+        ops: [{ op: "incrby", key: "{acct}:7", by: 10 }],
+        preconditions: [{ key: "{acct}:7", exists: true }],
+      },
+      true,
+    ],
+    [
+      "EnlistRequest",
+      { participant: "kafka-events", messages: [{ topic: "transfers", key: "7", value: "v" }] },
+      true,
+    ],
+    [
+      "EnlistRequest",
+      { participant: "pg-orders", servicePrepared: true, statements: [{ sql: "select 1" }] },
+      false,
+    ],
     ["EnlistRequest", { participant: "pg-orders" }, false],
     ["EnlistRequest", { participant: "r", ops: [{ op: "incrby", key: "k", by: 1.5 }] }, false],
     ["EnlistRequest", { participant: "r", ops: [{ op: "del", key: "k", value: "v" }] }, false],
@@ -181,8 +212,14 @@ describe("published JSON Schemas agree with the zod schemas", () => {
     const error = { error: { code: "transaction-aborted", message: "m", retryable: false } };
     const reason = { code: "deadline-passed", message: "deadline passed" };
     assert.ok(validate("ErrorBody", error));
-    assert.ok(!validate("ErrorBody", { error: { code: "no-such-code", message: "m", retryable: false } }));
-    assert.ok(validate("TransactionAbortedBody", { ...error, xid: "tx", state: "aborted", reason }));
-    assert.ok(!validate("TransactionAbortedBody", { ...error, xid: "tx", state: "committed", reason }));
+    assert.ok(
+      !validate("ErrorBody", { error: { code: "no-such-code", message: "m", retryable: false } }),
+    );
+    assert.ok(
+      validate("TransactionAbortedBody", { ...error, xid: "tx", state: "aborted", reason }),
+    );
+    assert.ok(
+      !validate("TransactionAbortedBody", { ...error, xid: "tx", state: "committed", reason }),
+    );
   });
 });

@@ -27,7 +27,9 @@ const examples = {
   begin: { timeoutMs: 30000, labels: { order: "42" } },
   pgStatements: {
     participant: "pg-orders",
-    statements: [{ sql: "update orders set paid = $1 where id = $2", params: [10, 1], expectRows: 1 }],
+    statements: [
+      { sql: "update orders set paid = $1 where id = $2", params: [10, 1], expectRows: 1 },
+    ],
   },
   pgServicePrepared: { participant: "pg-orders", servicePrepared: true },
   redis: {
@@ -43,7 +45,10 @@ const examples = {
 
 function accepts(schema: z.ZodType, value: unknown): void {
   const result = schema.safeParse(value);
-  assert.ok(result.success, `expected to accept ${JSON.stringify(value)}: ${result.error?.message}`);
+  assert.ok(
+    result.success,
+    `expected to accept ${JSON.stringify(value)}: ${result.error?.message}`,
+  );
 }
 
 function rejects(schema: z.ZodType, value: unknown, why: string): void {
@@ -76,7 +81,12 @@ describe("§5 examples are accepted", () => {
   });
 
   test("each branch kind", () => {
-    for (const body of [examples.pgStatements, examples.pgServicePrepared, examples.redis, examples.kafka]) {
+    for (const body of [
+      examples.pgStatements,
+      examples.pgServicePrepared,
+      examples.redis,
+      examples.kafka,
+    ]) {
       accepts(s.enlistRequest, body);
     }
   });
@@ -91,8 +101,20 @@ describe("§5 examples are accepted", () => {
     };
     accepts(s.transactionView, view);
     accepts(s.enlistResponse, { branch: 1, branchId, participant: "pg-orders", kind: "postgres" });
-    const branch = { branch: 1, branchId, participant: "pg-orders", kind: "postgres", state: "committed", vote: "yes" };
-    accepts(s.committedView, { ...view, state: "committed", decision: "commit", branches: [branch] });
+    const branch = {
+      branch: 1,
+      branchId,
+      participant: "pg-orders",
+      kind: "postgres",
+      state: "committed",
+      vote: "yes",
+    };
+    accepts(s.committedView, {
+      ...view,
+      state: "committed",
+      decision: "commit",
+      branches: [branch],
+    });
     accepts(s.committingView, { ...view, state: "committing", decision: "commit" });
     rejects(s.committedView, { ...view, state: "committing" }, "200 answers committed only");
     const reason = { code: "vote-no", message: "expected 1 row, got 0", branch: 1 };
@@ -111,14 +133,50 @@ describe("malformed input is rejected", () => {
     rejects(s.beginRequest, { timeoutMs: "30000" }, "timeout as string");
     rejects(s.beginRequest, { labels: { order: 42 } }, "label value as number");
     rejects(s.enlistRequest, { ...examples.pgStatements, participant: 7 }, "participant as number");
-    rejects(s.enlistRequest, { participant: "pg", statements: [{ sql: "select 1", params: [{}] }] }, "object param");
-    rejects(s.enlistRequest, { participant: "pg", statements: [{ sql: "select 1", expectRows: 1.5 }] }, "fractional expectRows");
-    rejects(s.enlistRequest, { participant: "pg", servicePrepared: false }, "servicePrepared false");
-    rejects(s.enlistRequest, { participant: "r", ops: [{ op: "incrby", key: "k", by: 1.5 }] }, "fractional incrby");
-    rejects(s.enlistRequest, { participant: "r", ops: [{ op: "flushall", key: "k" }] }, "unknown op");
-    rejects(s.enlistRequest, { participant: "r", ops: [{ op: "set", key: "k", value: "v" }], preconditions: [{ key: "k", absent: false }] }, "absent false");
-    rejects(s.enlistRequest, { participant: "k", messages: [{ topic: "bad topic!", value: "v" }] }, "invalid topic");
-    rejects(s.enlistRequest, { participant: "k", messages: [{ topic: "t", value: "v", partition: -1 }] }, "negative partition");
+    rejects(
+      s.enlistRequest,
+      { participant: "pg", statements: [{ sql: "select 1", params: [{}] }] },
+      "object param",
+    );
+    rejects(
+      s.enlistRequest,
+      { participant: "pg", statements: [{ sql: "select 1", expectRows: 1.5 }] },
+      "fractional expectRows",
+    );
+    rejects(
+      s.enlistRequest,
+      { participant: "pg", servicePrepared: false },
+      "servicePrepared false",
+    );
+    rejects(
+      s.enlistRequest,
+      { participant: "r", ops: [{ op: "incrby", key: "k", by: 1.5 }] },
+      "fractional incrby",
+    );
+    rejects(
+      s.enlistRequest,
+      { participant: "r", ops: [{ op: "flushall", key: "k" }] },
+      "unknown op",
+    );
+    rejects(
+      s.enlistRequest,
+      {
+        participant: "r",
+        ops: [{ op: "set", key: "k", value: "v" }],
+        preconditions: [{ key: "k", absent: false }],
+      },
+      "absent false",
+    );
+    rejects(
+      s.enlistRequest,
+      { participant: "k", messages: [{ topic: "bad topic!", value: "v" }] },
+      "invalid topic",
+    );
+    rejects(
+      s.enlistRequest,
+      { participant: "k", messages: [{ topic: "t", value: "v", partition: -1 }] },
+      "negative partition",
+    );
     rejects(s.xidParams, { xid: "a:b" }, "colon in xid");
     rejects(s.branchParams, { xid: "tx", n: "0" }, "branch 0");
     rejects(s.branchParams, { xid: "tx", n: "1e2" }, "not a decimal");
@@ -127,17 +185,41 @@ describe("malformed input is rejected", () => {
   test("unknown fields, at every level", () => {
     rejects(s.beginRequest, { ...examples.begin, isolation: "serializable" }, "top level");
     rejects(s.enlistRequest, { ...examples.redis, extra: 1 }, "branch body");
-    rejects(s.enlistRequest, { participant: "pg", statements: [{ sql: "select 1", timeout: 5 }] }, "statement");
-    rejects(s.enlistRequest, { participant: "r", ops: [{ op: "del", key: "k", value: "v" }] }, "redis op");
-    rejects(s.enlistRequest, { participant: "k", messages: [{ topic: "t", value: "v", acks: 1 }] }, "message");
+    rejects(
+      s.enlistRequest,
+      { participant: "pg", statements: [{ sql: "select 1", timeout: 5 }] },
+      "statement",
+    );
+    rejects(
+      s.enlistRequest,
+      { participant: "r", ops: [{ op: "del", key: "k", value: "v" }] },
+      "redis op",
+    );
+    rejects(
+      s.enlistRequest,
+      { participant: "k", messages: [{ topic: "t", value: "v", acks: 1 }] },
+      "message",
+    );
     rejects(s.emptyRequest, { force: true }, "empty body");
   });
 
   test("a branch carries exactly one kind", () => {
-    rejects(s.enlistRequest, { ...examples.pgStatements, servicePrepared: true }, "statements + servicePrepared");
-    rejects(s.enlistRequest, { ...examples.redis, messages: examples.kafka.messages }, "ops + messages");
+    rejects(
+      s.enlistRequest,
+      { ...examples.pgStatements, servicePrepared: true },
+      "statements + servicePrepared",
+    );
+    rejects(
+      s.enlistRequest,
+      { ...examples.redis, messages: examples.kafka.messages },
+      "ops + messages",
+    );
     rejects(s.enlistRequest, { participant: "pg-orders" }, "no kind at all");
-    rejects(s.enlistRequest, { ...examples.pgStatements, preconditions: examples.redis.preconditions }, "preconditions without ops");
+    rejects(
+      s.enlistRequest,
+      { ...examples.pgStatements, preconditions: examples.redis.preconditions },
+      "preconditions without ops",
+    );
   });
 });
 
@@ -165,10 +247,14 @@ describe("every bound is enforced, exactly at the limit", () => {
     listPageSizeDefault: 5,
   });
   const small = buildSchemas(limits);
-  const times = <T>(n: number, make: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => make(i));
+  const times = <T>(n: number, make: (i: number) => T): T[] =>
+    Array.from({ length: n }, (_, i) => make(i));
   const labels = (n: number) => Object.fromEntries(times(n, (i) => [`l${i}`, "v"]));
   const headers = (n: number) => Object.fromEntries(times(n, (i) => [`h${i}`, "v"]));
-  const stmt = (extra: object = {}) => ({ participant: "pg", statements: [{ sql: "select 1", ...extra }] });
+  const stmt = (extra: object = {}) => ({
+    participant: "pg",
+    statements: [{ sql: "select 1", ...extra }],
+  });
   const ops = (list: object[]) => ({ participant: "r", ops: list });
   const msgs = (list: object[]) => ({ participant: "k", messages: list });
   const msg = (extra: object = {}) => ({ topic: "t", value: "v", ...extra });
@@ -177,23 +263,60 @@ describe("every bound is enforced, exactly at the limit", () => {
     state: "active",
     deadline,
     labels: {},
-    branches: times(n, (i) => ({ branch: i + 1, branchId: `c:tx:${i + 1}`, participant: `p${i}`, kind: "redis", state: "enlisted" })),
+    branches: times(n, (i) => ({
+      branch: i + 1,
+      branchId: `c:tx:${i + 1}`,
+      participant: `p${i}`,
+      kind: "redis",
+      state: "enlisted",
+    })),
   });
 
   /** [limit, schema, input exactly at the limit, input one over it] */
   const cases: [keyof ApiLimits, z.ZodType, (n: number) => unknown][] = [
     ["branchesPerTransactionMax", small.branchParams, (n) => ({ xid: "tx", n: String(n) })],
     ["branchesPerTransactionMax", small.transactionView, view],
-    ["statementsPerBranchMax", small.enlistRequest, (n) => ({ participant: "pg", statements: times(n, () => ({ sql: "select 1" })) })],
-    ["sqlCharsMax", small.enlistRequest, (n) => ({ participant: "pg", statements: [{ sql: "x".repeat(n) }] })],
+    [
+      "statementsPerBranchMax",
+      small.enlistRequest,
+      (n) => ({ participant: "pg", statements: times(n, () => ({ sql: "select 1" })) }),
+    ],
+    [
+      "sqlCharsMax",
+      small.enlistRequest,
+      (n) => ({ participant: "pg", statements: [{ sql: "x".repeat(n) }] }),
+    ],
     ["paramsPerStatementMax", small.enlistRequest, (n) => stmt({ params: times(n, () => null) })],
     ["valueCharsMax", small.enlistRequest, (n) => stmt({ params: ["x".repeat(n)] })],
-    ["opsPerBranchMax", small.enlistRequest, (n) => ops(times(n, (i) => ({ op: "del", key: `k${i}` })))],
-    ["preconditionsPerBranchMax", small.enlistRequest, (n) => ({ ...ops([{ op: "del", key: "k" }]), preconditions: times(n, (i) => ({ key: `k${i}`, absent: true })) })],
-    ["valuesPerOpMax", small.enlistRequest, (n) => ops([{ op: "sadd", key: "k", values: times(n, (i) => `v${i}`) }])],
+    [
+      "opsPerBranchMax",
+      small.enlistRequest,
+      (n) => ops(times(n, (i) => ({ op: "del", key: `k${i}` }))),
+    ],
+    [
+      "preconditionsPerBranchMax",
+      small.enlistRequest,
+      (n) => ({
+        ...ops([{ op: "del", key: "k" }]),
+        preconditions: times(n, (i) => ({ key: `k${i}`, absent: true })),
+      }),
+    ],
+    [
+      "valuesPerOpMax",
+      small.enlistRequest,
+      (n) => ops([{ op: "sadd", key: "k", values: times(n, (i) => `v${i}`) }]),
+    ],
     ["keyCharsMax", small.enlistRequest, (n) => ops([{ op: "del", key: "k".repeat(n) }])],
-    ["keyCharsMax", small.enlistRequest, (n) => ops([{ op: "hdel", key: "k", field: "f".repeat(n) }])],
-    ["valueCharsMax", small.enlistRequest, (n) => ops([{ op: "set", key: "k", value: "v".repeat(n) }])],
+    [
+      "keyCharsMax",
+      small.enlistRequest,
+      (n) => ops([{ op: "hdel", key: "k", field: "f".repeat(n) }]),
+    ],
+    [
+      "valueCharsMax",
+      small.enlistRequest,
+      (n) => ops([{ op: "set", key: "k", value: "v".repeat(n) }]),
+    ],
     ["messagesPerBranchMax", small.enlistRequest, (n) => msgs(times(n, () => msg()))],
     ["headersPerMessageMax", small.enlistRequest, (n) => msgs([msg({ headers: headers(n) })])],
     ["keyCharsMax", small.enlistRequest, (n) => msgs([msg({ key: "k".repeat(n) })])],
@@ -221,7 +344,10 @@ describe("every bound is enforced, exactly at the limit", () => {
   test("branchPayloadBytes counts UTF-8 bytes of the work, not the participant name", () => {
     const a = branchPayloadBytes(s.enlistRequest.parse(ops([{ op: "set", key: "k", value: "é" }])));
     const b = branchPayloadBytes(
-      s.enlistRequest.parse({ ...ops([{ op: "set", key: "k", value: "e" }]), participant: "a-much-longer-name" }),
+      s.enlistRequest.parse({
+        ...ops([{ op: "set", key: "k", value: "e" }]),
+        participant: "a-much-longer-name",
+      }),
     );
     assert.equal(a, b + 1);
   });
@@ -250,7 +376,10 @@ describe("errors", () => {
     assert.equal(err.code, "validation-failed");
     assert.equal(err.status, 400);
     const issues = err.details?.issues as { path: string; message: string }[];
-    assert.deepEqual(issues.map((i) => i.path), ["body.statements[0].sql"]);
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ["body.statements[0].sql"],
+    );
   });
 
   test("validationFailed says 'exactly one' when a body mixes branch kinds", () => {
@@ -263,6 +392,9 @@ describe("errors", () => {
   test("validationFailed reports a bad precondition by its own union's message", () => {
     const bad = s.enlistRequest.safeParse({ ...examples.redis, preconditions: [{ key: "k" }] });
     assert.ok(!bad.success);
-    assert.match(validationFailed(bad.error, "body").message, /^body\.preconditions\[0\]: a precondition is one of/);
+    assert.match(
+      validationFailed(bad.error, "body").message,
+      /^body\.preconditions\[0\]: a precondition is one of/,
+    );
   });
 });

@@ -95,7 +95,9 @@ const view = (state: string, extra: object = {}) => ({
 });
 const apiError = (status: number, code: string, retryable: boolean, details?: object) => ({
   status,
-  body: { error: { code, message: `${code} (scripted)`, retryable, ...(details ? { details } : {}) } },
+  body: {
+    error: { code, message: `${code} (scripted)`, retryable, ...(details ? { details } : {}) },
+  },
 });
 const unavailable = apiError(503, "unavailable", true);
 const outcomeUnknown = apiError(503, "outcome-unknown", true);
@@ -157,10 +159,17 @@ describe("leadership", () => {
 describe("idempotency", () => {
   test("retries of one call reuse its Idempotency-Key and body; the next call has a new key", async () => {
     const node = await serve((_req, i) =>
-      i < 2 ? unavailable : { status: 201, body: { branch: 1, branchId: "c:tx-1:1", participant: "pg-orders", kind: "postgres" } },
+      i < 2
+        ? unavailable
+        : {
+            status: 201,
+            body: { branch: 1, branchId: "c:tx-1:1", participant: "pg-orders", kind: "postgres" },
+          },
     );
     const c = client([node.url]);
-    const branch = pgStatements("pg-orders", [sql("update t set a = $1 where id = $2", [10, 1], { expectRows: 1 })]);
+    const branch = pgStatements("pg-orders", [
+      sql("update t set a = $1 where id = $2", [10, 1], { expectRows: 1 }),
+    ]);
     const enlisted = await c.enlist(xid, branch);
     assert.equal(enlisted.branchId, "c:tx-1:1");
     assert.equal(node.seen.length, 3);
@@ -174,7 +183,10 @@ describe("idempotency", () => {
         statements: [{ sql: "update t set a = $1 where id = $2", params: [10, 1], expectRows: 1 }],
       });
     }
-    await c.enlist(xid, redisOps("redis-main", [redis.incrby("{acct}:7", 10)], [redis.exists("{acct}:7")]));
+    await c.enlist(
+      xid,
+      redisOps("redis-main", [redis.incrby("{acct}:7", 10)], [redis.exists("{acct}:7")]),
+    );
     assert.equal(node.seen.length, 4);
     assert.notEqual(keyOf(node.seen[3]!), keyOf(node.seen[0]!));
     assert.deepEqual(node.seen[3]!.body, {
@@ -188,7 +200,9 @@ describe("idempotency", () => {
 describe("commit outcomes", () => {
   test("503 outcome-unknown on commit: the status is asked and its decision returned", async () => {
     const node = await serve((req) =>
-      req.method === "POST" ? outcomeUnknown : { status: 200, body: view("committing", { decision: "commit" }) },
+      req.method === "POST"
+        ? outcomeUnknown
+        : { status: 200, body: view("committing", { decision: "commit" }) },
     );
     const result = await client([node.url]).commit(xid);
     assert.equal(result.state, "committing");
@@ -203,7 +217,9 @@ describe("commit outcomes", () => {
     const node = await serve((req) => {
       if (req.method === "GET") return { status: 200, body: view("prepared") };
       commits += 1;
-      return commits === 1 ? outcomeUnknown : { status: 200, body: view("committed", { decision: "commit" }) };
+      return commits === 1
+        ? outcomeUnknown
+        : { status: 200, body: view("committed", { decision: "commit" }) };
     });
     const result = await client([node.url]).commit(xid);
     assert.equal(result.state, "committed");
@@ -213,11 +229,15 @@ describe("commit outcomes", () => {
   });
 
   test("an outcome that stays unknown ends in OutcomeUnknownError after the bounded checks", async () => {
-    const node = await serve((req) => (req.method === "POST" ? outcomeUnknown : { status: 200, body: view("preparing") }));
-    const err = await client([node.url], { outcomeChecksMax: 2 }).commit(xid).then(
-      () => assert.fail("commit resolved"),
-      (e: unknown) => e,
+    const node = await serve((req) =>
+      req.method === "POST" ? outcomeUnknown : { status: 200, body: view("preparing") },
     );
+    const err = await client([node.url], { outcomeChecksMax: 2 })
+      .commit(xid)
+      .then(
+        () => assert.fail("commit resolved"),
+        (e: unknown) => e,
+      );
     assert.ok(err instanceof OutcomeUnknownError);
     assert.equal(err.xid, xid);
     assert.equal(err.lastState, "preparing");
@@ -231,16 +251,22 @@ describe("commit outcomes", () => {
     const node = await serve(() => ({
       status: 409,
       body: {
-        error: { code: "transaction-aborted", message: "transaction tx-1 aborted", retryable: false },
+        error: {
+          code: "transaction-aborted",
+          message: "transaction tx-1 aborted",
+          retryable: false,
+        },
         xid,
         state: "aborted",
         reason,
       },
     }));
-    const err = await client([node.url]).commit(xid).then(
-      () => assert.fail("commit resolved"),
-      (e: unknown) => e,
-    );
+    const err = await client([node.url])
+      .commit(xid)
+      .then(
+        () => assert.fail("commit resolved"),
+        (e: unknown) => e,
+      );
     assert.ok(err instanceof TransactionAbortedError);
     assert.equal(err.code, "transaction-aborted");
     assert.equal(err.status, 409);
@@ -252,22 +278,28 @@ describe("commit outcomes", () => {
   test("an unknown commit resolved as aborted by the status throws TransactionAbortedError", async () => {
     const reason = { code: "deadline-passed", message: "deadline passed" };
     const node = await serve((req) =>
-      req.method === "POST" ? outcomeUnknown : { status: 200, body: view("aborted", { decision: "abort", reason }) },
+      req.method === "POST"
+        ? outcomeUnknown
+        : { status: 200, body: view("aborted", { decision: "abort", reason }) },
     );
-    const err = await client([node.url]).commit(xid).then(
-      () => assert.fail("commit resolved"),
-      (e: unknown) => e,
-    );
+    const err = await client([node.url])
+      .commit(xid)
+      .then(
+        () => assert.fail("commit resolved"),
+        (e: unknown) => e,
+      );
     assert.ok(err instanceof TransactionAbortedError);
     assert.deepEqual(err.reason, reason);
   });
 
   test("abort after a commit decision answers transaction-committed", async () => {
     const node = await serve(() => apiError(409, "transaction-committed", false));
-    const err = await client([node.url]).abort(xid).then(
-      () => assert.fail("abort resolved"),
-      (e: unknown) => e,
-    );
+    const err = await client([node.url])
+      .abort(xid)
+      .then(
+        () => assert.fail("abort resolved"),
+        (e: unknown) => e,
+      );
     assert.ok(err instanceof VerdictError);
     assert.equal(err.code, "transaction-committed");
     assert.equal(err.retryable, false);
@@ -277,10 +309,12 @@ describe("commit outcomes", () => {
 describe("bounded retries", () => {
   test("a node that stays unavailable: exactly attemptsMax requests, then the typed error", async () => {
     const node = await serve(() => unavailable);
-    const err = await client([node.url]).begin().then(
-      () => assert.fail("begin resolved"),
-      (e: unknown) => e,
-    );
+    const err = await client([node.url])
+      .begin()
+      .then(
+        () => assert.fail("begin resolved"),
+        (e: unknown) => e,
+      );
     assert.ok(err instanceof VerdictError);
     assert.equal(err.code, "unavailable");
     assert.equal(err.status, 503);
@@ -290,10 +324,12 @@ describe("bounded retries", () => {
   });
 
   test("no node reachable: connection-failed after attemptsMax attempts", async () => {
-    const err = await client([await refusingUrl(), await refusingUrl()]).status(xid).then(
-      () => assert.fail("status resolved"),
-      (e: unknown) => e,
-    );
+    const err = await client([await refusingUrl(), await refusingUrl()])
+      .status(xid)
+      .then(
+        () => assert.fail("status resolved"),
+        (e: unknown) => e,
+      );
     assert.ok(err instanceof VerdictError);
     assert.equal(err.code, "connection-failed");
     assert.equal(err.status, 0);
@@ -301,12 +337,16 @@ describe("bounded retries", () => {
 
   test("a non-retryable answer is thrown at once", async () => {
     const node = await serve(() =>
-      apiError(400, "validation-failed", false, { issues: [{ path: "body.timeoutMs", message: "too small" }] }),
+      apiError(400, "validation-failed", false, {
+        issues: [{ path: "body.timeoutMs", message: "too small" }],
+      }),
     );
-    const err = await client([node.url]).begin({ timeoutMs: 1 }).then(
-      () => assert.fail("begin resolved"),
-      (e: unknown) => e,
-    );
+    const err = await client([node.url])
+      .begin({ timeoutMs: 1 })
+      .then(
+        () => assert.fail("begin resolved"),
+        (e: unknown) => e,
+      );
     assert.ok(err instanceof VerdictError);
     assert.equal(err.code, "validation-failed");
     assert.deepEqual(err.details, { issues: [{ path: "body.timeoutMs", message: "too small" }] });

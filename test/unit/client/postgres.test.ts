@@ -18,6 +18,8 @@ const table = "sdk_service_prepared_test";
 const tables = schemaTables("verdict");
 const seen: { method: string; url: string; body: string }[] = [];
 let gid = "";
+/** Every gid issued, so that a failed test leaves no prepared transaction behind. */
+const issued: string[] = [];
 let server: http.Server;
 let baseUrl = "";
 let admin: pg.Client;
@@ -34,7 +36,14 @@ before(async () => {
         JSON.stringify(
           enlist
             ? { branch: 1, branchId: gid, participant: "pg-b", kind: "postgres" }
-            : { branch: 1, branchId: gid, participant: "pg-b", kind: "postgres", state: "prepared", vote: "yes" },
+            : {
+                branch: 1,
+                branchId: gid,
+                participant: "pg-b",
+                kind: "postgres",
+                state: "prepared",
+                vote: "yes",
+              },
         ),
       );
     });
@@ -48,6 +57,10 @@ before(async () => {
 });
 
 after(async () => {
+  for (const g of issued) {
+    if (await prepared(g)) await admin.query(`rollback prepared '${g}'`);
+  }
+  await admin.query(`drop table if exists ${table}`);
   await admin.end();
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -71,6 +84,7 @@ describe("runServicePrepared", () => {
   test("prepares the service's work under the issued gid, then reports it", async () => {
     seen.length = 0;
     gid = `sdktest-${randomUUID()}:tx-1:1`;
+    issued.push(gid);
     const id = randomUUID();
     const conn = new pg.Client({ connectionString: services.pgUrlB });
     await conn.connect();
@@ -87,7 +101,7 @@ describe("runServicePrepared", () => {
       );
       assert.deepEqual(JSON.parse(seen[0]!.body), { participant: "pg-b", servicePrepared: true });
       // The session is free again: the prepared transaction no longer belongs to it.
-      assert.equal((await conn.query("select 1 as one")).rows[0].one, 1);
+      assert.equal((await conn.query<{ one: number }>("select 1 as one")).rows[0]?.one, 1);
     } finally {
       await conn.end();
     }
@@ -102,6 +116,7 @@ describe("runServicePrepared", () => {
   test("a failing work rolls back, prepares nothing and reports nothing", async () => {
     seen.length = 0;
     gid = `sdktest-${randomUUID()}:tx-2:1`;
+    issued.push(gid);
     const id = randomUUID();
     const conn = new pg.Client({ connectionString: services.pgUrlB });
     await conn.connect();
@@ -117,8 +132,8 @@ describe("runServicePrepared", () => {
       assert.equal(await rowExists(id), false);
       assert.equal(seen.length, 1, "only the enlist was sent");
       // Rolled back: left open, the work's insert would still hold a transaction id here.
-      const tx = await conn.query("select txid_current_if_assigned() as x");
-      assert.equal(tx.rows[0].x, null);
+      const tx = await conn.query<{ x: string | null }>("select txid_current_if_assigned() as x");
+      assert.equal(tx.rows[0]?.x, null);
     } finally {
       await conn.end();
     }

@@ -1,0 +1,80 @@
+/**
+ * Starts a real coordinator node in this process, on a free loopback port, with a fresh
+ * data directory and PostgreSQL participants on the deploy/local databases.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { validateConfig } from "../../coordinator/config/load.js";
+import { startNode, type RunningNode } from "../../coordinator/node.js";
+import { createLogger } from "../../coordinator/telemetry/logger.js";
+import { services } from "./services.js";
+
+export interface TestNode {
+  readonly url: string;
+  readonly node: RunningNode;
+  readonly dataDir: string;
+  readonly clientToken: string;
+  readonly otherClientToken: string;
+  readonly adminToken: string;
+  stop(): Promise<void>;
+}
+
+export interface TestNodeOptions {
+  readonly limits?: Record<string, number>;
+  readonly protocol?: Record<string, number | boolean>;
+  /** Reuse a data directory (a restart); a new one otherwise. */
+  readonly dataDir?: string;
+  /** Extra participants (beyond pg-a and pg-b on verdict_a / verdict_b). */
+  readonly participants?: Record<string, unknown>[];
+  readonly scopedParticipants?: string[];
+}
+
+export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNode> {
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), "verdict-test-")));
+  const secret = () => randomBytes(18).toString("base64url");
+  const clientToken = secret();
+  const otherClientToken = secret();
+  const adminToken = secret();
+  const config = validateConfig(
+    {
+      node: { id: "test-1", dataDir, host: "127.0.0.1", port: 0 },
+      tokens: [
+        { id: "client-a", role: "client", secret: clientToken },
+        {
+          id: "client-b",
+          role: "client",
+          secret: otherClientToken,
+          ...(opts.scopedParticipants ? { participants: opts.scopedParticipants } : {}),
+        },
+        { id: "admin", role: "admin", secret: adminToken },
+      ],
+      participants: [
+        { name: "pg-a", kind: "postgres", connectionString: services.pgUrlA },
+        { name: "pg-b", kind: "postgres", connectionString: services.pgUrlB },
+        ...(opts.participants ?? []),
+      ],
+      limits: { inFlightTransactionsMax: 256, ...opts.limits },
+      protocol: { tickMs: 10, phase2BackoffBaseMs: 20, phase2BackoffMaxMs: 500, ...opts.protocol },
+      log: { level: "warn" },
+    },
+    "test",
+  );
+  const node = await startNode(
+    config,
+    createLogger(process.env.VERDICT_TEST_LOG ?? "silent", "test-1"),
+  );
+  return {
+    url: node.url,
+    node,
+    dataDir,
+    clientToken,
+    otherClientToken,
+    adminToken,
+    async stop() {
+      await node.stop();
+      if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}

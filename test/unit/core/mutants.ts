@@ -1,0 +1,40 @@
+/**
+ * Deliberately broken engines, to show that the property checkers can fail. Each breaks one
+ * guarantee the way a plausible bug would; none of this touches the real engine's code.
+ */
+import { Engine, type Input, type Output } from "../../../coordinator/core/engine.js";
+import type { Entry } from "../../../coordinator/core/table.js";
+import type { EngineFactory } from "./harness.js";
+
+/** Breaks G1: tells participants to commit as soon as the `decide commit` append is proposed. */
+class CommitBeforeDurable extends Engine {
+  override handle(input: Input, nowMs: number): Output[] {
+    const out = super.handle(input, nowMs);
+    const early: Output[] = [];
+    for (const o of out) {
+      if (o.type !== "append" || o.record.type !== "decide" || o.record.decision !== "commit")
+        continue;
+      const xid = o.record.xid;
+      const branches = this.table.get(xid)?.branches ?? o.record.branches ?? [];
+      for (const branch of branches) early.push({ type: "commit", xid, branch, term: 0 as never });
+    }
+    return [...out, ...early];
+  }
+}
+
+export const commitBeforeDurable: EngineFactory = (cfg, random) =>
+  new CommitBeforeDurable(cfg, random);
+
+/** Breaks G2: a later `decide` overwrites an earlier one instead of losing the compare-and-set. */
+export const decideOverwrites: EngineFactory = (cfg, random) => {
+  const engine = new Engine(cfg, random);
+  const table = engine.table;
+  const apply = table.apply.bind(table);
+  table.apply = (entry: Entry) => {
+    const r = entry.record;
+    const t = r.type === "decide" ? table.get(r.xid) : undefined;
+    if (t) t.decision = undefined;
+    return apply(entry);
+  };
+  return engine;
+};
