@@ -10,6 +10,7 @@ import type { Participant } from "../participants/participant.js";
 import { createPostgresParticipant } from "../participants/postgres/participant.js";
 import { buildSchemas } from "./api/contract/schemas.js";
 import { buildServer, type ApiBackend } from "./api/server.js";
+import { branchWorkOverLimit } from "./api/branch-limits.js";
 import { loadOrCreateClusterId } from "./config/cluster-id.js";
 import { tokenSecret } from "./config/load.js";
 import type { Config } from "./config/schema.js";
@@ -39,9 +40,13 @@ function createParticipant(
   const { kind, ...rest } = p;
   switch (kind) {
     case "postgres":
-      return createPostgresParticipant({ inFlightMax, ...rest } as never, {
-        logger,
-      });
+      // The participant validates its own fields (unknown ones are refused with the name).
+      return createPostgresParticipant(
+        { inFlightMax, ...(rest as { name: string }) },
+        {
+          logger,
+        },
+      );
     case "redis":
     case "kafka":
       throw new Error(
@@ -83,6 +88,8 @@ export async function startNode(
       clusterId,
       inFlightMax: config.limits.inFlightTransactionsMax,
       branchesPerTxnMax: config.limits.branchesPerTransactionMax,
+      payloadBytesPerTxnMax: config.limits.payloadBytesPerTransactionMax,
+      branchWorkOverLimit: branchWorkOverLimit(config.limits),
       phase2Backoff: {
         baseMs: config.protocol.phase2BackoffBaseMs,
         maxMs: config.protocol.phase2BackoffMaxMs,

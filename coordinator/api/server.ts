@@ -13,7 +13,7 @@ import type { TxnView } from "../core/view.js";
 import { ApiError, errorBody, validationFailed, type ErrorCode } from "./contract/errors.js";
 import { buildOpenApiDocument } from "./contract/openapi.js";
 import { buildRoutes, fastifyPath, type RouteSpec } from "./contract/routes.js";
-import type { EnlistCommand, Schemas } from "./contract/schemas.js";
+import { branchPayloadBytes, type EnlistCommand, type Schemas } from "./contract/schemas.js";
 import { toApiView } from "./views.js";
 
 export interface ApiToken {
@@ -50,6 +50,7 @@ export type BackendCall =
       participant: string;
       kind: "postgres" | "redis" | "kafka";
       payload: unknown;
+      payloadBytes: number;
       idem?: { key: string; fingerprint: string };
     }
   | { type: "report-prepared"; principal: Principal; xid: Xid; n: number }
@@ -247,6 +248,7 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
         participant: b.participant,
         kind,
         payload,
+        payloadBytes: branchPayloadBytes(b),
         ...(idem ? { idem } : {}),
       });
       if (reply.kind === "error") throw engineError(reply);

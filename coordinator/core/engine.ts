@@ -92,6 +92,8 @@ export type Input =
       readonly participant: string;
       readonly kind: ParticipantKind;
       readonly payload: unknown;
+      /** Size of the payload's work, counted against payloadBytesPerTxnMax. */
+      readonly payloadBytes: number;
       readonly idem?: Idem;
     }
   | {
@@ -152,6 +154,10 @@ export interface EngineConfig {
   readonly clusterId: ClusterId;
   readonly inFlightMax: number;
   readonly branchesPerTxnMax: number;
+  /** Bytes of all branch work of one transaction (it is all kept in the `preparing` record). */
+  readonly payloadBytesPerTxnMax: number;
+  /** A limit the merged work of one branch breaks (statements, ops or messages per branch). */
+  readonly branchWorkOverLimit: (payload: unknown) => { limit: string; max: number } | undefined;
   readonly phase2Backoff: BackoffConfig;
   /** How long a finished transaction stays visible before it is forgotten. */
   readonly retentionMs: number;
@@ -179,6 +185,12 @@ interface Live {
   state: TxnState;
   readonly branches: LiveBranch[];
   readonly votes: Map<number, Vote>;
+  /** Bytes of branch work enlisted so far. */
+  payloadBytes: number;
+  /** Branches with a prepare call out: a retried commit must not send a second one. */
+  readonly preparesOut: Set<number>;
+  /** `preparing` was proposed: the log may hold these branches, so they can no longer change. */
+  branchesFixed: boolean;
   /** Set by the prepare endpoint: stop at `prepared` and wait for commit. */
   prepareOnly: boolean;
   /** An append for this transaction is on its way to the log. */
@@ -285,6 +297,9 @@ export class Engine {
       else if (state === "preparing" && t.onePhase) {
         const live = this.revive(t);
         live.onePhaseCheckDueMs = this.nowMs;
+      } else if (state === "committed" || state === "aborted") {
+        // Finished before this node led: its retention counts from now.
+        this.finishedAt.push({ xid: t.header.xid, atMs: this.nowMs });
       }
     }
     this.tick();
@@ -306,6 +321,7 @@ export class Engine {
     this.pendingAcks = [];
     this.acksInFlight = false;
     this.forgetInFlight = false;
+    this.finishedAt.length = 0; // rebuilt from the table by becomeLeader
     const out = this.out;
     this.out = [];
     return out;
@@ -365,6 +381,9 @@ export class Engine {
       state: "active",
       branches: [],
       votes: new Map(),
+      payloadBytes: 0,
+      preparesOut: new Set(),
+      branchesFixed: false,
       prepareOnly: false,
       waiting: [],
       phase2: new Map(),
@@ -377,18 +396,28 @@ export class Engine {
   private enlist(input: Extract<Input, { type: "enlist" }>): void {
     const live = this.driven(input);
     if (!live) return;
-    if (live.state !== "active") {
-      return this.reply(input.req, invalidState(live.header.xid, live.state, "enlist"));
-    }
-    const existing = live.branches.find((b) => b.spec.participant === input.participant);
-    if (input.idem && existing) {
-      const fp = existing.enlistKeys.get(input.idem.key);
-      if (fp !== undefined) {
+    if (input.idem) {
+      // The key may have been used on any branch: another participant is another body.
+      const keyed = live.branches.find((b) => b.enlistKeys.has(input.idem?.key ?? ""));
+      const fp = keyed?.enlistKeys.get(input.idem.key);
+      if (keyed && fp !== undefined) {
         if (fp !== input.idem.fingerprint) return this.reply(input.req, keyReused(input.idem.key));
-        return this.replyBranch(input.req, existing.spec, false);
+        return this.replyBranch(input.req, keyed.spec, false);
       }
     }
+    // Once `preparing` is proposed the branches are fixed: later work would never be decided.
+    if (live.state !== "active" || live.proposing !== undefined || live.branchesFixed) {
+      const state = live.branchesFixed ? "preparing" : live.state;
+      return this.reply(input.req, invalidState(live.header.xid, state, "enlist"));
+    }
+    const existing = live.branches.find((b) => b.spec.participant === input.participant);
     const servicePrepared = isServicePrepared(input.payload);
+    if (live.payloadBytes + input.payloadBytes > this.cfg.payloadBytesPerTxnMax) {
+      return this.reply(
+        input.req,
+        overLimit("payloadBytesPerTransactionMax", this.cfg.payloadBytesPerTxnMax),
+      );
+    }
     if (existing) {
       if (existing.servicePrepared || servicePrepared) {
         return this.reply(
@@ -401,18 +430,19 @@ export class Engine {
         );
       }
       const merged = mergePayloads(existing.spec.payload, input.payload);
+      const over = merged.ok ? this.cfg.branchWorkOverLimit(merged.payload) : undefined;
+      if (over) return this.reply(input.req, overLimit(over.limit, over.max));
       if (!merged.ok)
         return this.reply(input.req, invalidState(live.header.xid, "active", merged.why));
       existing.spec = { ...existing.spec, payload: merged.payload };
+      live.payloadBytes += input.payloadBytes;
       if (input.idem) existing.enlistKeys.set(input.idem.key, input.idem.fingerprint);
       return this.replyBranch(input.req, existing.spec, false);
     }
     if (live.branches.length >= this.cfg.branchesPerTxnMax) {
       return this.reply(
         input.req,
-        errorReply("limit-exceeded", `at most ${this.cfg.branchesPerTxnMax} branches`, {
-          branchesPerTxnMax: this.cfg.branchesPerTxnMax,
-        }),
+        overLimit("branchesPerTransactionMax", this.cfg.branchesPerTxnMax),
       );
     }
     const n = (live.branches.length + 1) as BranchNo;
@@ -426,6 +456,7 @@ export class Engine {
     const branch: LiveBranch = { spec, servicePrepared, reported: false, enlistKeys: new Map() };
     if (input.idem) branch.enlistKeys.set(input.idem.key, input.idem.fingerprint);
     live.branches.push(branch);
+    live.payloadBytes += input.payloadBytes;
     this.replyBranch(input.req, spec, true);
   }
 
@@ -469,14 +500,18 @@ export class Engine {
     switch (live.state) {
       case "active":
         live.waiting.push({ req: input.req, type });
-        live.prepareOnly = prepareOnly;
-        if (live.branches.length === 0)
-          return this.proposeDecision(live, "commit", "no-branches", "no branches");
+        // A prepare call never turns a commit that is already waiting into prepare-only.
+        live.prepareOnly = prepareOnly && !live.waiting.some((w) => w.type === "commit");
         return this.proposePreparing(live);
       case "preparing":
         live.waiting.push({ req: input.req, type });
         if (!prepareOnly) live.prepareOnly = false;
-        if (live.proposing === undefined && live.votes.size === 0) this.sendPrepares(live);
+        // Resume phase 1 (after a restart, or a decision the log did not take); a one-phase
+        // branch is settled by its own outcome instead.
+        if (live.proposing === undefined && !this.onePhasePending(live)) {
+          this.sendPrepares(live);
+          this.decideFromVotes(live);
+        }
         return;
       case "prepared":
         if (prepareOnly) return this.reply(input.req, { kind: "txn", view: this.liveView(live) });
@@ -519,7 +554,8 @@ export class Engine {
       return this.reply(input.req, { kind: "txn", view: this.liveView(live) });
     }
     live.waiting.push({ req: input.req, type: "abort" });
-    if (live.proposing === "decide") return;
+    // A one-phase commit may already have committed: only its outcome decides.
+    if (live.proposing === "decide" || this.onePhasePending(live)) return;
     this.proposeDecision(live, "abort", "client-abort", "aborted by client");
   }
 
@@ -532,7 +568,8 @@ export class Engine {
       case "preparing": {
         this.undecided.add(r.txn.xid);
         const live = this.live.get(r.txn.xid);
-        if (!this.leader || !live || live.proposing !== "preparing") return;
+        // Also when its append was reported failed but landed: the log now says preparing.
+        if (!this.leader || !live || live.state !== "active" || live.proposing === "decide") return;
         live.proposing = undefined;
         live.state = transition(live.state, "preparing-written");
         if (r.onePhase) {
@@ -543,7 +580,10 @@ export class Engine {
             branch: b.spec,
             deadlineMs: live.header.deadlineMs,
           });
-        } else this.sendPrepares(live);
+        } else {
+          this.sendPrepares(live);
+          this.decideFromVotes(live); // a transaction without branches has all its votes
+        }
         return;
       }
       case "decide": {
@@ -596,7 +636,11 @@ export class Engine {
       this.acksInFlight = false;
       this.pendingAcks = [...record.acks, ...this.pendingAcks];
     }
-    if (record.type === "forget") this.forgetInFlight = false;
+    if (record.type === "forget") {
+      this.forgetInFlight = false;
+      // Forget them on a later tick; if the entry landed anyway they are simply gone.
+      this.finishedAt.unshift(...record.xids.map((xid) => ({ xid, atMs: record.atMs })));
+    }
     for (const xid of xids) {
       const live = this.live.get(xid);
       if (!live) continue;
@@ -613,6 +657,7 @@ export class Engine {
   private proposePreparing(live: Live): void {
     if (live.proposing) return;
     live.proposing = "preparing";
+    live.branchesFixed = true;
     const onePhase =
       this.cfg.onePhase &&
       !live.prepareOnly &&
@@ -641,6 +686,10 @@ export class Engine {
     branch?: BranchNo,
   ): void {
     if (live.proposing === "decide") return;
+    if (decision === "commit" && acks === undefined && this.nowMs > live.header.deadlineMs) {
+      // Past the deadline only an abort may be decided, whether or not a tick saw it first.
+      return this.proposeDecision(live, "abort", "deadline-passed", "deadline passed");
+    }
     live.proposing = "decide";
     const known = this.table.get(live.header.xid) !== undefined;
     this.out.push({
@@ -664,7 +713,8 @@ export class Engine {
 
   private sendPrepares(live: Live): void {
     for (const b of live.branches) {
-      if (live.votes.get(b.spec.n)?.vote === "yes") continue;
+      if (live.votes.has(b.spec.n) || live.preparesOut.has(b.spec.n)) continue;
+      live.preparesOut.add(b.spec.n);
       this.out.push({
         type: "prepare",
         xid: live.header.xid,
@@ -676,20 +726,28 @@ export class Engine {
 
   private voted(xid: Xid, n: BranchNo, vote: Vote): void {
     const live = this.live.get(xid);
+    live?.preparesOut.delete(n);
     if (!live || live.state !== "preparing") return;
     live.votes.set(n, vote);
-    if (vote.vote === "no") {
-      return this.proposeDecision(
-        live,
-        "abort",
-        vote.reason === "participant-error" ? "prepare-failed" : "vote-no",
-        `branch ${n} voted no: ${vote.reason}: ${vote.detail}`,
-        undefined,
-        n,
-      );
+    this.decideFromVotes(live);
+  }
+
+  /** Aborts on a no vote; once every branch voted yes, commits or (prepare only) stops. */
+  private decideFromVotes(live: Live): void {
+    if (live.proposing === "decide") return;
+    for (const [n, vote] of live.votes) {
+      if (vote.vote === "no") {
+        return this.proposeDecision(
+          live,
+          "abort",
+          vote.reason === "participant-error" ? "prepare-failed" : "vote-no",
+          `branch ${n} voted no: ${vote.reason}: ${vote.detail}`,
+          undefined,
+          n as BranchNo,
+        );
+      }
     }
     if (live.votes.size < live.branches.length) return;
-    if (![...live.votes.values()].every((v) => v.vote === "yes")) return;
     if (live.prepareOnly) {
       live.state = transition(live.state, "all-voted-yes");
       for (const w of live.waiting.splice(0)) {
@@ -697,7 +755,8 @@ export class Engine {
       }
       return;
     }
-    this.proposeDecision(live, "commit", "all-voted-yes", "all branches voted yes");
+    const code = live.branches.length === 0 ? "no-branches" : "all-voted-yes";
+    this.proposeDecision(live, "commit", code, "all branches voted yes");
   }
 
   private onePhaseDone(
@@ -834,7 +893,12 @@ export class Engine {
     for (const live of this.live.values()) {
       const undecidedState =
         live.state === "active" || live.state === "preparing" || live.state === "prepared";
-      if (undecidedState && this.nowMs > live.header.deadlineMs && live.proposing === undefined) {
+      if (
+        undecidedState &&
+        this.nowMs > live.header.deadlineMs &&
+        live.proposing === undefined &&
+        !this.onePhasePending(live)
+      ) {
         this.proposeDecision(live, "abort", "deadline-passed", "deadline passed");
         continue;
       }
@@ -922,6 +986,9 @@ export class Engine {
         enlistKeys: new Map(),
       })),
       votes: new Map(),
+      payloadBytes: 0,
+      preparesOut: new Set(),
+      branchesFixed: true,
       prepareOnly: false,
       waiting: [],
       phase2: new Map(),
@@ -929,6 +996,12 @@ export class Engine {
     };
     this.live.set(t.header.xid, live);
     return live;
+  }
+
+  /** Its one-phase `preparing` entry is applied and undecided: the branch's outcome decides. */
+  private onePhasePending(live: Live): boolean {
+    const t = this.table.get(live.header.xid);
+    return t !== undefined && t.onePhase && t.decision === undefined;
   }
 
   private reviveUndecided(xid: Xid): Live | undefined {
@@ -999,6 +1072,8 @@ function errorReply(
   return { kind: "error", code, message, ...(details ? { details } : {}) };
 }
 
+const overLimit = (limit: string, max: number): Reply =>
+  errorReply("limit-exceeded", `over ${limit} (${max})`, { limit, max });
 const notLeader = (): Reply => errorReply("not-leader", "this node is not the leader");
 const notFound = (xid: Xid): Reply =>
   errorReply("transaction-not-found", `no transaction ${xid}`, { xid });

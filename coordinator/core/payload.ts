@@ -21,8 +21,9 @@ export function mergePayloads(first: unknown, second: unknown): MergeResult {
   const merged: Record<string, unknown> = { ...first };
   for (const [key, value] of Object.entries(second)) {
     const prior = first[key];
-    if (Array.isArray(prior) && Array.isArray(value)) merged[key] = [...prior, ...value];
-    else if (prior === undefined) merged[key] = value;
+    if (Array.isArray(prior) && Array.isArray(value)) {
+      merged[key] = [...(prior as unknown[]), ...(value as unknown[])];
+    } else if (prior === undefined) merged[key] = value;
     else if (JSON.stringify(prior) !== JSON.stringify(value)) {
       return { ok: false, why: `field ${key} differs between the two enlists` };
     }

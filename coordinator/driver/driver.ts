@@ -75,7 +75,7 @@ export class Driver {
     const req = this.nextReq++;
     return new Promise<Reply>((resolve) => {
       this.waiting.set(req, resolve);
-      this.input({ ...input, req } as ClientInput);
+      this.input({ ...input, req });
     });
   }
 

@@ -173,6 +173,13 @@ export class Wal {
         new LogFullError("pendingBytesMax", this.pendingBytes, this.limits.pendingBytesMax),
       );
     }
+    assertLog(entries.length > 0, "append needs at least one entry");
+    entries.forEach((entry, i) =>
+      assertLog(
+        entry.index === this.nextIndex() + i,
+        `entry ${entry.index} does not follow ${this.nextIndex() - 1 + i}`,
+      ),
+    );
     for (const entry of entries) this.accepted.push(entry.index, entry.term);
     this.pendingAppends += 1;
     this.pendingBytes += bytes;
@@ -202,6 +209,12 @@ export class Wal {
         new RecordTooLargeError(snapshot.data.byteLength, this.limits.snapshotBytesMax),
       );
     }
+    // Its file may be durable before earlier appends are: so it may cover only durable
+    // entries, or the whole log (a Raft snapshot install).
+    assertLog(
+      snapshot.index <= this.durable.lastIndex() || snapshot.index >= this.accepted.lastIndex(),
+      `snapshot ${snapshot.index} covers entries still being appended`,
+    );
     this.accepted.rebase(snapshot.index, snapshot.term); // asserts it does not go back
     // The file is written while earlier appends proceed; compaction waits its turn.
     const written = this.snapshotChain.then(() => this.writeSnapshotFile(snapshot));
@@ -220,6 +233,8 @@ export class Wal {
 
   /** The snapshot and every durable entry after it, read back from disk and checked. */
   readAll(): Promise<{ snapshot: WalSnapshot | undefined; entries: WalEntry[] }> {
+    const refusal = this.refusal();
+    if (refusal !== undefined) return Promise.reject(refusal);
     let result: { snapshot: WalSnapshot | undefined; entries: WalEntry[] } | undefined;
     return this.enqueueControl("read", async () => {
       result = await this.readDurable();
@@ -281,11 +296,17 @@ export class Wal {
           await this.writeEntries(batch.flatMap((op) => (op.kind === "append" ? op.entries : [])));
         for (const op of batch) op.resolve();
       } catch (error) {
-        this.failure ??= new LogIOError(
-          head.kind === "control" ? head.name : "append",
-          this.active?.file.path,
-          { cause: error },
-        );
+        // Typed errors and broken invariants pass as they are; anything else is the disk.
+        this.failure ??=
+          error instanceof LogError || error instanceof AssertionError
+            ? error
+            : new LogIOError(
+                head.kind === "control" ? head.name : "append",
+                this.active?.file.path,
+                {
+                  cause: error,
+                },
+              );
         for (const op of batch) op.reject(this.failure);
       } finally {
         for (const op of batch) {

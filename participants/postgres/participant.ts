@@ -24,7 +24,6 @@ import {
   type PostgresParticipantConfigInput,
 } from "./config.js";
 import {
-  ClusterMismatchError,
   isTransient,
   messageOf,
   ParticipantNotStartedError,
@@ -33,11 +32,10 @@ import {
   PostgresConfigError,
   PostgresParticipantError,
   sqlStateOf,
-  UnsafeServerError,
 } from "./errors.js";
 import { clusterGidPrefix, gidLiteral } from "./gid.js";
 import type { PostgresPayload, PostgresStatement } from "./payload.js";
-import { createSchemaStatements, ddlLockKey, schemaTables, type SchemaTables } from "./schema.js";
+import { schemaTables, type SchemaTables } from "./schema.js";
 import { beforeDeadline, query } from "./sql.js";
 import {
   checkServer,

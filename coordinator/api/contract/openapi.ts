@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { ErrorCode } from "./errors.js";
 import { errorCatalogue } from "./errors.js";
 import type { RouteSpec } from "./routes.js";
+import { headerNames } from "./routes.js";
 import type { Schemas } from "./schemas.js";
 
 type JsonSchema = Record<string, unknown>;
@@ -88,7 +89,7 @@ export function buildOpenApiDocument(
   return {
     openapi: "3.1.0",
     info: { title: "Verdict", version: options.version, description: describeErrors() },
-    servers: (options.serverUrls ?? []).map((url) => ({ url })),
+    servers: (options.serverUrls ?? ["/"]).map((url) => ({ url })),
     paths,
     components: {
       schemas: componentSchemas,
@@ -106,7 +107,7 @@ export function buildOpenApiDocument(
       },
       parameters: {
         IdempotencyKey: {
-          name: "Idempotency-Key",
+          name: headerNames.idempotencyKey,
           in: "header",
           required: false,
           description:
@@ -115,7 +116,7 @@ export function buildOpenApiDocument(
           schema: jsonSchema(schemas.idempotencyKey, "input"),
         },
         Traceparent: {
-          name: "traceparent",
+          name: headerNames.traceparent,
           in: "header",
           required: false,
           description: "W3C trace context; the node continues the trace.",
@@ -153,7 +154,7 @@ function renderOperation(
   const responses: Record<string, JsonSchema> = {};
   for (const [status, schema] of Object.entries(route.responses)) {
     responses[status] = {
-      description: schema.description ?? `${status}`,
+      description: schema.description ?? nameOf(schema, route.id),
       content: {
         "application/json": { schema: { $ref: schemaRef(nameOf(schema, route.id)) } },
       },

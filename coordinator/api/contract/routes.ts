@@ -7,6 +7,12 @@ import type { z } from "zod";
 import type { ErrorCode } from "./errors.js";
 import type { Schemas } from "./schemas.js";
 
+/** Request headers the API reads besides Authorization (case-insensitive on the wire). */
+export const headerNames = {
+  idempotencyKey: "Idempotency-Key",
+  traceparent: "traceparent",
+} as const;
+
 export type RouteAuth = "client" | "admin";
 export type RouteMethod = "GET" | "POST";
 

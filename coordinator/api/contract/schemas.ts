@@ -273,7 +273,10 @@ export function buildSchemas(limits: ApiLimits) {
   };
   const transactionView = z.object(transactionFields).strict();
   const withState = <S extends TransactionState>(...states: [S, ...S[]]) =>
-    z.object({ ...transactionFields, state: z.enum(states) }).strict();
+    z
+      .object({ ...transactionFields, state: z.enum(states) })
+      .strict()
+      .meta({ description: `The transaction, in state ${states.join(" or ")}.` });
 
   const enlistResponse = z
     .object({

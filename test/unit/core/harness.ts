@@ -103,6 +103,8 @@ export const engineConfig = (onePhase: boolean): EngineConfig => ({
   clusterId: "c1" as ClusterId,
   inFlightMax: 64,
   branchesPerTxnMax: 4,
+  payloadBytesPerTxnMax: 1 << 20,
+  branchWorkOverLimit: () => undefined,
   phase2Backoff: { baseMs: 20, maxMs: 400 },
   retentionMs: 500,
   forgetBatchMax: 8,
@@ -296,7 +298,7 @@ export interface SimResult {
   readonly trace: readonly string[];
 }
 
-const traceMax = 80;
+const traceMax = Number(process.env.TRACE_MAX ?? 80);
 
 export class Sim {
   private readonly rng: Rng;
@@ -319,10 +321,17 @@ export class Sim {
   private readonly model = new Map<Xid, ModelTxn>();
   private readonly clients: ClientTxn[] = [];
   private requests = new Map<number, Request>();
-  private readonly noVoted = new Set<Xid>();
+  /** Transaction → the terms whose leader received a no vote for it. */
+  private readonly noVoted = new Map<Xid, Set<number>>();
   private readonly clientAborted = new Set<Xid>();
   /** Transactions told `aborted` because the leader never saw them: they must never commit. */
   private readonly presumedAborted = new Set<Xid>();
+  /**
+   * Forgotten transactions: once forgotten, a transaction is unknown and would be answered as
+   * presumed aborted even if it committed, so clients stop asking about it (the retention time
+   * is how long answers about a finished transaction stay true).
+   */
+  private readonly forgotten = new Set<Xid>();
   /** Prepare calls out and not yet answered, per branch, in this life. */
   private preparesOut = new Map<string, number>();
   readonly participants: FakeParticipant[];
@@ -407,7 +416,10 @@ export class Sim {
     if (input.type !== "voted") return;
     const id = `${input.xid}:${input.n}`;
     this.preparesOut.set(id, (this.preparesOut.get(id) ?? 1) - 1);
-    if (input.vote.vote === "no") this.noVoted.add(input.xid);
+    if (input.vote.vote === "no") {
+      const terms = this.noVoted.get(input.xid) ?? new Set<number>();
+      this.noVoted.set(input.xid, terms.add(this.term));
+    }
   }
 
   private emit(outputs: readonly Output[]): void {
@@ -517,7 +529,10 @@ export class Sim {
         if (r.decision === "abort") return void (this.stats.aborted += 1);
         this.stats.committed += 1;
         if (r.acks) this.stats.onePhaseCommits += 1;
-        if (this.noVoted.has(r.xid)) this.violate("G4", `${r.xid} committed after a no vote`);
+        // A leader that saw a no vote never commits; one that crashed before its abort was
+        // durable took that knowledge with it, and a new leader may prepare again.
+        if (this.noVoted.get(r.xid)?.has(entry.term))
+          this.violate("G4", `${r.xid} committed after a no vote in term ${entry.term}`);
         if (this.presumedAborted.has(r.xid))
           this.violate("G7", `${r.xid} committed after a client was told aborted`);
         if (!r.acks && r.atMs > m.deadlineMs)
@@ -528,7 +543,9 @@ export class Sim {
         return;
       }
       case "acks":
+        return;
       case "forget":
+        for (const xid of r.xids) this.forgotten.add(xid);
         return;
     }
   }
@@ -672,12 +689,15 @@ export class Sim {
   }
 
   private clientStep(): void {
-    const open = this.clients.filter((c) => c.life === this.life && c.answered === undefined);
+    const open = this.clients.filter(
+      (c) => c.life === this.life && c.answered === undefined && !this.forgotten.has(c.xid),
+    );
     const roll = this.rng.next();
     if (open.length === 0 || (roll < 0.15 && this.clients.length < this.opts.txnsMax)) {
       if (this.clients.length < this.opts.txnsMax) return this.begin();
     }
-    const any = this.clients.length > 0 ? this.rng.pick(this.clients) : undefined;
+    const known = this.clients.filter((x) => !this.forgotten.has(x.xid));
+    const any = known.length > 0 ? this.rng.pick(known) : undefined;
     const c = open.length > 0 && this.rng.chance(0.85) ? this.rng.pick(open) : any;
     if (!c) return;
     const wrong = this.rng.chance(0.05);
@@ -694,10 +714,12 @@ export class Sim {
     const retry = this.clients.length > 0 && this.rng.chance(0.1);
     const prior = retry ? this.rng.pick(this.clients) : undefined;
     const key = prior?.beginKey ?? `b${this.nextKey++}`;
+    // The key answers for the last transaction it created (a restart forgets begin keys).
+    const latest = [...this.clients].reverse().find((c) => c.beginKey === key);
     const xid = `x${this.nextXid++}` as Xid;
     const req = this.nextReq++;
     this.send(
-      { type: "begin", key, ...(prior ? { priorXid: prior.xid } : {}) },
+      { type: "begin", key, ...(latest ? { priorXid: latest.xid } : {}) },
       {
         type: "begin",
         req,
@@ -738,6 +760,7 @@ export class Sim {
           participant: spec.name,
           kind: spec.kind,
           payload: body.payload,
+          payloadBytes: JSON.stringify(body.payload).length,
           idem: { key, fingerprint: sent.fingerprint },
         },
       );
@@ -766,6 +789,7 @@ export class Sim {
         participant: spec.name,
         kind: spec.kind,
         payload,
+        payloadBytes: JSON.stringify(payload).length,
         idem: { key, fingerprint },
       },
     );
@@ -805,7 +829,7 @@ export class Sim {
       case "vote-no":
       case "prepare-failed":
         // A one-phase commit that did not commit carries its ack; otherwise a no vote came in.
-        if (!r.acks && !this.noVoted.has(r.xid))
+        if (!r.acks && !this.noVoted.get(r.xid)?.has(this.term))
           this.violate("G4", `${r.xid} aborted for a no vote never received`);
         return;
       default:

@@ -29,21 +29,29 @@ async function recover(
   ackedMax: number,
 ): Promise<{ records: string[]; snapshotIndex: number }> {
   const { snapshot, entries } = await log.replay();
-  const records = snapshot === undefined ? [] : (JSON.parse(fromUtf8.decode(snapshot.data)) as string[]);
+  const records =
+    snapshot === undefined ? [] : (JSON.parse(fromUtf8.decode(snapshot.data)) as string[]);
   assert.equal(records.length, snapshot?.index ?? 0, "snapshot holds its index's records");
   for (const entry of entries) {
     assert.equal(entry.index, records.length + 1, "indices run without a gap");
     records.push(entry.record);
   }
   assert.equal(log.lastIndex(), records.length, "lastIndex matches the replay");
-  assert.ok(records.length >= ackedMax, `acknowledged ${ackedMax}, recovered only ${records.length}`);
-  assert.deepEqual(records, history.slice(0, records.length), "recovered log is a prefix of what was appended");
+  assert.ok(
+    records.length >= ackedMax,
+    `acknowledged ${ackedMax}, recovered only ${records.length}`,
+  );
+  assert.deepEqual(
+    records,
+    history.slice(0, records.length),
+    "recovered log is a prefix of what was appended",
+  );
   return { records, snapshotIndex: snapshot?.index ?? 0 };
 }
 
 async function runRound(seed: number): Promise<{ crashes: number; tornTails: number }> {
   const random = seededRandom(seed);
-  const disk = new MemoryDisk(random.next);
+  const disk = new MemoryDisk(() => random.next());
   let history: string[] = [];
   let ackedMax = 0;
   let appendSeq = 0;
@@ -65,7 +73,10 @@ async function runRound(seed: number): Promise<{ crashes: number; tornTails: num
     for (let step = 0; step < stepsPerLifeMax && !ending.happened(); step++) {
       const roll = random.next();
       if (roll < 0.5) {
-        const records = Array.from({ length: random.int(1, 3) }, () => `r${seed}.${life}.${appendSeq++}`);
+        const records = Array.from(
+          { length: random.int(1, 3) },
+          () => `r${seed}.${life}.${appendSeq++}`,
+        );
         const firstIndex = history.length + 1;
         history.push(...records);
         pending.push(
@@ -75,13 +86,16 @@ async function runRound(seed: number): Promise<{ crashes: number; tornTails: num
               assert.equal(result.firstIndex, firstIndex, "indices follow call order");
               ackedMax = Math.max(ackedMax, result.lastIndex);
             },
-            (error: unknown) => assert.ok(error instanceof LogError && ending.happened(), `${String(error)}`),
+            (error: unknown) =>
+              assert.ok(error instanceof LogError && ending.happened(), `${String(error)}`),
           ),
         );
       } else if (roll < 0.55 && log.lastIndex() > snapshotIndex) {
         snapshotIndex = random.int(snapshotIndex + 1, log.lastIndex());
         const data = utf8.encode(JSON.stringify(history.slice(0, snapshotIndex)));
-        pending.push(log.saveSnapshot(snapshotIndex, data).catch(() => assert.ok(ending.happened())));
+        pending.push(
+          log.saveSnapshot(snapshotIndex, data).catch(() => assert.ok(ending.happened())),
+        );
       }
       for (let t = random.int(0, 3); t > 0; t--) await tick();
       ending.maybeNow(step);
@@ -135,7 +149,8 @@ function planEnding(random: SeededRandom, disk: MemoryDisk) {
 describe("decision log under crashes (seeded)", () => {
   test("every acknowledged append survives, in order, nothing invented", async () => {
     const only = process.env.WAL_SEED;
-    const seeds = only === undefined ? Array.from({ length: roundsMax }, (_, i) => i + 1) : [Number(only)];
+    const seeds =
+      only === undefined ? Array.from({ length: roundsMax }, (_, i) => i + 1) : [Number(only)];
     const startMs = Date.now();
     let rounds = 0;
     let crashes = 0;
@@ -148,12 +163,17 @@ describe("decision log under crashes (seeded)", () => {
         tornTails += result.tornTails;
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        throw new Error(`seed ${seed} failed (replay: WAL_SEED=${seed}): ${message}`, { cause: error });
+        throw new Error(`seed ${seed} failed (replay: WAL_SEED=${seed}): ${message}`, {
+          cause: error,
+        });
       }
       rounds += 1;
     }
     console.log(`${rounds} rounds, ${crashes} crashes, ${tornTails} torn tails cut on reopen`);
-    assert.ok(rounds >= Math.min(20, seeds.length), `only ${rounds} rounds ran within ${timeBudgetMs} ms`);
+    assert.ok(
+      rounds >= Math.min(20, seeds.length),
+      `only ${rounds} rounds ran within ${timeBudgetMs} ms`,
+    );
     assert.ok(crashes > 0 && (tornTails > 0 || seeds.length === 1), "the faults were exercised");
   });
 });

@@ -32,10 +32,16 @@ describe("WAL group commit and limits", () => {
       Array.from({ length: 100 }, (_, i) => i + 1),
     );
     assert.equal(fsyncs.length, used, "the hook sees every fsync of entries");
-    assert.equal(fsyncs.reduce((sum, f) => sum + f.entries, 0), 100);
+    assert.equal(
+      fsyncs.reduce((sum, f) => sum + f.entries, 0),
+      100,
+    );
     assert.ok(fsyncs.every((f) => f.durationMs >= 0));
     disk.crash(); // everything resolved must be on the platter
-    const reopened = await LocalDecisionLog.open<{ n: number }>({ storage: disk.storage(), dir: walDir });
+    const reopened = await LocalDecisionLog.open<{ n: number }>({
+      storage: disk.storage(),
+      dir: walDir,
+    });
     const { entries } = await reopened.replay();
     assert.deepEqual(
       entries.map((e) => e.record.n),

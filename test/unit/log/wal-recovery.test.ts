@@ -37,7 +37,11 @@ describe("WAL recovery", () => {
     await assert.rejects(wal.append(makeEntries(6, 1)));
     disk.setFault(undefined);
     const tornBytes = disk.fileBytes(firstSegment)?.byteLength ?? 0;
-    assert.equal(tornBytes, 5 * smallFrameBytes + Math.floor(smallFrameBytes / 2), "half the record survived");
+    assert.equal(
+      tornBytes,
+      5 * smallFrameBytes + Math.floor(smallFrameBytes / 2),
+      "half the record survived",
+    );
 
     const reopened = await openWal(disk);
     assert.deepEqual(reopened.recovery.truncatedTail, {
@@ -75,7 +79,10 @@ describe("WAL recovery", () => {
       assert.ok(error instanceof LogCorruptionError);
       assert.equal(error.file, firstSegment);
       assert.equal(error.offsetBytes, damagedAt);
-      assert.match(error.message, new RegExp(`${firstSegment} at byte offset ${damagedAt}: CRC mismatch`));
+      assert.match(
+        error.message,
+        new RegExp(`${firstSegment} at byte offset ${damagedAt}: CRC mismatch`),
+      );
       assert.match(error.message, /a valid record follows at offset/);
       return true;
     });
@@ -108,7 +115,10 @@ describe("WAL recovery", () => {
     const disk = await diskWithEntries(9, 3 * smallFrameBytes);
     const storage = disk.storage();
     await storage.unlink(`${walDir}/${segmentName(4)}`);
-    await assert.rejects(openWal(disk), /00000000000000000007\.wal at byte offset 0: segment starts at index 7, expected 4/);
+    await assert.rejects(
+      openWal(disk),
+      /00000000000000000007\.wal at byte offset 0: segment starts at index 7, expected 4/,
+    );
   });
 
   test("a record with a good CRC but an unknown format version refuses to open (not torn)", async () => {
@@ -116,7 +126,12 @@ describe("WAL recovery", () => {
     const storage = disk.storage();
     await storage.mkdirp(walDir);
     const file = await storage.open(firstSegment);
-    const frame = encodeFrame({ kind: FrameKind.entry, index: 1, term: 1, payload: new Uint8Array(2) });
+    const frame = encodeFrame({
+      kind: FrameKind.entry,
+      index: 1,
+      term: 1,
+      payload: new Uint8Array(2),
+    });
     frame[8] = 2; // version 2, CRC recomputed below
     new DataView(frame.buffer).setUint32(0, crc32(frame.subarray(4)), true);
     await file.append(frame);

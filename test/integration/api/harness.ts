@@ -1,0 +1,287 @@
+/**
+ * Shared set-up of the whole-coordinator tests: a real node in this process (REST API,
+ * engine, WAL, PostgreSQL participants pg-a → verdict_a and pg-b → verdict_b), an account
+ * table with a unique name in both databases, direct connections that read the truth, raw
+ * HTTP for the bad-input tests, and a check that no prepared branch of ours is left.
+ *
+ * Why not test/support/node.ts's startTestNode: it gives every node a fresh cluster id but
+ * the fixed marker schema `verdict`, which registers one cluster for good (the demo node
+ * owns it on this machine), so any second cluster fails with cluster-mismatch. This harness
+ * gives each node its own marker schema and drops it at the end.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import assert from "node:assert/strict";
+import pg from "pg";
+import { validateConfig } from "../../../coordinator/config/load.js";
+import { startNode, type RunningNode } from "../../../coordinator/node.js";
+import { createLogger } from "../../../coordinator/telemetry/logger.js";
+import { services } from "../../support/services.js";
+
+export const runId = (): string => randomBytes(4).toString("hex");
+
+export interface ApiNodeOptions {
+  readonly limits?: Record<string, number>;
+  readonly protocol?: Record<string, number | boolean>;
+  readonly scopedParticipants?: string[];
+}
+
+export interface ApiNode {
+  readonly url: string;
+  readonly node: RunningNode;
+  readonly dataDir: string;
+  /** The participants' marker schema (in both databases). */
+  readonly schema: string;
+  readonly clientToken: string;
+  readonly otherClientToken: string;
+  readonly adminToken: string;
+  /** Stops the node, checks it left no prepared branch, drops its schemas and data. */
+  stop(): Promise<void>;
+}
+
+/** Databases by participant name. */
+export const databases = { "pg-a": services.pgUrlA, "pg-b": services.pgUrlB } as const;
+export type Db = keyof typeof databases;
+
+export async function startApiNode(opts: ApiNodeOptions = {}): Promise<ApiNode> {
+  const run = runId();
+  const schema = `verdict_api_${run}`;
+  const dataDir = await mkdtemp(join(tmpdir(), "verdict-api-"));
+  const secret = () => randomBytes(18).toString("base64url");
+  const clientToken = secret();
+  const otherClientToken = secret();
+  const adminToken = secret();
+  const config = validateConfig(
+    {
+      node: { id: "api-test", dataDir, host: "127.0.0.1", port: 0 },
+      tokens: [
+        { id: "client-a", role: "client", secret: clientToken },
+        {
+          id: "client-b",
+          role: "client",
+          secret: otherClientToken,
+          ...(opts.scopedParticipants ? { participants: opts.scopedParticipants } : {}),
+        },
+        { id: "admin", role: "admin", secret: adminToken },
+      ],
+      participants: (Object.keys(databases) as Db[]).map((name) => ({
+        name,
+        kind: "postgres",
+        connectionString: databases[name],
+        schema,
+        poolSize: 8,
+      })),
+      limits: { inFlightTransactionsMax: 256, ...opts.limits },
+      protocol: { tickMs: 10, phase2BackoffBaseMs: 20, phase2BackoffMaxMs: 500, ...opts.protocol },
+      log: { level: "warn" },
+    },
+    "api-test",
+  );
+  let node: RunningNode;
+  try {
+    node = await startNode(config, createLogger(process.env.VERDICT_TEST_LOG ?? "silent", "api"));
+  } catch (err) {
+    await dropSchemas(schema);
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    url: node.url,
+    node,
+    dataDir,
+    schema,
+    clientToken,
+    otherClientToken,
+    adminToken,
+    async stop() {
+      await node.stop();
+      const left = await preparedOf(node.clusterId);
+      // Roll back whatever is left so the server is clean, then fail the file.
+      await rollbackPrepared(left);
+      await dropSchemas(schema);
+      await rm(dataDir, { recursive: true, force: true });
+      assert.deepEqual(left, [], "prepared branches of this cluster left behind");
+    },
+  };
+}
+
+async function dropSchemas(schema: string): Promise<void> {
+  for (const url of Object.values(databases)) {
+    await withClient(url, (c) => c.query(`drop schema if exists "${schema}" cascade`));
+  }
+}
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+interface PreparedRow {
+  readonly gid: string;
+  readonly database: string;
+}
+
+/** Prepared transactions of this cluster in any database of the server (exact prefix). */
+export async function preparedOf(clusterId: string): Promise<PreparedRow[]> {
+  return withClient(services.pgAdminUrl, async (c) => {
+    const { rows } = await c.query<PreparedRow>(
+      "select gid, database from pg_prepared_xacts where starts_with(gid, $1) order by gid",
+      [`${clusterId}:`],
+    );
+    return rows;
+  });
+}
+
+async function rollbackPrepared(rows: readonly PreparedRow[]): Promise<void> {
+  for (const r of rows) {
+    const url = r.database === "verdict_a" ? databases["pg-a"] : databases["pg-b"];
+    await withClient(url, (c) => c.query(`rollback prepared '${r.gid.replaceAll("'", "''")}'`));
+  }
+}
+
+/** Total bytes of the node's decision log (segments and snapshots): grows with every entry. */
+export async function logBytes(dataDir: string): Promise<number> {
+  const dir = join(dataDir, "log");
+  let total = 0;
+  for (const name of await readdir(dir)) total += (await stat(join(dir, name))).size;
+  return total;
+}
+
+/** An `acct_<run>` table in both databases, with direct pools to read it. */
+export interface Accounts {
+  readonly table: string;
+  readonly pools: Readonly<Record<Db, pg.Pool>>;
+  balance(db: Db, id: number): Promise<number | undefined>;
+  /** Every row of the table in `db`, by id. */
+  rows(db: Db): Promise<Map<number, number>>;
+  markerExists(db: Db, schema: string, gid: string): Promise<boolean>;
+  drop(): Promise<void>;
+}
+
+export async function createAccounts(
+  initial: Readonly<Record<Db, readonly [id: number, balance: number][]>>,
+): Promise<Accounts> {
+  const table = `acct_${runId()}`;
+  const pools = {
+    "pg-a": new pg.Pool({ connectionString: databases["pg-a"], max: 2 }),
+    "pg-b": new pg.Pool({ connectionString: databases["pg-b"], max: 2 }),
+  };
+  for (const db of Object.keys(pools) as Db[]) {
+    await pools[db].query(
+      `create table ${table} (id int primary key, balance int not null check (balance >= 0))`,
+    );
+    for (const [id, balance] of initial[db]) {
+      await pools[db].query(`insert into ${table} values ($1, $2)`, [id, balance]);
+    }
+  }
+  return {
+    table,
+    pools,
+    async balance(db, id) {
+      const { rows } = await pools[db].query<{ balance: number }>(
+        `select balance from ${table} where id = $1`,
+        [id],
+      );
+      return rows[0]?.balance;
+    },
+    async rows(db) {
+      const { rows } = await pools[db].query<{ id: number; balance: number }>(
+        `select id, balance from ${table} order by id`,
+      );
+      return new Map(rows.map((r) => [r.id, r.balance]));
+    },
+    async markerExists(db, schema, gid) {
+      const { rows } = await pools[db].query(`select 1 from "${schema}".marker where gid = $1`, [
+        gid,
+      ]);
+      return rows.length === 1;
+    },
+    async drop() {
+      for (const db of Object.keys(pools) as Db[]) {
+        await pools[db].query(`drop table if exists ${table}`);
+        await pools[db].end();
+      }
+    },
+  };
+}
+
+export interface RawAnswer {
+  readonly status: number;
+  readonly body: unknown;
+  readonly text: string;
+}
+
+export interface RawRequest {
+  readonly token?: string;
+  /** Sent as JSON unless `rawBody` is given. */
+  readonly body?: unknown;
+  readonly rawBody?: string;
+  readonly headers?: Record<string, string>;
+}
+
+/** One HTTP call with no client logic: what the server answers, parsed when it is JSON. */
+export async function raw(
+  url: string,
+  method: string,
+  path: string,
+  req: RawRequest = {},
+): Promise<RawAnswer> {
+  const headers: Record<string, string> = { ...req.headers };
+  if (req.token !== undefined) headers.authorization = `Bearer ${req.token}`;
+  const payload = req.rawBody ?? (req.body === undefined ? undefined : JSON.stringify(req.body));
+  if (payload !== undefined && headers["content-type"] === undefined) {
+    headers["content-type"] = "application/json";
+  }
+  const response = await fetch(url + path, {
+    method,
+    headers,
+    ...(payload === undefined ? {} : { body: payload }),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = text === "" ? undefined : JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status: response.status, body, text };
+}
+
+/** Asserts the API's one error shape with this status and stable code. */
+export function assertError(answer: RawAnswer, status: number, code: string, what = ""): void {
+  const where = `${what} → ${answer.status} ${answer.text.slice(0, 300)}`;
+  assert.equal(answer.status, status, where);
+  const body = answer.body as { error?: Record<string, unknown> } | undefined;
+  const error = body?.error;
+  assert.ok(error && typeof error === "object", `error body expected: ${where}`);
+  assert.equal(error.code, code, where);
+  assert.equal(typeof error.message, "string", where);
+  assert.equal(typeof error.retryable, "boolean", where);
+  const allowed = new Set(["code", "message", "retryable", "details"]);
+  for (const k of Object.keys(error)) assert.ok(allowed.has(k), `unexpected error field ${k}`);
+  if ("details" in error) {
+    assert.ok(error.details !== null && typeof error.details === "object", where);
+  }
+}
+
+/** Polls `check` until it holds; bounded in attempts and time. */
+export async function eventually(
+  check: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 5_000,
+): Promise<void> {
+  const started = Date.now();
+  for (let i = 0; i < 500 && Date.now() - started < timeoutMs; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.fail(`not within ${timeoutMs} ms: ${what}`);
+}
