@@ -6,7 +6,9 @@ command -v node >/dev/null || { echo "node is required (20.19 or newer)" >&2; ex
 stamp=node_modules/.verdict-lock-sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "[setup] npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error >&2
-  echo "$want" >"$stamp"
+  # `npm install` honours the lock file's exact versions; `npm ci` (npm 11) wrongly reports the
+  # lock file out of sync over optional platform packages of a lint dependency.
+  echo "[setup] npm install" >&2
+  npm install --no-audit --no-fund --loglevel=error >&2
+  sha256sum package-lock.json | cut -d' ' -f1 >"$stamp"
 fi

@@ -643,8 +643,13 @@ export class Engine {
     }
     for (const xid of xids) {
       const live = this.live.get(xid);
-      if (!live) continue;
+      // Only the failure of the entry in flight matters (a `preparing` may fail after an
+      // abort was proposed: the abort is still on its way).
+      if (!live || live.proposing !== record.type) continue;
       live.proposing = undefined;
+      // A one-phase outcome lives only in memory until its decision is durable: ask again.
+      if (record.type === "decide" && this.onePhasePending(live))
+        live.onePhaseCheckDueMs = this.nowMs;
       for (const w of live.waiting.splice(0)) {
         this.reply(
           w.req,

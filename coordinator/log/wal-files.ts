@@ -19,6 +19,22 @@ export function snapshotName(index: number): string {
   return `snapshot-${String(index).padStart(20, "0")}.snap`;
 }
 
+/** A segment as the WAL tracks it in memory. */
+export interface SegmentState {
+  readonly name: string;
+  readonly firstIndex: number;
+  /** firstIndex - 1 while empty. */
+  lastIndex: number;
+  sizeBytes: number;
+}
+
+/** The snapshot in use. */
+export interface SnapshotState {
+  readonly name: string;
+  readonly index: number;
+  readonly term: number;
+}
+
 export type DirEntry =
   | { readonly kind: "segment"; readonly name: string; readonly firstIndex: number }
   | { readonly kind: "snapshot"; readonly name: string; readonly index: number }

@@ -6,25 +6,12 @@
  * and byte offset: a log that guesses can forget a decision.
  */
 import { LogCorruptionError } from "./errors.js";
-import { FrameKind, decodeFrame } from "./record-codec.js";
 import { joinPath } from "./storage.js";
 import type { Storage } from "./storage.js";
 import { TermRuns } from "./term-runs.js";
 import { classifyName, parseSegment, validFrameAfter } from "./wal-files.js";
-
-export interface SegmentState {
-  readonly name: string;
-  readonly firstIndex: number;
-  /** firstIndex - 1 while empty. */
-  lastIndex: number;
-  sizeBytes: number;
-}
-
-export interface SnapshotState {
-  readonly name: string;
-  readonly index: number;
-  readonly term: number;
-}
+import type { SegmentState, SnapshotState } from "./wal-files.js";
+import { readSnapshot } from "./wal-io.js";
 
 /** What opening found and did; also logged. */
 export interface RecoveryReport {
@@ -60,23 +47,6 @@ export interface RecoveredWal {
   readonly segments: SegmentState[];
   readonly terms: TermRuns;
   readonly report: RecoveryReport;
-}
-
-/** Reads and checks a snapshot file: its frame, or why it is unusable. */
-export async function readSnapshot(
-  storage: Storage,
-  path: string,
-  index: number,
-  snapshotBytesMax: number,
-): Promise<{ term: number; data: Uint8Array } | { problem: string }> {
-  const result = decodeFrame(await storage.readFile(path), 0, snapshotBytesMax);
-  if (result.status !== "ok")
-    return { problem: result.status === "invalid" ? result.reason : "incomplete" };
-  const { frame } = result;
-  if (frame.kind !== FrameKind.snapshot || frame.index !== index) {
-    return { problem: `holds kind ${frame.kind} index ${frame.index}, named for ${index}` };
-  }
-  return { term: frame.term, data: frame.payload };
 }
 
 export async function recoverWal(

@@ -18,32 +18,24 @@ import { AssertionError } from "node:assert";
 import { performance } from "node:perf_hooks";
 import {
   LogClosedError,
-  LogCorruptionError,
   LogError,
   LogFullError,
   LogIOError,
   RecordTooLargeError,
   assertLog,
 } from "./errors.js";
-import { FrameKind, encodeFrame, encodeFrameInto, frameBytes } from "./record-codec.js";
+import { FrameKind, encodeFrameInto, frameBytes } from "./record-codec.js";
 import { joinPath } from "./storage.js";
 import type { Storage, StorageFile } from "./storage.js";
 import { TermRuns } from "./term-runs.js";
-import { TEMP_SUFFIX, parseSegment, segmentName, snapshotName } from "./wal-files.js";
-import { readSnapshot, recoverWal } from "./wal-recovery.js";
-import type { RecoveryReport, SegmentState, SnapshotState, WalLogger } from "./wal-recovery.js";
+import { parseSegment, segmentName, snapshotName } from "./wal-files.js";
+import type { SegmentState, SnapshotState } from "./wal-files.js";
+import { readWal, writeSnapshotFile } from "./wal-io.js";
+import type { WalEntry, WalSnapshot } from "./wal-io.js";
+import { recoverWal } from "./wal-recovery.js";
+import type { RecoveryReport, WalLogger } from "./wal-recovery.js";
 
-export interface WalEntry {
-  readonly index: number;
-  readonly term: number;
-  readonly payload: Uint8Array;
-}
-
-export interface WalSnapshot {
-  readonly index: number;
-  readonly term: number;
-  readonly data: Uint8Array;
-}
+export type { WalEntry, WalSnapshot } from "./wal-io.js";
 
 export interface WalSyncInfo {
   readonly durationMs: number;
@@ -217,7 +209,9 @@ export class Wal {
     );
     this.accepted.rebase(snapshot.index, snapshot.term); // asserts it does not go back
     // The file is written while earlier appends proceed; compaction waits its turn.
-    const written = this.snapshotChain.then(() => this.writeSnapshotFile(snapshot));
+    const written = this.snapshotChain.then(() =>
+      writeSnapshotFile(this.options.storage, this.options.dir, snapshot),
+    );
     this.snapshotChain = written.catch(() => undefined);
     const compacted = this.enqueueControl("snapshot", async () => {
       await written;
@@ -237,7 +231,13 @@ export class Wal {
     if (refusal !== undefined) return Promise.reject(refusal);
     let result: { snapshot: WalSnapshot | undefined; entries: WalEntry[] } | undefined;
     return this.enqueueControl("read", async () => {
-      result = await this.readDurable();
+      result = await readWal(
+        this.options.storage,
+        this.options.dir,
+        this.snapshot,
+        this.segments,
+        this.limits,
+      );
     }).then(() => {
       assertLog(result !== undefined, "read finished without a result");
       return result;
@@ -425,26 +425,6 @@ export class Wal {
     this.durable.truncateFrom(fromIndex);
   }
 
-  private async writeSnapshotFile(snapshot: WalSnapshot): Promise<void> {
-    const { storage, dir } = this.options;
-    const path = this.path(snapshotName(snapshot.index));
-    const frame = encodeFrame({
-      kind: FrameKind.snapshot,
-      index: snapshot.index,
-      term: snapshot.term,
-      payload: snapshot.data,
-    });
-    const file = await storage.open(path + TEMP_SUFFIX, { truncate: true });
-    try {
-      await file.append(frame);
-      await file.datasync();
-    } finally {
-      await file.close();
-    }
-    await storage.rename(path + TEMP_SUFFIX, path);
-    await storage.syncDir(dir);
-  }
-
   /** Runs after the snapshot is durable: drops the older snapshot and the segments it wholly covers. */
   private async compact(snapshot: SnapshotState): Promise<void> {
     const doomed = this.segments.filter((s) => s.lastIndex <= snapshot.index);
@@ -457,44 +437,6 @@ export class Wal {
     this.segments.splice(0, doomed.length);
     this.snapshot = snapshot;
     this.durable.rebase(snapshot.index, snapshot.term);
-  }
-
-  private async readDurable(): Promise<{ snapshot: WalSnapshot | undefined; entries: WalEntry[] }> {
-    let snapshot: WalSnapshot | undefined;
-    if (this.snapshot !== undefined) {
-      const path = this.path(this.snapshot.name);
-      const read = await readSnapshot(
-        this.options.storage,
-        path,
-        this.snapshot.index,
-        this.limits.snapshotBytesMax,
-      );
-      if ("problem" in read) throw new LogCorruptionError(path, 0, read.problem);
-      snapshot = { index: this.snapshot.index, term: read.term, data: read.data };
-    }
-    const base = this.snapshotIndex();
-    const entries: WalEntry[] = [];
-    for (const segment of this.segments) {
-      const path = this.path(segment.name);
-      const bytes = (await this.options.storage.readFile(path)).subarray(0, segment.sizeBytes);
-      const parse = parseSegment(
-        bytes,
-        segment.firstIndex,
-        0,
-        this.limits.recordBytesMax,
-        (frame) => {
-          if (frame.index > base)
-            entries.push({ index: frame.index, term: frame.term, payload: frame.payload });
-        },
-      );
-      if (parse.problem !== undefined)
-        throw new LogCorruptionError(path, parse.validBytes, parse.problem.reason);
-      assertLog(
-        parse.lastIndex === segment.lastIndex,
-        `segment ${segment.name} ends at ${parse.lastIndex}`,
-      );
-    }
-    return { snapshot, entries };
   }
 
   private async releaseFile(): Promise<void> {

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { validateConfig } from "../../coordinator/config/load.js";
 import { startNode, type RunningNode } from "../../coordinator/node.js";
 import { createLogger } from "../../coordinator/telemetry/logger.js";
@@ -15,6 +16,7 @@ export interface TestNode {
   readonly url: string;
   readonly node: RunningNode;
   readonly dataDir: string;
+  readonly schema: string;
   readonly clientToken: string;
   readonly otherClientToken: string;
   readonly adminToken: string;
@@ -29,10 +31,16 @@ export interface TestNodeOptions {
   /** Extra participants (beyond pg-a and pg-b on verdict_a / verdict_b). */
   readonly participants?: Record<string, unknown>[];
   readonly scopedParticipants?: string[];
+  /**
+   * PostgreSQL schema of Verdict's tables: a cluster id is registered per schema, so each new
+   * test cluster gets its own (pass the same one again for a restart of the same cluster).
+   */
+  readonly schema?: string;
 }
 
 export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNode> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), "verdict-test-")));
+  const schema = opts.schema ?? `vt_${randomBytes(6).toString("hex")}`;
   const secret = () => randomBytes(18).toString("base64url");
   const clientToken = secret();
   const otherClientToken = secret();
@@ -51,8 +59,8 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
         { id: "admin", role: "admin", secret: adminToken },
       ],
       participants: [
-        { name: "pg-a", kind: "postgres", connectionString: services.pgUrlA },
-        { name: "pg-b", kind: "postgres", connectionString: services.pgUrlB },
+        { name: "pg-a", kind: "postgres", connectionString: services.pgUrlA, schema },
+        { name: "pg-b", kind: "postgres", connectionString: services.pgUrlB, schema },
         ...(opts.participants ?? []),
       ],
       limits: { inFlightTransactionsMax: 256, ...opts.limits },
@@ -69,12 +77,28 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
     url: node.url,
     node,
     dataDir,
+    schema,
     clientToken,
     otherClientToken,
     adminToken,
     async stop() {
       await node.stop();
-      if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+      if (opts.dataDir) return;
+      await rm(dataDir, { recursive: true, force: true });
+      await dropSchema(schema);
     },
   };
+}
+
+/** Removes a finished test cluster's tables from both databases. */
+export async function dropSchema(schema: string): Promise<void> {
+  for (const url of [services.pgUrlA, services.pgUrlB]) {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(`drop schema if exists ${schema} cascade`);
+    } finally {
+      await client.end();
+    }
+  }
 }

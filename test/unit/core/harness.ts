@@ -779,7 +779,8 @@ export class Sim {
         key,
         participant: spec.name,
         fingerprint,
-        reused: retry !== undefined,
+        // Only a key the engine accepted is bound to its body.
+        reused: retry?.[1].branch !== undefined && retry[1].fingerprint !== fingerprint,
       },
       {
         type: "enlist",
@@ -1075,7 +1076,7 @@ function describeInput(i: Input): string {
     case "begin":
       return `begin ${i.xid} req ${i.req}`;
     case "enlist":
-      return `enlist ${i.xid} ${i.participant} req ${i.req} as ${i.principal.id}`;
+      return `enlist ${i.xid} ${i.participant} req ${i.req} as ${i.principal.id} key ${i.idem?.key}`;
     default:
       return `${i.type} ${i.xid} req ${i.req} as ${i.principal.id}`;
   }

@@ -1,0 +1,285 @@
+/**
+ * A small text DSL that drives the pure engine one input at a time and prints what it does,
+ * for annotated scenario transcripts (the etcd-io/raft `testdata/*.txt` shape).
+ *
+ * A transcript is a sequence of blocks. Lines starting with `#` are commentary, kept as is.
+ * A block is one command line, a `----` line, and the expected output up to a blank line.
+ *
+ * Commands (xids and participants are free names; a participant's kind comes from its prefix
+ * `pg`, `redis` or `kafka`):
+ *   begin <xid> [timeout=<ms>] [as=<principal>] [key=<k>]
+ *   enlist <xid> <participant> [work=<tag>] [key=<k>] [as=<principal>]   (work `FAIL` votes no)
+ *   prepare|commit|abort <xid> [as=<principal>]
+ *   apply [<n>]                  the first n pending appends (all by default) become durable
+ *   fail-append <i> [landed]     pending append i fails: dropped, or `landed` anyway
+ *   vote <xid> <n> yes|no        the prepare of branch n answers
+ *   done <xid> <n> [outcome]     phase 2 of branch n answers (done, already-done, heuristic-*)
+ *   fail <xid> <n>               phase 2 of branch n fails
+ *   one-phase <xid> committed|aborted|unknown
+ *   tick [+<ms>]                 the clock moves on, then a tick
+ *   crash                        unsynced appends are lost; a new engine replays and leads
+ *   view <xid>
+ */
+import { Engine, type Input, type Output, type Reply } from "../../../coordinator/core/engine.js";
+import type { LogIndex, Term, Xid } from "../../../coordinator/core/ids.js";
+import type { LogRecord } from "../../../coordinator/core/records.js";
+import type { Entry } from "../../../coordinator/core/table.js";
+import type { ParticipantKind, Phase2Outcome } from "../../../participants/participant.js";
+import { describeRecord, engineConfig } from "./harness.js";
+
+const startMs = 1_000;
+
+export class TranscriptDriver {
+  private engine: Engine;
+  private nowMs = startMs;
+  private term = 1;
+  private nextReq = 1;
+  private readonly durable: Entry[] = [];
+  private pending: { record: LogRecord; term: Term }[] = [];
+
+  constructor() {
+    this.engine = this.newEngine();
+    this.engine.becomeLeader(this.nowMs);
+  }
+
+  private newEngine(): Engine {
+    // A fixed "random" keeps backoff delays readable: three quarters of the ceiling.
+    return new Engine(engineConfig(true), () => 0.5);
+  }
+
+  /** Runs one command line; returns the printed output lines. */
+  run(line: string): string[] {
+    const [cmd = "", ...rest] = line.trim().split(/\s+/);
+    const args = rest.filter((a) => !a.includes("="));
+    const opts = Object.fromEntries(
+      rest.filter((a) => a.includes("=")).map((a) => a.split("=") as [string, string]),
+    );
+    const arg = (i: number): string => {
+      const a = args[i];
+      if (a === undefined) throw new Error(`${cmd}: argument ${i + 1} missing in "${line}"`);
+      return a;
+    };
+    const xid = (): Xid => arg(0) as Xid;
+    const principal = { id: opts.as ?? "svc-a", admin: opts.as === "ops" };
+    switch (cmd) {
+      case "begin":
+        return this.feed({
+          type: "begin",
+          req: this.nextReq++,
+          principal,
+          xid: xid(),
+          timeoutMs: Number(opts.timeout ?? 10_000),
+          labels: {},
+          ...(opts.key ? { idem: { key: opts.key, fingerprint: "begin" } } : {}),
+        });
+      case "enlist": {
+        const participant = arg(1);
+        const kind = kindOf(participant);
+        const payload = payloadOf(kind, opts.work ?? "w");
+        return this.feed({
+          type: "enlist",
+          req: this.nextReq++,
+          principal,
+          xid: xid(),
+          participant,
+          kind,
+          payload,
+          payloadBytes: JSON.stringify(payload).length,
+          ...(opts.key
+            ? { idem: { key: opts.key, fingerprint: `${participant}/${opts.work ?? "w"}` } }
+            : {}),
+        });
+      }
+      case "prepare":
+      case "commit":
+      case "abort":
+        return this.feed({ type: cmd, req: this.nextReq++, principal, xid: xid() });
+      case "apply":
+        return this.apply(args[0] === undefined ? this.pending.length : Number(args[0]));
+      case "fail-append":
+        return this.failAppend(Number(arg(0)), args[1] === "landed");
+      case "vote":
+        return this.feed({
+          type: "voted",
+          xid: xid(),
+          n: Number(arg(1)) as never,
+          vote:
+            arg(2) === "yes"
+              ? { vote: "yes" }
+              : { vote: "no", reason: "statement-failed", detail: "the work failed" },
+        });
+      case "done":
+        return this.feed({
+          type: "phase2-done",
+          xid: xid(),
+          n: Number(arg(1)) as never,
+          outcome: outcomeOf(args[2] ?? "done"),
+        });
+      case "fail":
+        return this.feed({
+          type: "phase2-failed",
+          xid: xid(),
+          n: Number(arg(1)) as never,
+          error: "unavailable",
+        });
+      case "one-phase": {
+        const o = arg(1);
+        return this.feed({
+          type: "one-phase-done",
+          xid: xid(),
+          outcome:
+            o === "committed"
+              ? { outcome: "committed" }
+              : o === "aborted"
+                ? { outcome: "aborted", reason: "not-committed", detail: "marker absent" }
+                : { outcome: "unknown", detail: "connection lost" },
+        });
+      }
+      case "tick":
+        this.nowMs += args[0] === undefined ? 0 : Number(args[0].replace("+", ""));
+        return this.feed({ type: "tick" });
+      case "crash":
+        return this.crash();
+      case "view":
+        return [describeView(this.engine, xid())];
+      default:
+        throw new Error(`unknown command "${cmd}"`);
+    }
+  }
+
+  private feed(input: Input): string[] {
+    return this.print(this.engine.handle(input, this.nowMs));
+  }
+
+  private print(outputs: readonly Output[]): string[] {
+    const lines: string[] = [];
+    for (const o of outputs) {
+      if (o.type === "append") this.pending.push({ record: o.record, term: this.term as Term });
+      lines.push(describe(o));
+    }
+    return lines;
+  }
+
+  private apply(count: number): string[] {
+    const lines: string[] = [];
+    for (const p of this.pending.splice(0, count)) {
+      const entry: Entry = {
+        index: (this.durable.length + 1) as LogIndex,
+        term: p.term,
+        record: p.record,
+      };
+      this.durable.push(entry);
+      lines.push(`durable #${entry.index}: ${describeRecord(entry.record)}`);
+      lines.push(...this.feed({ type: "applied", entry }).map((l) => `  ${l}`));
+    }
+    return lines;
+  }
+
+  private failAppend(i: number, landed: boolean): string[] {
+    const p = this.pending[i - 1];
+    if (!p) throw new Error(`no pending append ${i}`);
+    if (!landed) this.pending.splice(i - 1, 1);
+    return this.feed({ type: "append-failed", record: p.record, error: "timeout" });
+  }
+
+  private crash(): string[] {
+    this.pending = [];
+    this.term += 1;
+    this.engine = this.newEngine();
+    for (const entry of this.durable) {
+      const out = this.engine.handle({ type: "applied", entry }, this.nowMs);
+      if (out.length > 0) throw new Error(`replay of #${entry.index} produced output`);
+    }
+    return [
+      `restarted in term ${this.term}, replayed ${this.durable.length} entries`,
+      ...this.print(this.engine.becomeLeader(this.nowMs)),
+    ];
+  }
+}
+
+function kindOf(participant: string): ParticipantKind {
+  if (participant.startsWith("pg")) return "postgres";
+  if (participant.startsWith("redis")) return "redis";
+  if (participant.startsWith("kafka")) return "kafka";
+  throw new Error(`cannot tell the kind of ${participant}`);
+}
+
+function payloadOf(kind: ParticipantKind, work: string): unknown {
+  switch (kind) {
+    case "postgres":
+      return { kind: "sql", statements: [{ sql: work, params: [] }] };
+    case "redis":
+      return { kind: "redis", ops: [{ op: "set", key: work, value: "1" }] };
+    case "kafka":
+      return { kind: "kafka", messages: [{ topic: "events", value: work }] };
+  }
+}
+
+function outcomeOf(name: string): Phase2Outcome {
+  if (name === "done" || name === "already-done") return { outcome: name };
+  if (name === "heuristic-commit" || name === "heuristic-rollback")
+    return { outcome: name, detail: "an operator went the other way" };
+  throw new Error(`unknown phase-2 outcome ${name}`);
+}
+
+function describe(o: Output): string {
+  switch (o.type) {
+    case "append":
+      return `append ${describeRecord(o.record)}`;
+    case "prepare":
+    case "commit-one-phase":
+    case "check-one-phase":
+      return `${o.type} ${o.xid}:${o.branch.n} ${o.branch.participant}`;
+    case "commit":
+    case "rollback":
+      return `${o.type} ${o.xid}:${o.branch.n} ${o.branch.participant} term=${o.term}`;
+    case "forgotten":
+      return `forgotten ${o.branches.map((b) => b.branchId).join(" ") || "(no branches)"}`;
+    case "reply":
+      return `reply r${o.req}: ${describeReply(o.reply)}`;
+  }
+}
+
+function describeReply(r: Reply): string {
+  switch (r.kind) {
+    case "txn": {
+      const v = r.view;
+      const reason = v.reason ? ` (${v.reason.code})` : "";
+      const created = r.created === undefined ? "" : ` created=${r.created}`;
+      return `${v.xid} ${v.state}${reason}${created}`;
+    }
+    case "branch":
+      return `branch ${r.branch} ${r.branchId} created=${r.created}`;
+    case "error":
+      return `error ${r.code}: ${r.message}`;
+  }
+}
+
+function describeView(engine: Engine, xid: Xid): string {
+  const v = engine.view(xid);
+  if (!v) return `${xid}: unknown`;
+  const branches = v.branches.map((b) => `${b.branch}:${b.participant}=${b.state}`).join(" ");
+  const decision = v.decision ? ` decision=${v.decision}` : "";
+  return `${xid}: ${v.state}${decision} [${branches}]`;
+}
+
+/** Re-runs a transcript; returns it with every block's output replaced by what happened. */
+export function replay(text: string): string {
+  const driver = new TranscriptDriver();
+  const lines = text.split("\n");
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] ?? "";
+    if (line.trim() === "" || line.startsWith("#")) {
+      out.push(line);
+      continue;
+    }
+    out.push(line);
+    if (lines[i + 1] !== "----") throw new Error(`line ${i + 2}: expected ---- after "${line}"`);
+    i += 1;
+    while (i + 1 < lines.length && (lines[i + 1] ?? "").trim() !== "") i += 1;
+    const got = driver.run(line);
+    out.push("----", ...(got.length > 0 ? got : ["(nothing)"]));
+  }
+  return out.join("\n");
+}
