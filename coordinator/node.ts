@@ -2,7 +2,7 @@
  * One coordinator node: configuration → data directory, cluster id, decision log,
  * participants, engine, driver and HTTP server; and an orderly stop.
  */
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -15,7 +15,7 @@ import { loadOrCreateClusterId } from "./config/cluster-id.js";
 import { tokenSecret } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { Engine } from "./core/engine.js";
-import type { ClusterId, Xid } from "./core/ids.js";
+import { newXid, type ClusterId } from "./core/ids.js";
 import type { LogRecord } from "./core/records.js";
 import { Driver } from "./driver/driver.js";
 import { parseFailpoints } from "./failpoints/failpoints.js";
@@ -118,7 +118,7 @@ export async function startNode(
     call: (input) => driver.call(input),
     view: (xid) => engine.view(xid),
     principalOf: (xid) => engine.principalOf(xid),
-    newXid: () => randomUUID().replaceAll("-", "") as Xid,
+    newXid: () => newXid(Date.now(), randomBytes(10).toString("hex")),
     metricsText: () => {
       metrics.inFlight.set(engine.inFlight());
       return metrics.registry.metrics();

@@ -21,7 +21,14 @@ import type {
 } from "../../participants/participant.js";
 import { invariant } from "./assert.js";
 import { backoffMs, type BackoffConfig } from "./backoff.js";
-import { branchIdOf, type BranchNo, type ClusterId, type Term, type Xid } from "./ids.js";
+import {
+  branchIdOf,
+  xidBeganAtMs,
+  type BranchNo,
+  type ClusterId,
+  type Term,
+  type Xid,
+} from "./ids.js";
 import { mergePayloads } from "./payload.js";
 import type { Ack, BranchSpec, Decision, DecisionCode, LogRecord, TxnHeader } from "./records.js";
 import { durableState, heuristicOf, TxnTable, type DurableTxn, type Entry } from "./table.js";
@@ -170,7 +177,8 @@ interface LiveBranch {
   spec: BranchSpec;
   readonly servicePrepared: boolean;
   reported: boolean;
-  readonly enlistKeys: Map<string, string>;
+  /** Idempotency key → the fingerprint of its body and whether its first answer created the branch. */
+  readonly enlistKeys: Map<string, { fingerprint: string; created: boolean }>;
 }
 
 interface Phase2Track {
@@ -191,6 +199,8 @@ interface Live {
   readonly preparesOut: Set<number>;
   /** `preparing` was proposed: the log may hold these branches, so they can no longer change. */
   branchesFixed: boolean;
+  /** An abort this leader proposed for it, even if the log reported it failed. */
+  abortTried?: { readonly code: DecisionCode; readonly reason: string };
   /** Set by the prepare endpoint: stop at `prepared` and wait for commit. */
   prepareOnly: boolean;
   /** An append for this transaction is on its way to the log. */
@@ -399,10 +409,12 @@ export class Engine {
     if (input.idem) {
       // The key may have been used on any branch: another participant is another body.
       const keyed = live.branches.find((b) => b.enlistKeys.has(input.idem?.key ?? ""));
-      const fp = keyed?.enlistKeys.get(input.idem.key);
-      if (keyed && fp !== undefined) {
-        if (fp !== input.idem.fingerprint) return this.reply(input.req, keyReused(input.idem.key));
-        return this.replyBranch(input.req, keyed.spec, false);
+      const first = keyed?.enlistKeys.get(input.idem.key);
+      if (keyed && first !== undefined) {
+        if (first.fingerprint !== input.idem.fingerprint) {
+          return this.reply(input.req, keyReused(input.idem.key));
+        }
+        return this.replyBranch(input.req, keyed.spec, first.created);
       }
     }
     // Once `preparing` is proposed the branches are fixed: later work would never be decided.
@@ -436,7 +448,12 @@ export class Engine {
         return this.reply(input.req, invalidState(live.header.xid, "active", merged.why));
       existing.spec = { ...existing.spec, payload: merged.payload };
       live.payloadBytes += input.payloadBytes;
-      if (input.idem) existing.enlistKeys.set(input.idem.key, input.idem.fingerprint);
+      if (input.idem) {
+        existing.enlistKeys.set(input.idem.key, {
+          fingerprint: input.idem.fingerprint,
+          created: false,
+        });
+      }
       return this.replyBranch(input.req, existing.spec, false);
     }
     if (live.branches.length >= this.cfg.branchesPerTxnMax) {
@@ -454,7 +471,9 @@ export class Engine {
       payload: input.payload,
     };
     const branch: LiveBranch = { spec, servicePrepared, reported: false, enlistKeys: new Map() };
-    if (input.idem) branch.enlistKeys.set(input.idem.key, input.idem.fingerprint);
+    if (input.idem) {
+      branch.enlistKeys.set(input.idem.key, { fingerprint: input.idem.fingerprint, created: true });
+    }
     live.branches.push(branch);
     live.payloadBytes += input.payloadBytes;
     this.replyBranch(input.req, spec, true);
@@ -488,11 +507,20 @@ export class Engine {
           return this.reply(input.req, forbidden(input.xid));
         return this.reply(input.req, { kind: "txn", view: viewOfDurable(t) });
       }
-      // Presumed abort: a transaction this leader never saw reach `preparing` did not commit.
-      return this.reply(input.req, {
-        kind: "txn",
-        view: unknownAborted(input.xid),
-      });
+      // Presumed abort: a transaction this leader never saw reach `preparing` did not commit —
+      // unless it is old enough to have been finished and forgotten; then nobody can tell.
+      const beganAtMs = xidBeganAtMs(input.xid);
+      if (beganAtMs !== undefined && this.nowMs - beganAtMs >= this.cfg.retentionMs) {
+        return this.reply(
+          input.req,
+          errorReply(
+            "transaction-not-found",
+            `no transaction ${input.xid}: unknown, or forgotten after the retention time`,
+            { xid: input.xid },
+          ),
+        );
+      }
+      return this.reply(input.req, { kind: "txn", view: unknownAborted(input.xid) });
     }
     if (!this.mayDrive(input.principal, live.header))
       return this.reply(input.req, forbidden(input.xid));
@@ -566,13 +594,19 @@ export class Engine {
     const r = entry.record;
     switch (r.type) {
       case "preparing": {
-        this.undecided.add(r.txn.xid);
+        // A repeated `preparing` may land after the decision: it is not undecided again.
+        if (!this.table.get(r.txn.xid)?.decision) this.undecided.add(r.txn.xid);
         const live = this.live.get(r.txn.xid);
         // Also when its append was reported failed but landed: the log now says preparing.
         if (!this.leader || !live || live.state !== "active" || live.proposing === "decide") return;
         live.proposing = undefined;
         live.state = transition(live.state, "preparing-written");
-        if (r.onePhase) {
+        if (r.onePhase && live.abortTried) {
+          // An abort whose append was reported failed may have landed anyway, and a one-phase
+          // commit is itself the decision: abort again rather than race it.
+          const { code, reason } = live.abortTried;
+          this.proposeDecision(live, "abort", code, reason);
+        } else if (r.onePhase) {
           const b = only(live.branches);
           this.out.push({
             type: "commit-one-phase",
@@ -696,6 +730,7 @@ export class Engine {
       return this.proposeDecision(live, "abort", "deadline-passed", "deadline passed");
     }
     live.proposing = "decide";
+    if (decision === "abort") live.abortTried = { code, reason };
     const known = this.table.get(live.header.xid) !== undefined;
     this.out.push({
       type: "append",

@@ -45,15 +45,16 @@ export class LogFullError extends LogError {
   }
 }
 
-/** One record is larger than `recordBytesMax`; it will never fit. */
+/** A record, a whole append or a snapshot is over its size limit; it will never fit. */
 export class RecordTooLargeError extends LogError {
   readonly code = "record-too-large";
   readonly retryable = false;
   constructor(
-    readonly recordBytes: number,
-    readonly recordBytesMax: number,
+    readonly limit: "recordBytesMax" | "pendingBytesMax" | "snapshotBytesMax",
+    readonly bytes: number,
+    readonly max: number,
   ) {
-    super(`record of ${recordBytes} bytes is over recordBytesMax ${recordBytesMax}`);
+    super(`${bytes} bytes is over ${limit} ${max}`);
   }
 }
 

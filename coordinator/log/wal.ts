@@ -150,7 +150,11 @@ export class Wal {
     for (const entry of entries) {
       if (entry.payload.byteLength > this.limits.recordBytesMax) {
         return Promise.reject(
-          new RecordTooLargeError(entry.payload.byteLength, this.limits.recordBytesMax),
+          new RecordTooLargeError(
+            "recordBytesMax",
+            entry.payload.byteLength,
+            this.limits.recordBytesMax,
+          ),
         );
       }
       bytes += frameBytes(entry.payload.byteLength);
@@ -160,7 +164,13 @@ export class Wal {
         new LogFullError("pendingAppendsMax", this.pendingAppends, this.limits.pendingAppendsMax),
       );
     }
-    if (this.pendingBytes > 0 && this.pendingBytes + bytes > this.limits.pendingBytesMax) {
+    if (bytes > this.limits.pendingBytesMax) {
+      // Could never fit, however long the caller waits.
+      return Promise.reject(
+        new RecordTooLargeError("pendingBytesMax", bytes, this.limits.pendingBytesMax),
+      );
+    }
+    if (this.pendingBytes + bytes > this.limits.pendingBytesMax) {
       return Promise.reject(
         new LogFullError("pendingBytesMax", this.pendingBytes, this.limits.pendingBytesMax),
       );
@@ -198,7 +208,11 @@ export class Wal {
     if (refusal !== undefined) return Promise.reject(refusal);
     if (snapshot.data.byteLength > this.limits.snapshotBytesMax) {
       return Promise.reject(
-        new RecordTooLargeError(snapshot.data.byteLength, this.limits.snapshotBytesMax),
+        new RecordTooLargeError(
+          "snapshotBytesMax",
+          snapshot.data.byteLength,
+          this.limits.snapshotBytesMax,
+        ),
       );
     }
     // Its file may be durable before earlier appends are: so it may cover only durable
@@ -206,6 +220,13 @@ export class Wal {
     assertLog(
       snapshot.index <= this.durable.lastIndex() || snapshot.index >= this.accepted.lastIndex(),
       `snapshot ${snapshot.index} covers entries still being appended`,
+    );
+    const termThere = this.accepted.termAt(snapshot.index);
+    assertLog(
+      termThere === undefined ||
+        termThere === snapshot.term ||
+        snapshot.index >= this.accepted.lastIndex(),
+      `snapshot term ${snapshot.term} differs from the log's ${termThere} at ${snapshot.index}: truncate first`,
     );
     this.accepted.rebase(snapshot.index, snapshot.term); // asserts it does not go back
     // The file is written while earlier appends proceed; compaction waits its turn.
@@ -359,15 +380,21 @@ export class Wal {
       const startMs = performance.now();
       await active.file.append(buffer);
       await active.file.datasync();
-      this.options.onSync?.({
-        durationMs: performance.now() - startMs,
-        entries: end - i,
-        bytes: chunkBytes,
-      });
+      const durationMs = performance.now() - startMs;
       active.segment.sizeBytes += chunkBytes;
       for (const e of entries.slice(i, end)) this.durable.push(e.index, e.term);
       active.segment.lastIndex = this.durable.lastIndex();
+      this.observeSync({ durationMs, entries: end - i, bytes: chunkBytes });
       i = end;
+    }
+  }
+
+  /** A failing metrics hook must not fail the log: the entries are durable already. */
+  private observeSync(info: WalSyncInfo): void {
+    try {
+      this.options.onSync?.(info);
+    } catch (error) {
+      this.options.logger?.warn({ error }, "decision log: onSync hook threw");
     }
   }
 

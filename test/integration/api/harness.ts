@@ -20,7 +20,7 @@ import { startNode, type RunningNode } from "../../../coordinator/node.js";
 import { createLogger } from "../../../coordinator/telemetry/logger.js";
 import { services } from "../../support/services.js";
 
-export const runId = (): string => randomBytes(4).toString("hex");
+const runId = (): string => randomBytes(4).toString("hex");
 
 export interface ApiNodeOptions {
   readonly limits?: Record<string, number>;
@@ -170,8 +170,9 @@ export async function createAccounts(
 ): Promise<Accounts> {
   const table = `acct_${runId()}`;
   const pools = {
-    "pg-a": new pg.Pool({ connectionString: databases["pg-a"], max: 2 }),
-    "pg-b": new pg.Pool({ connectionString: databases["pg-b"], max: 2 }),
+    // A lock held by a stray prepared branch fails a read or the drop instead of hanging.
+    "pg-a": new pg.Pool({ connectionString: databases["pg-a"], max: 2, lock_timeout: 5_000 }),
+    "pg-b": new pg.Pool({ connectionString: databases["pg-b"], max: 2, lock_timeout: 5_000 }),
   };
   for (const db of Object.keys(pools) as Db[]) {
     await pools[db].query(
@@ -270,18 +271,4 @@ export function assertError(answer: RawAnswer, status: number, code: string, wha
   if ("details" in error) {
     assert.ok(error.details !== null && typeof error.details === "object", where);
   }
-}
-
-/** Polls `check` until it holds; bounded in attempts and time. */
-export async function eventually(
-  check: () => Promise<boolean>,
-  what: string,
-  timeoutMs = 5_000,
-): Promise<void> {
-  const started = Date.now();
-  for (let i = 0; i < 500 && Date.now() - started < timeoutMs; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail(`not within ${timeoutMs} ms: ${what}`);
 }

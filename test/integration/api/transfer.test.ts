@@ -52,7 +52,7 @@ before(async () => {
   accounts = await createAccounts({
     "pg-a": [
       [1, 1000],
-      [2, 15],
+      [2, 3],
     ],
     "pg-b": [
       [1, 0],
@@ -63,8 +63,12 @@ before(async () => {
 });
 
 after(async () => {
-  await accounts?.drop();
-  await node?.stop();
+  // The node first: its stop rolls back (and reports) any prepared branch holding row locks.
+  try {
+    await node?.stop();
+  } finally {
+    await accounts?.drop();
+  }
 });
 
 describe("transfers across two databases", () => {
@@ -91,14 +95,17 @@ describe("transfers across two databases", () => {
     assert.equal(await accounts.balance("pg-b", 1), 100);
   });
 
-  test("20 concurrent transfers on the same two rows: conserved, all-or-nothing, as told", async () => {
+  test("20 concurrent transfers on the same two rows: conserved, all-or-nothing, as told", async (t) => {
     const count = 20;
-    // Row 2 of pg-a holds 15: at most 15 transfers of 1 fit (a check constraint refuses more).
+    const started = Date.now();
+    // Row 2 of pg-a holds 3: at most 3 transfers of 1 fit (a check constraint refuses more).
     // Each transfer also writes a receipt row (id 1000 + i) in both databases, so its
     // presence can be checked on each side separately.
     const outcomes = await Promise.all(
       Array.from({ length: count }, async (_, i) => {
-        const txn = await client.begin({ timeoutMs: 4_000 });
+        // Staggered deadlines: when prepares wait on each other across the two databases,
+        // the earliest deadline breaks the cycle and the others go on.
+        const txn = await client.begin({ timeoutMs: 1_000 + 150 * i });
         await client.enlist(
           txn.xid,
           pgStatements("pg-a", [
@@ -130,11 +137,12 @@ describe("transfers across two databases", () => {
     const rowsA = await accounts.rows("pg-a");
     const rowsB = await accounts.rows("pg-b");
     const committed = outcomes.filter(Boolean).length;
+    t.diagnostic(`${committed}/${count} committed in ${Date.now() - started} ms`);
     assert.ok(committed >= 1, "at least one transfer commits");
-    assert.ok(committed <= 15, "the check constraint bounds the transfers");
-    assert.equal(rowsA.get(2), 15 - committed);
+    assert.ok(committed <= 3, "the check constraint bounds the transfers");
+    assert.equal(rowsA.get(2), 3 - committed);
     assert.equal(rowsB.get(2), committed);
-    assert.equal((rowsA.get(2) ?? 0) + (rowsB.get(2) ?? 0), 15, "sum conserved");
+    assert.equal((rowsA.get(2) ?? 0) + (rowsB.get(2) ?? 0), 3, "sum conserved");
     outcomes.forEach((told, i) => {
       assert.equal(rowsA.has(1000 + i), told, `transfer ${i} in pg-a as its client was told`);
       assert.equal(rowsB.has(1000 + i), told, `transfer ${i} in pg-b as its client was told`);

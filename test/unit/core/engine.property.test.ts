@@ -15,7 +15,7 @@ import {
 } from "./harness.js";
 import { commitBeforeDurable, decideOverwrites } from "./mutants.js";
 
-const runs = Number(process.env.RUNS ?? 300);
+const runs = Number(process.env.RUNS ?? 2000);
 const onlySeed = process.env.SEED === undefined ? undefined : Number(process.env.SEED);
 const baseSeed = 0x5eed;
 const steps = 400;

@@ -255,8 +255,8 @@ interface ClientTxn {
   readonly beginKey: string;
   /** Enlist idempotency key → what was sent and the branch it got. */
   readonly enlists: Map<string, { participant: string; fingerprint: string; branch?: number }>;
-  /** Participants that got a new branch (created: true). */
-  readonly created: Set<string>;
+  /** Participants that got a new branch (created: true) → that branch's number. */
+  readonly created: Map<string, number>;
   /** The category of the first final answer to a commit or abort. */
   answered?: Decision;
 }
@@ -915,7 +915,7 @@ export class Sim {
       deadlineMs: reply.view.deadlineMs,
       beginKey: req.key,
       enlists: new Map(),
-      created: new Set(),
+      created: new Map(),
     });
   }
 
@@ -932,16 +932,19 @@ export class Sim {
     }
     if (reply.kind !== "branch") return;
     const sent = c.enlists.get(req.key);
-    if (req.expectBranch !== undefined && (reply.created || reply.branch !== req.expectBranch))
+    // A replay answers as the first call did (same branch, same `created`).
+    if (req.expectBranch !== undefined && reply.branch !== req.expectBranch)
       this.violate(
         "G5",
         `retried enlist ${req.key} on ${req.xid} got branch ${reply.branch} (created ${reply.created}), first ${req.expectBranch}`,
       );
     if (sent && sent.branch === undefined) sent.branch = reply.branch;
     if (reply.created) {
-      if (c.created.has(req.participant))
+      // A replay whose first answer was lost says created again, for the same branch.
+      const first = c.created.get(req.participant);
+      if (first !== undefined && first !== reply.branch)
         this.violate("G5", `a second branch on ${req.participant} for ${req.xid}`);
-      c.created.add(req.participant);
+      c.created.set(req.participant, reply.branch);
     }
   }
 

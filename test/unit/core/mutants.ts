@@ -3,6 +3,7 @@
  * guarantee the way a plausible bug would; none of this touches the real engine's code.
  */
 import { Engine, type Input, type Output } from "../../../coordinator/core/engine.js";
+import type { Term } from "../../../coordinator/core/ids.js";
 import type { Entry } from "../../../coordinator/core/table.js";
 import type { EngineFactory } from "./harness.js";
 
@@ -16,7 +17,7 @@ class CommitBeforeDurable extends Engine {
         continue;
       const xid = o.record.xid;
       const branches = this.table.get(xid)?.branches ?? o.record.branches ?? [];
-      for (const branch of branches) early.push({ type: "commit", xid, branch, term: 0 as never });
+      for (const branch of branches) early.push({ type: "commit", xid, branch, term: 0 as Term });
     }
     return [...out, ...early];
   }

@@ -89,12 +89,14 @@ describe("WAL group commit and limits", () => {
     await wal.close();
   });
 
-  test("over pendingBytesMax an append is refused with LogFullError", async () => {
+  test("over pendingBytesMax an append is refused with LogFullError (or RecordTooLargeError if alone)", async () => {
     const disk = new MemoryDisk();
     const { wal } = await openWal(disk, { pendingBytesMax: 60 });
     const first = wal.append(makeEntries(1, 2)); // 52 bytes of frames
     await assert.rejects(wal.append(makeEntries(3, 1)), LogFullError);
     await first;
+    // An append that alone is over the limit could never fit: not retryable.
+    await assert.rejects(wal.append(makeEntries(3, 3)), RecordTooLargeError);
     await wal.close();
   });
 
@@ -102,7 +104,12 @@ describe("WAL group commit and limits", () => {
     const disk = new MemoryDisk();
     const { wal } = await openWal(disk, { recordBytesMax: 8 });
     const big = { index: 1, term: 1, payload: new Uint8Array(9) };
-    await assert.rejects(wal.append([big]), RecordTooLargeError);
+    await assert.rejects(wal.append([big]), (error: unknown) => {
+      assert.ok(error instanceof RecordTooLargeError);
+      assert.equal(error.limit, "recordBytesMax");
+      assert.equal(error.retryable, false);
+      return true;
+    });
     await wal.append(makeEntries(1, 1));
     await wal.close();
     await assert.rejects(wal.append(makeEntries(2, 1)), LogClosedError);

@@ -1,0 +1,201 @@
+/**
+ * A Verdict node in a child process (`verdict start --config FILE`), so the bench's clients
+ * do not share an event loop with the coordinator. Runs the build in `dist/` (built first
+ * if missing) or, with `from: "src"`, the sources through tsx.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+export interface NodeProcessOptions {
+  readonly from: "dist" | "src";
+  readonly participants: readonly { readonly name: string; readonly connectionString: string }[];
+  /** PostgreSQL schema of Verdict's tables (a cluster is registered per schema). */
+  readonly schema: string;
+  readonly poolSize: number;
+  readonly inFlightTransactionsMax: number;
+  /** Where the node's own output goes once it listens. */
+  readonly log: (line: string) => void;
+  /** Extra flags for the node's `node` (e.g. `--cpu-prof`). */
+  readonly nodeFlags?: readonly string[];
+}
+
+export interface NodeProcess {
+  readonly url: string;
+  readonly clusterId: string;
+  readonly token: string;
+  /** CPU time the node process has used so far (user + system, all threads); NaN off Linux. */
+  cpuMs(): number;
+  /** SIGTERM, then SIGKILL if it has not exited in time; removes its data directory. */
+  stop(): Promise<void>;
+}
+
+const startTimeoutMs = 30_000;
+const stopTimeoutMs = 15_000;
+const buildTimeoutMs = 300_000;
+const outputLinesKept = 20;
+const listening = /listening on (\S+) \(cluster ([a-z0-9-]+)\)/;
+
+export const repoRoot = findRepoRoot();
+
+export async function startNodeProcess(options: NodeProcessOptions): Promise<NodeProcess> {
+  const command = commandFor(options.from, options.log);
+  const dir = await mkdtemp(join(tmpdir(), "verdict-bench-"));
+  const token = randomBytes(24).toString("base64url");
+  const config = {
+    node: { id: "bench-1", dataDir: join(dir, "data"), host: "127.0.0.1", port: 0 },
+    tokens: [{ id: "bench", role: "client", secret: token }],
+    participants: options.participants.map((p) => ({
+      kind: "postgres",
+      ...p,
+      schema: options.schema,
+      poolSize: options.poolSize,
+    })),
+    limits: { inFlightTransactionsMax: options.inFlightTransactionsMax },
+    log: { level: "warn" },
+  };
+  const configPath = join(dir, "config.json");
+  await writeFile(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
+
+  const args = [...(options.nodeFlags ?? []), ...command, "start", "--config", configPath];
+  const child = spawn(process.execPath, args, {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    const { url, clusterId } = await awaitListening(child, options.log);
+    return {
+      url,
+      clusterId,
+      token,
+      cpuMs: () => (child.pid === undefined ? Number.NaN : processCpuMs(child.pid)),
+      async stop() {
+        await stopChild(child, exited);
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await stopChild(child, exited);
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function commandFor(from: "dist" | "src", log: (line: string) => void): string[] {
+  if (from === "src") return ["--import", "tsx", join(repoRoot, "coordinator/cli/main.ts")];
+  const main = join(repoRoot, "dist/coordinator/cli/main.js");
+  if (!existsSync(main)) {
+    log("dist/ is missing: npm run -s build");
+    const built = spawnSync("npm", ["run", "-s", "build"], {
+      cwd: repoRoot,
+      stdio: "inherit",
+      timeout: buildTimeoutMs,
+    });
+    if (!existsSync(main)) throw new Error(`build failed (status ${built.status}): ${main} missing`);
+  } else if (newestSourceMs() > statSync(main).mtimeMs) {
+    log("warning: dist/ is older than the sources; `npm run -s build` or use --node src");
+  }
+  return [main];
+}
+
+/** Resolves with the node's URL and cluster id from its start line; rejects if it exits first. */
+function awaitListening(
+  child: ChildProcess,
+  log: (line: string) => void,
+): Promise<{ url: string; clusterId: string }> {
+  return new Promise((resolve, reject) => {
+    const recent: string[] = [];
+    let ready = false;
+    const onLine = (line: string) => {
+      if (ready) {
+        log(`[node] ${line}`);
+        return;
+      }
+      recent.push(line);
+      if (recent.length > outputLinesKept) recent.shift();
+      const match = listening.exec(line);
+      if (match?.[1] !== undefined && match[2] !== undefined) {
+        ready = true;
+        clearTimeout(timer);
+        resolve({ url: match[1], clusterId: match[2] });
+      }
+    };
+    for (const stream of [child.stdout, child.stderr]) {
+      if (stream) createInterface({ input: stream }).on("line", onLine);
+    }
+    const timer = setTimeout(() => {
+      reject(new Error(`node did not listen within ${startTimeoutMs} ms:\n${recent.join("\n")}`));
+    }, startTimeoutMs);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      if (!ready) {
+        reject(new Error(`node exited (${code ?? signal}) before listening:\n${recent.join("\n")}`));
+      }
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), stopTimeoutMs);
+  });
+  const late = await Promise.race([exited.then(() => false), timedOut]);
+  clearTimeout(timer);
+  if (late) {
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
+
+/**
+ * utime + stime of a process from /proc/<pid>/stat (fields 14 and 15, after the
+ * parenthesised command name), in clock ticks of 10 ms (USER_HZ is 100 on Linux).
+ */
+function processCpuMs(pid: number): number {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return Number.NaN;
+  }
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is field 3 (state), so utime (14) and stime (15) are at 11 and 12.
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** The directory holding package.json, at most three levels above this file (bench/ or dist/bench/). */
+function findRepoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let level = 0; level < 3; level++) {
+    dir = dirname(dir);
+    if (existsSync(join(dir, "package.json"))) return dir;
+  }
+  throw new Error("cannot find the repository root (package.json) above bench/");
+}
+
+/** Newest modification time of the product's TypeScript sources (bounded walk). */
+function newestSourceMs(): number {
+  const entriesMax = 20_000;
+  const pending = ["coordinator", "participants"].map((d) => join(repoRoot, d));
+  let newest = 0;
+  let seen = 0;
+  while (pending.length > 0 && seen < entriesMax) {
+    const dir = pending.pop() ?? "";
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      seen++;
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) pending.push(path);
+      else if (entry.name.endsWith(".ts")) newest = Math.max(newest, statSync(path).mtimeMs);
+    }
+  }
+  return newest;
+}

@@ -1,0 +1,239 @@
+/**
+ * The four transfers the bench compares. A and B go through Verdict; A0 and B0 are their
+ * floors, the same writes done directly on PostgreSQL by a tight client:
+ *
+ *   A   two branches through Verdict: pg-a debit (expectRows 1), pg-b credit, commit
+ *   A0  the same with no coordinator: on each database BEGIN; UPDATE; PREPARE TRANSACTION,
+ *       both in parallel, then COMMIT PREPARED on each in parallel
+ *   B   one branch through Verdict (debit and credit in verdict_a), committed in one phase
+ *   B0  the same as a plain transaction: BEGIN; UPDATE; UPDATE; COMMIT
+ *
+ * Each scenario counts the money it moved from verdict_a to verdict_b in transfers whose
+ * commit it saw confirmed, so the final balances can be checked exactly.
+ */
+import type pg from "pg";
+import { pgStatements, sql, VerdictClient } from "../client/index.js";
+import {
+  accountsTable,
+  connect,
+  directGidPrefix,
+  literal,
+  randomAccount,
+  randomAmount,
+  randomPair,
+} from "./accounts.js";
+
+export interface Scenario {
+  /** Short id printed in the tables ("A", "A0", …). */
+  readonly id: string;
+  readonly title: string;
+  /** One transfer by bench client `client` (0-based); throws when it fails. */
+  run(client: number): Promise<void>;
+  /** Money moved from verdict_a to verdict_b by transfers whose commit was confirmed. */
+  movedAtoB(): number;
+  close(): Promise<void>;
+}
+
+export interface Databases {
+  readonly urlA: string;
+  readonly urlB: string;
+  readonly accounts: number;
+}
+
+const debitSql = `update ${accountsTable} set balance = balance - $1 where id = $2`;
+const creditSql = `update ${accountsTable} set balance = balance + $1 where id = $2`;
+/** A branch that waits longer than this on a lock (a distributed deadlock) aborts. */
+const transactionTimeoutMs = 5_000;
+const commitAttemptsMax = 3;
+const commitRetryPauseMs = 50;
+
+export function verdictTwoBranch(verdict: VerdictClient, db: Databases): Scenario {
+  let moved = 0;
+  return {
+    id: "A",
+    title: "Verdict, 2 branches (pg-a debit, pg-b credit), 2PC",
+    async run() {
+      const from = randomAccount(db.accounts);
+      const to = randomAccount(db.accounts);
+      const amount = randomAmount();
+      await throughVerdict(verdict, [
+        pgStatements("pg-a", [sql(debitSql, [amount, from], { expectRows: 1 })]),
+        pgStatements("pg-b", [sql(creditSql, [amount, to], { expectRows: 1 })]),
+      ]);
+      moved += amount;
+    },
+    movedAtoB: () => moved,
+    close: () => Promise.resolve(),
+  };
+}
+
+export function verdictOneBranch(verdict: VerdictClient, db: Databases): Scenario {
+  return {
+    id: "B",
+    title: "Verdict, 1 branch (debit + credit in pg-a), one phase",
+    async run() {
+      const [first, second] = randomPair(db.accounts);
+      const amount = randomAmount();
+      await throughVerdict(verdict, [
+        pgStatements("pg-a", [
+          sql(debitSql, [amount, first], { expectRows: 1 }),
+          sql(creditSql, [amount, second], { expectRows: 1 }),
+        ]),
+      ]);
+    },
+    movedAtoB: () => 0,
+    close: () => Promise.resolve(),
+  };
+}
+
+/** Begin, enlist each branch, commit; on a failure the transaction is aborted (best effort). */
+async function throughVerdict(
+  verdict: VerdictClient,
+  branches: readonly Parameters<VerdictClient["enlist"]>[1][],
+): Promise<void> {
+  const { xid } = await verdict.begin({ timeoutMs: transactionTimeoutMs });
+  try {
+    for (const branch of branches) await verdict.enlist(xid, branch);
+  } catch (err) {
+    await verdict.abort(xid).catch(() => undefined);
+    throw err;
+  }
+  // Resolves with committed or committing (decided; phase 2 finishing), throws if aborted.
+  await verdict.commit(xid);
+}
+
+export async function directTwoPhase(
+  db: Databases,
+  clients: number,
+  runId: string,
+): Promise<Scenario> {
+  const connections = await openConnections(clients, [db.urlA, db.urlB]);
+  let moved = 0;
+  let seq = 0;
+  return {
+    id: "A0",
+    title: "direct 2PC on both databases, no coordinator (floor of A)",
+    async run(client) {
+      const a = connection(connections, client, 0);
+      const b = connection(connections, client, 1);
+      const gid = `${directGidPrefix}${runId}:${client}:${seq++}`;
+      const amount = randomAmount();
+      const prepared = await Promise.allSettled([
+        prepareBranch(a, `${gid}:a`, debitSql, [amount, randomAccount(db.accounts)]),
+        prepareBranch(b, `${gid}:b`, creditSql, [amount, randomAccount(db.accounts)]),
+      ]);
+      const failed = prepared.find((p) => p.status === "rejected");
+      if (failed !== undefined) {
+        // Presumed abort: the side that did prepare is rolled back.
+        await Promise.all(
+          prepared.map((p, i) =>
+            p.status === "fulfilled"
+              ? (i === 0 ? a : b)
+                  .query(`rollback prepared ${literal(p.value)}`)
+                  // Left prepared: reported (and rolled back) by the end-of-run check.
+                  .catch(() => undefined)
+              : undefined,
+          ),
+        );
+        throw failed.reason;
+      }
+      await Promise.all([commitPrepared(a, `${gid}:a`), commitPrepared(b, `${gid}:b`)]);
+      moved += amount;
+    },
+    movedAtoB: () => moved,
+    close: () => closeConnections(connections.flat()),
+  };
+}
+
+export async function directOnePhase(db: Databases, clients: number): Promise<Scenario> {
+  const connections = await openConnections(clients, [db.urlA]);
+  return {
+    id: "B0",
+    title: "direct single-phase transaction in verdict_a (floor of B)",
+    async run(client) {
+      const c = connection(connections, client, 0);
+      const [first, second] = randomPair(db.accounts);
+      const amount = randomAmount();
+      await c.query("begin");
+      try {
+        await updateOne(c, debitSql, [amount, first]);
+        await updateOne(c, creditSql, [amount, second]);
+        await c.query("commit");
+      } catch (err) {
+        await c.query("rollback").catch(() => undefined);
+        throw err;
+      }
+    },
+    movedAtoB: () => 0,
+    close: () => closeConnections(connections.flat()),
+  };
+}
+
+/** BEGIN; the update; PREPARE TRANSACTION gid. Answers the gid; rolls back on failure. */
+async function prepareBranch(
+  c: pg.Client,
+  gid: string,
+  text: string,
+  params: readonly number[],
+): Promise<string> {
+  await c.query("begin");
+  try {
+    await updateOne(c, text, params);
+    const result = await c.query(`prepare transaction ${literal(gid)}`);
+    // PREPARE in a failed transaction answers ROLLBACK, not an error.
+    if (result.command !== "PREPARE") throw new Error(`prepare of ${gid}: ${result.command}`);
+    return gid;
+  } catch (err) {
+    await c.query("rollback").catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The decision is commit once both sides prepared: retried a few times, then reported. */
+async function commitPrepared(c: pg.Client, gid: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await c.query(`commit prepared ${literal(gid)}`);
+      return;
+    } catch (err) {
+      if (attempt >= commitAttemptsMax) throw err;
+      await new Promise((resolve) => setTimeout(resolve, commitRetryPauseMs));
+    }
+  }
+}
+
+async function updateOne(c: pg.Client, text: string, params: readonly number[]): Promise<void> {
+  const { rowCount } = await c.query(text, [...params]);
+  if (rowCount !== 1) throw new Error(`expected 1 row, updated ${rowCount ?? 0}: ${text}`);
+}
+
+/** One set per bench client: a connection to each of `urls`, in order. */
+async function openConnections(clients: number, urls: readonly string[]): Promise<pg.Client[][]> {
+  const opened: pg.Client[] = [];
+  const sets: pg.Client[][] = [];
+  try {
+    for (let i = 0; i < clients; i++) {
+      const set: pg.Client[] = [];
+      for (const url of urls) {
+        const c = await connect(url);
+        opened.push(c);
+        set.push(c);
+      }
+      sets.push(set);
+    }
+  } catch (err) {
+    await closeConnections(opened);
+    throw err;
+  }
+  return sets;
+}
+
+async function closeConnections(connections: readonly pg.Client[]): Promise<void> {
+  await Promise.all(connections.map((c) => c.end().catch(() => undefined)));
+}
+
+function connection(sets: readonly pg.Client[][], client: number, index: number): pg.Client {
+  const c = sets[client]?.[index];
+  if (c === undefined) throw new Error(`assertion: client ${client} has no connection ${index}`);
+  return c;
+}

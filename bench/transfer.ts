@@ -1,0 +1,295 @@
+/**
+ * Transfer bench: Verdict against its floor, run side by side in one process, printed as
+ * ratios (a machine's absolute figures say little; the ratios travel). See docs/bench.md.
+ *
+ *   node --import tsx bench/transfer.ts [--clients N] [--duration-s S] [--accounts K]
+ *
+ * Order: set-up → A0, A, B0, B (each after a short warm-up) → wait for Verdict's phase 2 to
+ * drain → stop the node → check that money was conserved and nothing was left prepared.
+ * Exits 1 if a check fails.
+ */
+import { randomBytes } from "node:crypto";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { VerdictClient } from "../client/index.js";
+import { services } from "../test/support/services.js";
+import {
+  createAccounts,
+  directGidPrefix,
+  dropSchema,
+  preparedWithPrefix,
+  rollBackStaleDirect,
+  totalBalance,
+} from "./accounts.js";
+import { parseOptions, UsageError } from "./args.js";
+import { runLoad, type LoadResult } from "./load.js";
+import { startNodeProcess } from "./node-process.js";
+import {
+  directOnePhase,
+  directTwoPhase,
+  verdictOneBranch,
+  verdictTwoBranch,
+  type Databases,
+  type Scenario,
+} from "./scenarios.js";
+import { formatMs, formatRatio, formatTable } from "./stats.js";
+
+const spec = {
+  clients: { default: 16, min: 1, max: 128, help: "concurrent clients per scenario" },
+  "duration-s": { default: 10, min: 1, max: 3600, help: "measured seconds per scenario" },
+  "warmup-s": { default: 1, min: 0, max: 60, help: "unmeasured seconds before each" },
+  accounts: { default: 1000, min: 2, max: 10_000_000, help: "accounts per database" },
+  "tx-max": { default: 1_000_000, min: 1, max: 10_000_000, help: "transfers per scenario" },
+  node: { default: "dist", choices: ["dist", "src"], help: "run the node from dist/ or src" },
+  profile: { default: "off", choices: ["off", "on"], help: "CPU-profile the node (--cpu-prof)" },
+} as const;
+
+const balanceStart = 1_000_000;
+const drainTimeoutMs = 30_000;
+const drainPollMs = 100;
+
+interface Measured {
+  readonly scenario: Scenario;
+  readonly result: LoadResult;
+  /** CPU time per successful transfer, of this process (clients) and of the node process. */
+  readonly benchCpuMsPerTx: number;
+  readonly nodeCpuMsPerTx: number;
+  /** The machine's 1-minute load average when the scenario ended (others' work shows here). */
+  readonly loadAverage: number;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const options = parseOptions("node --import tsx bench/transfer.ts", spec, argv);
+  const clients = options.clients;
+  const db: Databases = {
+    urlA: services.pgUrlA,
+    urlB: services.pgUrlB,
+    accounts: options.accounts,
+  };
+  const runId = randomBytes(4).toString("hex");
+  const schema = `vbench_${runId}`;
+  const profileDir = join(tmpdir(), `verdict-bench-profile-${runId}`);
+  const stopping = new AbortController();
+  process.once("SIGINT", () => {
+    say("SIGINT: finishing the running scenario early");
+    stopping.abort();
+  });
+
+  say(
+    `transfer bench ${runId}: ${clients} clients, ${options["duration-s"]} s per scenario ` +
+      `(+${options["warmup-s"]} s warm-up), ${db.accounts} accounts per database, ` +
+      `node from ${options.node}; ${cpus().length} cpus, node ${process.version}, ` +
+      `load average ${loadavg()[0]?.toFixed(1)}`,
+  );
+  for (const url of [db.urlA, db.urlB]) {
+    const stale = await rollBackStaleDirect(url);
+    if (stale > 0) say(`rolled back ${stale} prepared transactions left by an earlier bench run`);
+    await createAccounts(url, db.accounts, balanceStart);
+  }
+  const totalBefore = (await totalBalance(db.urlA)) + (await totalBalance(db.urlB));
+  const bBefore = await totalBalance(db.urlB);
+
+  const node = await startNodeProcess({
+    from: options.node as "dist" | "src",
+    participants: [
+      { name: "pg-a", connectionString: db.urlA },
+      { name: "pg-b", connectionString: db.urlB },
+    ],
+    schema,
+    // As many branch connections as the direct scenarios open: like for like.
+    poolSize: clients,
+    inFlightTransactionsMax: 256,
+    log: say,
+    ...(options.profile === "on"
+      ? { nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] }
+      : {}),
+  });
+  say(`node ${node.url}, cluster ${node.clusterId}, schema ${schema}`);
+  const verdict = new VerdictClient({ baseUrl: node.url, token: node.token });
+
+  const measured: Measured[] = [];
+  let verdictLeft: string[] = [];
+  try {
+    const makers: (() => Promise<Scenario>)[] = [
+      () => directTwoPhase(db, clients, runId),
+      () => Promise.resolve(verdictTwoBranch(verdict, db)),
+      () => directOnePhase(db, clients),
+      () => Promise.resolve(verdictOneBranch(verdict, db)),
+    ];
+    for (const make of makers) {
+      if (stopping.signal.aborted) break;
+      const scenario = await make();
+      try {
+        measured.push(await measure(scenario, options, node.cpuMs, stopping.signal));
+      } finally {
+        await scenario.close();
+      }
+    }
+    verdictLeft = await drain(`${node.clusterId}:`, db);
+  } finally {
+    await node.stop();
+  }
+  if (options.profile === "on") say(`node CPU profile written to ${profileDir}`);
+
+  const directLeft = [
+    ...(await preparedWithPrefix(db.urlA, `${directGidPrefix}${runId}:`)),
+    ...(await preparedWithPrefix(db.urlB, `${directGidPrefix}${runId}:`)),
+  ];
+  const totalAfter = (await totalBalance(db.urlA)) + (await totalBalance(db.urlB));
+  const movedFound = (await totalBalance(db.urlB)) - bBefore;
+
+  printResults(measured);
+  let ok = true;
+  const conserved = totalAfter === totalBefore;
+  ok &&= conserved;
+  say(
+    `money: ${totalBefore} before, ${totalAfter} after across both databases: ` +
+      (conserved ? "conserved" : "NOT CONSERVED"),
+  );
+  const movedConfirmed = measured.reduce((sum, m) => sum + BigInt(m.scenario.movedAtoB()), 0n);
+  const crossErrors = measured
+    .filter((m) => ["A", "A0"].includes(m.scenario.id))
+    .reduce((sum, m) => sum + m.result.errors, 0);
+  const movedExact = movedFound === movedConfirmed;
+  if (crossErrors === 0) ok &&= movedExact;
+  say(
+    `moved verdict_a → verdict_b: ${movedConfirmed} by confirmed commits, ${movedFound} found ` +
+      (movedExact
+        ? "(equal)"
+        : crossErrors > 0
+          ? `(differs; ${crossErrors} transfers failed, some possibly after committing)`
+          : "(MISMATCH)"),
+  );
+  if (verdictLeft.length > 0) {
+    ok = false;
+    say(`Verdict left ${verdictLeft.length} branches prepared: ${verdictLeft.slice(0, 5).join(", ")}`);
+    say(`schema ${schema} kept for inspection`);
+  } else {
+    for (const url of [db.urlA, db.urlB]) await dropSchema(url, schema);
+  }
+  if (directLeft.length > 0) {
+    ok = false;
+    say(`the direct client left ${directLeft.length} prepared: rolling them back`);
+    for (const url of [db.urlA, db.urlB]) await rollBackStaleDirect(url);
+  }
+  say(ok ? "checks passed" : "CHECKS FAILED");
+  return ok ? 0 : 1;
+}
+
+async function measure(
+  scenario: Scenario,
+  options: {
+    readonly clients: number;
+    readonly "duration-s": number;
+    readonly "warmup-s": number;
+    readonly "tx-max": number;
+  },
+  nodeCpuMs: () => number,
+  signal: AbortSignal,
+): Promise<Measured> {
+  say(`${scenario.id}: ${scenario.title}`);
+  const base = { clients: options.clients, run: (c: number) => scenario.run(c), signal };
+  if (options["warmup-s"] > 0) {
+    await runLoad({
+      ...base,
+      name: `${scenario.id} warm-up`,
+      durationMs: options["warmup-s"] * 1000,
+      opsMax: options["tx-max"],
+      progress: () => undefined,
+    });
+  }
+  const nodeCpuBefore = nodeCpuMs();
+  const benchCpuBefore = process.cpuUsage();
+  const result = await runLoad({
+    ...base,
+    name: scenario.id,
+    durationMs: options["duration-s"] * 1000,
+    opsMax: options["tx-max"],
+    progress: say,
+  });
+  const benchCpu = process.cpuUsage(benchCpuBefore);
+  for (const e of result.errorSamples) say(`  ${scenario.id} error ×${e.count}: ${e.message}`);
+  return {
+    scenario,
+    result,
+    benchCpuMsPerTx: (benchCpu.user + benchCpu.system) / 1000 / result.ok,
+    nodeCpuMsPerTx: (nodeCpuMs() - nodeCpuBefore) / result.ok,
+    loadAverage: loadavg()[0] ?? Number.NaN,
+  };
+}
+
+/**
+ * Waits until Verdict has no branch of this cluster prepared in either database (phase 2
+ * of `committing` transactions finished); answers the gids still prepared at the deadline.
+ */
+async function drain(prefix: string, db: Databases): Promise<string[]> {
+  const deadline = Date.now() + drainTimeoutMs;
+  for (;;) {
+    const left = [
+      ...(await preparedWithPrefix(db.urlA, prefix)),
+      ...(await preparedWithPrefix(db.urlB, prefix)),
+    ];
+    if (left.length === 0 || Date.now() >= deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, drainPollMs));
+  }
+}
+
+function printResults(measured: readonly Measured[]): void {
+  const rows = [
+    [
+      "scenario",
+      "tx",
+      "tx/s",
+      "p50 ms",
+      "p99 ms",
+      "max ms",
+      "errors",
+      "cpu ms/tx clients",
+      "cpu ms/tx node",
+      "load",
+    ],
+  ];
+  for (const { scenario, result, benchCpuMsPerTx, nodeCpuMsPerTx, loadAverage } of measured) {
+    rows.push([
+      scenario.id,
+      String(result.ok),
+      result.opsPerSecond.toFixed(0),
+      formatMs(result.latency.p50Ms),
+      formatMs(result.latency.p99Ms),
+      formatMs(result.latency.maxMs),
+      String(result.errors),
+      formatMs(benchCpuMsPerTx),
+      formatMs(nodeCpuMsPerTx),
+      loadAverage.toFixed(1),
+    ]);
+  }
+  say(`\n${formatTable(rows)}\n`);
+  const byId = new Map(measured.map((m) => [m.scenario.id, m.result]));
+  for (const [subject, floor] of [
+    ["A", "A0"],
+    ["B", "B0"],
+  ] as const) {
+    const s = byId.get(subject);
+    const f = byId.get(floor);
+    if (s === undefined || f === undefined) continue;
+    say(
+      `${subject}/${floor}: throughput ${formatRatio(s.opsPerSecond, f.opsPerSecond)}, ` +
+        `p50 latency ${formatRatio(s.latency.p50Ms, f.latency.p50Ms)}, ` +
+        `p99 latency ${formatRatio(s.latency.p99Ms, f.latency.p99Ms)}`,
+    );
+  }
+}
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(
+      `${err instanceof UsageError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);
