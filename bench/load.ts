@@ -9,6 +9,8 @@ import { LatencyRecorder, type LatencySummary } from "./stats.js";
 
 export interface LoadOptions {
   readonly name: string;
+  /** What one operation is called in progress lines ("tx", "appends"). */
+  readonly unit: string;
   readonly clients: number;
   readonly durationMs: number;
   /** Operations started across all clients; also the number of latency samples kept. */
@@ -36,7 +38,7 @@ const errorPauseMs = 10;
 const errorSamplesMax = 5;
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const { name, clients, durationMs, opsMax, run, signal, progress } = options;
+  const { name, unit, clients, durationMs, opsMax, run, signal, progress } = options;
   const latency = new LatencyRecorder(opsMax);
   const errorCounts = new Map<string, number>();
   let started = 0;
@@ -50,9 +52,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   let seconds = 0;
   const ticker = setInterval(() => {
     seconds++;
-    progress(
-      `  [${name}] ${seconds}s  ${ok - lastOk} tx/s  (total ${ok} ok, ${errors} errors)`,
-    );
+    progress(`  [${name}] ${seconds}s  ${ok - lastOk} ${unit}/s  (${ok} ok, ${errors} errors)`);
     lastOk = ok;
   }, 1000);
 

@@ -97,7 +97,8 @@ function commandFor(from: "dist" | "src", log: (line: string) => void): string[]
       stdio: "inherit",
       timeout: buildTimeoutMs,
     });
-    if (!existsSync(main)) throw new Error(`build failed (status ${built.status}): ${main} missing`);
+    if (!existsSync(main))
+      throw new Error(`build failed (status ${built.status}): ${main} missing`);
   } else if (newestSourceMs() > statSync(main).mtimeMs) {
     log("warning: dist/ is older than the sources; `npm run -s build` or use --node src");
   }
@@ -135,7 +136,9 @@ function awaitListening(
     child.once("exit", (code, signal) => {
       clearTimeout(timer);
       if (!ready) {
-        reject(new Error(`node exited (${code ?? signal}) before listening:\n${recent.join("\n")}`));
+        reject(
+          new Error(`node exited (${code ?? signal}) before listening:\n${recent.join("\n")}`),
+        );
       }
     });
   });

@@ -162,7 +162,9 @@ async function main(argv: readonly string[]): Promise<number> {
   );
   if (verdictLeft.length > 0) {
     ok = false;
-    say(`Verdict left ${verdictLeft.length} branches prepared: ${verdictLeft.slice(0, 5).join(", ")}`);
+    say(
+      `Verdict left ${verdictLeft.length} branches prepared: ${verdictLeft.slice(0, 5).join(", ")}`,
+    );
     say(`schema ${schema} kept for inspection`);
   } else {
     for (const url of [db.urlA, db.urlB]) await dropSchema(url, schema);
@@ -188,7 +190,12 @@ async function measure(
   signal: AbortSignal,
 ): Promise<Measured> {
   say(`${scenario.id}: ${scenario.title}`);
-  const base = { clients: options.clients, run: (c: number) => scenario.run(c), signal };
+  const base = {
+    unit: "tx",
+    clients: options.clients,
+    run: (c: number) => scenario.run(c),
+    signal,
+  };
   if (options["warmup-s"] > 0) {
     await runLoad({
       ...base,

@@ -45,7 +45,13 @@ async function main(argv: readonly string[]): Promise<number> {
     `wal bench: ${options["record-bytes"]}-byte records, ${options["duration-s"]} s per run, ` +
       `in ${dir}; ${cpus().length} cpus, load average ${loadavg()[0]?.toFixed(1)}`,
   );
-  const common = { durationMs, opsMax: options["appends-max"], signal, progress: say };
+  const common = {
+    unit: "appends",
+    durationMs,
+    opsMax: options["appends-max"],
+    signal,
+    progress: say,
+  };
   const rows: Row[] = [];
   try {
     const floor = async (name: string): Promise<Row> => {

@@ -15,7 +15,7 @@ import { loadOrCreateClusterId } from "./config/cluster-id.js";
 import { tokenSecret } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { Engine } from "./core/engine.js";
-import { newXid, type ClusterId } from "./core/ids.js";
+import { newXid, type BranchId, type ClusterId } from "./core/ids.js";
 import type { LogRecord } from "./core/records.js";
 import { Driver } from "./driver/driver.js";
 import { parseFailpoints } from "./failpoints/failpoints.js";
@@ -119,6 +119,15 @@ export async function startNode(
     view: (xid) => engine.view(xid),
     principalOf: (xid) => engine.principalOf(xid),
     newXid: () => newXid(Date.now(), randomBytes(10).toString("hex")),
+    checkServicePrepared: async (name, branchId) => {
+      const p = participants.get(name);
+      if (!p) return `participant ${name} is not configured`;
+      const vote = await p.prepare(
+        { branchId: branchId as BranchId, payload: { kind: "service-prepared" } },
+        { deadlineMs: Date.now() + 5_000 },
+      );
+      return vote.vote === "yes" ? undefined : `${vote.reason}: ${vote.detail}`;
+    },
     metricsText: () => {
       metrics.inFlight.set(engine.inFlight());
       return metrics.registry.metrics();

@@ -30,6 +30,8 @@ export interface ApiBackend {
   view(xid: Xid): TxnView | undefined;
   principalOf(xid: Xid): string | undefined;
   newXid(): Xid;
+  /** Whether the participant holds this service-prepared branch prepared (a no-vote's detail if not). */
+  checkServicePrepared(participant: string, branchId: string): Promise<string | undefined>;
   metricsText(): Promise<string>;
   readonly metricsContentType: string;
 }
@@ -261,10 +263,20 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
     reportBranchPrepared: async ({ principal, params }) => {
       const xid = xidOf(params);
       const n = params.n as number;
+      // The engine checks the branch is a service-prepared one of a transaction still active.
       const reply = await backend.call({ type: "report-prepared", principal, xid, n });
       if (reply.kind === "error") throw engineError(reply);
       const branch = toApiView(readable(principal, xid)).branches.find((b) => b.branch === n);
       if (!branch) throw new ApiError("branch-not-found", `no branch ${n}`, { xid, branch: n });
+      // The vote counts only once the participant shows the branch prepared: say so now.
+      const problem = await backend.checkServicePrepared(branch.participant, branch.branchId);
+      if (problem !== undefined) {
+        throw new ApiError("branch-not-prepared", problem, {
+          xid,
+          branch: n,
+          branchId: branch.branchId,
+        });
+      }
       return { status: 200, body: branch };
     },
     prepareTransaction: ({ principal, params }) =>

@@ -1,0 +1,234 @@
+/**
+ * Runs the coordinator as a real child process (the compiled CLI, `node
+ * dist/coordinator/cli/main.js start --config FILE`), so that a test can SIGKILL it — or let
+ * an armed failpoint do so — and start it again on the same data directory and PostgreSQL
+ * schema: the same cluster, restarted.
+ *
+ * A `ProcessCluster` owns the data directory, the config file and the schema; each `start`
+ * spawns one process of it, with its stdout and stderr appended to `<dataDir>/node.log`.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createWriteStream, existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { dropSchema } from "./node.js";
+import { services } from "./services.js";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const cliPath = join(root, "dist/coordinator/cli/main.js");
+const startTimeoutMs = 20_000;
+const buildTimeoutMs = 180_000;
+/** What a failure message quotes of the node's log. */
+const logTailChars = 4_000;
+
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+export interface ProcessNode {
+  readonly url: string;
+  readonly pid: number;
+  /** Resolves once the process has exited, however it ended. */
+  readonly exited: Promise<ExitStatus>;
+  /** The exit status if it has exited already. */
+  exitStatus(): ExitStatus | undefined;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export interface ProcessStartOptions {
+  /** `VERDICT_FAILPOINTS` of the process, e.g. `after-prepare=crash@5`; none if absent. */
+  readonly failpoints?: string;
+}
+
+export interface ProcessCluster {
+  readonly dataDir: string;
+  /** PostgreSQL schema of Verdict's tables in both databases (one cluster per schema). */
+  readonly schema: string;
+  readonly configPath: string;
+  readonly logPath: string;
+  readonly clientToken: string;
+  readonly adminToken: string;
+  start(opts?: ProcessStartOptions): Promise<ProcessNode>;
+  /** The cluster id the first start created (`<dataDir>/cluster-id`). */
+  clusterId(): Promise<string>;
+  /** The last characters of the node log, for failure messages. */
+  logTail(): Promise<string>;
+  /** Kills its running process, drops its schema and removes its data directory. */
+  destroy(): Promise<void>;
+}
+
+export interface ProcessClusterOptions {
+  readonly protocol?: Record<string, number | boolean>;
+  readonly limits?: Record<string, number>;
+  /** Extra fields of both PostgreSQL participants (timeouts, pool size). */
+  readonly participant?: Record<string, number | boolean>;
+  readonly logLevel?: string;
+}
+
+const running = new Set<ChildProcess>();
+
+/** Builds dist/ if the compiled CLI is missing (the test command normally built it). */
+export function ensureBuilt(): void {
+  if (existsSync(cliPath)) return;
+  const r = spawnSync("npm", ["run", "-s", "build"], {
+    cwd: root,
+    stdio: "inherit",
+    timeout: buildTimeoutMs,
+  });
+  if (r.status !== 0 || !existsSync(cliPath)) {
+    throw new Error(`npm run build failed (status ${r.status}); ${cliPath} is missing`);
+  }
+}
+
+/** SIGKILLs every process this module started that is still running, and waits for them. */
+export async function killLeftovers(): Promise<void> {
+  const waits = [...running].map(
+    (child) =>
+      new Promise<void>((done) => {
+        child.once("exit", () => done());
+        child.kill("SIGKILL");
+      }),
+  );
+  await Promise.all(waits);
+}
+
+export async function createProcessCluster(
+  opts: ProcessClusterOptions = {},
+): Promise<ProcessCluster> {
+  const dataDir = await mkdtemp(join(tmpdir(), "verdict-proc-"));
+  const schema = `vc_${randomBytes(6).toString("hex")}`;
+  const secret = () => randomBytes(18).toString("base64url");
+  const clientToken = secret();
+  const adminToken = secret();
+  const configPath = join(dataDir, "verdict.json");
+  const logPath = join(dataDir, "node.log");
+  const participant = (name: string, connectionString: string) => ({
+    name,
+    kind: "postgres",
+    connectionString,
+    schema,
+    ...opts.participant,
+  });
+  const config = {
+    node: { id: "crash-1", dataDir, host: "127.0.0.1", port: 0 },
+    tokens: [
+      { id: "client-a", role: "client", secret: clientToken },
+      { id: "admin", role: "admin", secret: adminToken },
+    ],
+    participants: [participant("pg-a", services.pgUrlA), participant("pg-b", services.pgUrlB)],
+    limits: { inFlightTransactionsMax: 256, ...opts.limits },
+    protocol: { tickMs: 10, phase2BackoffBaseMs: 20, phase2BackoffMaxMs: 300, ...opts.protocol },
+    log: { level: opts.logLevel ?? "warn" },
+  };
+  await writeFile(configPath, JSON.stringify(config, null, 2));
+  const log = createWriteStream(logPath, { flags: "a" });
+  let current: ProcessNode | undefined;
+  let starts = 0;
+
+  const logTail = async () => {
+    const text = await readFile(logPath, "utf8").catch(() => "");
+    return text.slice(-logTailChars);
+  };
+
+  return {
+    dataDir,
+    schema,
+    configPath,
+    logPath,
+    clientToken,
+    adminToken,
+    logTail,
+    async start(startOpts = {}) {
+      if (current && !current.exitStatus()) throw new Error("the cluster's node is still running");
+      starts += 1;
+      log.write(`---- start ${starts} failpoints=${startOpts.failpoints ?? "none"}\n`);
+      const env = { ...process.env };
+      delete env.VERDICT_FAILPOINTS;
+      if (startOpts.failpoints) env.VERDICT_FAILPOINTS = startOpts.failpoints;
+      const child = spawn(process.execPath, [cliPath, "start", "--config", configPath], {
+        cwd: root,
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      running.add(child);
+      current = await awaitListening(child, log, logTail);
+      return current;
+    },
+    async clusterId() {
+      return (await readFile(join(dataDir, "cluster-id"), "utf8")).trim();
+    },
+    async destroy() {
+      if (current && !current.exitStatus()) {
+        current.kill("SIGKILL");
+        await current.exited;
+      }
+      await new Promise<void>((done) => log.end(done));
+      await dropSchema(schema);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Resolves with the node once it prints its URL; rejects (log quoted) if it exits first. */
+function awaitListening(
+  child: ChildProcess,
+  log: NodeJS.WritableStream,
+  logTail: () => Promise<string>,
+): Promise<ProcessNode> {
+  let status: ExitStatus | undefined;
+  const exited = new Promise<ExitStatus>((done) => {
+    child.once("exit", (code, signal) => {
+      running.delete(child);
+      status = { code, signal };
+      done(status);
+    });
+  });
+  const node = (url: string): ProcessNode => ({
+    url,
+    pid: child.pid ?? -1,
+    exited,
+    exitStatus: () => status,
+    kill(signal = "SIGKILL") {
+      if (!status) child.kill(signal);
+    },
+  });
+  return new Promise<ProcessNode>((resolveNode, reject) => {
+    let pending = "";
+    let url: string | undefined;
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      void logTail().then((tail) =>
+        reject(new Error(`the node did not listen within ${startTimeoutMs} ms; log:\n${tail}`)),
+      );
+    }, startTimeoutMs);
+    child.stderr?.on("data", (chunk: Buffer) => log.write(chunk));
+    child.stdout?.on("data", (chunk: Buffer) => {
+      log.write(chunk);
+      if (url !== undefined) return;
+      pending += chunk.toString("utf8");
+      const m = /listening on (http:\/\/\S+)/.exec(pending);
+      if (m?.[1]) {
+        url = m[1];
+        pending = "";
+        clearTimeout(timer);
+        resolveNode(node(url));
+      } else if (pending.length > 64 * 1024) {
+        pending = pending.slice(-1024); // only the line being written matters
+      }
+    });
+    void exited.then(async (s) => {
+      if (url !== undefined) return;
+      clearTimeout(timer);
+      const tail = await logTail();
+      reject(new Error(`the node exited (${describeExit(s)}) before listening; log:\n${tail}`));
+    });
+  });
+}
+
+export function describeExit(s: ExitStatus): string {
+  return s.signal ? `signal ${s.signal}` : `code ${s.code}`;
+}
