@@ -128,8 +128,10 @@ export async function startNode(
       );
       return vote.vote === "yes" ? undefined : `${vote.reason}: ${vote.detail}`;
     },
+    observeRoute: (routeId) => metrics.phaseSeconds.startTimer({ phase: routeId }),
     metricsText: () => {
       metrics.inFlight.set(engine.inFlight());
+      metrics.inDoubt.set(engine.inDoubt());
       return metrics.registry.metrics();
     },
     metricsContentType: metrics.registry.contentType,

@@ -33,6 +33,8 @@ export interface ApiBackend {
   /** Whether the participant holds this service-prepared branch prepared (a no-vote's detail if not). */
   checkServicePrepared(participant: string, branchId: string): Promise<string | undefined>;
   metricsText(): Promise<string>;
+  /** Starts timing a call of the route; the returned function ends it. */
+  observeRoute(routeId: string): () => void;
   readonly metricsContentType: string;
 }
 
@@ -125,6 +127,7 @@ export function buildServer(opts: {
         const params = parse(route.params, req.params, "params");
         const body = parse(route.body, req.body ?? {}, "body");
         const idem = idempotency(req, route, schemas, body);
+        const end = backend.observeRoute(route.id);
         const result = await handler({
           principal: { id: token.id, admin: token.role === "admin" },
           token,
@@ -132,6 +135,7 @@ export function buildServer(opts: {
           body,
           ...(idem ? { idem } : {}),
         });
+        end();
         return reply.code(result.status).send(result.body);
       },
     });

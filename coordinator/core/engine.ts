@@ -351,6 +351,15 @@ export class Engine {
     return this.live.get(xid)?.header.principal ?? this.table.get(xid)?.header.principal;
   }
 
+  /** Decided transactions with branches not yet acknowledged (the operator's "in doubt"). */
+  inDoubt(): number {
+    let n = 0;
+    for (const live of this.live.values()) {
+      if (live.state === "committing" || live.state === "aborting") n += 1;
+    }
+    return n;
+  }
+
   inFlight(): number {
     return this.live.size + this.undecided.size;
   }

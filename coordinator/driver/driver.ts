@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import type { Participant } from "../../participants/participant.js";
 import type { Engine, Input, Output, Reply, ReqId } from "../core/engine.js";
-import type { BranchId, LogIndex, Term } from "../core/ids.js";
+import type { BranchId, LogIndex, Term, Xid } from "../core/ids.js";
 import type { BranchSpec, LogRecord } from "../core/records.js";
 import type { Entry } from "../core/table.js";
 import type { DecisionLog } from "../log/decision-log.js";
@@ -211,8 +211,15 @@ export class Driver {
       this.reorder.delete(this.nextToApply);
       this.nextToApply += 1;
       this.input({ type: "applied", entry: next });
+      if (next.record.type === "decide") this.countDecision(next.record.xid, next.index);
     }
     this.maybeSnapshot();
+  }
+
+  /** Counts a decision once: when the entry that made it is applied (not a losing repeat). */
+  private countDecision(xid: Xid, index: number): void {
+    const decision = this.d.engine.table.get(xid)?.decision;
+    if (decision?.index === index) this.d.metrics.decisions.inc({ decision: decision.decision });
   }
 
   private maybeSnapshot(): void {

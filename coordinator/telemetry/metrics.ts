@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 export interface Metrics {
   readonly registry: Registry;
-  readonly transactions: Counter<"outcome">;
+  readonly decisions: Counter<"decision">;
   readonly heuristics: Counter<"outcome">;
   readonly phaseSeconds: Histogram<"phase">;
   readonly participantSeconds: Histogram<"participant" | "op">;
@@ -19,10 +19,10 @@ export function createMetrics(): Metrics {
   const latency = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
   return {
     registry,
-    transactions: new Counter({
-      name: "verdict_transactions_total",
-      help: "Transactions by final answer (committed, aborted).",
-      labelNames: ["outcome"],
+    decisions: new Counter({
+      name: "verdict_decisions_total",
+      help: "Transactions decided, by decision (commit, abort), counted when durable.",
+      labelNames: ["decision"],
       registers: [registry],
     }),
     heuristics: new Counter({
@@ -33,7 +33,7 @@ export function createMetrics(): Metrics {
     }),
     phaseSeconds: new Histogram({
       name: "verdict_phase_seconds",
-      help: "Latency of a client-visible phase (begin, enlist, prepare, commit, abort).",
+      help: "Latency of a client call by route (begin, enlist, prepare, commit, abort, …).",
       labelNames: ["phase"],
       buckets: latency,
       registers: [registry],
