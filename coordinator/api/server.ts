@@ -15,6 +15,7 @@ import { buildOpenApiDocument } from "./contract/openapi.js";
 import { buildRoutes, fastifyPath, type RouteSpec } from "./contract/routes.js";
 import { branchPayloadBytes, type EnlistCommand, type Schemas } from "./contract/schemas.js";
 import { toApiView } from "./views.js";
+import { inRequestSpan } from "../telemetry/tracing.js";
 
 export interface ApiToken {
   readonly id: string;
@@ -128,13 +129,20 @@ export function buildServer(opts: {
         const body = parse(route.body, req.body ?? {}, "body");
         const idem = idempotency(req, route, schemas, body);
         const end = backend.observeRoute(route.id);
-        const result = await handler({
-          principal: { id: token.id, admin: token.role === "admin" },
-          token,
-          params: (params ?? {}) as Record<string, unknown>,
-          body,
-          ...(idem ? { idem } : {}),
-        });
+        const xid = (params as { xid?: string } | undefined)?.xid;
+        const result = await inRequestSpan(
+          route.id,
+          req.headers,
+          { "verdict.principal": token.id, ...(xid ? { "verdict.xid": xid } : {}) },
+          () =>
+            handler({
+              principal: { id: token.id, admin: token.role === "admin" },
+              token,
+              params: (params ?? {}) as Record<string, unknown>,
+              body,
+              ...(idem ? { idem } : {}),
+            }),
+        );
         end();
         return reply.code(result.status).send(result.body);
       },

@@ -15,6 +15,7 @@ import type { Entry } from "../core/table.js";
 import type { DecisionLog } from "../log/decision-log.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import type { Failpoints } from "../failpoints/failpoints.js";
+import { inSpan } from "../telemetry/tracing.js";
 
 export type ClientInput = Extract<
   Input,
@@ -264,7 +265,9 @@ export class Driver {
     if (!p) throw new Error(`participant ${name} is not configured`);
     const end = this.d.metrics.participantSeconds.startTimer({ participant: name, op });
     try {
-      return await call(p);
+      return await inSpan(`${op} ${name}`, { "verdict.participant": name, "verdict.op": op }, () =>
+        call(p),
+      );
     } finally {
       end();
     }
