@@ -86,6 +86,8 @@ export function buildServer(opts: {
   const routes = buildRoutes(schemas).filter((r) => handlers[r.id] !== undefined);
   const openapi = buildOpenApiDocument(schemas, routes, { version: opts.version });
 
+  // Only JSON bodies: a text/plain body answers 415 like any other media type.
+  app.removeContentTypeParser("text/plain");
   app.setErrorHandler((err: unknown, _req, reply) => {
     if (err instanceof ApiError) return sendError(reply, err);
     const e = err as { code?: string; statusCode?: number; message?: string };
@@ -338,6 +340,8 @@ const engineCodes: Record<Extract<Reply, { kind: "error" }>["code"], ErrorCode> 
   "transaction-committed": "transaction-committed",
   "idempotency-key-reused": "idempotency-key-reused",
   "limit-exceeded": "limit-exceeded",
+  "payload-too-large": "payload-too-large",
+  "branch-not-found": "branch-not-found",
   "too-many-transactions": "too-many-transactions",
   "outcome-unknown": "outcome-unknown",
   "not-leader": "not-leader",

@@ -55,6 +55,8 @@ export type EngineErrorCode =
   | "transaction-committed"
   | "idempotency-key-reused"
   | "limit-exceeded"
+  | "payload-too-large"
+  | "branch-not-found"
   | "too-many-transactions"
   | "outcome-unknown"
   | "not-leader";
@@ -176,7 +178,6 @@ export interface EngineConfig {
 interface LiveBranch {
   spec: BranchSpec;
   readonly servicePrepared: boolean;
-  reported: boolean;
   /** Idempotency key → the fingerprint of its body and whether its first answer created the branch. */
   readonly enlistKeys: Map<string, { fingerprint: string; created: boolean }>;
 }
@@ -434,9 +435,13 @@ export class Engine {
     const existing = live.branches.find((b) => b.spec.participant === input.participant);
     const servicePrepared = isServicePrepared(input.payload);
     if (live.payloadBytes + input.payloadBytes > this.cfg.payloadBytesPerTxnMax) {
+      const max = this.cfg.payloadBytesPerTxnMax;
       return this.reply(
         input.req,
-        overLimit("payloadBytesPerTransactionMax", this.cfg.payloadBytesPerTxnMax),
+        errorReply("payload-too-large", `over payloadBytesPerTransactionMax (${max})`, {
+          limit: "payloadBytesPerTransactionMax",
+          max,
+        }),
       );
     }
     if (existing) {
@@ -479,7 +484,7 @@ export class Engine {
       kind: input.kind,
       payload: input.payload,
     };
-    const branch: LiveBranch = { spec, servicePrepared, reported: false, enlistKeys: new Map() };
+    const branch: LiveBranch = { spec, servicePrepared, enlistKeys: new Map() };
     if (input.idem) {
       branch.enlistKeys.set(input.idem.key, { fingerprint: input.idem.fingerprint, created: true });
     }
@@ -492,17 +497,15 @@ export class Engine {
     const live = this.driven(input);
     if (!live) return;
     const b = live.branches[input.n - 1];
-    if (!b || !b.servicePrepared) {
+    const ids = { xid: input.xid, branch: input.n };
+    if (!b)
+      return this.reply(input.req, errorReply("branch-not-found", `no branch ${input.n}`, ids));
+    if (!b.servicePrepared) {
       return this.reply(
         input.req,
-        errorReply("invalid-state", `branch ${input.n} is not a service-prepared branch`, {
-          xid: input.xid,
-          branch: input.n,
-        }),
+        errorReply("invalid-state", `branch ${input.n} is not a service-prepared branch`, ids),
       );
     }
-    if (live.state !== "active") return this.replyBranch(input.req, b.spec, false);
-    b.reported = true;
     this.replyBranch(input.req, b.spec, false);
   }
 
@@ -760,17 +763,25 @@ export class Engine {
 
   // ---- phase 1 ----------------------------------------------------------------------------
 
+  /**
+   * Prepares one branch at a time, in participant-name order. Two transactions that touch the
+   * same rows in two databases then lock them in the same order: preparing in parallel, each
+   * could hold a row the other needs in a different database — a deadlock no database can
+   * see, broken only by the deadline. The cost is one prepare's latency per extra branch.
+   */
   private sendPrepares(live: Live): void {
-    for (const b of live.branches) {
-      if (live.votes.has(b.spec.n) || live.preparesOut.has(b.spec.n)) continue;
-      live.preparesOut.add(b.spec.n);
-      this.out.push({
-        type: "prepare",
-        xid: live.header.xid,
-        branch: b.spec,
-        deadlineMs: live.header.deadlineMs,
-      });
-    }
+    if (live.preparesOut.size > 0) return;
+    const next = [...live.branches]
+      .sort((a, b) => (a.spec.participant < b.spec.participant ? -1 : 1))
+      .find((b) => live.votes.get(b.spec.n)?.vote !== "yes");
+    if (!next || live.votes.has(next.spec.n)) return;
+    live.preparesOut.add(next.spec.n);
+    this.out.push({
+      type: "prepare",
+      xid: live.header.xid,
+      branch: next.spec,
+      deadlineMs: live.header.deadlineMs,
+    });
   }
 
   private voted(xid: Xid, n: BranchNo, vote: Vote): void {
@@ -778,6 +789,7 @@ export class Engine {
     live?.preparesOut.delete(n);
     if (!live || live.state !== "preparing") return;
     live.votes.set(n, vote);
+    if (vote.vote === "yes") this.sendPrepares(live);
     this.decideFromVotes(live);
   }
 
@@ -1031,7 +1043,6 @@ export class Engine {
       branches: t.branches.map((spec) => ({
         spec,
         servicePrepared: isServicePrepared(spec.payload),
-        reported: true,
         enlistKeys: new Map(),
       })),
       votes: new Map(),
@@ -1067,7 +1078,6 @@ export class Engine {
       live.state,
       live.branches.map((b) => ({
         spec: b.spec,
-        reported: b.reported,
         vote: live.votes.get(b.spec.n),
       })),
     );

@@ -40,7 +40,6 @@ export interface TxnView {
 /** Volatile facts the leader holds about a branch before the log knows its fate. */
 export interface LiveBranchFacts {
   readonly spec: BranchSpec;
-  readonly reported: boolean;
   readonly vote?: Vote;
 }
 
