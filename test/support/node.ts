@@ -20,7 +20,10 @@ export interface TestNode {
   readonly clientToken: string;
   readonly otherClientToken: string;
   readonly adminToken: string;
+  /** Stops the node, then removes its data and schema (unless the data directory was given). */
   stop(): Promise<void>;
+  /** Removes data and schema of a node already stopped through `node.stop()`. */
+  cleanup(): Promise<void>;
 }
 
 export interface TestNodeOptions {
@@ -73,6 +76,11 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
     config,
     createLogger(process.env.VERDICT_TEST_LOG ?? "silent", "test-1"),
   );
+  const cleanup = async (): Promise<void> => {
+    if (opts.dataDir) return;
+    await rm(dataDir, { recursive: true, force: true });
+    await dropSchema(schema);
+  };
   return {
     url: node.url,
     node,
@@ -83,10 +91,9 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
     adminToken,
     async stop() {
       await node.stop();
-      if (opts.dataDir) return;
-      await rm(dataDir, { recursive: true, force: true });
-      await dropSchema(schema);
+      await cleanup();
     },
+    cleanup,
   };
 }
 

@@ -17,6 +17,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { TransactionView } from "../../../client/index.js";
+import { newXid } from "../../../coordinator/core/ids.js";
 import {
   assertError,
   createAccounts,
@@ -51,6 +52,8 @@ let target: string;
 let empty: string;
 /** client-b's own active transaction (client-b may enlist only pg-b). */
 let scoped: string;
+/** client-a's active transaction with a service-prepared branch on pg-b, never prepared. */
+let service: string;
 let documented: Record<string, Record<string, Operation>>;
 
 interface Operation {
@@ -98,6 +101,12 @@ before(async () => {
   assert.equal(enlisted.status, 201, enlisted.text);
   empty = await begin(node.clientToken);
   scoped = await begin(node.otherClientToken);
+  service = await begin(node.clientToken);
+  const servicePrepared = await raw(node.url, "POST", `/v1/transactions/${service}/branches`, {
+    token: node.clientToken,
+    body: { participant: "pg-b", servicePrepared: true },
+  });
+  assert.equal(servicePrepared.status, 201, servicePrepared.text);
   documented = ((await raw(node.url, "GET", "/openapi.json")).body as { paths: typeof documented })
     .paths;
 });
@@ -118,6 +127,7 @@ async function observe(): Promise<unknown> {
     [target, node.clientToken],
     [empty, node.clientToken],
     [scoped, node.otherClientToken],
+    [service, node.clientToken],
   ] as const) {
     views.push((await raw(node.url, "GET", `/v1/transactions/${xid}`, { token })).body);
   }
@@ -274,7 +284,8 @@ function commonCases(path: string, op: Operation): Case[] {
  * route missing here fails the test: every route must say how it refuses bad input.
  */
 function routeCases(): Record<string, Case[]> {
-  const unknownXid = "0123456789abcdef0123456789abcdef";
+  // An xid of the node's format that began at the epoch: long past the retention time.
+  const unknownXid = newXid(0, "ab".repeat(10));
   const notFound = (body?: unknown): Case => ({
     name: "unknown xid",
     request: { token: node.clientToken, ...(body === undefined ? {} : { body }) },
@@ -282,12 +293,12 @@ function routeCases(): Record<string, Case[]> {
     status: 404,
     code: "transaction-not-found",
   });
-  // Commit and prepare of an xid the log never saw answer presumed abort (ARCHITECTURE §3:
-  // after a failover such a transaction answers `aborted`), and change nothing.
+  // Commit and prepare of a recent xid the log never saw answer presumed abort
+  // (ARCHITECTURE §3: after a failover such a transaction answers `aborted`), changing nothing.
   const presumedAborted: Case = {
-    name: "unknown xid (presumed abort)",
+    name: "unknown recent xid (presumed abort)",
     request: json({}),
-    xid: unknownXid,
+    xid: newXid(Date.now(), "cd".repeat(10)),
     status: 409,
     code: "transaction-aborted",
   };
@@ -496,6 +507,13 @@ function routeCases(): Record<string, Case[]> {
         code: "invalid-state",
       },
       {
+        name: "a service branch that is not prepared",
+        request: json({}),
+        xid: service,
+        status: 409,
+        code: "branch-not-prepared",
+      },
+      {
         name: "no such branch",
         request: json({}),
         xid: empty,
@@ -503,8 +521,8 @@ function routeCases(): Record<string, Case[]> {
         code: "branch-not-found",
       },
     ],
-    "POST /v1/transactions/{xid}/prepare": [presumedAborted],
-    "POST /v1/transactions/{xid}/commit": [presumedAborted],
+    "POST /v1/transactions/{xid}/prepare": [notFound({}), presumedAborted],
+    "POST /v1/transactions/{xid}/commit": [notFound({}), presumedAborted],
     "POST /v1/transactions/{xid}/abort": [notFound({})],
   };
 }
@@ -571,7 +589,7 @@ describe("bad input on every documented route", () => {
       ],
     );
     assert.deepEqual([...(await accounts.rows("pg-b"))], [[100, 100]]);
-    for (const xid of [empty]) {
+    for (const xid of [empty, service]) {
       await raw(node.url, "POST", `/v1/transactions/${xid}/abort`, json({}));
     }
     await raw(node.url, "POST", `/v1/transactions/${scoped}/abort`, {

@@ -3,114 +3,39 @@
  * engine, WAL, PostgreSQL participants pg-a → verdict_a and pg-b → verdict_b), an account
  * table with a unique name in both databases, direct connections that read the truth, raw
  * HTTP for the bad-input tests, and a check that no prepared branch of ours is left.
- *
- * Why not test/support/node.ts's startTestNode: it gives every node a fresh cluster id but
- * the fixed marker schema `verdict`, which registers one cluster for good (the demo node
- * owns it on this machine), so any second cluster fails with cluster-mismatch. This harness
- * gives each node its own marker schema and drops it at the end.
+ * Nodes come from test/support/node.ts (each with its own marker schema, dropped at the end).
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import pg from "pg";
-import { validateConfig } from "../../../coordinator/config/load.js";
-import { startNode, type RunningNode } from "../../../coordinator/node.js";
-import { createLogger } from "../../../coordinator/telemetry/logger.js";
+import { startTestNode, type TestNode, type TestNodeOptions } from "../../support/node.js";
 import { services } from "../../support/services.js";
 
 const runId = (): string => randomBytes(4).toString("hex");
 
-export interface ApiNodeOptions {
-  readonly limits?: Record<string, number>;
-  readonly protocol?: Record<string, number | boolean>;
-  readonly scopedParticipants?: string[];
-}
-
-export interface ApiNode {
-  readonly url: string;
-  readonly node: RunningNode;
-  readonly dataDir: string;
-  /** The participants' marker schema (in both databases). */
-  readonly schema: string;
-  readonly clientToken: string;
-  readonly otherClientToken: string;
-  readonly adminToken: string;
-  /** Stops the node, checks it left no prepared branch, drops its schemas and data. */
-  stop(): Promise<void>;
-}
+export type ApiNodeOptions = TestNodeOptions;
+/** A test node whose `stop` also checks that it left no prepared branch. */
+export type ApiNode = TestNode;
 
 /** Databases by participant name. */
 export const databases = { "pg-a": services.pgUrlA, "pg-b": services.pgUrlB } as const;
 export type Db = keyof typeof databases;
 
 export async function startApiNode(opts: ApiNodeOptions = {}): Promise<ApiNode> {
-  const run = runId();
-  const schema = `verdict_api_${run}`;
-  const dataDir = await mkdtemp(join(tmpdir(), "verdict-api-"));
-  const secret = () => randomBytes(18).toString("base64url");
-  const clientToken = secret();
-  const otherClientToken = secret();
-  const adminToken = secret();
-  const config = validateConfig(
-    {
-      node: { id: "api-test", dataDir, host: "127.0.0.1", port: 0 },
-      tokens: [
-        { id: "client-a", role: "client", secret: clientToken },
-        {
-          id: "client-b",
-          role: "client",
-          secret: otherClientToken,
-          ...(opts.scopedParticipants ? { participants: opts.scopedParticipants } : {}),
-        },
-        { id: "admin", role: "admin", secret: adminToken },
-      ],
-      participants: (Object.keys(databases) as Db[]).map((name) => ({
-        name,
-        kind: "postgres",
-        connectionString: databases[name],
-        schema,
-        poolSize: 8,
-      })),
-      limits: { inFlightTransactionsMax: 256, ...opts.limits },
-      protocol: { tickMs: 10, phase2BackoffBaseMs: 20, phase2BackoffMaxMs: 500, ...opts.protocol },
-      log: { level: "warn" },
-    },
-    "api-test",
-  );
-  let node: RunningNode;
-  try {
-    node = await startNode(config, createLogger(process.env.VERDICT_TEST_LOG ?? "silent", "api"));
-  } catch (err) {
-    await dropSchemas(schema);
-    await rm(dataDir, { recursive: true, force: true });
-    throw err;
-  }
+  const t = await startTestNode(opts);
   return {
-    url: node.url,
-    node,
-    dataDir,
-    schema,
-    clientToken,
-    otherClientToken,
-    adminToken,
+    ...t,
     async stop() {
-      await node.stop();
-      const left = await preparedOf(node.clusterId);
+      await t.node.stop();
+      const left = await preparedOf(t.node.clusterId);
       // Roll back whatever is left so the server is clean, then fail the file.
       await rollbackPrepared(left);
-      await dropSchemas(schema);
-      await rm(dataDir, { recursive: true, force: true });
+      await t.cleanup();
       assert.deepEqual(left, [], "prepared branches of this cluster left behind");
     },
   };
-}
-
-async function dropSchemas(schema: string): Promise<void> {
-  for (const url of Object.values(databases)) {
-    await withClient(url, (c) => c.query(`drop schema if exists "${schema}" cascade`));
-  }
 }
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
