@@ -17,16 +17,7 @@ export function inRequestSpan<T>(
   fn: () => Promise<T>,
 ): Promise<T> {
   const parent = propagation.extract(context.active(), headers);
-  return tracer.startActiveSpan(name, { attributes }, parent, async (span) => {
-    try {
-      return await fn();
-    } catch (e) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: String(e) });
-      throw e;
-    } finally {
-      span.end();
-    }
-  });
+  return context.with(parent, () => inSpan(name, attributes, fn));
 }
 
 /** Runs a participant call in a child span of whatever span is active. */

@@ -6,6 +6,10 @@
  * the OpenAPI document publishes. Types for the SDK come from `z.input` / `z.output`.
  */
 import { z } from "zod";
+import {
+  txnStates as transactionStates,
+  type TxnState as TransactionState,
+} from "../../core/txn.js";
 import { errorBodySchema } from "./errors.js";
 import type { ApiLimits } from "./limits.js";
 import { defaultApiLimits } from "./limits.js";
@@ -30,16 +34,9 @@ const recoveryErrorsMax = 100;
 const historyEntriesMax = 10_000;
 const preparedBranchesListedMax = 1000;
 
-export const transactionStates = [
-  "active",
-  "preparing",
-  "prepared",
-  "committing",
-  "committed",
-  "aborting",
-  "aborted",
-] as const;
-export type TransactionState = (typeof transactionStates)[number];
+/** The states of ARCHITECTURE.md §3, as the engine defines them. */
+export { txnStates as transactionStates } from "../../core/txn.js";
+export type { TxnState as TransactionState } from "../../core/txn.js";
 
 /**
  * A branch's life as the API shows it. `enlisted`: work staged (or, service-prepared,
