@@ -63,11 +63,21 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
   await writeFile(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
 
   const args = [...(options.nodeFlags ?? []), ...command, "start", "--config", configPath];
+  // Its own process group, so a Ctrl-C at the terminal reaches only the bench, which then
+  // stops the node in order; if the bench exits first, the node is told to stop too.
   const child = spawn(process.execPath, args, {
     cwd: repoRoot,
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stopOnExit = () => child.kill("SIGTERM");
+  process.once("exit", stopOnExit);
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      process.off("exit", stopOnExit);
+      resolve();
+    }),
+  );
   try {
     const { url, clusterId } = await awaitListening(child, options.log);
     return {

@@ -118,24 +118,17 @@ export async function directTwoPhase(
       const b = connection(connections, client, 1);
       const gid = `${directGidPrefix}${runId}:${client}:${seq++}`;
       const amount = randomAmount();
-      const prepared = await Promise.allSettled([
+      const [onA, onB] = await Promise.allSettled([
         prepareBranch(a, `${gid}:a`, debitSql, [amount, randomAccount(db.accounts)]),
         prepareBranch(b, `${gid}:b`, creditSql, [amount, randomAccount(db.accounts)]),
       ]);
-      const failed = prepared.find((p) => p.status === "rejected");
-      if (failed !== undefined) {
+      if (onA.status === "rejected" || onB.status === "rejected") {
         // Presumed abort: the side that did prepare is rolled back.
-        await Promise.all(
-          prepared.map((p, i) =>
-            p.status === "fulfilled"
-              ? (i === 0 ? a : b)
-                  .query(`rollback prepared ${literal(p.value)}`)
-                  // Left prepared: reported (and rolled back) by the end-of-run check.
-                  .catch(() => undefined)
-              : undefined,
-          ),
-        );
-        throw failed.reason;
+        await Promise.all([
+          onA.status === "fulfilled" ? rollBackQuietly(a, onA.value) : undefined,
+          onB.status === "fulfilled" ? rollBackQuietly(b, onB.value) : undefined,
+        ]);
+        throw onA.status === "rejected" ? onA.reason : (onB as PromiseRejectedResult).reason;
       }
       await Promise.all([commitPrepared(a, `${gid}:a`), commitPrepared(b, `${gid}:b`)]);
       moved += amount;
@@ -187,6 +180,11 @@ async function prepareBranch(
     await c.query("rollback").catch(() => undefined);
     throw err;
   }
+}
+
+/** A branch left prepared here is reported (and rolled back) by the end-of-run check. */
+async function rollBackQuietly(c: pg.Client, gid: string): Promise<void> {
+  await c.query(`rollback prepared ${literal(gid)}`).catch(() => undefined);
 }
 
 /** The decision is commit once both sides prepared: retried a few times, then reported. */

@@ -34,8 +34,10 @@ import {
 } from "./scenarios.js";
 import { formatMs, formatRatio, formatTable } from "./stats.js";
 
+// Clients are capped so that A0 (two connections per client) plus the node's two pools
+// (as many again) stay well under PostgreSQL's max_connections (300 in deploy/local).
 const spec = {
-  clients: { default: 16, min: 1, max: 128, help: "concurrent clients per scenario" },
+  clients: { default: 16, min: 1, max: 64, help: "concurrent clients per scenario" },
   "duration-s": { default: 10, min: 1, max: 3600, help: "measured seconds per scenario" },
   "warmup-s": { default: 1, min: 0, max: 60, help: "unmeasured seconds before each" },
   accounts: { default: 1000, min: 2, max: 10_000_000, help: "accounts per database" },
@@ -120,7 +122,7 @@ async function main(argv: readonly string[]): Promise<number> {
       if (stopping.signal.aborted) break;
       const scenario = await make();
       try {
-        measured.push(await measure(scenario, options, node.cpuMs, stopping.signal));
+        measured.push(await measure(scenario, options, () => node.cpuMs(), stopping.signal));
       } finally {
         await scenario.close();
       }
@@ -131,6 +133,27 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (options.profile === "on") say(`node CPU profile written to ${profileDir}`);
 
+  printResults(measured);
+  const ok = await check({ db, runId, schema, measured, verdictLeft, totalBefore, bBefore });
+  say(ok ? "checks passed" : "CHECKS FAILED");
+  return ok ? 0 : 1;
+}
+
+/**
+ * Money conserved across both databases; the money moved a → b equal to what confirmed
+ * commits moved (when no cross-database transfer failed); nothing left prepared. Prints
+ * each; answers whether all held. Cleans up what it can.
+ */
+async function check(run: {
+  readonly db: Databases;
+  readonly runId: string;
+  readonly schema: string;
+  readonly measured: readonly Measured[];
+  readonly verdictLeft: readonly string[];
+  readonly totalBefore: bigint;
+  readonly bBefore: bigint;
+}): Promise<boolean> {
+  const { db, runId, schema, measured, verdictLeft, totalBefore, bBefore } = run;
   const directLeft = [
     ...(await preparedWithPrefix(db.urlA, `${directGidPrefix}${runId}:`)),
     ...(await preparedWithPrefix(db.urlB, `${directGidPrefix}${runId}:`)),
@@ -138,7 +161,6 @@ async function main(argv: readonly string[]): Promise<number> {
   const totalAfter = (await totalBalance(db.urlA)) + (await totalBalance(db.urlB));
   const movedFound = (await totalBalance(db.urlB)) - bBefore;
 
-  printResults(measured);
   let ok = true;
   const conserved = totalAfter === totalBefore;
   ok &&= conserved;
@@ -165,7 +187,7 @@ async function main(argv: readonly string[]): Promise<number> {
     say(
       `Verdict left ${verdictLeft.length} branches prepared: ${verdictLeft.slice(0, 5).join(", ")}`,
     );
-    say(`schema ${schema} kept for inspection`);
+    say(`schema ${schema} kept for inspection; roll these back before the next run`);
   } else {
     for (const url of [db.urlA, db.urlB]) await dropSchema(url, schema);
   }
@@ -174,8 +196,7 @@ async function main(argv: readonly string[]): Promise<number> {
     say(`the direct client left ${directLeft.length} prepared: rolling them back`);
     for (const url of [db.urlA, db.urlB]) await rollBackStaleDirect(url);
   }
-  say(ok ? "checks passed" : "CHECKS FAILED");
-  return ok ? 0 : 1;
+  return ok;
 }
 
 async function measure(

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Participant } from "../participants/participant.js";
 import { createPostgresParticipant } from "../participants/postgres/participant.js";
-import { buildSchemas } from "./api/contract/schemas.js";
+import { buildSchemas, type ParticipantsResponse } from "./api/contract/schemas.js";
 import { buildServer, type ApiBackend } from "./api/server.js";
 import { branchWorkOverLimit } from "./api/branch-limits.js";
 import { loadOrCreateClusterId } from "./config/cluster-id.js";
@@ -53,6 +53,42 @@ function createParticipant(
         `participant ${p.name}: ${kind} participants are not available in this version`,
       );
   }
+}
+
+const preparedListedMax = 1000;
+
+/** Health and prepared branches of one participant, for operators; never throws. */
+async function describeParticipant(
+  name: string,
+  kind: "postgres" | "redis" | "kafka",
+  p: Participant | undefined,
+): Promise<ParticipantsResponse["participants"][number]> {
+  if (!p) {
+    return {
+      name,
+      kind,
+      ok: false,
+      detail: "not started",
+      warnings: [],
+      preparedBranches: [],
+      preparedBranchesTruncated: false,
+    };
+  }
+  const [health, prepared] = await Promise.allSettled([p.health(), p.recover()]);
+  const branches = prepared.status === "fulfilled" ? prepared.value : [];
+  return {
+    name,
+    kind,
+    ok: health.status === "fulfilled" && health.value.ok,
+    detail:
+      health.status === "fulfilled"
+        ? health.value.detail.slice(0, 4000)
+        : `health check failed: ${String(health.reason)}`.slice(0, 4000),
+    warnings:
+      health.status === "fulfilled" ? health.value.warnings.map((w) => w.slice(0, 4000)) : [],
+    preparedBranches: branches.slice(0, preparedListedMax),
+    preparedBranchesTruncated: branches.length > preparedListedMax,
+  };
 }
 
 export async function startNode(
@@ -118,6 +154,36 @@ export async function startNode(
     call: (input) => driver.call(input),
     view: (xid) => engine.view(xid),
     principalOf: (xid) => engine.principalOf(xid),
+    adminFacts: (xid) => engine.adminFacts(xid),
+    adminList: () => engine.adminList(),
+    participants: async () => ({
+      participants: await Promise.all(
+        config.participants.map(async (p) =>
+          describeParticipant(p.name, p.kind, participants.get(p.name)),
+        ),
+      ),
+    }),
+    cluster: () => ({
+      clusterId,
+      nodeId: config.node.id,
+      // Single-node mode: a Raft group of one, always its own leader.
+      leaderId: config.node.id,
+      leaderUrl: null,
+      term: 1,
+      commitIndex: log.lastIndex(),
+      appliedIndex: engine.table.appliedIndex,
+      members: [
+        {
+          id: config.node.id,
+          url: `http://${config.node.host}:${config.node.port}`,
+          role: "voter",
+          leader: true,
+          matchIndex: log.lastIndex(),
+          lagEntries: 0,
+          reachable: true,
+        },
+      ],
+    }),
     newXid: () => newXid(Date.now(), randomBytes(10).toString("hex")),
     checkServicePrepared: async (name, branchId) => {
       const p = participants.get(name);

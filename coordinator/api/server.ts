@@ -7,14 +7,21 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { z } from "zod";
-import type { Principal, Reply } from "../core/engine.js";
+import type { AdminFacts, Principal, Reply } from "../core/engine.js";
 import type { Xid } from "../core/ids.js";
 import type { TxnView } from "../core/view.js";
 import { ApiError, errorBody, validationFailed, type ErrorCode } from "./contract/errors.js";
 import { buildOpenApiDocument } from "./contract/openapi.js";
 import { buildRoutes, fastifyPath, type RouteSpec } from "./contract/routes.js";
-import { branchPayloadBytes, type EnlistCommand, type Schemas } from "./contract/schemas.js";
-import { toApiView } from "./views.js";
+import {
+  branchPayloadBytes,
+  type AdminListQuery,
+  type ClusterResponse,
+  type EnlistCommand,
+  type ParticipantsResponse,
+  type Schemas,
+} from "./contract/schemas.js";
+import { toAdminSummary, toAdminView, toApiView } from "./views.js";
 import { inRequestSpan } from "../telemetry/tracing.js";
 
 export interface ApiToken {
@@ -30,6 +37,10 @@ export interface ApiBackend {
   call(input: BackendCall): Promise<Reply>;
   view(xid: Xid): TxnView | undefined;
   principalOf(xid: Xid): string | undefined;
+  adminFacts(xid: Xid): AdminFacts | undefined;
+  adminList(): AdminFacts[];
+  participants(): Promise<ParticipantsResponse>;
+  cluster(): ClusterResponse;
   newXid(): Xid;
   /** Whether the participant holds this service-prepared branch prepared (a no-vote's detail if not). */
   checkServicePrepared(participant: string, branchId: string): Promise<string | undefined>;
@@ -66,6 +77,7 @@ type Handler = (ctx: {
   token: ApiToken;
   params: Record<string, unknown>;
   body: unknown;
+  query: unknown;
   idem?: { key: string; fingerprint: string };
 }) => Promise<{ status: number; body: unknown }>;
 
@@ -129,6 +141,7 @@ export function buildServer(opts: {
         }
         const params = parse(route.params, req.params, "params");
         const body = parse(route.body, req.body ?? {}, "body");
+        const query = parse(route.query, req.query ?? {}, "query");
         const idem = idempotency(req, route, schemas, body);
         const end = backend.observeRoute(route.id);
         const xid = (params as { xid?: string } | undefined)?.xid;
@@ -142,6 +155,7 @@ export function buildServer(opts: {
               token,
               params: (params ?? {}) as Record<string, unknown>,
               body,
+              query,
               ...(idem ? { idem } : {}),
             }),
         );
@@ -305,6 +319,37 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
         if (view.state === "committing") return { status: 202, body: toApiView(view) };
         return aborted(view);
       }),
+    adminListTransactions: ({ query }) => {
+      const q = query as AdminListQuery;
+      const matching = backend
+        .adminList()
+        .filter(
+          (f) =>
+            (q.state === undefined || f.view.state === q.state) &&
+            (q.inDoubt === undefined || f.inDoubt === q.inDoubt),
+        );
+      // The cursor is an offset into this ordering (in doubt first, newest first).
+      const start = q.cursor === undefined ? 0 : Number.parseInt(q.cursor, 10);
+      if (!Number.isSafeInteger(start) || start < 0) {
+        throw new ApiError("validation-failed", "cursor is not one this node gave", {
+          issues: [{ path: "query.cursor", message: "unknown cursor" }],
+        });
+      }
+      const page = matching.slice(start, start + q.limit);
+      const next = start + page.length < matching.length ? String(start + page.length) : null;
+      return Promise.resolve({
+        status: 200,
+        body: { transactions: page.map(toAdminSummary), nextCursor: next },
+      });
+    },
+    adminGetTransaction: ({ params }) => {
+      const xid = xidOf(params);
+      const facts = backend.adminFacts(xid);
+      if (!facts) throw new ApiError("transaction-not-found", `no transaction ${xid}`, { xid });
+      return Promise.resolve({ status: 200, body: toAdminView(facts) });
+    },
+    adminListParticipants: async () => ({ status: 200, body: await backend.participants() }),
+    adminGetCluster: () => Promise.resolve({ status: 200, body: backend.cluster() }),
     abortTransaction: ({ principal, params }) =>
       outcome({ type: "abort", principal, xid: xidOf(params) }, (view) => ({
         status: view.state === "aborted" ? 200 : 202,

@@ -1,6 +1,11 @@
 /** Engine views → the API's transaction view (ISO times, votes as yes/no with a reason). */
+import type { AdminFacts } from "../core/engine.js";
 import type { TxnView } from "../core/view.js";
-import type { TransactionView } from "./contract/schemas.js";
+import type {
+  AdminTransactionSummary,
+  AdminTransactionView,
+  TransactionView,
+} from "./contract/schemas.js";
 
 export function toApiView(v: TxnView): TransactionView {
   const abortReason = v.decision === "abort" || v.state === "aborted" ? v.reason : undefined;
@@ -31,5 +36,32 @@ export function toApiView(v: TxnView): TransactionView {
         }
       : {}),
     ...(v.heuristic ? { heuristic: v.heuristic } : {}),
+  };
+}
+
+/** The operator's view of a transaction: owner, retry counts and the log's history. */
+export function toAdminView(f: AdminFacts): AdminTransactionView {
+  const base = toApiView(f.view);
+  return {
+    ...base,
+    inDoubt: f.inDoubt,
+    createdAt: new Date(f.beganAtMs).toISOString(),
+    principal: f.principal,
+    branches: base.branches.map((b) => ({ ...b, attempts: f.attempts.get(b.branch) ?? 0 })),
+    history: f.history.map((h) => ({
+      index: h.index,
+      term: h.term,
+      at: new Date(h.atMs).toISOString(),
+      entry: h.kind === "preparing" ? "preparing" : h.kind,
+      detail: h.what.slice(0, 4000),
+    })),
+  };
+}
+
+export function toAdminSummary(f: AdminFacts): AdminTransactionSummary {
+  return {
+    ...toApiView(f.view),
+    inDoubt: f.inDoubt,
+    createdAt: new Date(f.beganAtMs).toISOString(),
   };
 }

@@ -31,7 +31,14 @@ import {
 } from "./ids.js";
 import { mergePayloads } from "./payload.js";
 import type { Ack, BranchSpec, Decision, DecisionCode, LogRecord, TxnHeader } from "./records.js";
-import { durableState, heuristicOf, TxnTable, type DurableTxn, type Entry } from "./table.js";
+import {
+  durableState,
+  heuristicOf,
+  TxnTable,
+  type DurableTxn,
+  type Entry,
+  type HistoryItem,
+} from "./table.js";
 import { isDecided, transition, type TxnState } from "./txn.js";
 import { viewOfDurable, viewOfLive, type TxnView } from "./view.js";
 
@@ -158,6 +165,21 @@ export type Output =
     }
   | { readonly type: "forgotten"; readonly branches: readonly BranchSpec[] }
   | { readonly type: "reply"; readonly req: ReqId; readonly reply: Reply };
+
+/** Decided but unfinished, or prepared and waiting for its decision. */
+function isInDoubt(state: TxnState): boolean {
+  return state === "committing" || state === "aborting" || state === "prepared";
+}
+
+export interface AdminFacts {
+  readonly view: TxnView;
+  readonly principal: string;
+  readonly beganAtMs: number;
+  readonly inDoubt: boolean;
+  readonly history: readonly HistoryItem[];
+  /** Branch number → phase-2 attempts that failed so far. */
+  readonly attempts: ReadonlyMap<number, number>;
+}
 
 export interface EngineConfig {
   readonly clusterId: ClusterId;
@@ -352,12 +374,48 @@ export class Engine {
     return this.live.get(xid)?.header.principal ?? this.table.get(xid)?.header.principal;
   }
 
+  /** What an operator sees of one transaction: its view, owner, history and retry counts. */
+  adminFacts(xid: Xid): AdminFacts | undefined {
+    const view = this.view(xid);
+    const live = this.live.get(xid);
+    const t = this.table.get(xid);
+    const header = live?.header ?? t?.header;
+    if (!view || !header) return undefined;
+    const attempts = new Map<number, number>();
+    for (const [n, track] of live?.phase2 ?? []) attempts.set(n, track.attempt);
+    return {
+      view,
+      principal: header.principal,
+      beganAtMs: header.beganAtMs,
+      inDoubt: isInDoubt(view.state),
+      history: t?.history ?? [],
+      attempts,
+    };
+  }
+
+  /** Every transaction this node knows: in doubt first, then newest first. */
+  adminList(): AdminFacts[] {
+    const xids = new Set<Xid>([
+      ...this.live.keys(),
+      ...[...this.table.all()].map((t) => t.header.xid),
+    ]);
+    const all: AdminFacts[] = [];
+    for (const xid of xids) {
+      const f = this.adminFacts(xid);
+      if (f) all.push(f);
+    }
+    return all.sort(
+      (a, b) =>
+        Number(b.inDoubt) - Number(a.inDoubt) ||
+        b.beganAtMs - a.beganAtMs ||
+        (a.view.xid < b.view.xid ? -1 : 1),
+    );
+  }
+
   /** Decided transactions with branches not yet acknowledged (the operator's "in doubt"). */
   inDoubt(): number {
     let n = 0;
-    for (const live of this.live.values()) {
-      if (live.state === "committing" || live.state === "aborting") n += 1;
-    }
+    for (const live of this.live.values()) if (isInDoubt(live.state)) n += 1;
     return n;
   }
 

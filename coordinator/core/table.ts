@@ -10,10 +10,13 @@ import type { TxnState } from "./txn.js";
 
 export type Heuristic = "heuristic-commit" | "heuristic-rollback" | "heuristic-mixed";
 
+export type HistoryKind = "preparing" | "decision" | "acknowledge" | "heuristic";
+
 export interface HistoryItem {
   readonly index: LogIndex;
   readonly term: Term;
   readonly atMs: number;
+  readonly kind: HistoryKind;
   readonly what: string;
 }
 
@@ -92,15 +95,15 @@ export class TxnTable {
     );
     this.lastApplied = entry.index;
     const r = entry.record;
-    const note = (t: DurableTxn, what: string): void => {
-      t.history.push({ index: entry.index, term: entry.term, atMs: r.atMs, what });
+    const note = (t: DurableTxn, kind: HistoryKind, what: string): void => {
+      t.history.push({ index: entry.index, term: entry.term, atMs: r.atMs, kind, what });
     };
     switch (r.type) {
       case "preparing": {
         // A retried commit after a restart may write `preparing` again: the first one holds.
         const existing = this.txns.get(r.txn.xid);
         if (existing) {
-          note(existing, "preparing (repeat)");
+          note(existing, "preparing", "preparing (repeat)");
           return { xid: r.txn.xid };
         }
         const t: DurableTxn = {
@@ -111,7 +114,11 @@ export class TxnTable {
           history: [],
         };
         this.txns.set(r.txn.xid, t);
-        note(t, `preparing ${r.branches.length} branch(es)${r.onePhase ? ", one-phase" : ""}`);
+        note(
+          t,
+          "preparing",
+          `preparing ${r.branches.length} branch(es)${r.onePhase ? ", one-phase" : ""}`,
+        );
         return { xid: r.txn.xid };
       }
       case "decide": {
@@ -128,7 +135,7 @@ export class TxnTable {
           this.txns.set(r.xid, t);
         }
         if (t.decision) {
-          note(t, `${r.decision} (${r.reason}) lost to ${t.decision.decision}`);
+          note(t, "decision", `${r.decision} (${r.reason}) lost to ${t.decision.decision}`);
           return { xid: r.xid, won: false };
         }
         t.decision = {
@@ -140,7 +147,7 @@ export class TxnTable {
           term: entry.term,
           atMs: r.atMs,
         };
-        note(t, `decided ${r.decision}: ${r.reason}`);
+        note(t, "decision", `decided ${r.decision}: ${r.reason}`);
         for (const a of r.acks ?? []) this.ack(t, a, note);
         return { xid: r.xid, won: true };
       }
@@ -158,11 +165,16 @@ export class TxnTable {
     }
   }
 
-  private ack(t: DurableTxn, a: Ack, note: (t: DurableTxn, what: string) => void): void {
+  private ack(
+    t: DurableTxn,
+    a: Ack,
+    note: (t: DurableTxn, kind: HistoryKind, what: string) => void,
+  ): void {
     invariant(t.decision !== undefined, `ack before decision for ${t.header.xid}`);
     if (t.acks.has(a.n)) return;
     t.acks.set(a.n, a);
-    note(t, `branch ${a.n} ${a.outcome}${a.detail ? `: ${a.detail}` : ""}`);
+    const kind = a.outcome.startsWith("heuristic") ? "heuristic" : "acknowledge";
+    note(t, kind, `branch ${a.n} ${a.outcome}${a.detail ? `: ${a.detail}` : ""}`);
   }
 
   /** A snapshot of the table, for log compaction; `restore` reads it back. */

@@ -72,6 +72,8 @@ interface Case {
   readonly xid?: string;
   /** The route's `{n}`; 1 unless said. */
   readonly n?: string;
+  /** A query string (without `?`). */
+  readonly query?: string;
   readonly status: number;
   readonly code: string;
 }
@@ -185,17 +187,18 @@ function commonCases(path: string, op: Operation): Case[] {
     });
   }
   if (path.includes("{xid}")) {
+    const token = admin ? node.adminToken : node.clientToken;
     cases.push(
       {
         name: "invalid xid",
-        request: { token: node.clientToken, ...body },
+        request: { token, ...body },
         xid: "x".repeat(65),
         status: 400,
         code: "validation-failed",
       },
       {
         name: "xid with a character outside the pattern",
-        request: { token: node.clientToken, ...body },
+        request: { token, ...body },
         xid: "bad.xid",
         status: 400,
         code: "validation-failed",
@@ -524,13 +527,31 @@ function routeCases(): Record<string, Case[]> {
     "POST /v1/transactions/{xid}/prepare": [notFound({}), presumedAborted],
     "POST /v1/transactions/{xid}/commit": [notFound({}), presumedAborted],
     "POST /v1/transactions/{xid}/abort": [notFound({})],
+    "GET /admin/v1/transactions": [
+      ["limit=0", "limit below 1"],
+      ["limit=99999999", "limit over listPageSizeMax"],
+      ["state=bogus", "unknown state"],
+      ["surprise=1", "unknown query parameter"],
+      ["cursor=zz", "a cursor this node never gave"],
+    ].map(([query, name]) => ({
+      name: name ?? "",
+      request: { token: node.adminToken },
+      query: query ?? "",
+      status: 400,
+      code: "validation-failed",
+    })),
+    "GET /admin/v1/transactions/{xid}": [{ ...notFound(), request: { token: node.adminToken } }],
+    // Beyond authentication (the common cases) these take no input at all.
+    "GET /admin/v1/participants": [],
+    "GET /admin/v1/cluster": [],
   };
 }
 
 function pathFor(path: string, c: Case): string {
-  return path
+  const filled = path
     .replace("{xid}", encodeURIComponent(c.xid ?? target))
     .replace("{n}", encodeURIComponent(c.n ?? "1"));
+  return c.query === undefined ? filled : `${filled}?${c.query}`;
 }
 
 describe("bad input on every documented route", () => {
