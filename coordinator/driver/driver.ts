@@ -185,14 +185,26 @@ export class Driver {
       .then(
         async (res) => {
           this.d.metrics.appendSeconds.observe((performance.now() - started) / 1000);
-          await this.d.failpoints.hit(
-            record.type === "preparing"
-              ? "after-preparing-durable"
-              : record.type === "decide"
-                ? "after-decision-durable"
-                : "after-append",
-          );
-          this.feedApplied({ index: res.firstIndex as LogIndex, term: res.term as Term, record });
+          const entry = { index: res.firstIndex as LogIndex, term: res.term as Term, record };
+          try {
+            await this.d.failpoints.hit(
+              record.type === "preparing"
+                ? "after-preparing-durable"
+                : record.type === "decide"
+                  ? "after-decision-durable"
+                  : "after-append",
+            );
+          } catch (e) {
+            // The entry is durable but its proposer hears a failure: the engine must cope with
+            // an append reported failed that landed anyway, and the log must still be applied
+            // in order, or every later entry would wait for this one forever.
+            this.d.logger.error(
+              { err: errorText(e), record: record.type },
+              "durable append reported failed",
+            );
+            this.input({ type: "append-failed", record, error: errorText(e) });
+          }
+          this.feedApplied(entry);
         },
         (e: unknown) => {
           this.d.logger.error({ err: errorText(e), record: record.type }, "log append failed");

@@ -18,11 +18,14 @@ import { dropSchema } from "./node.js";
 import { services } from "./services.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const cliPath = join(root, "dist/coordinator/cli/main.js");
+/** VERDICT_TEST_CLI runs another build (e.g. a deliberately broken one, to see the tests fail). */
+const cliPath = process.env.VERDICT_TEST_CLI ?? join(root, "dist/coordinator/cli/main.js");
 const startTimeoutMs = 20_000;
 const buildTimeoutMs = 180_000;
 /** What a failure message quotes of the node's log. */
 const logTailChars = 4_000;
+/** Of the node log kept in memory (the file has it all). */
+const logCharsMax = 8 * 1024 * 1024;
 
 export interface ExitStatus {
   readonly code: number | null;
@@ -55,8 +58,12 @@ export interface ProcessCluster {
   start(opts?: ProcessStartOptions): Promise<ProcessNode>;
   /** The cluster id the first start created (`<dataDir>/cluster-id`). */
   clusterId(): Promise<string>;
+  /** Everything its processes wrote so far. */
+  readLog(): string;
   /** The last characters of the node log, for failure messages. */
-  logTail(): Promise<string>;
+  logTail(): string;
+  /** SIGKILLs its running process, if any, and waits for it to exit. */
+  kill(): Promise<void>;
   /** Kills its running process, drops its schema and removes its data directory. */
   destroy(): Promise<void>;
 }
@@ -89,7 +96,7 @@ export async function killLeftovers(): Promise<void> {
   const waits = [...running].map(
     (child) =>
       new Promise<void>((done) => {
-        child.once("exit", () => done());
+        child.once("close", () => done());
         child.kill("SIGKILL");
       }),
   );
@@ -129,9 +136,20 @@ export async function createProcessCluster(
   let current: ProcessNode | undefined;
   let starts = 0;
 
-  const logTail = async () => {
-    const text = await readFile(logPath, "utf8").catch(() => "");
-    return text.slice(-logTailChars);
+  // Also kept in memory: the file stream may not have flushed when a test reads it.
+  let logText = "";
+  const record = (chunk: Buffer | string) => {
+    log.write(chunk);
+    logText += chunk.toString();
+    if (logText.length > logCharsMax) logText = logText.slice(-logCharsMax / 2);
+  };
+  const readLog = () => logText;
+  const logTail = () => logText.slice(-logTailChars);
+  const kill = async () => {
+    if (current && !current.exitStatus()) {
+      current.kill("SIGKILL");
+      await current.exited;
+    }
   };
 
   return {
@@ -141,11 +159,13 @@ export async function createProcessCluster(
     logPath,
     clientToken,
     adminToken,
+    readLog,
     logTail,
+    kill,
     async start(startOpts = {}) {
       if (current && !current.exitStatus()) throw new Error("the cluster's node is still running");
       starts += 1;
-      log.write(`---- start ${starts} failpoints=${startOpts.failpoints ?? "none"}\n`);
+      record(`---- start ${starts} failpoints=${startOpts.failpoints ?? "none"}\n`);
       const env = { ...process.env };
       delete env.VERDICT_FAILPOINTS;
       if (startOpts.failpoints) env.VERDICT_FAILPOINTS = startOpts.failpoints;
@@ -155,17 +175,14 @@ export async function createProcessCluster(
         stdio: ["ignore", "pipe", "pipe"],
       });
       running.add(child);
-      current = await awaitListening(child, log, logTail);
+      current = await awaitListening(child, record, logTail);
       return current;
     },
     async clusterId() {
       return (await readFile(join(dataDir, "cluster-id"), "utf8")).trim();
     },
     async destroy() {
-      if (current && !current.exitStatus()) {
-        current.kill("SIGKILL");
-        await current.exited;
-      }
+      await kill();
       await new Promise<void>((done) => log.end(done));
       await dropSchema(schema);
       await rm(dataDir, { recursive: true, force: true });
@@ -176,12 +193,13 @@ export async function createProcessCluster(
 /** Resolves with the node once it prints its URL; rejects (log quoted) if it exits first. */
 function awaitListening(
   child: ChildProcess,
-  log: NodeJS.WritableStream,
-  logTail: () => Promise<string>,
+  record: (chunk: Buffer) => void,
+  logTail: () => string,
 ): Promise<ProcessNode> {
   let status: ExitStatus | undefined;
   const exited = new Promise<ExitStatus>((done) => {
-    child.once("exit", (code, signal) => {
+    // `close`, not `exit`: by then all of its output has been read.
+    child.once("close", (code, signal) => {
       running.delete(child);
       status = { code, signal };
       done(status);
@@ -201,13 +219,11 @@ function awaitListening(
     let url: string | undefined;
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      void logTail().then((tail) =>
-        reject(new Error(`the node did not listen within ${startTimeoutMs} ms; log:\n${tail}`)),
-      );
+      reject(new Error(`the node did not listen within ${startTimeoutMs} ms; log:\n${logTail()}`));
     }, startTimeoutMs);
-    child.stderr?.on("data", (chunk: Buffer) => log.write(chunk));
+    child.stderr?.on("data", record);
     child.stdout?.on("data", (chunk: Buffer) => {
-      log.write(chunk);
+      record(chunk);
       if (url !== undefined) return;
       pending += chunk.toString("utf8");
       const m = /listening on (http:\/\/\S+)/.exec(pending);
@@ -220,11 +236,12 @@ function awaitListening(
         pending = pending.slice(-1024); // only the line being written matters
       }
     });
-    void exited.then(async (s) => {
+    void exited.then((s) => {
       if (url !== undefined) return;
       clearTimeout(timer);
-      const tail = await logTail();
-      reject(new Error(`the node exited (${describeExit(s)}) before listening; log:\n${tail}`));
+      reject(
+        new Error(`the node exited (${describeExit(s)}) before listening; log:\n${logTail()}`),
+      );
     });
   });
 }
