@@ -165,12 +165,17 @@ export class Driver {
               } as const);
         }).then(
           (outcome) => this.input({ type: "one-phase-done", xid: o.xid, outcome }),
-          (e: unknown) =>
+          (e: unknown) => {
+            this.d.logger.warn(
+              { xid: o.xid, err: errorText(e) },
+              `${o.type}: outcome unknown, will check the marker`,
+            );
             this.input({
               type: "one-phase-done",
               xid: o.xid,
               outcome: { outcome: "unknown", detail: errorText(e) },
-            }),
+            });
+          },
         );
       case "forgotten":
         return this.forget(o.branches);
