@@ -74,3 +74,20 @@ function usageOf(command: string, spec: OptionSpec): string {
   });
   return `usage: ${command} [options]\n${lines.join("\n")}`;
 }
+
+export function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** Runs a bench's main and exits with its code: 2 for a usage error, 1 for any other failure. */
+export function runMain(main: (argv: string[]) => Promise<number>): void {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(
+        `${err instanceof UsageError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
+      process.exit(err instanceof UsageError ? 2 : 1);
+    },
+  );
+}

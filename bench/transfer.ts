@@ -21,7 +21,7 @@ import {
   rollBackStaleDirect,
   totalBalance,
 } from "./accounts.js";
-import { parseOptions, UsageError } from "./args.js";
+import { parseOptions, runMain, say } from "./args.js";
 import { runLoad, type LoadResult } from "./load.js";
 import { startNodeProcess } from "./node-process.js";
 import {
@@ -308,16 +308,4 @@ function printResults(measured: readonly Measured[]): void {
   }
 }
 
-function say(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
-
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(
-      `${err instanceof UsageError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exit(err instanceof UsageError ? 2 : 1);
-  },
-);
+runMain(main);

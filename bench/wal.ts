@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { RecordCodec } from "../coordinator/log/decision-log.js";
 import { LocalDecisionLog } from "../coordinator/log/local-decision-log.js";
 import { NodeStorage } from "../coordinator/log/node-storage.js";
-import { parseOptions, UsageError } from "./args.js";
+import { parseOptions, runMain, say } from "./args.js";
 import { runLoad, type LoadResult } from "./load.js";
 import { formatMs, formatRatio, formatTable } from "./stats.js";
 
@@ -144,16 +144,4 @@ function printRows(rows: readonly Row[]): void {
   }
 }
 
-function say(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
-
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(
-      `${err instanceof UsageError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exit(err instanceof UsageError ? 2 : 1);
-  },
-);
+runMain(main);
