@@ -60,6 +60,11 @@ export interface PrepareContext {
 export interface Phase2Context {
   /** Term of the log entry that holds the decision, for the participant's audit trail. */
   readonly term: number;
+  /**
+   * When the decision was logged (epoch ms, the leader's clock). Nothing of the branch was
+   * made visible before it, which bounds where a participant must look for its own marker.
+   */
+  readonly decidedAtMs: number;
 }
 
 export interface Participant<P = unknown> {
@@ -74,6 +79,11 @@ export interface Participant<P = unknown> {
   commitOnePhase?(branch: BranchRef<P>, ctx: PrepareContext): Promise<OnePhaseOutcome>;
   /** For a one-phase branch after a crash: did it commit (its marker is present)? */
   isCommitted?(branchId: BranchId): Promise<boolean>;
+  /**
+   * Called once each time this node becomes leader, before any phase 2: a participant whose
+   * earlier attempts could still be running elsewhere (Kafka) fences them all here.
+   */
+  fence?(): Promise<void>;
   /** This cluster's prepared branches, by exact prefix match. */
   recover(): Promise<BranchId[]>;
   /** Collects markers and outcome records of forgotten branches. */

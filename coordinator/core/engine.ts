@@ -156,6 +156,7 @@ export type Output =
       readonly xid: Xid;
       readonly branch: BranchSpec;
       readonly term: Term;
+      readonly decidedAtMs: number;
     }
   | {
       readonly type: "commit-one-phase" | "check-one-phase";
@@ -935,6 +936,7 @@ export class Engine {
         xid: t.header.xid,
         branch: b,
         term: t.decision.term,
+        decidedAtMs: t.decision.atMs,
       });
     }
   }

@@ -126,7 +126,10 @@ export class Driver {
       case "rollback":
         return void this.participantCall(o.branch.participant, o.type, async (p) => {
           await this.d.failpoints.hit(o.type === "commit" ? "before-commit" : "before-rollback");
-          const outcome = await p[o.type](o.branch, { term: o.term });
+          const outcome = await p[o.type](o.branch, {
+            term: o.term,
+            decidedAtMs: o.decidedAtMs,
+          });
           await this.d.failpoints.hit(o.type === "commit" ? "after-commit" : "after-rollback");
           return outcome;
         }).then(

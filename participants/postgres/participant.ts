@@ -240,7 +240,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
         const vote = await this.checkServicePrepared(gid);
         if (vote.vote === "no")
           return { outcome: "aborted", reason: vote.reason, detail: vote.detail };
-        const outcome = await this.commit(branch, { term: 0 });
+        const outcome = await this.commit(branch, { term: 0, decidedAtMs: Date.now() });
         if (outcome.outcome === "heuristic-rollback") {
           return { outcome: "aborted", reason: noVoteReasons.rolledBack, detail: outcome.detail };
         }

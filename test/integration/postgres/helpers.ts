@@ -139,4 +139,4 @@ export async function startProxy(
 }
 
 export const deadlineIn = (ms: number): { deadlineMs: number } => ({ deadlineMs: Date.now() + ms });
-export const term = { term: 1 };
+export const term = { term: 1, decidedAtMs: 0 };

@@ -17,7 +17,8 @@ class CommitBeforeDurable extends Engine {
         continue;
       const xid = o.record.xid;
       const branches = this.table.get(xid)?.branches ?? o.record.branches ?? [];
-      for (const branch of branches) early.push({ type: "commit", xid, branch, term: 0 as Term });
+      for (const branch of branches)
+        early.push({ type: "commit", xid, branch, term: 0 as Term, decidedAtMs: nowMs });
     }
     return [...out, ...early];
   }
