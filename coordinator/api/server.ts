@@ -390,6 +390,7 @@ const engineCodes: Record<Extract<Reply, { kind: "error" }>["code"], ErrorCode> 
   "too-many-transactions": "too-many-transactions",
   "outcome-unknown": "outcome-unknown",
   "not-leader": "not-leader",
+  unavailable: "unavailable",
 };
 
 function engineError(reply: Extract<Reply, { kind: "error" }>): ApiError {

@@ -54,6 +54,7 @@ export function toAdminView(f: AdminFacts): AdminTransactionView {
       at: new Date(h.atMs).toISOString(),
       entry: h.kind === "preparing" ? "preparing" : h.kind,
       detail: h.what.slice(0, 4000),
+      ...(h.principal ? { principal: h.principal } : {}),
     })),
   };
 }

@@ -23,6 +23,7 @@ import { invariant } from "./assert.js";
 import { backoffMs, type BackoffConfig } from "./backoff.js";
 import {
   branchIdOf,
+  parseBranchId,
   xidBeganAtMs,
   type BranchNo,
   type ClusterId,
@@ -30,10 +31,19 @@ import {
   type Xid,
 } from "./ids.js";
 import { mergePayloads } from "./payload.js";
-import type { Ack, BranchSpec, Decision, DecisionCode, LogRecord, TxnHeader } from "./records.js";
+import type {
+  Ack,
+  BranchSpec,
+  Decision,
+  DecisionCode,
+  LogRecord,
+  Operator,
+  TxnHeader,
+} from "./records.js";
 import {
   durableState,
   heuristicOf,
+  isFinished,
   TxnTable,
   type DurableTxn,
   type Entry,
@@ -66,7 +76,8 @@ export type EngineErrorCode =
   | "branch-not-found"
   | "too-many-transactions"
   | "outcome-unknown"
-  | "not-leader";
+  | "not-leader"
+  | "unavailable";
 
 export type Reply =
   | { readonly kind: "txn"; readonly view: TxnView; readonly created?: boolean }
@@ -81,7 +92,26 @@ export type Reply =
       readonly code: EngineErrorCode;
       readonly message: string;
       readonly details?: Record<string, unknown>;
-    };
+    }
+  | { readonly kind: "recovery"; readonly report: RecoveryReport };
+
+/** What one recovery scan found and did, by branch. */
+export interface RecoveryReport {
+  readonly found: number;
+  readonly committed: number;
+  readonly rolledBack: number;
+  /** Living, being driven, or changed while the scan ran: left for later. */
+  readonly left: number;
+}
+
+/** One participant's answer to `recover()`: the prepared branches it holds. */
+export interface FoundBranches {
+  readonly participant: string;
+  readonly kind: ParticipantKind;
+  readonly branchIds: readonly string[];
+}
+
+export type ResolveAction = "commit" | "abort" | "settle" | "forget";
 
 /** A client call about one transaction. */
 export interface XidCall {
@@ -141,6 +171,26 @@ export type Input =
       readonly xid: Xid;
       readonly outcome: OnePhaseOutcome | { readonly outcome: "unknown"; readonly detail: string };
     }
+  | {
+      /** A recovery scan's lists, taken after the table had applied `startedAtIndex`. */
+      readonly type: "recovered";
+      readonly req: ReqId;
+      readonly startedAtIndex: number;
+      readonly found: readonly FoundBranches[];
+    }
+  | (XidCall & {
+      /** An operator's heuristic resolution (admin only). */
+      readonly type: "resolve";
+      readonly action: ResolveAction;
+      readonly reason: string;
+      readonly branch?: number;
+      /** Branch ids the participants list as prepared now (checked before a forced commit). */
+      readonly prepared: ReadonlySet<string>;
+    })
+  /** Shutting down: begin no new transaction. */
+  | { readonly type: "drain" }
+  /** Shutting down for good: abort (durably) what only this node's memory holds. */
+  | { readonly type: "abandon" }
   | { readonly type: "tick" };
 
 export type Output =
@@ -245,6 +295,13 @@ export class Engine {
   private readonly undecided = new Set<Xid>();
   private readonly finishedAt: { xid: Xid; atMs: number }[] = [];
   private pendingAcks: Ack[] = [];
+  /** Transactions with a `recover` record on its way to the log. */
+  private readonly recovering = new Set<Xid>();
+  /** Index of the last `forget` applied: a scan older than it may list what it forgot. */
+  private lastForgetIndex = 0;
+  /** Operators waiting for the entry their resolution wrote; a forget keeps the last view. */
+  private readonly operatorWaits = new Map<Xid, { req: ReqId; last?: TxnView }[]>();
+  private draining = false;
   private acksInFlight = false;
   private forgetInFlight = false;
   private leader = false;
@@ -311,6 +368,18 @@ export class Engine {
         break;
       case "one-phase-done":
         this.onePhaseDone(input.xid, input.outcome);
+        break;
+      case "recovered":
+        this.recovered(input);
+        break;
+      case "resolve":
+        this.resolve(input);
+        break;
+      case "drain":
+        this.draining = true;
+        break;
+      case "abandon":
+        this.abandon();
         break;
       case "tick":
         this.tick();
@@ -424,10 +493,23 @@ export class Engine {
     return this.live.size + this.undecided.size;
   }
 
+  /**
+   * Transactions a shutdown should wait for: everything this node drives, except those
+   * prepared and waiting for their client — the log holds them, the next start resumes them.
+   */
+  drainPending(): number {
+    let n = 0;
+    for (const live of this.live.values()) if (live.state !== "prepared") n += 1;
+    return n;
+  }
+
   // ---- client calls -------------------------------------------------------------------------
 
   private begin(input: Extract<Input, { type: "begin" }>): void {
     if (!this.leader) return this.reply(input.req, notLeader());
+    if (this.draining) {
+      return this.reply(input.req, errorReply("unavailable", "the node is shutting down"));
+    }
     if (input.idem) {
       const scoped = `${input.principal.id}\u0000${input.idem.key}`;
       const prior = this.beginKeys.get(scoped);
@@ -661,8 +743,16 @@ export class Engine {
   // ---- the log ----------------------------------------------------------------------------
 
   private applied(entry: Entry): void {
-    const result = this.table.apply(entry);
     const r = entry.record;
+    // Markers may be collected only once the forget is durable: read the branches first.
+    const forgotten =
+      r.type === "forget" && this.leader
+        ? r.xids.flatMap((xid) => {
+            const t = this.table.get(xid);
+            return t && isFinished(durableState(t)) ? t.branches : [];
+          })
+        : [];
+    const result = this.table.apply(entry);
     switch (r.type) {
       case "preparing": {
         // A repeated `preparing` may land after the decision: it is not undecided again.
@@ -715,36 +805,58 @@ export class Engine {
           this.answerWaiting(live, t);
         }
         this.startPhase2(live);
+        this.answerOperators([r.xid]);
         return;
       }
       case "acks":
-        this.acksInFlight = false;
-        for (const a of r.acks) this.maybeFinished(a.xid);
+        if (!r.operator) this.acksInFlight = false;
+        for (const a of r.acks) {
+          // A branch settled by hand is retried no more.
+          this.live.get(a.xid)?.phase2.delete(a.n);
+          this.maybeFinished(a.xid);
+        }
+        this.answerOperators(r.acks.map((a) => a.xid));
         this.flushAcks();
         return;
       case "forget":
-        this.forgetInFlight = false;
+        this.lastForgetIndex = entry.index;
+        if (!r.operator) this.forgetInFlight = false;
+        if (forgotten.length > 0) this.out.push({ type: "forgotten", branches: forgotten });
+        this.answerOperators(r.xids);
         return;
+      case "recover": {
+        this.recovering.delete(r.xid);
+        const t = this.table.get(r.xid);
+        if (!this.leader || !t?.decision) return;
+        const live = this.revive(t);
+        live.state = durableState(t);
+        this.startPhase2(live);
+        return;
+      }
     }
   }
 
   private appendFailed(record: LogRecord, error: string): void {
     const xids =
-      record.type === "preparing"
-        ? [record.txn.xid]
-        : record.type === "decide"
+      record.type === "preparing" ? [record.txn.xid] : record.type === "decide" ? [record.xid] : [];
+    if (record.type !== "preparing" && record.type !== "recover" && record.operator) {
+      // An operator's entry is not retried here: the operator hears it and may repeat.
+      const touched =
+        record.type === "decide"
           ? [record.xid]
           : record.type === "acks"
-            ? []
-            : [];
-    if (record.type === "acks") {
+            ? record.acks.map((a) => a.xid)
+            : record.xids;
+      this.failOperators(touched, error);
+    } else if (record.type === "acks") {
       this.acksInFlight = false;
       this.pendingAcks = [...record.acks, ...this.pendingAcks];
-    }
-    if (record.type === "forget") {
+    } else if (record.type === "forget") {
       this.forgetInFlight = false;
       // Forget them on a later tick; if the entry landed anyway they are simply gone.
       this.finishedAt.unshift(...record.xids.map((xid) => ({ xid, atMs: record.atMs })));
+    } else if (record.type === "recover") {
+      this.recovering.delete(record.xid); // the next scan finds the branches again
     }
     for (const xid of xids) {
       const live = this.live.get(xid);
@@ -794,6 +906,7 @@ export class Engine {
     reason: string,
     acks?: Ack[],
     branch?: BranchNo,
+    operator?: Operator,
   ): void {
     if (live.proposing === "decide") return;
     if (decision === "commit" && acks === undefined && this.nowMs > live.header.deadlineMs) {
@@ -815,6 +928,7 @@ export class Engine {
         ...(branch === undefined ? {} : { branch }),
         ...(known ? {} : { txn: live.header, branches: live.branches.map((b) => b.spec) }),
         ...(acks ? { acks } : {}),
+        ...(operator ? { operator } : {}),
         atMs: this.nowMs,
       },
     });
@@ -1007,6 +1121,287 @@ export class Engine {
     }
   }
 
+  // ---- recovery ---------------------------------------------------------------------------
+
+  /**
+   * Settles prepared branches the log does not explain (issue #4): unknown to the log → roll
+   * back (presumed abort); of a decided transaction but not being driven → its decision again.
+   * Everything living is left alone: a transaction this node drives, an undecided one (its
+   * deadline decides it), a branch whose phase 2 is under way, and anything that changed
+   * since the scan began — its lists may be stale, and the next scan will see it afresh.
+   */
+  private recovered(input: Extract<Input, { type: "recovered" }>): void {
+    if (!this.leader) return this.reply(input.req, notLeader());
+    const forgotSince = this.lastForgetIndex > input.startedAtIndex;
+    const groups = new Map<Xid, { unknown: boolean; branches: BranchSpec[] }>();
+    let found = 0;
+    let committed = 0;
+    let rolledBack = 0;
+    for (const list of input.found) {
+      for (const branchId of list.branchIds) {
+        found += 1;
+        const id = parseBranchId(this.cfg.clusterId, branchId);
+        const t = id && this.table.get(id.xid);
+        const action = id && this.orphanAction(id.xid, id.n, input.startedAtIndex, forgotSince);
+        if (!id || !action) continue;
+        const group = groups.get(id.xid) ?? { unknown: t === undefined, branches: [] };
+        groups.set(id.xid, group);
+        if (group.branches.some((b) => b.n === id.n)) continue;
+        group.branches.push(
+          t?.branches.find((b) => b.n === id.n) ?? {
+            n: id.n,
+            branchId: branchId as BranchSpec["branchId"],
+            participant: list.participant,
+            kind: list.kind,
+            payload: { kind: "orphan" },
+          },
+        );
+        if (action === "commit") committed += 1;
+        else rolledBack += 1;
+      }
+    }
+    for (const [xid, group] of groups) {
+      this.recovering.add(xid);
+      const beganAtMs = xidBeganAtMs(xid) ?? this.nowMs;
+      const decision = this.table.get(xid)?.decision?.decision ?? "abort";
+      this.out.push({
+        type: "append",
+        record: {
+          type: "recover",
+          v: 1,
+          xid,
+          ...(group.unknown
+            ? {
+                txn: {
+                  xid,
+                  principal: recoveryPrincipal,
+                  beganAtMs,
+                  deadlineMs: this.nowMs,
+                  labels: {},
+                },
+              }
+            : {}),
+          branches: group.branches,
+          reason: group.unknown
+            ? "recovery: a prepared branch of a transaction the log does not know: presumed abort"
+            : `recovery: a branch still prepared after the ${decision} decision was carried out`,
+          atMs: this.nowMs,
+        },
+      });
+    }
+    this.reply(input.req, {
+      kind: "recovery",
+      report: { found, committed, rolledBack, left: found - committed - rolledBack },
+    });
+  }
+
+  /** What recovery must do with branch `n` of `xid` found prepared, or undefined to leave it. */
+  private orphanAction(
+    xid: Xid,
+    n: number,
+    startedAtIndex: number,
+    forgotSince: boolean,
+  ): Decision | undefined {
+    if (this.recovering.has(xid)) return undefined;
+    const t = this.table.get(xid);
+    if (!t) return this.live.has(xid) || forgotSince ? undefined : "abort";
+    if (!t.decision) return undefined;
+    if ((t.history.at(-1)?.index ?? 0) > startedAtIndex) return undefined;
+    const driven = t.branches.some((b) => b.n === n) && !t.acks.has(n);
+    return driven ? undefined : t.decision.decision;
+  }
+
+  // ---- operators ----------------------------------------------------------------------------
+
+  /** An operator's heuristic resolution; refused (409) whenever it would break a guarantee. */
+  private resolve(input: Extract<Input, { type: "resolve" }>): void {
+    if (!this.leader) return this.reply(input.req, notLeader());
+    const operator: Operator = { id: input.principal.id, reason: input.reason };
+    const t = this.table.get(input.xid);
+    const live = this.live.get(input.xid);
+    if (!t && !live) return this.reply(input.req, notFound(input.xid));
+    const decided = t?.decision?.decision;
+    const refuse = (state: TxnState, why: string, details: Record<string, unknown> = {}) =>
+      this.reply(
+        input.req,
+        errorReply("invalid-state", why, { xid: input.xid, state, ...details }),
+      );
+    const state = this.view(input.xid)?.state ?? "aborted";
+    switch (input.action) {
+      case "commit":
+      case "abort": {
+        if (decided === input.action) {
+          return this.reply(input.req, { kind: "txn", view: this.viewOrThrow(input.xid) });
+        }
+        if (decided === "commit") return this.reply(input.req, alreadyCommitted(input.xid));
+        if (decided === "abort") {
+          return refuse(state, "the transaction is decided abort; a decision never changes");
+        }
+        const target = live ?? (t ? this.revive(t) : undefined);
+        invariant(target !== undefined, "undecided transaction without state");
+        if (target.proposing === "decide" || this.onePhasePending(target)) {
+          return refuse(state, "its decision is being written; ask again in a moment");
+        }
+        if (input.action === "abort") {
+          this.waitOperator(input.xid, input.req);
+          return this.proposeDecision(
+            target,
+            "abort",
+            "operator-abort",
+            `aborted by operator ${operator.id}: ${operator.reason}`,
+            undefined,
+            undefined,
+            operator,
+          );
+        }
+        return this.forceCommit(input, target, operator, state);
+      }
+      case "settle":
+        return this.settle(input, operator, state);
+      case "forget": {
+        if (!t || !isFinished(state)) {
+          return refuse(state, "only a finished transaction can be forgotten");
+        }
+        if (heuristicOf(t) === undefined) {
+          return refuse(
+            state,
+            "not a heuristic case: it is forgotten on its own after the retention time",
+          );
+        }
+        this.waitOperator(input.xid, input.req, viewOfDurable(t));
+        this.out.push({
+          type: "append",
+          record: { type: "forget", v: 1, xids: [input.xid], operator, atMs: this.nowMs },
+        });
+        return;
+      }
+    }
+  }
+
+  /** Commit by hand, only once every branch is prepared (a Kafka branch is its logged messages). */
+  private forceCommit(
+    input: Extract<Input, { type: "resolve" }>,
+    live: Live,
+    operator: Operator,
+    state: TxnState,
+  ): void {
+    const logged = this.table.get(input.xid) !== undefined;
+    const notPrepared = live.branches
+      .filter((b) => b.spec.kind !== "kafka" && !input.prepared.has(b.spec.branchId))
+      .map((b) => b.spec.n);
+    const why = !logged
+      ? "nothing is prepared yet: it never reached preparing"
+      : notPrepared.length > 0
+        ? `not every branch is prepared: branch ${notPrepared.join(", ")}`
+        : this.nowMs > live.header.deadlineMs
+          ? "its deadline has passed: only abort may be decided"
+          : undefined;
+    if (why) {
+      return this.reply(
+        input.req,
+        errorReply("invalid-state", why, { xid: input.xid, state, notPrepared }),
+      );
+    }
+    this.waitOperator(input.xid, input.req);
+    this.proposeDecision(
+      live,
+      "commit",
+      "operator-commit",
+      `committed by operator ${operator.id}: ${operator.reason}`,
+      undefined,
+      undefined,
+      operator,
+    );
+  }
+
+  /** Records unfinished branches of a decided transaction as settled by hand. */
+  private settle(
+    input: Extract<Input, { type: "resolve" }>,
+    operator: Operator,
+    state: TxnState,
+  ): void {
+    const t = this.table.get(input.xid);
+    if (!t?.decision) {
+      return this.reply(
+        input.req,
+        errorReply("invalid-state", "only a decided transaction's branches can be settled", {
+          xid: input.xid,
+          state,
+        }),
+      );
+    }
+    if (input.branch !== undefined && !t.branches.some((b) => b.n === input.branch)) {
+      return this.reply(
+        input.req,
+        errorReply("branch-not-found", `no branch ${input.branch}`, {
+          xid: input.xid,
+          branch: input.branch,
+        }),
+      );
+    }
+    const acks: Ack[] = t.branches
+      .filter((b) => !t.acks.has(b.n) && (input.branch === undefined || b.n === input.branch))
+      .map((b) => ({
+        xid: input.xid,
+        n: b.n,
+        outcome: "settled-by-operator",
+        detail: `by ${operator.id}: ${operator.reason}`,
+      }));
+    if (acks.length === 0) return this.reply(input.req, { kind: "txn", view: viewOfDurable(t) });
+    this.waitOperator(input.xid, input.req);
+    this.out.push({
+      type: "append",
+      record: { type: "acks", v: 1, acks, operator, atMs: this.nowMs },
+    });
+  }
+
+  private waitOperator(xid: Xid, req: ReqId, last?: TxnView): void {
+    const waits = this.operatorWaits.get(xid) ?? [];
+    waits.push({ req, ...(last ? { last } : {}) });
+    this.operatorWaits.set(xid, waits);
+  }
+
+  /** An entry about these transactions was applied: operators waiting on them hear the outcome. */
+  private answerOperators(xids: readonly Xid[]): void {
+    for (const xid of xids) {
+      for (const w of this.operatorWaits.get(xid) ?? []) {
+        const view = this.view(xid) ?? w.last;
+        this.reply(
+          w.req,
+          view ? { kind: "txn", view } : errorReply("outcome-unknown", "the transaction is gone"),
+        );
+      }
+      this.operatorWaits.delete(xid);
+    }
+  }
+
+  private failOperators(xids: readonly Xid[], error: string): void {
+    for (const xid of xids) {
+      for (const w of this.operatorWaits.get(xid) ?? []) {
+        this.reply(
+          w.req,
+          errorReply("outcome-unknown", `the log did not take the entry: ${error}`),
+        );
+      }
+      this.operatorWaits.delete(xid);
+    }
+  }
+
+  // ---- shutdown -----------------------------------------------------------------------------
+
+  /**
+   * The node is going away: a transaction that never reached `preparing` lives only in this
+   * node's memory and cannot be saved, so it is aborted durably now (its client then hears
+   * `aborted`, not silence). Everything the log holds is resumed by the next start.
+   */
+  private abandon(): void {
+    if (!this.leader) return;
+    for (const live of this.live.values()) {
+      if (live.state !== "active" || live.proposing !== undefined) continue;
+      this.proposeDecision(live, "abort", "shutdown", "the node shut down before a decision");
+    }
+  }
+
   // ---- time -------------------------------------------------------------------------------
 
   private tick(): void {
@@ -1047,20 +1442,19 @@ export class Engine {
   private forgetExpired(): void {
     if (this.forgetInFlight) return;
     const xids: Xid[] = [];
-    const branches: BranchSpec[] = [];
     while (xids.length < this.cfg.forgetBatchMax) {
       const head = this.finishedAt[0];
       if (!head || head.atMs + this.cfg.retentionMs > this.nowMs) break;
       this.finishedAt.shift();
       const t = this.table.get(head.xid);
-      if (!t || heuristicOf(t) !== undefined) continue; // heuristic cases stay until an operator forgets them
+      // Heuristic cases stay until an operator forgets them; one reopened by recovery is
+      // queued again when it finishes.
+      if (!t || heuristicOf(t) !== undefined || !isFinished(durableState(t))) continue;
       xids.push(head.xid);
-      branches.push(...t.branches);
     }
     if (xids.length === 0) return;
     this.forgetInFlight = true;
     this.out.push({ type: "append", record: { type: "forget", v: 1, xids, atMs: this.nowMs } });
-    this.out.push({ type: "forgotten", branches });
   }
 
   // ---- helpers ----------------------------------------------------------------------------
@@ -1090,7 +1484,11 @@ export class Engine {
   }
 
   private mayDrive(principal: Principal, header: TxnHeader): boolean {
-    return principal.admin || principal.id === header.principal;
+    // Recovery does not know who began a transaction it found: its xid is the only key, as
+    // for the presumed-abort answer about an unknown one.
+    return (
+      principal.admin || principal.id === header.principal || header.principal === recoveryPrincipal
+    );
   }
 
   /** Rebuilds the leader's tracking of a transaction from the log (after a restart). */
@@ -1124,6 +1522,12 @@ export class Engine {
     return t !== undefined && t.onePhase && t.decision === undefined;
   }
 
+  private viewOrThrow(xid: Xid): TxnView {
+    const view = this.view(xid);
+    invariant(view !== undefined, `no view of ${xid}`);
+    return view;
+  }
+
   private reviveUndecided(xid: Xid): Live | undefined {
     const t = this.table.get(xid);
     if (!t || t.decision) return undefined;
@@ -1151,6 +1555,9 @@ export class Engine {
     this.out.push({ type: "reply", req, reply });
   }
 }
+
+/** The principal recorded on transactions that recovery found in participants. */
+const recoveryPrincipal = "verdict-recovery";
 
 function only<T>(items: readonly T[]): T {
   invariant(

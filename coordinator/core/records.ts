@@ -22,7 +22,17 @@ export type DecisionCode =
   | "prepare-failed"
   | "client-abort"
   | "operator-commit"
-  | "operator-abort";
+  | "operator-abort"
+  /** Recovery found a prepared branch of a transaction the log does not know. */
+  | "presumed-abort"
+  /** The node shut down before the transaction could be decided otherwise. */
+  | "shutdown";
+
+/** Who did something by hand, and why: kept in the log for the audit trail. */
+export interface Operator {
+  readonly id: string;
+  readonly reason: string;
+}
 
 export interface TxnHeader {
   readonly xid: Xid;
@@ -42,7 +52,8 @@ export interface BranchSpec {
   readonly payload: unknown;
 }
 
-export type AckOutcome = Phase2Outcome["outcome"];
+/** How phase 2 ended on a branch; `settled-by-operator`: an operator settled it by hand. */
+export type AckOutcome = Phase2Outcome["outcome"] | "settled-by-operator";
 
 export interface Ack {
   readonly xid: Xid;
@@ -77,13 +88,35 @@ export type LogRecord =
       readonly branches?: readonly BranchSpec[];
       /** Branches already settled with this decision (one-phase commit). */
       readonly acks?: readonly Ack[];
+      readonly operator?: Operator;
       readonly atMs: number;
     }
-  | { readonly type: "acks"; readonly v: 1; readonly acks: readonly Ack[]; readonly atMs: number }
+  | {
+      readonly type: "acks";
+      readonly v: 1;
+      readonly acks: readonly Ack[];
+      readonly operator?: Operator;
+      readonly atMs: number;
+    }
   | {
       readonly type: "forget";
       readonly v: 1;
       readonly xids: readonly Xid[];
+      readonly operator?: Operator;
+      readonly atMs: number;
+    }
+  | {
+      /**
+       * Recovery found prepared branches the log does not explain: they are driven to the
+       * transaction's decision (again), or — when the log has no record of the transaction —
+       * it is created here decided abort (`txn` present), so their rollback is logged first.
+       */
+      readonly type: "recover";
+      readonly v: 1;
+      readonly xid: Xid;
+      readonly txn?: TxnHeader;
+      readonly branches: readonly BranchSpec[];
+      readonly reason: string;
       readonly atMs: number;
     };
 

@@ -10,7 +10,8 @@ import type { TxnState } from "./txn.js";
 
 export type Heuristic = "heuristic-commit" | "heuristic-rollback" | "heuristic-mixed";
 
-export type HistoryKind = "preparing" | "decision" | "acknowledge" | "heuristic";
+export type HistoryKind =
+  "preparing" | "decision" | "acknowledge" | "heuristic" | "recovery" | "operator-resolution";
 
 export interface HistoryItem {
   readonly index: LogIndex;
@@ -18,11 +19,14 @@ export interface HistoryItem {
   readonly atMs: number;
   readonly kind: HistoryKind;
   readonly what: string;
+  /** The operator who did it by hand. */
+  readonly principal?: string;
 }
 
 export interface DurableTxn {
   readonly header: TxnHeader;
-  readonly branches: readonly BranchSpec[];
+  /** Grows only when recovery finds a branch the log did not know. */
+  branches: readonly BranchSpec[];
   readonly onePhase: boolean;
   decision?: {
     readonly decision: Decision;
@@ -56,6 +60,10 @@ export function durableState(t: DurableTxn): TxnState {
   const done = t.branches.every((b) => t.acks.has(b.n));
   if (t.decision.decision === "commit") return done ? "committed" : "committing";
   return done ? "aborted" : "aborting";
+}
+
+export function isFinished(state: TxnState): boolean {
+  return state === "committed" || state === "aborted";
 }
 
 /** Heuristic outcome of a transaction, from its acknowledgements, if any branch went its own way. */
@@ -95,8 +103,16 @@ export class TxnTable {
     );
     this.lastApplied = entry.index;
     const r = entry.record;
+    const operator = "operator" in r ? r.operator : undefined;
     const note = (t: DurableTxn, kind: HistoryKind, what: string): void => {
-      t.history.push({ index: entry.index, term: entry.term, atMs: r.atMs, kind, what });
+      t.history.push({
+        index: entry.index,
+        term: entry.term,
+        atMs: r.atMs,
+        kind: operator ? "operator-resolution" : kind,
+        what: operator ? `${what} (by ${operator.id}: ${operator.reason})` : what,
+        ...(operator ? { principal: operator.id } : {}),
+      });
     };
     switch (r.type) {
       case "preparing": {
@@ -158,11 +174,54 @@ export class TxnTable {
         }
         return {};
       case "forget":
-        for (const xid of r.xids) this.txns.delete(xid);
+        // One that recovery reopened after the forget was proposed stays until it finishes.
+        for (const xid of r.xids) {
+          const t = this.txns.get(xid);
+          if (t && isFinished(durableState(t))) this.txns.delete(xid);
+        }
         return {};
+      case "recover":
+        return this.recover(entry, r, note);
       default:
         return assertNever(r, "log record");
     }
+  }
+
+  private recover(
+    entry: Entry,
+    r: Extract<LogRecord, { type: "recover" }>,
+    note: (t: DurableTxn, kind: HistoryKind, what: string) => void,
+  ): ApplyResult {
+    let t = this.txns.get(r.xid);
+    if (!t && r.txn) {
+      t = {
+        header: r.txn,
+        branches: [],
+        onePhase: false,
+        decision: {
+          decision: "abort",
+          code: "presumed-abort",
+          reason: r.reason,
+          index: entry.index,
+          term: entry.term,
+          atMs: r.atMs,
+        },
+        acks: new Map(),
+        history: [],
+      };
+      this.txns.set(r.xid, t);
+    }
+    // Only a decided transaction has branches to drive; an undecided one is still living.
+    if (!t?.decision) return { xid: r.xid };
+    const branches = [...t.branches];
+    for (const b of r.branches) {
+      t.acks.delete(b.n);
+      if (!branches.some((x) => x.n === b.n)) branches.push(b);
+    }
+    t.branches = branches.sort((a, b) => a.n - b.n);
+    const names = r.branches.map((b) => `${b.n} (${b.participant})`).join(", ");
+    note(t, "recovery", `found prepared: branch ${names}; ${t.decision.decision}: ${r.reason}`);
+    return { xid: r.xid };
   }
 
   private ack(

@@ -14,7 +14,8 @@ export type BranchState =
   | "committed"
   | "rolled-back"
   | "heuristic-commit"
-  | "heuristic-rollback";
+  | "heuristic-rollback"
+  | "settled-by-operator";
 
 export interface BranchView {
   readonly branch: BranchNo;
@@ -108,7 +109,11 @@ function durableBranchState(t: DurableTxn, n: number, vote: Vote | undefined): B
   }
   const commit = t.decision.decision === "commit";
   if (!ack) return commit ? "committing" : "rolling-back";
-  if (ack.outcome === "heuristic-commit" || ack.outcome === "heuristic-rollback") {
+  if (
+    ack.outcome === "heuristic-commit" ||
+    ack.outcome === "heuristic-rollback" ||
+    ack.outcome === "settled-by-operator"
+  ) {
     return ack.outcome;
   }
   return commit ? "committed" : "rolled-back";

@@ -53,6 +53,7 @@ export const branchStates = [
   "rolled-back",
   "heuristic-commit",
   "heuristic-rollback",
+  "settled-by-operator",
 ] as const;
 
 export const heuristicOutcomes = [
@@ -60,6 +61,9 @@ export const heuristicOutcomes = [
   "heuristic-rollback",
   "heuristic-mixed",
 ] as const;
+
+/** What an operator may do to one transaction (admin resolve). */
+export const resolveActions = ["commit", "abort", "settle", "forget"] as const;
 
 /** Why a transaction aborted; stable, machine-readable. */
 export const abortReasonCodes = [
@@ -73,8 +77,13 @@ export const abortReasonCodes = [
   "client-abort",
   /** An operator decided abort (admin resolve). */
   "operator-abort",
-  /** After a failover the log holds no `preparing` entry for it: presumed abort. */
+  /**
+   * The log holds no `preparing` entry for it (after a failover, or recovery found one of its
+   * branches prepared): presumed abort.
+   */
   "presumed-abort",
+  /** The node shut down before it was decided. */
+  "shutdown",
 ] as const;
 
 /** Log entry kinds shown in the admin history. */
@@ -87,6 +96,7 @@ export const historyEntryKinds = [
   "acknowledge",
   "heuristic",
   "operator-resolution",
+  "recovery",
   "forget",
 ] as const;
 
@@ -345,15 +355,20 @@ export function buildSchemas(limits: ApiLimits) {
     .meta({ description: "In-doubt transactions first, then newest first." });
   const resolveRequest = z
     .object({
-      decision: z.enum(["commit", "abort"]),
+      action: z.enum(resolveActions),
       reason: z.string().min(1).max(messageCharsMax),
+      branch: branchNumber
+        .optional()
+        .meta({ description: "settle: the one branch to settle (default: every unfinished one)." }),
     })
     .strict()
     .meta({
       description:
-        "Undecided (prepared) transaction: decides it. Decided one: the decision must match the " +
-        "log's (a decision never changes); its unacknowledged branches are recorded as " +
-        "heuristically resolved and retried no more. Audited: who, when, why.",
+        "commit: decide commit an undecided transaction, only once every branch is seen " +
+        "prepared. abort: decide abort an undecided one (refused after a commit decision). " +
+        "settle: record unfinished branches of a decided transaction as settled by hand; they " +
+        "are retried no more. forget: drop a finished heuristic case. A repeat of what the log " +
+        "already holds answers 200 and changes nothing. Audited in the log: who, when, why.",
     });
   const participantsResponse = z
     .object({

@@ -17,6 +17,7 @@ import type { ParticipantKind, Phase2Outcome, Vote } from "../../../participants
 import {
   Engine,
   type EngineConfig,
+  type FoundBranches,
   type Input,
   type Output,
   type Principal,
@@ -75,6 +76,8 @@ export interface Faults {
   readonly appendFail: number;
   /** Per step: the clock jumps far (past deadlines). */
   readonly clockJump: number;
+  /** Per step: a service prepares one of its branches on its own (XA style), maybe never reported. */
+  readonly strayPrepare: number;
 }
 
 export const defaultFaults: Faults = {
@@ -84,6 +87,7 @@ export const defaultFaults: Faults = {
   noAnswer: 0.05,
   appendFail: 0.02,
   clockJump: 0.02,
+  strayPrepare: 0.02,
 };
 
 export type EngineFactory = (cfg: EngineConfig, random: () => number) => Engine;
@@ -275,7 +279,8 @@ type Request =
       /** Same key, another body: must be refused. */
       reused: boolean;
     }
-  | { type: "prepare" | "commit" | "abort"; xid: Xid; wrong: boolean };
+  | { type: "prepare" | "commit" | "abort"; xid: Xid; wrong: boolean }
+  | { type: "recovery" };
 
 // ---- the simulator ------------------------------------------------------------------------
 
@@ -288,6 +293,7 @@ export interface SimStats {
   steps: number;
   healRounds: number;
   onePhaseCommits: number;
+  orphansRolledBack: number;
 }
 
 export interface SimResult {
@@ -334,6 +340,11 @@ export class Sim {
   private readonly forgotten = new Set<Xid>();
   /** Prepare calls out and not yet answered, per branch, in this life. */
   private preparesOut = new Map<string, number>();
+  /** Recovery scans under way: what the participants listed, and when the scan began. */
+  private scans: { startedAtIndex: number; found: FoundBranches[] }[] = [];
+  private lastRecoverMs = 0;
+  /** The last scans of the healed phase found work to do. */
+  private scanActed = false;
   readonly participants: FakeParticipant[];
   readonly violations: string[] = [];
   private readonly trace: string[] = [];
@@ -346,6 +357,7 @@ export class Sim {
     steps: 0,
     healRounds: 0,
     onePhaseCommits: 0,
+    orphansRolledBack: 0,
   };
 
   constructor(private readonly opts: SimOptions) {
@@ -383,9 +395,12 @@ export class Sim {
     if (this.rng.chance(f.crash)) return this.crash();
     if (this.rng.chance(f.appendFail) && this.pending.length > 0) return this.failAppend();
     if (this.rng.chance(f.clockJump)) this.nowMs += 500 + this.rng.int(3000);
+    if (this.rng.chance(f.strayPrepare)) this.strayPrepare();
     this.nowMs += this.rng.int(25);
     const roll = this.rng.next();
-    if (roll < 0.35) this.clientStep();
+    if (roll < 0.04) this.startScan();
+    else if (roll < 0.08) this.deliverScan();
+    else if (roll < 0.35) this.clientStep();
     else if (roll < 0.55) this.deliverCall();
     else if (roll < 0.72) this.deliverAnswer();
     else if (roll < 0.87) this.flush(1 + this.rng.int(Math.max(1, this.pending.length)));
@@ -547,6 +562,29 @@ export class Sim {
       case "forget":
         for (const xid of r.xids) this.forgotten.add(xid);
         return;
+      case "recover": {
+        this.lastRecoverMs = r.atMs;
+        const m = get(r.xid);
+        if (r.txn && m?.decision === "commit")
+          this.violate("G3", `recovery presumed ${r.xid} aborted; the log had it committed`);
+        if (!m || (r.txn && this.forgotten.has(r.xid))) {
+          if (!r.txn) return this.violate("G3", `recover of ${r.xid}, unknown, without a header`);
+          this.stats.orphansRolledBack += r.branches.length;
+          this.model.set(r.xid, {
+            deadlineMs: r.txn.deadlineMs,
+            onePhase: false,
+            branches: r.branches,
+            preparingDurable: false,
+            decision: "abort",
+            decisionIndex: entry.index,
+          });
+          return;
+        }
+        if (m.decision === undefined) return; // the table ignores it: still living
+        const known = new Set(m.branches.map((b) => b.n));
+        m.branches = [...m.branches, ...r.branches.filter((b) => !known.has(b.n))];
+        return;
+      }
     }
   }
 
@@ -656,6 +694,46 @@ export class Sim {
     if (input) this.feed(input);
   }
 
+  // ---- recovery -----------------------------------------------------------------------------
+
+  /** A service prepared a branch it enlisted, on its own: the log may never hear of it. */
+  private strayPrepare(): void {
+    const candidates = this.clients.filter((c) => !this.forgotten.has(c.xid) && c.created.size);
+    if (candidates.length === 0) return;
+    const c = this.rng.pick(candidates);
+    // Only a service-prepared branch is prepared outside the engine, and such a transaction is
+    // never committed in one phase; the fakes' branches stand for one when there are two or more.
+    if (this.cfg.onePhase && c.created.size < 2) return;
+    const [name, n] = this.rng.pick([...c.created.entries()]);
+    const p = this.participant(name);
+    if (p.kind === "kafka") return;
+    const branchId = `${this.cfg.clusterId}:${c.xid}:${n}`;
+    const b = p.branches.get(branchId);
+    if (b && b.state !== "none") return; // prepared already, or rolled back (a tombstone)
+    this.note(`stray prepare ${branchId}`);
+    p.branches.set(branchId, { xid: c.xid, kind: p.kind, state: "prepared", works: 1 });
+  }
+
+  /** A scan lists each participant's prepared branches now; its result arrives later. */
+  private startScan(): void {
+    this.scans.push({
+      startedAtIndex: this.engine.table.appliedIndex,
+      found: this.participants.map((p) => ({
+        participant: p.name,
+        kind: p.kind,
+        branchIds: [...p.branches].filter(([, b]) => b.state === "prepared").map(([id]) => id),
+      })),
+    });
+  }
+
+  private deliverScan(): void {
+    const scan = this.scans.shift();
+    if (!scan) return;
+    const req = this.nextReq++;
+    this.requests.set(req, { type: "recovery" });
+    this.feed({ type: "recovered", req, ...scan });
+  }
+
   // ---- crashes ------------------------------------------------------------------------------
 
   /** The node dies: unsynced appends are gone; calls on the wire reached the participant or not. */
@@ -668,6 +746,7 @@ export class Sim {
     this.answers = [];
     this.requests = new Map();
     this.preparesOut = new Map();
+    this.scans = [];
     this.life += 1;
     this.term += 1;
     this.nowMs += this.rng.int(200);
@@ -811,6 +890,14 @@ export class Sim {
 
   /** G4: every abort the engine proposes has a reason that allows it. */
   private checkProposal(r: LogRecord): void {
+    if (r.type === "recover" && r.txn) {
+      // Recovery never hurts the living: a transaction this leader drives is not presumed aborted.
+      const c = this.clients.find((x) => x.xid === r.xid);
+      if (c?.life === this.life && !this.forgotten.has(r.xid))
+        this.violate("living", `recovery presumed ${r.xid} aborted while this leader drives it`);
+      if (this.model.has(r.xid) && !this.forgotten.has(r.xid))
+        this.violate("G2", `recovery presumed ${r.xid} unknown, but the log holds it`);
+    }
     if (r.type !== "decide" || r.decision !== "abort") return;
     const m = this.model.get(r.xid);
     const c = this.clients.find((x) => x.xid === r.xid);
@@ -895,6 +982,10 @@ export class Sim {
       case "commit":
       case "abort":
         return this.outcomeReplied(req, reply);
+      case "recovery":
+        if (reply.kind !== "recovery") this.violate("reply", `a scan answered ${reply.kind}`);
+        else if (reply.report.committed + reply.report.rolledBack > 0) this.scanActed = true;
+        return;
     }
   }
 
@@ -953,7 +1044,8 @@ export class Sim {
     reply: Reply,
   ): void {
     const d = this.decisionOf(req.xid);
-    if (reply.kind === "branch") return this.violate("reply", `${req.type} answered with a branch`);
+    if (reply.kind === "branch" || reply.kind === "recovery")
+      return this.violate("reply", `${req.type} answered with ${reply.kind}`);
     if (reply.kind === "error") {
       if (reply.code === "transaction-committed" && d !== "commit")
         this.violate(
@@ -996,19 +1088,29 @@ export class Sim {
       noAnswer: 0,
       appendFail: 0,
       clockJump: 0,
+      strayPrepare: 0,
     };
     const roundsMax = this.opts.healRoundsMax ?? 400;
     const latestMs = Math.max(this.nowMs, ...this.clients.map((c) => c.deadlineMs));
+    // A transaction recovery creates late finishes late: its retention counts from then.
+    const settledAfterMs = () =>
+      Math.max(latestMs, this.lastRecoverMs) + this.cfg.retentionMs + this.cfg.phase2Backoff.maxMs;
     for (let round = 1; round <= roundsMax; round++) {
       this.stats.healRounds = round;
+      this.startScan();
       this.flush(this.pending.length);
+      this.scanActed = false;
+      while (this.scans.length > 0) this.deliverScan();
       while (this.calls.length > 0 && this.violations.length === 0) this.deliverCall();
       while (this.answers.length > 0 && this.violations.length === 0) this.deliverAnswer();
       this.nowMs += 100;
       this.feed({ type: "tick" });
       const quiet =
-        this.pending.length === 0 && this.calls.length === 0 && this.answers.length === 0;
-      const settled = this.nowMs > latestMs + this.cfg.retentionMs + this.cfg.phase2Backoff.maxMs;
+        this.pending.length === 0 &&
+        this.calls.length === 0 &&
+        this.answers.length === 0 &&
+        !this.scanActed;
+      const settled = this.nowMs > settledAfterMs();
       if ((quiet && settled) || this.violations.length > 0) return;
     }
     this.violate("G3", `not quiet after ${roundsMax} healed rounds`);
@@ -1080,6 +1182,11 @@ function describeInput(i: Input): string {
       return `begin ${i.xid} req ${i.req}`;
     case "enlist":
       return `enlist ${i.xid} ${i.participant} req ${i.req} as ${i.principal.id} key ${i.idem?.key}`;
+    case "recovered":
+      return `recovered req ${i.req} from #${i.startedAtIndex}: ${i.found.map((f) => f.branchIds.join(" ")).join(" ")}`;
+    case "drain":
+    case "abandon":
+      return i.type;
     default:
       return `${i.type} ${i.xid} req ${i.req} as ${i.principal.id}`;
   }
@@ -1095,6 +1202,8 @@ export function describeRecord(r: LogRecord): string {
       return `acks ${r.acks.map((a) => `${a.xid}:${a.n}=${a.outcome}`).join(" ")}`;
     case "forget":
       return `forget ${r.xids.join(" ")}`;
+    case "recover":
+      return `recover ${r.xid} [${r.branches.map((b) => `${b.n}:${b.participant}`).join(" ")}]${r.txn ? " unknown" : ""}`;
   }
 }
 
@@ -1103,7 +1212,7 @@ function describeOutput(o: Output): string {
     case "append":
       return `append ${describeRecord(o.record)}`;
     case "reply":
-      return `reply ${o.req} ${o.reply.kind === "txn" ? `${o.reply.view.xid} ${o.reply.view.state}` : o.reply.kind === "branch" ? `branch ${o.reply.branch} created=${o.reply.created}` : `error ${o.reply.code}`}`;
+      return `reply ${o.req} ${o.reply.kind === "txn" ? `${o.reply.view.xid} ${o.reply.view.state}` : o.reply.kind === "branch" ? `branch ${o.reply.branch} created=${o.reply.created}` : o.reply.kind === "recovery" ? `recovery ${JSON.stringify(o.reply.report)}` : `error ${o.reply.code}`}`;
     case "forgotten":
       return `forgotten ${o.branches.length}`;
     default:

@@ -3,7 +3,7 @@
  * guarantee the way a plausible bug would; none of this touches the real engine's code.
  */
 import { Engine, type Input, type Output } from "../../../coordinator/core/engine.js";
-import type { Term } from "../../../coordinator/core/ids.js";
+import type { BranchId, BranchNo, Term, Xid } from "../../../coordinator/core/ids.js";
 import type { Entry } from "../../../coordinator/core/table.js";
 import type { EngineFactory } from "./harness.js";
 
@@ -40,3 +40,49 @@ export const decideOverwrites: EngineFactory = (cfg, random) => {
   };
   return engine;
 };
+
+/** Breaks "recovery never hurts the living": every prepared branch the log lacks is presumed aborted. */
+class RecoveryIgnoresTheLiving extends Engine {
+  override handle(input: Input, nowMs: number): Output[] {
+    const out = super.handle(input, nowMs);
+    if (input.type !== "recovered") return out;
+    for (const list of input.found) {
+      for (const branchId of list.branchIds) {
+        const [clusterId, xidText, nText] = branchId.split(":");
+        const xid = xidText as Xid;
+        if (!clusterId || !nText || this.table.get(xid)) continue;
+        const n = Number(nText) as BranchNo;
+        out.push({
+          type: "append",
+          record: {
+            type: "recover",
+            v: 1,
+            xid,
+            txn: {
+              xid,
+              principal: "verdict-recovery",
+              beganAtMs: nowMs,
+              deadlineMs: nowMs,
+              labels: {},
+            },
+            branches: [
+              {
+                n,
+                branchId: branchId as BranchId,
+                participant: list.participant,
+                kind: list.kind,
+                payload: { kind: "orphan" },
+              },
+            ],
+            reason: "mutant",
+            atMs: nowMs,
+          },
+        });
+      }
+    }
+    return out;
+  }
+}
+
+export const recoveryIgnoresTheLiving: EngineFactory = (cfg, random) =>
+  new RecoveryIgnoresTheLiving(cfg, random);

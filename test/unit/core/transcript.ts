@@ -252,6 +252,8 @@ function describeReply(r: Reply): string {
       return `branch ${r.branch} ${r.branchId} created=${r.created}`;
     case "error":
       return `error ${r.code}: ${r.message}`;
+    case "recovery":
+      return `recovery ${JSON.stringify(r.report)}`;
   }
 }
 

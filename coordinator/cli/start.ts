@@ -1,0 +1,50 @@
+/**
+ * `verdict start --config FILE`: runs a node, prints where it listens, and stops it on
+ * SIGTERM or SIGINT. The process lives as long as the node.
+ */
+import { ConfigError, loadConfig } from "../config/load.js";
+import { startNode } from "../node.js";
+import { parseCommand, wantsHelp } from "./args.js";
+import { CliError, exitCodes, UsageError } from "./errors.js";
+
+export const startUsage = `usage: verdict start --config FILE
+
+Runs a coordinator node with the configuration in FILE (YAML or JSON; see
+docs/configuration.md) and prints where it listens. SIGTERM or SIGINT stops it.
+
+  -c, --config FILE   the configuration file (required)`;
+
+/** Resolves once the node listens; the process then stays up until a signal stops it. */
+export async function runStart(args: readonly string[]): Promise<void> {
+  if (wantsHelp(args)) {
+    process.stdout.write(`${startUsage}\n`);
+    return;
+  }
+  const { positionals, values } = parseCommand(
+    args,
+    { config: { type: "string", short: "c" } },
+    startUsage,
+  );
+  if (positionals.length > 0)
+    throw new UsageError(`unexpected argument ${positionals[0]}`, startUsage);
+  if (!values.config) throw new UsageError("--config FILE is required", startUsage);
+  const config = await loadConfig(values.config).catch((e: unknown) => {
+    throw e instanceof ConfigError ? new CliError(exitCodes.refused, e.message) : e;
+  });
+  const node = await startNode(config);
+  process.stdout.write(
+    `verdict node ${config.node.id} listening on ${node.url} (cluster ${node.clusterId})\n`,
+  );
+  const stop = (signal: string) => {
+    process.stderr.write(`${signal}: stopping\n`);
+    node.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        process.stderr.write(`stop failed: ${String(e)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}

@@ -1,0 +1,116 @@
+/**
+ * Configuration of one Kafka participant (one Kafka cluster, one marker topic, one pool of
+ * transactional ids). Validated once; every limit has a default and a ceiling.
+ */
+import { z } from "zod";
+import { KafkaConfigError } from "./errors.js";
+import { kafkaPayloadLimits } from "./payload.js";
+
+const saslOf = <M extends string>(mechanism: M) =>
+  z.strictObject({
+    mechanism: z.literal(mechanism),
+    username: z.string().min(1),
+    password: z.string().min(1),
+  });
+
+const dayMs = 24 * 60 * 60 * 1000;
+const MiB = 1024 * 1024;
+
+export const kafkaParticipantConfigSchema = z.strictObject({
+  /** Participant name used in the API (`"kafka-events"`), logs and errors. */
+  name: z.string().min(1).max(64),
+  /** Bootstrap brokers, `host:port`. */
+  brokers: z
+    .array(z.string().regex(/^[^\s:]+:\d{1,5}$/))
+    .min(1)
+    .max(100),
+  clientId: z.string().min(1).max(128).default("verdict"),
+  ssl: z.boolean().default(false),
+  /** Credentials for a broker that authenticates (and may enforce ACLs). */
+  sasl: z
+    .discriminatedUnion("mechanism", [
+      saslOf("plain"),
+      saslOf("scram-sha-256"),
+      saslOf("scram-sha-512"),
+    ])
+    .optional(),
+  /** Compacted topic holding one marker per committed branch (key = branch id). */
+  markerTopic: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,249}$/)
+    .default("verdict-markers"),
+  /** Partitions of the marker topic; part of the recorded layout (a marker's partition is hash mod this). */
+  markerPartitions: z.number().int().min(1).max(1000).default(3),
+  /** Replication factor when the marker topic is created; 3 in production. */
+  replicationFactor: z.number().int().min(1).max(16).default(1),
+  /** `min.insync.replicas` of a created marker topic (unset: the broker's default). */
+  markerMinInsyncReplicas: z.number().int().min(1).max(16).optional(),
+  /** `retention.ms` of a created marker topic; an existing one must keep markers at least this long. */
+  markerRetentionMs: z
+    .number()
+    .int()
+    .min(60 * 60 * 1000)
+    .max(3650 * dayMs)
+    .default(7 * dayMs),
+  /** Transactional ids are `<prefix>-<n>`; default `verdict-<clusterId>`, so two clusters never fence each other. */
+  transactionalIdPrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,200}$/)
+    .optional(),
+  /** Transactional ids in the pool; part of the recorded layout. */
+  poolSize: z.number().int().min(1).max(1024).default(16),
+  /**
+   * `"refuse"`: a start whose layout (pool size, prefix, marker partitions) differs from the
+   * recorded one fails. `"allow"`: record the new layout; safe only when no Kafka branch is in doubt.
+   */
+  poolSizeChange: z.enum(["refuse", "allow"]).default("refuse"),
+  /** Bound on one phase-2 attempt (fence, marker check, produce, commit), and on waiting for its turn. */
+  attemptTimeoutMs: z.number().int().min(1_000).max(600_000).default(30_000),
+  /** Look for a marker this far before the decision time (coordinator vs broker clock skew). */
+  clockSkewMarginMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(7 * dayMs)
+    .default(10 * 60 * 1000),
+  /** Ceiling for a whole prepare (topic checks), whatever the transaction's deadline says. */
+  prepareTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  /** How long topic metadata and configs (partitions, max.message.bytes) are reused. */
+  topicInfoCacheMs: z.number().int().min(0).max(600_000).default(10_000),
+  /** Topics whose metadata is cached at once. */
+  topicInfoCacheEntriesMax: z.number().int().min(1).max(100_000).default(1_000),
+  messagesPerBranchMax: z.number().int().min(1).max(kafkaPayloadLimits.messagesMax).default(1_000),
+  /** Estimated record bytes of one branch (all messages, keys, headers). */
+  branchBytesMax: z
+    .number()
+    .int()
+    .min(1024)
+    .max(kafkaPayloadLimits.branchBytesMax)
+    .default(8 * MiB),
+  /** Phase-2 calls waiting for the same transactional id in this process. */
+  waitingAttemptsPerIdMax: z.number().int().min(1).max(100_000).default(1_000),
+  connectionTimeoutMs: z.number().int().min(100).max(60_000).default(3_000),
+  requestTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+  healthTimeoutMs: z.number().int().min(50).max(60_000).default(2_000),
+  /** Fences running at once in `fence()`. */
+  fenceConcurrency: z.number().int().min(1).max(64).default(4),
+});
+
+export type KafkaParticipantConfigInput = z.input<typeof kafkaParticipantConfigSchema>;
+export type KafkaParticipantConfig = z.output<typeof kafkaParticipantConfigSchema>;
+
+export function parseKafkaParticipantConfig(input: unknown): KafkaParticipantConfig {
+  const parsed = kafkaParticipantConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    const name =
+      typeof input === "object" &&
+      input !== null &&
+      typeof (input as { name?: unknown }).name === "string"
+        ? (input as { name: string }).name
+        : "(unnamed)";
+    throw new KafkaConfigError(`kafka participant ${name}: ${z.prettifyError(parsed.error)}`, {
+      participant: name,
+    });
+  }
+  return parsed.data;
+}

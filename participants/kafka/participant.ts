@@ -1,0 +1,626 @@
+/**
+ * The Kafka participant (ARCHITECTURE.md §2, README.md here): nothing is staged in Kafka at
+ * prepare; at commit one Kafka transaction on the branch's fixed transactional id produces
+ * the messages and a marker, exactly once, whatever crashed when.
+ */
+import kafkajs from "kafkajs";
+import type { Admin, Kafka, logCreator, Producer } from "kafkajs";
+import type {
+  BranchId,
+  BranchRef,
+  Health,
+  Participant,
+  Phase2Context,
+  Phase2Outcome,
+  PrepareContext,
+  Vote,
+} from "../participant.js";
+import { silentLogger, type ParticipantLogger } from "../postgres/config.js";
+import { runCommitAttempt } from "./commit-attempt.js";
+import { parseKafkaParticipantConfig, type KafkaParticipantConfig } from "./config.js";
+import {
+  AttemptTimeoutError,
+  KafkaConfigError,
+  KafkaParticipantError,
+  KafkaUnavailableError,
+  ParticipantNotStartedError,
+  PoolLayoutChangedError,
+  TransactionalIdBusyError,
+  messageOf,
+} from "./errors.js";
+import { KeyedQueue, QueueWaitError } from "./keyed-queue.js";
+import {
+  layoutDifference,
+  layoutRecordKey,
+  transactionalIdAt,
+  transactionalIdOf,
+  type PoolLayout,
+} from "./layout.js";
+import { ensureMarkerTopic, readLayout, writeLayout } from "./marker-topic.js";
+import {
+  kafkaPayloadSchema,
+  recordBatchOverheadBytes,
+  recordBytesMax,
+  type KafkaPayload,
+} from "./payload.js";
+import { CommittedReader } from "./reader.js";
+import { TopicInfoCache, isTopicProblem, type TopicInfo, type TopicProblem } from "./topics.js";
+
+const { Kafka: KafkaClient, logLevel } = kafkajs;
+
+export interface KafkaParticipantDeps {
+  readonly logger?: ParticipantLogger;
+}
+
+/** The participant, plus `fence` (always present here). */
+export type KafkaParticipant = Participant<KafkaPayload> &
+  Required<Pick<Participant<KafkaPayload>, "fence">>;
+
+/** Cluster ids: printable ASCII without backslash or colon (the branch id separator). */
+const clusterIdPattern = /^[\x21-\x39\x3b-\x5b\x5d-\x7e]{1,64}$/;
+/** Topics looked up at once by one prepare. */
+const topicLookupsInParallelMax = 8;
+/** Rolled-back branch ids remembered to refuse a late prepare (there is nothing to clean up). */
+const tombstonesMax = 10_000;
+/** Refresh the layout record this often (and when it is older than half the retention). */
+const layoutRefreshIntervalMsMax = 24 * 60 * 60 * 1000;
+
+export const kafkaNoVoteReasons = {
+  invalidPayload: "invalid-payload",
+  branchTooLarge: "branch-too-large",
+  topicMissing: "topic-missing",
+  topicUnauthorized: "topic-unauthorized",
+  topicInvalid: "topic-invalid",
+  topicReserved: "topic-reserved",
+  partitionMissing: "partition-missing",
+  messageTooLarge: "message-too-large",
+  deadline: "deadline",
+  participantUnavailable: "participant-unavailable",
+  rolledBack: "rolled-back",
+} as const;
+
+export function createKafkaParticipant(
+  config: unknown,
+  deps: KafkaParticipantDeps = {},
+): KafkaParticipant {
+  return new KafkaParticipantImpl(parseKafkaParticipantConfig(config), deps.logger ?? silentLogger);
+}
+
+class KafkaParticipantImpl implements KafkaParticipant {
+  readonly kind = "kafka" as const;
+  readonly name: string;
+  private readonly kafka: Kafka;
+  private readonly admin: Admin;
+  private readonly queue: KeyedQueue;
+  private readonly topics: TopicInfoCache;
+  private readonly producers = new Set<Producer>();
+  private readonly tombstones = new Set<string>();
+  private reader: CommittedReader | undefined;
+  private clusterId: string | undefined;
+  private layout: PoolLayout | undefined;
+  private warnings: string[] = [];
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly config: KafkaParticipantConfig,
+    private readonly logger: ParticipantLogger,
+  ) {
+    this.name = config.name;
+    this.kafka = new KafkaClient({
+      clientId: config.clientId,
+      brokers: config.brokers,
+      ssl: config.ssl,
+      ...(config.sasl === undefined ? {} : { sasl: config.sasl }),
+      connectionTimeout: config.connectionTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000 },
+      logLevel: logLevel.ERROR,
+      logCreator: this.kafkaLogCreator(),
+    });
+    this.admin = this.kafka.admin();
+    this.queue = new KeyedQueue(config.waitingAttemptsPerIdMax, config.attemptTimeoutMs);
+    this.topics = new TopicInfoCache(this.admin, {
+      participant: config.name,
+      ttlMs: config.topicInfoCacheMs,
+      entriesMax: config.topicInfoCacheEntriesMax,
+      logger,
+    });
+  }
+
+  async start(clusterId: string): Promise<void> {
+    if (!clusterIdPattern.test(clusterId)) {
+      throw new KafkaConfigError(
+        `cluster id ${JSON.stringify(clusterId)}: 1–64 printable ASCII characters without backslash or colon`,
+        this.ids(),
+      );
+    }
+    this.assertOpen();
+    const layout: PoolLayout = {
+      transactionalIdPrefix: this.config.transactionalIdPrefix ?? `verdict-${clusterId}`,
+      poolSize: this.config.poolSize,
+      markerPartitions: this.config.markerPartitions,
+    };
+    await this.withTimeout(this.config.attemptTimeoutMs, "start", async () => {
+      await this.unavailableOnError("connecting", () => this.admin.connect());
+      const warnings = await ensureMarkerTopic(this.admin, {
+        participant: this.name,
+        topic: this.config.markerTopic,
+        partitions: this.config.markerPartitions,
+        replicationFactor: this.config.replicationFactor,
+        minInsyncReplicas: this.config.markerMinInsyncReplicas,
+        retentionMs: this.config.markerRetentionMs,
+        timeoutMs: this.config.requestTimeoutMs,
+      });
+      warnings.push(...(await this.aclWarnings()));
+      this.reader ??= await this.unavailableOnError("opening the marker reader", () =>
+        CommittedReader.open(this.kafka, { owner: this.name }),
+      );
+      await this.checkAndRecordLayout(clusterId, layout);
+      this.warnings = warnings;
+    });
+    this.clusterId = clusterId;
+    this.layout = layout;
+    for (const warning of this.warnings) this.logger.warn({ participant: this.name }, warning);
+    const refreshMs = Math.min(this.config.markerRetentionMs / 4, layoutRefreshIntervalMsMax);
+    this.refreshTimer = setInterval(() => void this.refreshLayout(), refreshMs);
+    this.refreshTimer.unref();
+    this.logger.info(
+      { participant: this.name, clusterId, markerTopic: this.config.markerTopic, ...layout },
+      "kafka participant started",
+    );
+  }
+
+  async prepare(branch: BranchRef<KafkaPayload>, ctx: PrepareContext): Promise<Vote> {
+    this.assertOwnBranch(branch.branchId);
+    if (this.tombstones.has(branch.branchId)) {
+      return no(kafkaNoVoteReasons.rolledBack, "the branch was rolled back");
+    }
+    const parsed = kafkaPayloadSchema.safeParse(branch.payload);
+    if (!parsed.success) return no(kafkaNoVoteReasons.invalidPayload, parsed.error.message);
+    const deadlineMs = Math.min(ctx.deadlineMs, Date.now() + this.config.prepareTimeoutMs);
+    try {
+      return await this.withTimeout(deadlineMs - Date.now(), "prepare", () =>
+        this.validate(parsed.data),
+      );
+    } catch (err) {
+      if (err instanceof AttemptTimeoutError) {
+        return no(kafkaNoVoteReasons.deadline, `the deadline passed while checking topics`);
+      }
+      return no(kafkaNoVoteReasons.participantUnavailable, messageOf(err));
+    }
+  }
+
+  async commit(branch: BranchRef<KafkaPayload>, ctx: Phase2Context): Promise<Phase2Outcome> {
+    this.assertStarted();
+    const layout = this.assertOwnBranch(branch.branchId);
+    const payload = kafkaPayloadSchema.safeParse(branch.payload);
+    if (!payload.success) {
+      throw new Error(`assertion: branch ${branch.branchId} carries an invalid Kafka payload`);
+    }
+    const transactionalId = transactionalIdOf(layout, branch.branchId);
+    const ids = { ...this.ids(branch.branchId), transactionalId };
+    const result = await this.inTurn(transactionalId, ids, () =>
+      this.withProducers(this.config.attemptTimeoutMs, "commit attempt", ids, (onProducer) =>
+        runCommitAttempt({
+          kafka: this.kafka,
+          reader: this.assertReader(),
+          topics: this.topics,
+          participant: this.name,
+          markerTopic: this.config.markerTopic,
+          layout,
+          transactionalId,
+          branchId: branch.branchId,
+          messages: payload.data.messages,
+          ctx,
+          clockSkewMarginMs: this.config.clockSkewMarginMs,
+          transactionTimeoutMs: this.config.attemptTimeoutMs,
+          onProducer,
+        }),
+      ),
+    ).catch((err: unknown) => {
+      this.logger.warn(
+        { participant: this.name, branchId: branch.branchId, transactionalId, err },
+        "kafka commit attempt failed; the coordinator retries from the fence",
+      );
+      throw err;
+    });
+    this.logger.info(
+      {
+        participant: this.name,
+        branchId: branch.branchId,
+        transactionalId,
+        term: ctx.term,
+        result,
+      },
+      "kafka branch committed",
+    );
+    return { outcome: result };
+  }
+
+  /** Nothing was produced for the branch: nothing to undo. */
+  rollback(branch: BranchRef<KafkaPayload>, ctx: Phase2Context): Promise<Phase2Outcome> {
+    this.assertStarted();
+    this.assertOwnBranch(branch.branchId);
+    if (this.tombstones.size >= tombstonesMax) {
+      const oldest = this.tombstones.values().next();
+      if (oldest.done !== true) this.tombstones.delete(oldest.value);
+    }
+    this.tombstones.add(branch.branchId);
+    this.logger.info(
+      { participant: this.name, branchId: branch.branchId, term: ctx.term },
+      "kafka branch rolled back (nothing was produced)",
+    );
+    return Promise.resolve({ outcome: "done" });
+  }
+
+  /** Fences every transactional id of the pool once, so no earlier attempt anywhere can still commit. */
+  async fence(): Promise<void> {
+    const layout = this.assertStarted();
+    const slots = Array.from({ length: layout.poolSize }, (_, slot) => slot);
+    const failed: string[] = [];
+    const fenceNext = async (): Promise<void> => {
+      for (let slot = slots.shift(); slot !== undefined; slot = slots.shift()) {
+        const transactionalId = transactionalIdAt(layout, slot);
+        const ids = { ...this.ids(), transactionalId };
+        await this.inTurn(transactionalId, ids, () =>
+          this.withProducers(this.config.attemptTimeoutMs, "fence", ids, async (onProducer) => {
+            const producer = this.kafka.producer({
+              transactionalId,
+              idempotent: true,
+              maxInFlightRequests: 1,
+              transactionTimeout: this.config.attemptTimeoutMs,
+              allowAutoTopicCreation: false,
+              retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
+            });
+            onProducer(producer);
+            await producer.connect();
+            await (await producer.transaction()).abort();
+          }),
+        ).catch((err: unknown) => {
+          failed.push(`${transactionalId}: ${messageOf(err)}`);
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: this.config.fenceConcurrency }, fenceNext));
+    if (failed.length > 0) {
+      throw new KafkaUnavailableError(
+        `participant ${this.name}: fencing failed for ${failed.length} of ${layout.poolSize} ` +
+          `transactional ids: ${failed.slice(0, 3).join("; ")}`,
+        this.ids(),
+      );
+    }
+    this.logger.info(
+      { participant: this.name, poolSize: layout.poolSize },
+      "fenced every transactional id of the pool",
+    );
+  }
+
+  /** Nothing is ever prepared inside Kafka: a branch exists there only once committed. */
+  recover(): Promise<BranchId[]> {
+    this.assertStarted();
+    return Promise.resolve([]);
+  }
+
+  /** Markers stay until the marker topic's retention removes them, far behind the forget horizon. */
+  forget(_branchIds: readonly BranchId[]): Promise<void> {
+    this.assertStarted();
+    return Promise.resolve();
+  }
+
+  async health(): Promise<Health> {
+    if (this.closed) return { ok: false, detail: "closed", warnings: [] };
+    if (this.layout === undefined) return { ok: false, detail: "not started", warnings: [] };
+    const startedMs = Date.now();
+    try {
+      const described = await this.withTimeout(this.config.healthTimeoutMs, "health", () =>
+        this.admin.describeCluster(),
+      );
+      return {
+        ok: true,
+        detail: `${described.brokers.length} broker(s) answered in ${Date.now() - startedMs} ms`,
+        warnings: [...this.warnings],
+      };
+    } catch (err) {
+      return { ok: false, detail: messageOf(err), warnings: [...this.warnings] };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.refreshTimer);
+    await Promise.allSettled([...this.producers].map((p) => p.disconnect()));
+    await Promise.allSettled([this.reader?.close(), this.admin.disconnect()]);
+  }
+
+  // ---- prepare ----
+
+  private async validate(payload: KafkaPayload): Promise<Vote> {
+    const { messages } = payload;
+    if (messages.length > this.config.messagesPerBranchMax) {
+      return no(
+        kafkaNoVoteReasons.branchTooLarge,
+        `${messages.length} messages; at most ${this.config.messagesPerBranchMax} per branch`,
+      );
+    }
+    const branchBytes = messages.reduce((sum, m) => sum + recordBytesMax(m), 0);
+    if (branchBytes > this.config.branchBytesMax) {
+      return no(
+        kafkaNoVoteReasons.branchTooLarge,
+        `${branchBytes} record bytes; at most ${this.config.branchBytesMax} per branch`,
+      );
+    }
+    const topics = [...new Set(messages.map((m) => m.topic))];
+    const reserved = topics.find((t) => t === this.config.markerTopic || t.startsWith("__"));
+    if (reserved !== undefined) {
+      return no(
+        kafkaNoVoteReasons.topicReserved,
+        `topic ${reserved}: Verdict's marker topic and Kafka's internal topics take no messages`,
+      );
+    }
+    const infos = new Map<string, TopicInfo>();
+    for (let i = 0; i < topics.length; i += topicLookupsInParallelMax) {
+      const batch = topics.slice(i, i + topicLookupsInParallelMax);
+      const found = await Promise.all(batch.map((t) => this.topics.get(t)));
+      for (const [j, info] of found.entries()) {
+        if (isTopicProblem(info)) return problemVote(info);
+        infos.set(batch[j]!, info);
+      }
+    }
+    for (const [i, m] of messages.entries()) {
+      const info = infos.get(m.topic);
+      if (info === undefined) throw new Error(`assertion: no info for topic ${m.topic}`);
+      if (m.partition !== undefined && m.partition >= info.partitions) {
+        return no(
+          kafkaNoVoteReasons.partitionMissing,
+          `message ${i + 1}: topic ${m.topic} has ${info.partitions} partitions, no partition ${m.partition}`,
+        );
+      }
+      const bytes = recordBytesMax(m) + recordBatchOverheadBytes;
+      if (bytes > info.maxMessageBytes) {
+        return no(
+          kafkaNoVoteReasons.messageTooLarge,
+          `message ${i + 1}: topic ${m.topic} takes record batches of at most ` +
+            `${info.maxMessageBytes} bytes (max.message.bytes); this record needs up to ${bytes}`,
+        );
+      }
+    }
+    return { vote: "yes" };
+  }
+
+  // ---- start ----
+
+  /** Refuses a start whose layout differs from the recorded one (unless allowed), then records it. */
+  private async checkAndRecordLayout(clusterId: string, wanted: PoolLayout): Promise<void> {
+    const key = layoutRecordKey(clusterId);
+    const recorded = await readLayout(this.assertReader(), this.config.markerTopic, wanted, key);
+    const ids = { ...this.ids(), topic: this.config.markerTopic };
+    if (recorded.unreadable !== undefined) {
+      throw new PoolLayoutChangedError(
+        `participant ${this.name}: the record ${key} in ${this.config.markerTopic} is not a pool ` +
+          `layout: ${recorded.unreadable.slice(0, 200)}`,
+        ids,
+      );
+    }
+    const difference =
+      recorded.layout === undefined ? undefined : layoutDifference(recorded.layout, wanted);
+    if (difference !== undefined) {
+      if (this.config.poolSizeChange !== "allow") {
+        throw new PoolLayoutChangedError(
+          `participant ${this.name}: the Kafka pool layout of cluster ${clusterId} changed ` +
+            `(${difference}). A branch in doubt would map to a transactional id that does not ` +
+            `fence its earlier attempts, or to another marker partition. Restore the recorded ` +
+            `values, or set poolSizeChange: "allow" once no Kafka branch is in doubt.`,
+          ids,
+        );
+      }
+      this.logger.warn(
+        { participant: this.name, clusterId, difference },
+        "recording a changed Kafka pool layout (poolSizeChange: allow)",
+      );
+    }
+    if (recorded.layout === undefined || difference !== undefined) {
+      await writeLayout(this.kafka, this.config.markerTopic, wanted, key);
+    }
+  }
+
+  /**
+   * Writes the layout record again, so that retention never removes it while the cluster
+   * runs (a start after that would accept any layout). Failures only warn: the next one retries.
+   */
+  private async refreshLayout(): Promise<void> {
+    const { clusterId, layout, reader } = this;
+    if (clusterId === undefined || layout === undefined || reader === undefined || this.closed) {
+      return;
+    }
+    try {
+      const key = layoutRecordKey(clusterId);
+      const recorded = await readLayout(reader, this.config.markerTopic, layout, key);
+      if (
+        recorded.layout !== undefined &&
+        layoutDifference(recorded.layout, layout) !== undefined
+      ) {
+        const warning = `the recorded Kafka pool layout differs from this node's; not refreshed`;
+        if (!this.warnings.includes(warning)) this.warnings.push(warning);
+        this.logger.error({ participant: this.name, clusterId }, warning);
+        return;
+      }
+      await writeLayout(this.kafka, this.config.markerTopic, layout, key);
+    } catch (err) {
+      this.logger.warn({ participant: this.name, err }, "could not refresh the Kafka pool layout");
+    }
+  }
+
+  /**
+   * Write access cannot be checked at prepare with kafkajs 2.2.4 (see README): say so where it
+   * matters, when the broker runs an authorizer.
+   */
+  private async aclWarnings(): Promise<string[]> {
+    try {
+      const cluster = await this.admin.describeCluster();
+      const broker = cluster.brokers[0];
+      if (broker === undefined) return [];
+      const described = await this.admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [
+          {
+            type: kafkajs.ConfigResourceTypes.BROKER,
+            name: String(broker.nodeId),
+            configNames: ["authorizer.class.name"],
+          },
+        ],
+      });
+      const authorizer = described.resources[0]?.configEntries[0]?.configValue ?? "";
+      if (authorizer === "") return [];
+      return [
+        `the brokers enforce ACLs (${authorizer}); prepare cannot check WRITE access to topics, ` +
+          `so a missing ACL shows at commit (retried and alerted until fixed)`,
+      ];
+    } catch (err) {
+      return [`could not tell whether the brokers enforce ACLs: ${messageOf(err)}`];
+    }
+  }
+
+  // ---- plumbing ----
+
+  /** Runs `work` when it is this call's turn on `transactionalId` in this process. */
+  private async inTurn<T>(
+    transactionalId: string,
+    ids: { participant: string; branchId?: string; transactionalId: string },
+    work: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await this.queue.run(transactionalId, work);
+    } catch (err) {
+      if (!(err instanceof QueueWaitError)) throw err;
+      if (err.why === "full") {
+        throw new TransactionalIdBusyError(`participant ${this.name}: ${err.message}`, ids);
+      }
+      throw new AttemptTimeoutError(`participant ${this.name}: ${err.message}`, ids);
+    }
+  }
+
+  /**
+   * Runs `work` for at most `timeoutMs`; the producers it registers are disconnected when it
+   * ends or times out (a timed-out attempt is abandoned: the next one fences it anyway).
+   */
+  private async withProducers<T>(
+    timeoutMs: number,
+    what: string,
+    ids: { participant: string; branchId?: string; transactionalId: string },
+    work: (onProducer: (producer: Producer) => void) => Promise<T>,
+  ): Promise<T> {
+    this.assertOpen();
+    const mine: Producer[] = [];
+    const onProducer = (producer: Producer) => {
+      mine.push(producer);
+      this.producers.add(producer);
+    };
+    try {
+      return await this.withTimeout(timeoutMs, what, () => work(onProducer), ids);
+    } finally {
+      for (const producer of mine) {
+        this.producers.delete(producer);
+        await producer.disconnect().catch(() => undefined);
+      }
+    }
+  }
+
+  private async withTimeout<T>(
+    timeoutMs: number,
+    what: string,
+    work: () => Promise<T>,
+    ids: { participant: string; branchId?: string; transactionalId?: string } = this.ids(),
+  ): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const running = work();
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new AttemptTimeoutError(
+              `participant ${this.name}: ${what} took longer than ${Math.max(0, timeoutMs)} ms`,
+              ids,
+            ),
+          ),
+        Math.max(0, timeoutMs),
+      );
+    });
+    running.catch(() => undefined); // a late failure after the timeout is not unhandled
+    try {
+      return await Promise.race([running, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async unavailableOnError<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof KafkaParticipantError) throw err;
+      throw new KafkaUnavailableError(
+        `participant ${this.name}: ${what}: ${messageOf(err)}`,
+        this.ids(),
+        { cause: err },
+      );
+    }
+  }
+
+  /** kafkajs's own log lines, at ERROR only, as warnings: the participant handles every error. */
+  private kafkaLogCreator(): logCreator {
+    return () =>
+      ({ namespace, log }) =>
+        this.logger.warn(
+          {
+            participant: this.name,
+            namespace,
+            ...(log.error === undefined ? {} : { error: String(log.error) }),
+          },
+          `kafkajs: ${log.message}`,
+        );
+  }
+
+  private ids(branchId?: string): { participant: string; branchId?: string } {
+    return branchId === undefined
+      ? { participant: this.name }
+      : { participant: this.name, branchId };
+  }
+
+  /** G6: a branch id of another cluster never reaches this participant. */
+  private assertOwnBranch(branchId: BranchId): PoolLayout {
+    const layout = this.assertStarted();
+    if (!branchId.startsWith(`${this.clusterId}:`)) {
+      throw new Error(`assertion: branch ${branchId} is not of cluster ${this.clusterId}`);
+    }
+    return layout;
+  }
+
+  private assertReader(): CommittedReader {
+    if (this.reader === undefined) throw new Error("assertion: the marker reader is not open");
+    return this.reader;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) {
+      throw new ParticipantNotStartedError(`participant ${this.name} is closed`, this.ids());
+    }
+  }
+
+  private assertStarted(): PoolLayout {
+    this.assertOpen();
+    if (this.layout === undefined) {
+      throw new ParticipantNotStartedError(`participant ${this.name} was not started`, this.ids());
+    }
+    return this.layout;
+  }
+}
+
+function no(reason: string, detail: string): Vote {
+  return { vote: "no", reason, detail };
+}
+
+function problemVote(problem: TopicProblem): Vote {
+  return no(problem.reason, problem.detail);
+}
