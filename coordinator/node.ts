@@ -146,6 +146,8 @@ export async function startNode(
     now: () => Date.now(),
     tickMs: config.protocol.tickMs,
     snapshotEveryEntries: config.log.snapshotEveryEntries,
+    participantCallTimeoutMs: config.protocol.participantCallTimeoutMs,
+    recoveryIntervalMs: config.protocol.recoveryIntervalMs,
   });
   await driver.start();
 
@@ -156,6 +158,8 @@ export async function startNode(
     principalOf: (xid) => engine.principalOf(xid),
     adminFacts: (xid) => engine.adminFacts(xid),
     adminList: () => engine.adminList(),
+    resolve: (input) => driver.resolve(input),
+    runRecovery: () => driver.recover(),
     participants: async () => ({
       participants: await Promise.all(
         config.participants.map(async (p) =>
@@ -223,10 +227,13 @@ export async function startNode(
     url: address,
     clusterId,
     async stop() {
-      await server.close();
+      // Clients may still commit what they began while the node drains; then nothing is taken.
+      await driver.drain(config.protocol.shutdownGraceMs);
       driver.stop();
+      await server.close();
       await log.close();
       await Promise.all([...participants.values()].map((p) => p.close()));
+      logger.info({ clusterId }, "verdict node stopped");
     },
   };
 }

@@ -8,7 +8,8 @@ import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import type { AdminFacts, Principal, Reply } from "../core/engine.js";
-import type { Xid } from "../core/ids.js";
+import { xidBeganAtMs, type Xid } from "../core/ids.js";
+import type { RecoveryResult, ResolveCall } from "../driver/driver.js";
 import type { TxnView } from "../core/view.js";
 import { ApiError, errorBody, validationFailed, type ErrorCode } from "./contract/errors.js";
 import { buildOpenApiDocument } from "./contract/openapi.js";
@@ -19,6 +20,7 @@ import {
   type ClusterResponse,
   type EnlistCommand,
   type ParticipantsResponse,
+  type ResolveRequest,
   type Schemas,
 } from "./contract/schemas.js";
 import { toAdminSummary, toAdminView, toApiView } from "./views.js";
@@ -39,6 +41,8 @@ export interface ApiBackend {
   principalOf(xid: Xid): string | undefined;
   adminFacts(xid: Xid): AdminFacts | undefined;
   adminList(): AdminFacts[];
+  resolve(input: ResolveCall): Promise<Reply>;
+  runRecovery(): Promise<RecoveryResult>;
   participants(): Promise<ParticipantsResponse>;
   cluster(): ClusterResponse;
   newXid(): Xid;
@@ -347,6 +351,48 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
       const facts = backend.adminFacts(xid);
       if (!facts) throw new ApiError("transaction-not-found", `no transaction ${xid}`, { xid });
       return Promise.resolve({ status: 200, body: toAdminView(facts) });
+    },
+    adminResolveTransaction: async ({ principal, params, body }) => {
+      const xid = xidOf(params);
+      const b = body as ResolveRequest;
+      const reply = await backend.resolve({
+        type: "resolve",
+        principal,
+        xid,
+        action: b.action,
+        reason: b.reason,
+        ...(b.branch === undefined ? {} : { branch: b.branch }),
+      });
+      if (reply.kind === "error") throw engineError(reply);
+      if (reply.kind !== "txn") throw new ApiError("internal", `resolve answered ${reply.kind}`);
+      // A forgotten transaction has no facts left: its last view is all there is.
+      const facts = backend.adminFacts(xid) ?? {
+        view: reply.view,
+        principal: principal.id,
+        beganAtMs: xidBeganAtMs(xid) ?? 0,
+        inDoubt: false,
+        history: [],
+        attempts: new Map<number, number>(),
+      };
+      return { status: 200, body: toAdminView(facts) };
+    },
+    adminRunRecovery: async () => {
+      const r = await backend.runRecovery();
+      return {
+        status: 200,
+        body: {
+          startedAt: new Date(r.startedAtMs).toISOString(),
+          finishedAt: new Date(r.finishedAtMs).toISOString(),
+          branchesFound: r.found,
+          branchesCommitted: r.committed,
+          branchesRolledBack: r.rolledBack,
+          branchesLeft: r.left,
+          errors: r.errors.slice(0, 100).map((e) => ({
+            participant: e.participant,
+            message: e.message.slice(0, 4000),
+          })),
+        },
+      };
     },
     adminListParticipants: async () => ({ status: 200, body: await backend.participants() }),
     adminGetCluster: () => Promise.resolve({ status: 200, body: backend.cluster() }),

@@ -51,6 +51,12 @@ export const configSchema = z.strictObject({
       tickMs: z.int().min(1).max(1000).default(20),
       /** How long a commit call waits for phase 2 before answering 202 committing. */
       commitWaitMs: z.int().min(0).max(600_000).default(10_000),
+      /** How often recovery asks every participant for branches the log does not explain. */
+      recoveryIntervalMs: z.int().min(1).max(3_600_000).default(30_000),
+      /** The driver's own bound on one participant call (participants keep shorter ones). */
+      participantCallTimeoutMs: z.int().min(100).max(600_000).default(60_000),
+      /** On SIGTERM: how long transactions under way get to finish before the node aborts the rest. */
+      shutdownGraceMs: z.int().min(0).max(600_000).default(10_000),
     })
     .default({
       onePhase: true,
@@ -59,6 +65,9 @@ export const configSchema = z.strictObject({
       retentionMs: 600_000,
       tickMs: 20,
       commitWaitMs: 10_000,
+      recoveryIntervalMs: 30_000,
+      participantCallTimeoutMs: 60_000,
+      shutdownGraceMs: 10_000,
     }),
   log: z
     .strictObject({

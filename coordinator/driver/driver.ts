@@ -8,7 +8,15 @@
  */
 import type { Logger } from "pino";
 import type { Participant } from "../../participants/participant.js";
-import type { Engine, Input, Output, Reply, ReqId } from "../core/engine.js";
+import type {
+  Engine,
+  FoundBranches,
+  Input,
+  Output,
+  RecoveryReport,
+  Reply,
+  ReqId,
+} from "../core/engine.js";
 import type { BranchId, LogIndex, Term, Xid } from "../core/ids.js";
 import type { BranchSpec, LogRecord } from "../core/records.js";
 import type { Entry } from "../core/table.js";
@@ -16,12 +24,22 @@ import type { DecisionLog } from "../log/decision-log.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import type { Failpoints } from "../failpoints/failpoints.js";
 import { inSpan } from "../telemetry/tracing.js";
+import { withTimeout } from "./deadline.js";
 
 export type ClientInput = Extract<
   Input,
   { type: "begin" | "enlist" | "report-prepared" | "prepare" | "commit" | "abort" }
 >;
 type WithoutReq<T> = T extends unknown ? Omit<T, "req"> : never;
+type Request = Extract<Input, { req: ReqId }>;
+export type ResolveCall = Omit<Extract<Input, { type: "resolve" }>, "req" | "prepared">;
+
+/** What one recovery scan found and did, and which participants it could not list. */
+export interface RecoveryResult extends RecoveryReport {
+  readonly startedAtMs: number;
+  readonly finishedAtMs: number;
+  readonly errors: readonly { readonly participant: string; readonly message: string }[];
+}
 
 export interface DriverDeps {
   readonly engine: Engine;
@@ -33,6 +51,10 @@ export interface DriverDeps {
   readonly now: () => number;
   readonly tickMs: number;
   readonly snapshotEveryEntries: number;
+  /** The driver's own bound on any participant call (each participant keeps shorter ones). */
+  readonly participantCallTimeoutMs: number;
+  /** How often recovery scans the participants for branches the log does not explain. */
+  readonly recoveryIntervalMs: number;
 }
 
 export class Driver {
@@ -41,6 +63,9 @@ export class Driver {
   private readonly reorder = new Map<number, Entry>();
   private nextToApply = 1;
   private timer: NodeJS.Timeout | undefined;
+  private recoveryTimer: NodeJS.Timeout | undefined;
+  /** Scans run one after another: an on-demand one starts after any under way. */
+  private scans: Promise<unknown> = Promise.resolve();
   private snapshotting = false;
   private lastSnapshotIndex = 0;
   private closed = false;
@@ -66,13 +91,136 @@ export class Driver {
       },
       "log replayed",
     );
+    await this.fenceAll();
     this.run(this.d.engine.becomeLeader(this.d.now()));
     this.timer = setInterval(() => this.input({ type: "tick" }), this.d.tickMs);
     this.timer.unref();
+    this.recoveryTimer = setInterval(() => void this.recover(), this.d.recoveryIntervalMs);
+    this.recoveryTimer.unref();
+    void this.recover();
+  }
+
+  /** A new leader fences every earlier attempt a participant may still be running (Kafka). */
+  private async fenceAll(): Promise<void> {
+    await Promise.all(
+      [...this.d.participants.values()].map(async (p) => {
+        if (!p.fence) return;
+        try {
+          await withTimeout(p.fence(), this.d.participantCallTimeoutMs, `fence ${p.name}`);
+        } catch (e) {
+          // Every phase-2 attempt fences on its own too: this one only hurries deposed nodes.
+          this.d.logger.warn({ participant: p.name, err: errorText(e) }, "fence failed");
+        }
+      }),
+    );
+  }
+
+  /**
+   * One recovery scan: every participant lists this cluster's prepared branches, and the engine
+   * settles those the log does not explain (each action logged before it is taken).
+   */
+  recover(): Promise<RecoveryResult> {
+    const scan = this.scans.then(() => this.scan());
+    this.scans = scan.catch(() => undefined);
+    return scan;
+  }
+
+  private async scan(): Promise<RecoveryResult> {
+    const startedAtMs = this.d.now();
+    const startedAtIndex = this.d.engine.table.appliedIndex;
+    const errors: { participant: string; message: string }[] = [];
+    const lists = await Promise.all(
+      [...this.d.participants].map(async ([name, p]): Promise<FoundBranches | undefined> => {
+        try {
+          const ids = await withTimeout(
+            p.recover(),
+            this.d.participantCallTimeoutMs,
+            `recover ${name}`,
+          );
+          return { participant: name, kind: p.kind, branchIds: ids };
+        } catch (e) {
+          errors.push({ participant: name, message: errorText(e) });
+          this.d.metrics.recoveryErrors.inc({ participant: name });
+          return undefined;
+        }
+      }),
+    );
+    await this.d.failpoints.hit("recovery-after-scan");
+    const found = lists.filter((l): l is FoundBranches => l !== undefined);
+    const reply = await this.request({ type: "recovered", startedAtIndex, found });
+    const report =
+      reply.kind === "recovery" ? reply.report : { found: 0, committed: 0, rolledBack: 0, left: 0 };
+    this.d.metrics.recoveryBranches.inc({ action: "committed" }, report.committed);
+    this.d.metrics.recoveryBranches.inc({ action: "rolled-back" }, report.rolledBack);
+    this.d.metrics.recoveryBranches.inc({ action: "left" }, report.left);
+    if (report.committed + report.rolledBack > 0 || errors.length > 0) {
+      this.d.logger.warn(
+        { ...report, errors },
+        "recovery settled branches the log did not explain",
+      );
+    }
+    return { ...report, startedAtMs, finishedAtMs: this.d.now(), errors };
+  }
+
+  /**
+   * An operator's resolution. A forced commit first asks the participants which of the
+   * transaction's branches they hold prepared: the engine commits only if all are.
+   */
+  async resolve(input: ResolveCall): Promise<Reply> {
+    const prepared = new Set<string>();
+    if (input.action === "commit") {
+      const names = new Set(this.d.engine.view(input.xid)?.branches.map((b) => b.participant));
+      for (const name of names) {
+        const p = this.d.participants.get(name);
+        if (!p) continue;
+        try {
+          const ids = await withTimeout(
+            p.recover(),
+            this.d.participantCallTimeoutMs,
+            `recover ${name}`,
+          );
+          for (const id of ids) prepared.add(id);
+        } catch (e) {
+          return {
+            kind: "error",
+            code: "unavailable",
+            message: `cannot check that every branch is prepared: ${name}: ${errorText(e)}`,
+          };
+        }
+      }
+    }
+    return this.request({ ...input, prepared });
+  }
+
+  /**
+   * Graceful shutdown, before `stop`: no new transactions; those under way get `graceMs` to
+   * finish; then what never reached `preparing` (it lives only in this memory) is aborted
+   * durably. Whatever is decided and still unfinished is in the log for the next start.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.input({ type: "drain" });
+    await this.until(() => this.d.engine.drainPending() === 0, graceMs);
+    this.input({ type: "abandon" });
+    await this.until(() => this.d.engine.drainPending() === 0, Math.min(graceMs, 5_000));
+    this.d.logger.info(
+      { unfinished: this.d.engine.drainPending() },
+      "drained: the next start finishes what is left",
+    );
+  }
+
+  private async until(done: () => boolean, ms: number): Promise<void> {
+    const until = this.d.now() + ms;
+    while (!done() && this.d.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   /** A client call: resolves with the engine's reply once it has one. */
   call(input: WithoutReq<ClientInput>): Promise<Reply> {
+    return this.request(input);
+  }
+
+  private request(input: WithoutReq<Request>): Promise<Reply> {
     const req = this.nextReq++;
     return new Promise<Reply>((resolve) => {
       this.waiting.set(req, resolve);
@@ -84,6 +232,7 @@ export class Driver {
   stop(): void {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.recoveryTimer) clearInterval(this.recoveryTimer);
     this.run(this.d.engine.stepDown());
   }
 
@@ -195,13 +344,7 @@ export class Driver {
           this.d.metrics.appendSeconds.observe((performance.now() - started) / 1000);
           const entry = { index: res.firstIndex as LogIndex, term: res.term as Term, record };
           try {
-            await this.d.failpoints.hit(
-              record.type === "preparing"
-                ? "after-preparing-durable"
-                : record.type === "decide"
-                  ? "after-decision-durable"
-                  : "after-append",
-            );
+            await this.d.failpoints.hit(afterDurable[record.type]);
           } catch (e) {
             // The entry is durable but its proposer hears a failure: the engine must cope with
             // an append reported failed that landed anyway, and the log must still be applied
@@ -286,13 +429,21 @@ export class Driver {
     const end = this.d.metrics.participantSeconds.startTimer({ participant: name, op });
     try {
       return await inSpan(`${op} ${name}`, { "verdict.participant": name, "verdict.op": op }, () =>
-        call(p),
+        withTimeout(call(p), this.d.participantCallTimeoutMs, `${op} ${name}`),
       );
     } finally {
       end();
     }
   }
 }
+
+const afterDurable = {
+  preparing: "after-preparing-durable",
+  decide: "after-decision-durable",
+  recover: "after-recovery-durable",
+  acks: "after-append",
+  forget: "after-append",
+} as const satisfies Record<LogRecord["type"], string>;
 
 function errorText(e: unknown): string {
   return e instanceof Error ? `${e.name}: ${e.message}` : String(e);

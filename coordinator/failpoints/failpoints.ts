@@ -18,6 +18,10 @@ export const failpointNames = [
   "after-rollback",
   "before-one-phase-commit",
   "after-one-phase-commit",
+  /** Recovery listed the participants' prepared branches and has not acted on them yet. */
+  "recovery-after-scan",
+  /** A `recover` record is durable; the branches it names are not settled yet. */
+  "after-recovery-durable",
 ] as const;
 export type FailpointName = (typeof failpointNames)[number];
 type Action = "crash" | "hang" | "error";

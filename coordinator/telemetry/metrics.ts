@@ -5,6 +5,8 @@ export interface Metrics {
   readonly registry: Registry;
   readonly decisions: Counter<"decision">;
   readonly heuristics: Counter<"outcome">;
+  readonly recoveryBranches: Counter<"action">;
+  readonly recoveryErrors: Counter<"participant">;
   readonly phaseSeconds: Histogram<"phase">;
   readonly participantSeconds: Histogram<"participant" | "op">;
   readonly appendSeconds: Histogram;
@@ -29,6 +31,18 @@ export function createMetrics(): Metrics {
       name: "verdict_heuristic_outcomes_total",
       help: "Branches found decided by someone else (heuristic-commit, heuristic-rollback).",
       labelNames: ["outcome"],
+      registers: [registry],
+    }),
+    recoveryBranches: new Counter({
+      name: "verdict_recovery_branches_total",
+      help: "Prepared branches recovery scans found, by what they did (committed, rolled-back, left).",
+      labelNames: ["action"],
+      registers: [registry],
+    }),
+    recoveryErrors: new Counter({
+      name: "verdict_recovery_errors_total",
+      help: "Participants a recovery scan could not list, by participant.",
+      labelNames: ["participant"],
       registers: [registry],
     }),
     phaseSeconds: new Histogram({

@@ -64,7 +64,14 @@ export async function runCommitAttempt(a: CommitAttempt): Promise<AttemptResult>
     await producer.connect();
     const transaction = await producer.transaction(); // InitProducerId: the fence
     step = "marker-check";
-    if (await markerPresent(a)) {
+    const found = await markerCommitted(a.reader, {
+      markerTopic: a.markerTopic,
+      layout: a.layout,
+      branchId: a.branchId,
+      decidedAtMs: a.ctx.decidedAtMs,
+      clockSkewMarginMs: a.clockSkewMarginMs,
+    });
+    if (found) {
       await transaction.abort(); // nothing was added: no request is sent
       return "already-done";
     }
@@ -88,27 +95,37 @@ export async function runCommitAttempt(a: CommitAttempt): Promise<AttemptResult>
   }
 }
 
+export interface MarkerQuery {
+  readonly markerTopic: string;
+  readonly layout: PoolLayout;
+  readonly branchId: string;
+  /** When the branch's decision was logged (coordinator clock). */
+  readonly decidedAtMs: number;
+  readonly clockSkewMarginMs: number;
+}
+
 /**
- * Whether the branch's marker is committed. The scan starts at the first record appended at
- * or after `decidedAtMs - clockSkewMarginMs` (broker time: the topic uses LogAppendTime):
- * nothing of the branch was produced before its decision, so an earlier marker cannot be
- * its own, and the margin covers a coordinator clock ahead of the broker's. The scan is as
- * long as the markers appended since then, whatever the topic holds in total.
+ * Whether the branch's marker is committed, as of the partition's LSO now (call it after the
+ * fence). The scan starts at the first record appended at or after `decidedAtMs -
+ * clockSkewMarginMs` (broker time: the topic uses LogAppendTime): nothing of the branch was
+ * produced before its decision, so an earlier marker cannot be its own, and the margin covers
+ * a coordinator clock ahead of the broker's. So the scan is as long as the markers appended
+ * since then, whatever the topic holds in total.
  */
-async function markerPresent(a: CommitAttempt): Promise<boolean> {
-  const partition = markerPartitionOf(a.layout, a.branchId);
-  const untilOffset = await a.reader.lastStableOffset(a.markerTopic, partition);
-  const since = await a.reader.offsetForTime(
-    a.markerTopic,
+export async function markerCommitted(reader: CommittedReader, q: MarkerQuery): Promise<boolean> {
+  const partition = markerPartitionOf(q.layout, q.branchId);
+  const untilOffset = await reader.lastStableOffset(q.markerTopic, partition);
+  const since = await reader.offsetForTime(
+    q.markerTopic,
     partition,
-    a.ctx.decidedAtMs - a.clockSkewMarginMs,
+    q.decidedAtMs - q.clockSkewMarginMs,
   );
   const fromOffset = since === undefined || since > untilOffset ? untilOffset : since;
-  return a.reader.scan(
-    a.markerTopic,
+  return reader.scan(
+    q.markerTopic,
     partition,
     { fromOffset, untilOffset },
-    (record) => record.key === a.branchId,
+    (record) => record.key === q.branchId,
   );
 }
 

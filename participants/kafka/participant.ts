@@ -163,6 +163,7 @@ class KafkaParticipantImpl implements KafkaParticipant {
     this.layout = layout;
     for (const warning of this.warnings) this.logger.warn({ participant: this.name }, warning);
     const refreshMs = Math.min(this.config.markerRetentionMs / 4, layoutRefreshIntervalMsMax);
+    clearInterval(this.refreshTimer); // a repeated start keeps one timer
     this.refreshTimer = setInterval(() => void this.refreshLayout(), refreshMs);
     this.refreshTimer.unref();
     this.logger.info(
@@ -195,7 +196,11 @@ class KafkaParticipantImpl implements KafkaParticipant {
     this.assertStarted();
     const layout = this.assertOwnBranch(branch.branchId);
     const payload = kafkaPayloadSchema.safeParse(branch.payload);
-    if (!payload.success) {
+    // Prepare voted yes on this payload, so it is valid and never targets the marker topic.
+    if (
+      !payload.success ||
+      payload.data.messages.some((m) => m.topic === this.config.markerTopic)
+    ) {
       throw new Error(`assertion: branch ${branch.branchId} carries an invalid Kafka payload`);
     }
     const transactionalId = transactionalIdOf(layout, branch.branchId);

@@ -130,12 +130,28 @@ const transientReplyCodes = new Set([
   "NOSCRIPT",
 ]);
 
+/** Messages of ioredis's own errors for a connection that is down, closed or too slow. */
+const connectionMessages = [
+  "Command timed out",
+  "Connection is closed",
+  "Stream isn't writeable",
+  "Reached the max retries per request limit",
+];
+
 /**
  * True when `err` says nothing about the branch, only that the server was unreachable, too
- * slow or temporarily unable to serve: a retry may succeed. Everything that is not a reply
- * from the server (a timeout, a closed connection, a refused connect) is transient.
+ * slow or temporarily unable to serve: a retry may succeed.
  */
 export function isTransient(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
   const code = replyCodeOf(err);
-  return code === undefined || transientReplyCodes.has(code);
+  if (code !== undefined) return transientReplyCodes.has(code);
+  const sysCode = (err as NodeJS.ErrnoException).code;
+  if (typeof sysCode === "string" && sysCode.startsWith("E")) return true; // ECONNREFUSED, ECONNRESET, …
+  return connectionMessages.some((m) => err.message.includes(m));
+}
+
+/** The server's error reply, or a connection failure: anything else is a bug, and propagates. */
+export function isServerCondition(err: unknown): boolean {
+  return replyCodeOf(err) !== undefined || isTransient(err);
 }

@@ -24,6 +24,7 @@ import { beforeDeadline } from "../postgres/sql.js";
 import { parseRedisParticipantConfig, type RedisParticipantConfig } from "./config.js";
 import {
   CommitBlockedError,
+  isServerCondition,
   isTransient,
   ParticipantNotStartedError,
   RedisConfigError,
@@ -363,6 +364,7 @@ class RedisParticipantImpl implements RedisParticipant {
         deadlineMs,
       );
     } catch (err) {
+      if (!isServerCondition(err)) throw err;
       const reason = isTransient(err)
         ? redisNoVoteReasons.participantUnavailable
         : redisNoVoteReasons.serverError;
@@ -438,8 +440,9 @@ class RedisParticipantImpl implements RedisParticipant {
     }
   }
 
-  private phase2Error(branchId: string | undefined, what: string, err: unknown): Error {
-    if (err instanceof RedisParticipantError) return err;
+  /** A server condition as a typed, retryable error; anything else (a bug) unchanged. */
+  private phase2Error(branchId: string | undefined, what: string, err: unknown): unknown {
+    if (err instanceof RedisParticipantError || !isServerCondition(err)) return err;
     const message = `participant ${this.name}: ${what}${branchId === undefined ? "" : ` of ${branchId}`} failed: ${messageOf(err)}`;
     return isTransient(err)
       ? new RedisUnavailableError(message, this.ids(branchId), { cause: err })

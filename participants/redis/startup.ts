@@ -9,7 +9,7 @@ import type { Redis } from "ioredis";
 import type { ParticipantLogger } from "../postgres/config.js";
 import { messageOf } from "../postgres/errors.js";
 import type { RedisParticipantConfig } from "./config.js";
-import { ClusterMismatchError, isTransient, UnsafeServerError } from "./errors.js";
+import { ClusterMismatchError, isTransient, replyCodeOf, UnsafeServerError } from "./errors.js";
 import type { NamespaceKeys } from "./keys.js";
 
 /** The settings a yes vote depends on, with the value each must have and why. */
@@ -85,7 +85,7 @@ async function settingProblems(redis: Redis): Promise<string[]> {
     try {
       reply = await redis.config("GET", setting.name);
     } catch (err) {
-      if (isTransient(err)) throw err;
+      if (replyCodeOf(err) === undefined || isTransient(err)) throw err;
       return [
         `CONFIG GET failed (${messageOf(err)}): CONFIG is renamed or disabled (rename-command) or ` +
           `not permitted to this user, so ${requiredSettings.map((s) => s.name).join(", ")} cannot be ` +

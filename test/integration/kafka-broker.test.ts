@@ -10,223 +10,25 @@
  *   offset has moved past it (so a marker check after fencing sees every decided write).
  * It also measures init (the fence), produce and commit of one fresh-producer attempt.
  *
- * kafkajs has no group-less consumer, so the reader sends Fetch requests through kafkajs's own
- * cluster object (reached through one private symbol of kafkajs 2.2.4, asserted below) and drops
- * aborted records itself: with read_committed the broker only stops at the last stable offset and
- * lists the aborted transactions; filtering them out is the client's job.
+ * kafkajs has no group-less consumer, so the reader (participants/kafka/reader.ts, the Kafka
+ * participant's production reader) sends Fetch requests through kafkajs's own cluster object
+ * (reached through one private symbol of kafkajs 2.2.4, asserted there) and drops aborted
+ * records itself: with read_committed the broker only stops at the last stable offset and lists
+ * the aborted transactions; filtering them out is the client's job.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { setTimeout } from "node:timers/promises";
 import kafkajs from "kafkajs";
-import type { Admin, Kafka as KafkaClient, Producer } from "kafkajs";
+import type { Admin, Producer } from "kafkajs";
+import { CommittedReader } from "../../participants/kafka/reader.js";
 import { services } from "../support/services.js";
 
 const { Kafka, logLevel } = kafkajs;
 
-const READ_UNCOMMITTED = 0;
-const READ_COMMITTED = 1;
-const LATEST_OFFSET = -1;
-const readFetchesMax = 50;
-const fetchWaitMs = 100;
-const settleReadsMax = 100;
-const settlePauseMs = 20;
 const timingRounds = 10;
 const stepMsMax = 10_000;
-
-/** The slice of kafkajs 2.2.4's internal Cluster and Broker that the reader uses. */
-interface FetchedRecord {
-  offset: string;
-  value: Buffer | null;
-  isControlRecord: boolean;
-  batchContext: { producerId: string; inTransaction: boolean };
-}
-interface FetchedPartition {
-  partition: number;
-  errorCode: number;
-  highWatermark: string;
-  lastStableOffset: string;
-  abortedTransactions: { producerId: string; firstOffset: string }[];
-  messages: FetchedRecord[];
-}
-interface InternalBroker {
-  fetch(request: {
-    isolationLevel: number;
-    maxWaitTime: number;
-    minBytes: number;
-    maxBytes: number;
-    topics: {
-      topic: string;
-      partitions: { partition: number; fetchOffset: string; maxBytes: number }[];
-    }[];
-  }): Promise<{ responses: { topicName: string; partitions: FetchedPartition[] }[] }>;
-  listOffsets(request: {
-    isolationLevel: number;
-    topics: { topic: string; partitions: { partition: number; timestamp: number }[] }[];
-  }): Promise<{
-    responses: { topic: string; partitions: { partition: number; offset: string }[] }[];
-  }>;
-}
-interface InternalCluster {
-  connect(): Promise<void>;
-  disconnect(): Promise<void>;
-  addTargetTopic(topic: string): Promise<void>;
-  refreshMetadata(): Promise<void>;
-  findLeaderForPartitions(topic: string, partitions: number[]): Record<string, number[]>;
-  findBroker(query: { nodeId: string }): Promise<InternalBroker>;
-}
-type CreateCluster = (options: {
-  isolationLevel: number;
-  allowAutoTopicCreation: boolean;
-  metadataMaxAge: number;
-}) => InternalCluster;
-
-function createInternalCluster(client: KafkaClient): InternalCluster {
-  const symbol = Object.getOwnPropertySymbols(client).find(
-    (s) => s.description === "private:Kafka:createCluster",
-  );
-  assert.ok(symbol, "kafkajs changed: Kafka has no private:Kafka:createCluster (pinned 2.2.4)");
-  const create = Reflect.get(client, symbol) as CreateCluster | undefined;
-  assert.ok(typeof create === "function", "kafkajs changed: createCluster is not a function");
-  return create.call(client, {
-    isolationLevel: READ_COMMITTED,
-    allowAutoTopicCreation: false,
-    metadataMaxAge: 300_000,
-  });
-}
-
-interface PartitionRead {
-  /** Values of committed, non-control records, in offset order. */
-  values: string[];
-  /** Values of every data record the broker returned, aborted ones included. */
-  rawValues: string[];
-  lastStableOffset: bigint;
-  highWatermark: bigint;
-}
-
-/**
- * Drops records of aborted transactions, as the Java consumer does: an aborted transaction starts
- * at its listed first offset and ends at its producer's next control record. Every aborted
- * transaction that starts at or before a record is entered before that record is judged (the
- * broker also lists those that began before the fetch offset).
- */
-function committedRecords(partition: FetchedPartition, fromOffset: bigint): FetchedRecord[] {
-  const pending = [...partition.abortedTransactions].sort((a, b) =>
-    BigInt(a.firstOffset) < BigInt(b.firstOffset) ? -1 : 1,
-  );
-  const aborting = new Set<string>();
-  const kept: FetchedRecord[] = [];
-  for (const record of partition.messages) {
-    const offset = BigInt(record.offset);
-    while (pending.length > 0 && BigInt(pending[0]!.firstOffset) <= offset) {
-      aborting.add(pending.shift()!.producerId);
-    }
-    const { producerId, inTransaction } = record.batchContext;
-    if (record.isControlRecord) aborting.delete(producerId);
-    else if (offset >= fromOffset && !(inTransaction && aborting.has(producerId)))
-      kept.push(record);
-  }
-  return kept;
-}
-
-/** Group-less read_committed reader of single partitions, up to the last stable offset. */
-class CommittedReader {
-  private constructor(private readonly cluster: InternalCluster) {}
-
-  static async open(client: KafkaClient): Promise<CommittedReader> {
-    const cluster = createInternalCluster(client);
-    await cluster.connect();
-    return new CommittedReader(cluster);
-  }
-
-  async close(): Promise<void> {
-    await this.cluster.disconnect();
-  }
-
-  private async leader(topic: string, partition: number): Promise<InternalBroker> {
-    await this.cluster.addTargetTopic(topic);
-    await this.cluster.refreshMetadata();
-    const byNode = this.cluster.findLeaderForPartitions(topic, [partition]);
-    const nodeId = Object.keys(byNode)[0];
-    assert.ok(nodeId !== undefined, `no leader for ${topic}/${partition}`);
-    return this.cluster.findBroker({ nodeId });
-  }
-
-  /** The latest offset: under read_committed the last stable offset, else the high watermark. */
-  private async latestOffset(
-    broker: InternalBroker,
-    topic: string,
-    partition: number,
-    isolationLevel: number,
-  ): Promise<bigint> {
-    const listed = await broker.listOffsets({
-      isolationLevel,
-      topics: [{ topic, partitions: [{ partition, timestamp: LATEST_OFFSET }] }],
-    });
-    const offset = BigInt(listed.responses[0]?.partitions[0]?.offset ?? "-1");
-    assert.ok(offset >= 0n, `no latest offset for ${topic}/${partition}`);
-    return offset;
-  }
-
-  /** Reads [0, last stable offset as of the call): every transaction decided by then. */
-  async readPartition(topic: string, partition: number): Promise<PartitionRead> {
-    const broker = await this.leader(topic, partition);
-    const untilOffset = await this.latestOffset(broker, topic, partition, READ_COMMITTED);
-    const highWatermark = await this.latestOffset(broker, topic, partition, READ_UNCOMMITTED);
-    const read: PartitionRead = {
-      values: [],
-      rawValues: [],
-      lastStableOffset: untilOffset,
-      highWatermark,
-    };
-    let next = 0n;
-    for (let fetches = 0; next < untilOffset; fetches += 1) {
-      assert.ok(
-        fetches < readFetchesMax,
-        `read of ${topic}/${partition} did not reach ${untilOffset}`,
-      );
-      const response = await broker.fetch({
-        isolationLevel: READ_COMMITTED,
-        maxWaitTime: fetchWaitMs,
-        minBytes: 1,
-        maxBytes: 1_048_576,
-        topics: [
-          { topic, partitions: [{ partition, fetchOffset: next.toString(), maxBytes: 1_048_576 }] },
-        ],
-      });
-      const data = response.responses[0]?.partitions[0];
-      assert.ok(data, `empty fetch response for ${topic}/${partition}`);
-      assert.equal(data.errorCode, 0, `fetch error ${data.errorCode} on ${topic}/${partition}`);
-      for (const record of data.messages) {
-        if (BigInt(record.offset) >= next && !record.isControlRecord) {
-          read.rawValues.push(record.value?.toString() ?? "");
-        }
-      }
-      for (const record of committedRecords(data, next)) {
-        if (BigInt(record.offset) < untilOffset) read.values.push(record.value?.toString() ?? "");
-      }
-      const last = data.messages.at(-1);
-      assert.ok(last, `no records below the last stable offset of ${topic}/${partition}`);
-      next = BigInt(last.offset) + 1n;
-    }
-    return read;
-  }
-
-  /**
-   * Reads once no transaction is open on the partition. A commit returns once the coordinator
-   * logged the decision; the markers that move the last stable offset are written just after.
-   */
-  async readSettled(topic: string, partition: number): Promise<PartitionRead> {
-    for (let reads = 1; ; reads += 1) {
-      const read = await this.readPartition(topic, partition);
-      if (read.lastStableOffset === read.highWatermark) return read;
-      assert.ok(reads < settleReadsMax, `${topic}/${partition} kept a transaction open`);
-      await setTimeout(settlePauseMs);
-    }
-  }
-}
 
 const runId = randomUUID().slice(0, 8);
 const topicName = (name: string): string => `verdict-test-${name}-${runId}`;

@@ -204,12 +204,17 @@ export function buildRoutes(s: Schemas): readonly RouteSpec[] {
       params: s.xidParams,
       body: s.resolveRequest,
       responses: { 200: s.adminTransactionView },
-      errors: errors(paramErrors, bodyErrors, idempotentErrors, [
+      errors: errors(paramErrors, bodyErrors, [
         "forbidden",
         "transaction-not-found",
+        "branch-not-found",
         "invalid-state",
+        "transaction-committed",
+        "outcome-unknown",
+        "unavailable",
       ]),
-      idempotent: true,
+      // Repeating an action the log already holds answers 200 and changes nothing.
+      idempotent: false,
     },
     {
       id: "adminListParticipants",

@@ -92,10 +92,14 @@ function describeKnown(r: LogRecord): { xids: string[]; summary: string } | unde
   }
 }
 
-/** `x1#1 done, x1#2 heuristic-rollback: detail` */
+/** `x1#1 done, x1#2 heuristic-rollback: detail`; just `#1 done, …` when all are of one xid. */
 function acksText(acks: readonly { xid: string; n: number; outcome: string; detail?: string }[]) {
+  const oneXid = unique(acks.map((a) => a.xid)).length === 1;
   return acks
-    .map((a) => `${a.xid}#${a.n} ${a.outcome}${a.detail ? `: ${cell(a.detail, 200)}` : ""}`)
+    .map(
+      (a) =>
+        `${oneXid ? "" : a.xid}#${a.n} ${a.outcome}${a.detail ? `: ${cell(a.detail, 200)}` : ""}`,
+    )
     .join(", ");
 }
 

@@ -214,9 +214,30 @@ describe("verdict admin", () => {
       assert.match(r.stderr, /usage: verdict admin/);
       assert.equal(r.stdout, "");
     }
+    const start = await runCli(["start"]);
+    assert.equal(start.code, 2, shown(start));
+    assert.match(
+      start.stderr,
+      /--config FILE is required[\s\S]*usage: verdict start --config FILE/,
+    );
     const top = await runCli(["nonsense"]);
     assert.equal(top.code, 2, shown(top));
     assert.match(top.stderr, /unknown command nonsense[\s\S]*usage: verdict <command>/);
+  });
+
+  test("--help prints each command's usage and exits 0", async () => {
+    const cases: [string[], string][] = [
+      [["--help"], "usage: verdict <command>"],
+      [["start", "--help"], "usage: verdict start --config FILE"],
+      [["admin", "--help"], "usage: verdict admin"],
+      [["admin"], "usage: verdict admin"],
+      [["log", "--help"], "usage: verdict log dump"],
+    ];
+    for (const [args, heading] of cases) {
+      const r = await runCli(args);
+      assert.equal(r.code, 0, `${args.join(" ")}: ${shown(r)}`);
+      assert.ok(r.stdout.startsWith(heading), `${args.join(" ")}: ${r.stdout}`);
+    }
   });
 
   test("the token comes only from the environment: missing says which variable; --token is refused", async () => {

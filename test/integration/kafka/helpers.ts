@@ -127,6 +127,19 @@ export async function createFixture(): Promise<Fixture> {
   return fixture;
 }
 
+/** Error type and text of a rejection ("" if it resolved), for asserting fencing. */
+export async function rejectionOf(action: () => Promise<unknown>): Promise<string> {
+  try {
+    await action();
+  } catch (err) {
+    const type = (err as { type?: unknown }).type;
+    return `${String(type)} ${err instanceof Error ? err.message : String(err)}`;
+  }
+  return "";
+}
+
+export const fencingError = /INVALID_PRODUCER_EPOCH|PRODUCER_FENCED/;
+
 export function payloadOf(messages: KafkaMessage[]): KafkaPayload {
   return { kind: "messages", messages };
 }

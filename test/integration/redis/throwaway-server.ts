@@ -66,7 +66,12 @@ export async function startThrowawayRedis(
     if (running === undefined || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise((resolve) => running.once("exit", resolve));
     running.kill("SIGKILL");
-    await Promise.race([exited, sleep(exitWaitMs)]);
+    const timeout = new AbortController();
+    await Promise.race([
+      exited,
+      sleep(exitWaitMs, undefined, { signal: timeout.signal }).catch(() => undefined),
+    ]);
+    timeout.abort(); // a pending timer would keep the test process alive
   };
   await launch();
   return {
