@@ -7,7 +7,9 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Participant } from "../participants/participant.js";
+import { createKafkaParticipant } from "../participants/kafka/participant.js";
 import { createPostgresParticipant } from "../participants/postgres/participant.js";
+import { createRedisParticipant } from "../participants/redis/participant.js";
 import { buildSchemas, type ParticipantsResponse } from "./api/contract/schemas.js";
 import { buildServer, type ApiBackend } from "./api/server.js";
 import { branchWorkOverLimit } from "./api/branch-limits.js";
@@ -40,18 +42,12 @@ function createParticipant(
   const { kind, ...rest } = p;
   switch (kind) {
     case "postgres":
-      // The participant validates its own fields (unknown ones are refused with the name).
-      return createPostgresParticipant(
-        { inFlightMax, ...(rest as { name: string }) },
-        {
-          logger,
-        },
-      );
+      // Each participant validates its own fields (unknown ones are refused with the name).
+      return createPostgresParticipant({ inFlightMax, ...rest }, { logger });
     case "redis":
+      return createRedisParticipant({ inFlightMax, ...rest }, { logger });
     case "kafka":
-      throw new Error(
-        `participant ${p.name}: ${kind} participants are not available in this version`,
-      );
+      return createKafkaParticipant(rest, { logger });
   }
 }
 
