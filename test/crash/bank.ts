@@ -144,6 +144,23 @@ function branchesOf(bank: Bank, s: TransferSpec) {
   ];
 }
 
+/** Begins a transfer and enlists its branches; commit is never called (`not-sent`). */
+export async function beginTransfer(
+  client: VerdictClient,
+  bank: Bank,
+  spec: TransferSpec,
+  timeoutMs: number,
+): Promise<Outcome & { told: "not-sent" }> {
+  let xid: string | undefined;
+  try {
+    xid = (await client.begin({ timeoutMs, labels: { transfer: spec.id } })).xid;
+    for (const b of branchesOf(bank, spec)) await client.enlist(xid, b);
+    return { spec, xid, told: "not-sent" };
+  } catch (err) {
+    return { spec, xid, told: "not-sent", error: errorText(err) };
+  }
+}
+
 /** Runs one transfer through the SDK and records what its client was told. */
 export async function runTransfer(
   client: VerdictClient,
@@ -151,13 +168,9 @@ export async function runTransfer(
   spec: TransferSpec,
   timeoutMs: number,
 ): Promise<Outcome> {
-  let xid: string | undefined;
-  try {
-    xid = (await client.begin({ timeoutMs, labels: { transfer: spec.id } })).xid;
-    for (const b of branchesOf(bank, spec)) await client.enlist(xid, b);
-  } catch (err) {
-    return { spec, xid, told: "not-sent", error: errorText(err) };
-  }
+  const begun = await beginTransfer(client, bank, spec, timeoutMs);
+  const xid = begun.xid;
+  if (begun.error !== undefined || xid === undefined) return begun;
   try {
     const view = await client.commit(xid);
     return { spec, xid, told: view.state === "committed" ? "committed" : "committing" };

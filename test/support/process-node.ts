@@ -73,6 +73,11 @@ export interface ProcessClusterOptions {
   readonly limits?: Record<string, number>;
   /** Extra fields of both PostgreSQL participants (timeouts, pool size). */
   readonly participant?: Record<string, number | boolean>;
+  /**
+   * Participants configured after pg-a and pg-b, as written (e.g. `{ name, kind: "redis",
+   * url, namespace }`): each test picks its own namespace, topics and prefixes.
+   */
+  readonly extraParticipants?: readonly Record<string, unknown>[];
   readonly logLevel?: string;
 }
 
@@ -126,7 +131,11 @@ export async function createProcessCluster(
       { id: "client-a", role: "client", secret: clientToken },
       { id: "admin", role: "admin", secret: adminToken },
     ],
-    participants: [participant("pg-a", services.pgUrlA), participant("pg-b", services.pgUrlB)],
+    participants: [
+      participant("pg-a", services.pgUrlA),
+      participant("pg-b", services.pgUrlB),
+      ...(opts.extraParticipants ?? []),
+    ],
     limits: { inFlightTransactionsMax: 256, ...opts.limits },
     protocol: { tickMs: 10, phase2BackoffBaseMs: 20, phase2BackoffMaxMs: 300, ...opts.protocol },
     log: { level: opts.logLevel ?? "warn" },
