@@ -8,7 +8,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import type { AdminFacts, Principal, Reply } from "../core/engine.js";
-import { xidBeganAtMs, type Xid } from "../core/ids.js";
+import type { Xid } from "../core/ids.js";
 import type { RecoveryResult, ResolveCall } from "../driver/driver.js";
 import type { TxnView } from "../core/view.js";
 import { ApiError, errorBody, validationFailed, type ErrorCode } from "./contract/errors.js";
@@ -355,6 +355,8 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
     adminResolveTransaction: async ({ principal, params, body }) => {
       const xid = xidOf(params);
       const b = body as ResolveRequest;
+      // A forget leaves nothing to read afterwards: what it forgot is answered instead.
+      const before = backend.adminFacts(xid);
       const reply = await backend.resolve({
         type: "resolve",
         principal,
@@ -365,15 +367,8 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
       });
       if (reply.kind === "error") throw engineError(reply);
       if (reply.kind !== "txn") throw new ApiError("internal", `resolve answered ${reply.kind}`);
-      // A forgotten transaction has no facts left: its last view is all there is.
-      const facts = backend.adminFacts(xid) ?? {
-        view: reply.view,
-        principal: principal.id,
-        beganAtMs: xidBeganAtMs(xid) ?? 0,
-        inDoubt: false,
-        history: [],
-        attempts: new Map<number, number>(),
-      };
+      const facts = backend.adminFacts(xid) ?? (before && { ...before, view: reply.view });
+      if (!facts) throw new ApiError("transaction-not-found", `no transaction ${xid}`, { xid });
       return { status: 200, body: toAdminView(facts) };
     },
     adminRunRecovery: async () => {

@@ -109,8 +109,9 @@ export class TxnTable {
         index: entry.index,
         term: entry.term,
         atMs: r.atMs,
+        // An operator's reason is already in the decision's reason or the ack's detail.
         kind: operator ? "operator-resolution" : kind,
-        what: operator ? `${what} (by ${operator.id}: ${operator.reason})` : what,
+        what,
         ...(operator ? { principal: operator.id } : {}),
       });
     };
