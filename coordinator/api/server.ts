@@ -144,7 +144,7 @@ export function buildServer(opts: {
           throw new ApiError("forbidden", "this route needs an admin token");
         }
         const params = parse(route.params, req.params, "params");
-        const body = parse(route.body, req.body ?? {}, "body");
+        const body = parse(route.body, req.body === undefined ? {} : req.body, "body");
         const query = parse(route.query, req.query ?? {}, "query");
         const idem = idempotency(req, route, schemas, body);
         const end = backend.observeRoute(route.id);

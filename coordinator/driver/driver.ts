@@ -66,6 +66,7 @@ export class Driver {
   private recoveryTimer: NodeJS.Timeout | undefined;
   /** Scans run one after another: an on-demand one starts after any under way. */
   private scans: Promise<unknown> = Promise.resolve();
+  private scansPending = 0;
   private snapshotting = false;
   private lastSnapshotIndex = 0;
   private closed = false;
@@ -95,7 +96,10 @@ export class Driver {
     this.run(this.d.engine.becomeLeader(this.d.now()));
     this.timer = setInterval(() => this.input({ type: "tick" }), this.d.tickMs);
     this.timer.unref();
-    this.recoveryTimer = setInterval(() => void this.recover(), this.d.recoveryIntervalMs);
+    // A periodic scan is skipped while another is pending: slow scans never pile up.
+    this.recoveryTimer = setInterval(() => {
+      if (this.scansPending === 0) void this.recover();
+    }, this.d.recoveryIntervalMs);
     this.recoveryTimer.unref();
     void this.recover();
   }
@@ -120,7 +124,8 @@ export class Driver {
    * settles those the log does not explain (each action logged before it is taken).
    */
   recover(): Promise<RecoveryResult> {
-    const scan = this.scans.then(() => this.scan());
+    this.scansPending += 1;
+    const scan = this.scans.then(() => this.scan()).finally(() => (this.scansPending -= 1));
     this.scans = scan.catch(() => undefined);
     return scan;
   }

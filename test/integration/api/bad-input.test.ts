@@ -12,7 +12,10 @@
  * wrong content type, an invalid Idempotency-Key, and each limit that applies (body bytes,
  * branches per transaction, statements per branch alone and merged, payload bytes per
  * transaction, timeout min/max, labels), an unknown participant, a participant outside the
- * token's scope, and another participant kind's work sent to PostgreSQL.
+ * token's scope, and another participant kind's work sent to PostgreSQL. The operators' routes
+ * add: an unknown resolve action, an empty / oversized / missing reason, a branch that is 0,
+ * not an integer or over the limit, a resolution the transaction's state refuses (409), and a
+ * recovery call with a non-empty body.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -147,6 +150,9 @@ async function observe(): Promise<unknown> {
 const json = (value: unknown): RawRequest => ({ token: node.clientToken, body: value });
 const statement = (sql: string) => ({ sql });
 
+/** A resolve body the schema accepts; `abort` is never sent with it to a case that passes. */
+const resolveBody = { action: "abort", reason: "bad-input test" };
+
 /**
  * A body the route accepts, so that a case fails on the one thing it breaks (the body is
  * validated before the handler runs). pg-b: the one participant client-b's token may enlist.
@@ -156,6 +162,7 @@ function validBody(path: string, op: Operation): RawRequest {
   if (path.endsWith("/branches")) {
     return { body: { participant: "pg-b", statements: [statement("select 1")] } };
   }
+  if (path.endsWith("/resolve")) return { body: resolveBody };
   return { body: {} };
 }
 
@@ -214,7 +221,10 @@ function commonCases(path: string, op: Operation): Case[] {
     }
   }
   if (op.requestBody) {
-    const token = node.clientToken;
+    // The route's own kind of token, so that the body is what fails.
+    const token = admin ? node.adminToken : node.clientToken;
+    const json = (value: unknown): RawRequest => ({ token, body: value });
+    const valid = (body.body ?? {}) as Record<string, unknown>;
     cases.push(
       {
         name: "malformed JSON",
@@ -241,8 +251,8 @@ function commonCases(path: string, op: Operation): Case[] {
         code: "validation-failed",
       },
       {
-        name: "unknown field",
-        request: json({ surprise: true }),
+        name: "unknown field beside a valid body",
+        request: json({ ...valid, surprise: true }),
         status: 400,
         code: "validation-failed",
       },
@@ -306,6 +316,20 @@ function routeCases(): Record<string, Case[]> {
     code: "transaction-aborted",
   };
   const pad = "x".repeat(limits.payloadBytesPerTransactionMax);
+  const admin = (body: unknown): RawRequest => ({ token: node.adminToken, body });
+  const invalidResolve = (name: string, body: unknown): Case => ({
+    name,
+    request: admin(body),
+    status: 400,
+    code: "validation-failed",
+  });
+  /** A resolution the target's state refuses: it is active, never prepared, undecided. */
+  const refusedResolve = (action: string): Case => ({
+    name: `${action} of an active transaction that never prepared`,
+    request: admin({ action, reason: "bad-input test" }),
+    status: 409,
+    code: "invalid-state",
+  });
   return {
     "POST /v1/transactions": [
       {
@@ -541,6 +565,35 @@ function routeCases(): Record<string, Case[]> {
       code: "validation-failed",
     })),
     "GET /admin/v1/transactions/{xid}": [{ ...notFound(), request: { token: node.adminToken } }],
+    "POST /admin/v1/transactions/{xid}/resolve": [
+      { ...notFound(resolveBody), request: admin(resolveBody) },
+      invalidResolve("unknown action", { ...resolveBody, action: "rollback" }),
+      invalidResolve("action in capitals", { ...resolveBody, action: "ABORT" }),
+      invalidResolve("no action", { reason: "r" }),
+      invalidResolve("no reason", { action: "abort" }),
+      invalidResolve("empty reason", { ...resolveBody, reason: "" }),
+      invalidResolve("reason over 4000 characters", { ...resolveBody, reason: "r".repeat(4001) }),
+      invalidResolve("reason a number", { ...resolveBody, reason: 7 }),
+      invalidResolve("branch 0", { ...resolveBody, action: "settle", branch: 0 }),
+      invalidResolve("branch not an integer", { ...resolveBody, action: "settle", branch: 1.5 }),
+      invalidResolve("branch as a string", { ...resolveBody, action: "settle", branch: "1" }),
+      invalidResolve("branch over branchesPerTransactionMax", {
+        ...resolveBody,
+        action: "settle",
+        branch: limits.branchesPerTransactionMax + 1,
+      }),
+      refusedResolve("commit"),
+      refusedResolve("settle"),
+      refusedResolve("forget"),
+    ],
+    "POST /admin/v1/recovery": [
+      {
+        name: "a non-empty body",
+        request: admin({ now: true }),
+        status: 400,
+        code: "validation-failed",
+      },
+    ],
     // Beyond authentication (the common cases) these take no input at all.
     "GET /admin/v1/participants": [],
     "GET /admin/v1/cluster": [],
@@ -618,5 +671,19 @@ describe("bad input on every documented route", () => {
       body: {},
     });
     assert.deepEqual(await preparedOf(node.node.clusterId), []);
+  });
+
+  // Last, and on routes without a target: until it passes, JSON `null` acts as `{}` and would
+  // drive the target (prepare, commit) for every case after it.
+  test("JSON null is not an object: refused, nothing begun", async () => {
+    for (const [path, token] of [
+      ["/v1/transactions", node.clientToken],
+      ["/admin/v1/recovery", node.adminToken],
+    ] as const) {
+      const before = await observe();
+      const answer = await raw(node.url, "POST", path, { token, rawBody: "null" });
+      assertError(answer, 400, "validation-failed", `POST ${path} with null`);
+      assert.deepEqual(await observe(), before, `POST ${path} with null changed something`);
+    }
   });
 });

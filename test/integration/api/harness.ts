@@ -2,14 +2,24 @@
  * Shared set-up of the whole-coordinator tests: a real node in this process (REST API,
  * engine, WAL, PostgreSQL participants pg-a → verdict_a and pg-b → verdict_b), an account
  * table with a unique name in both databases, direct connections that read the truth, raw
- * HTTP for the bad-input tests, and a check that no prepared branch of ours is left.
+ * HTTP for the bad-input tests, and a check that no prepared branch of ours is left; for the
+ * operators' tests, a prepared transfer, a DBA's ROLLBACK PREPARED, the admin view, a metric
+ * read from /metrics and a bounded wait.
  * Nodes come from test/support/node.ts (each with its own marker schema, dropped at the end).
  */
 import { randomBytes } from "node:crypto";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import assert from "node:assert/strict";
 import pg from "pg";
+import type { AdminTransactionView } from "../../../coordinator/api/contract/schemas.js";
+import {
+  pgStatements,
+  sql,
+  type TransactionView,
+  type VerdictClient,
+} from "../../../client/index.js";
 import { startTestNode, type TestNode, type TestNodeOptions } from "../../support/node.js";
 import { services } from "../../support/services.js";
 
@@ -65,10 +75,65 @@ export async function preparedOf(clusterId: string): Promise<PreparedRow[]> {
 }
 
 async function rollbackPrepared(rows: readonly PreparedRow[]): Promise<void> {
-  for (const r of rows) {
-    const url = r.database === "verdict_a" ? databases["pg-a"] : databases["pg-b"];
-    await withClient(url, (c) => c.query(`rollback prepared '${r.gid.replaceAll("'", "''")}'`));
+  for (const r of rows) await dbaRollback(r.database === "verdict_a" ? "pg-a" : "pg-b", r.gid);
+}
+
+/** ROLLBACK PREPARED by hand, from a connection of its own, as a DBA would. */
+export async function dbaRollback(db: Db, gid: string): Promise<void> {
+  await withClient(databases[db], (c) =>
+    c.query(`rollback prepared '${gid.replaceAll("'", "''")}'`),
+  );
+}
+
+const pollMs = 25;
+
+/**
+ * Polls `probe` until it returns something other than undefined; fails with `what` after
+ * `timeoutMs` (bounded in time, and so in count).
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) assert.fail(`not within ${timeoutMs} ms: ${what}`);
+    await sleep(pollMs);
   }
+}
+
+/** Sum of the samples of `name` on the node's /metrics whose labels include `labels`. */
+export async function metricValue(
+  url: string,
+  name: string,
+  labels: Readonly<Record<string, string>> = {},
+): Promise<number> {
+  const text = (await raw(url, "GET", "/metrics")).text;
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    const m = /^([a-z_]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+    if (m?.[1] !== name) continue;
+    const have = (m[2] ?? "").split(",");
+    if (wanted.every((w) => have.includes(w))) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+/** The operators' view of a transaction, or undefined when the node answers 404. */
+export async function adminView(
+  node: ApiNode,
+  xid: string,
+): Promise<AdminTransactionView | undefined> {
+  const answer = await raw(node.url, "GET", `/admin/v1/transactions/${xid}`, {
+    token: node.adminToken,
+  });
+  if (answer.status === 404) return undefined;
+  assert.equal(answer.status, 200, answer.text);
+  return answer.body as AdminTransactionView;
 }
 
 /** Total bytes of the node's decision log (segments and snapshots): grows with every entry. */
@@ -136,6 +201,29 @@ export async function createAccounts(
       }
     },
   };
+}
+
+/**
+ * A transfer of `amount` from row `id` on pg-a to row `id` on pg-b, prepared (phase 1 only):
+ * branch 1 on pg-a, branch 2 on pg-b, both voted yes and wait for the decision.
+ */
+export async function preparedTransfer(
+  client: VerdictClient,
+  accounts: Accounts,
+  id: number,
+  amount: number,
+): Promise<TransactionView> {
+  const { xid } = await client.begin({ timeoutMs: 60_000 });
+  for (const [db, sign] of [
+    ["pg-a", "-"],
+    ["pg-b", "+"],
+  ] as const) {
+    const update = `update ${accounts.table} set balance = balance ${sign} $1 where id = $2`;
+    await client.enlist(xid, pgStatements(db, [sql(update, [amount, id], { expectRows: 1 })]));
+  }
+  const prepared = await client.prepare(xid);
+  assert.equal(prepared.state, "prepared");
+  return prepared;
 }
 
 export interface RawAnswer {
