@@ -18,7 +18,8 @@
  */
 import type { Kafka, Message, Producer, TopicMessages } from "kafkajs";
 import type { BranchId, Phase2Context } from "../participant.js";
-import { Phase2AttemptError, messageOf } from "./errors.js";
+import { messageOf } from "../common/errors.js";
+import { Phase2AttemptError } from "./errors.js";
 import { markerPartitionOf, type PoolLayout } from "./layout.js";
 import { recordBatchOverheadBytes, recordBytesMax, type KafkaMessage } from "./payload.js";
 import type { CommittedReader } from "./reader.js";

@@ -3,6 +3,7 @@
  * transactional ids). Validated once; every limit has a default and a ceiling.
  */
 import { z } from "zod";
+import { participantNameSchema, parseParticipantConfig } from "../common/config.js";
 import { KafkaConfigError } from "./errors.js";
 import { kafkaPayloadLimits } from "./payload.js";
 
@@ -18,7 +19,7 @@ const MiB = 1024 * 1024;
 
 export const kafkaParticipantConfigSchema = z.strictObject({
   /** Participant name used in the API (`"kafka-events"`), logs and errors. */
-  name: z.string().min(1).max(64),
+  name: participantNameSchema,
   /** Bootstrap brokers, `host:port`. */
   brokers: z
     .array(z.string().regex(/^[^\s:]+:\d{1,5}$/))
@@ -100,17 +101,5 @@ export type KafkaParticipantConfigInput = z.input<typeof kafkaParticipantConfigS
 export type KafkaParticipantConfig = z.output<typeof kafkaParticipantConfigSchema>;
 
 export function parseKafkaParticipantConfig(input: unknown): KafkaParticipantConfig {
-  const parsed = kafkaParticipantConfigSchema.safeParse(input);
-  if (!parsed.success) {
-    const name =
-      typeof input === "object" &&
-      input !== null &&
-      typeof (input as { name?: unknown }).name === "string"
-        ? (input as { name: string }).name
-        : "(unnamed)";
-    throw new KafkaConfigError(`kafka participant ${name}: ${z.prettifyError(parsed.error)}`, {
-      participant: name,
-    });
-  }
-  return parsed.data;
+  return parseParticipantConfig("kafka", kafkaParticipantConfigSchema, input, KafkaConfigError);
 }

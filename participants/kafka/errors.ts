@@ -5,27 +5,19 @@
  * topic, an oversize record) are no-votes, not errors; `commit` throws only the retryable
  * errors below, since Kafka cannot refuse a decided commit (ARCHITECTURE.md §2).
  */
+import { ParticipantError, type ParticipantErrorIds } from "../common/errors.js";
 
-export interface KafkaErrorIds {
-  readonly participant: string;
-  readonly branchId?: string;
+export interface KafkaErrorIds extends ParticipantErrorIds {
   readonly topic?: string;
   readonly transactionalId?: string;
 }
 
-export abstract class KafkaParticipantError extends Error {
-  abstract readonly code: string;
-  abstract readonly retryable: boolean;
-  readonly participant: string;
-  readonly branchId: string | undefined;
+export abstract class KafkaParticipantError extends ParticipantError {
   readonly topic: string | undefined;
   readonly transactionalId: string | undefined;
 
   constructor(message: string, ids: KafkaErrorIds, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.participant = ids.participant;
-    this.branchId = ids.branchId;
+    super(message, ids, options);
     this.topic = ids.topic;
     this.transactionalId = ids.transactionalId;
   }
@@ -103,8 +95,4 @@ export function kafkaErrorTypeOf(err: unknown): string | undefined {
   if (typeof err !== "object" || err === null) return undefined;
   const type = (err as { type?: unknown }).type;
   return typeof type === "string" ? type : undefined;
-}
-
-export function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

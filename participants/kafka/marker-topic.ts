@@ -10,7 +10,8 @@
  */
 import kafkajs from "kafkajs";
 import type { Admin, Kafka } from "kafkajs";
-import { KafkaUnavailableError, MarkerTopicError, kafkaErrorTypeOf, messageOf } from "./errors.js";
+import { messageOf } from "../common/errors.js";
+import { KafkaUnavailableError, MarkerTopicError, kafkaErrorTypeOf } from "./errors.js";
 import { decodeLayout, encodeLayout, markerPartitionOf, type PoolLayout } from "./layout.js";
 import type { CommittedReader } from "./reader.js";
 

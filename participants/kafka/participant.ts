@@ -15,7 +15,9 @@ import type {
   PrepareContext,
   Vote,
 } from "../participant.js";
-import { silentLogger, type ParticipantLogger } from "../postgres/config.js";
+import { clusterIdProblem } from "../common/cluster-id.js";
+import { errorIds, messageOf, type ParticipantErrorIds } from "../common/errors.js";
+import { silentLogger, type ParticipantLogger } from "../common/logger.js";
 import { runCommitAttempt } from "./commit-attempt.js";
 import { parseKafkaParticipantConfig, type KafkaParticipantConfig } from "./config.js";
 import {
@@ -26,7 +28,6 @@ import {
   ParticipantNotStartedError,
   PoolLayoutChangedError,
   TransactionalIdBusyError,
-  messageOf,
 } from "./errors.js";
 import { KeyedQueue, QueueWaitError } from "./keyed-queue.js";
 import {
@@ -56,8 +57,6 @@ export interface KafkaParticipantDeps {
 export type KafkaParticipant = Participant<KafkaPayload> &
   Required<Pick<Participant<KafkaPayload>, "fence">>;
 
-/** Cluster ids: printable ASCII without backslash or colon (the branch id separator). */
-const clusterIdPattern = /^[\x21-\x39\x3b-\x5b\x5d-\x7e]{1,64}$/;
 /** Topics looked up at once by one prepare. */
 const topicLookupsInParallelMax = 8;
 /** Rolled-back branch ids remembered to refuse a late prepare (there is nothing to clean up). */
@@ -129,12 +128,8 @@ class KafkaParticipantImpl implements KafkaParticipant {
   }
 
   async start(clusterId: string): Promise<void> {
-    if (!clusterIdPattern.test(clusterId)) {
-      throw new KafkaConfigError(
-        `cluster id ${JSON.stringify(clusterId)}: 1–64 printable ASCII characters without backslash or colon`,
-        this.ids(),
-      );
-    }
+    const clusterIdRefusal = clusterIdProblem(clusterId);
+    if (clusterIdRefusal !== undefined) throw new KafkaConfigError(clusterIdRefusal, this.ids());
     this.assertOpen();
     const layout: PoolLayout = {
       transactionalIdPrefix: this.config.transactionalIdPrefix ?? `verdict-${clusterId}`,
@@ -587,10 +582,8 @@ class KafkaParticipantImpl implements KafkaParticipant {
         );
   }
 
-  private ids(branchId?: string): { participant: string; branchId?: string } {
-    return branchId === undefined
-      ? { participant: this.name }
-      : { participant: this.name, branchId };
+  private ids(branchId?: string): ParticipantErrorIds {
+    return errorIds(this.name, branchId);
   }
 
   /** G6: a branch id of another cluster never reaches this participant. */

@@ -13,7 +13,8 @@
  * (`committedRecords`).
  */
 import type { Kafka } from "kafkajs";
-import { KafkaUnavailableError, kafkaErrorTypeOf, messageOf } from "./errors.js";
+import { messageOf } from "../common/errors.js";
+import { KafkaUnavailableError, kafkaErrorTypeOf } from "./errors.js";
 
 export const isolationLevels = { readUncommitted: 0, readCommitted: 1 } as const;
 type IsolationLevel = (typeof isolationLevels)[keyof typeof isolationLevels];

@@ -5,8 +5,9 @@
  */
 import kafkajs from "kafkajs";
 import type { Admin } from "kafkajs";
-import { KafkaUnavailableError, kafkaErrorTypeOf, messageOf } from "./errors.js";
-import type { ParticipantLogger } from "../postgres/config.js";
+import { messageOf } from "../common/errors.js";
+import type { ParticipantLogger } from "../common/logger.js";
+import { KafkaUnavailableError, kafkaErrorTypeOf } from "./errors.js";
 
 const { ConfigResourceTypes } = kafkajs;
 

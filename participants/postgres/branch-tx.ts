@@ -5,7 +5,8 @@
  * vote or a one-phase outcome and decides how to return the connection to the pool.
  */
 import type pg from "pg";
-import { isTransient, messageOf, sqlStateOf } from "./errors.js";
+import { messageOf } from "../common/errors.js";
+import { isTransient, sqlStateOf } from "./errors.js";
 import { gidLiteral } from "./gid.js";
 import type { PostgresStatement } from "./payload.js";
 import type { SchemaTables } from "./schema.js";

@@ -3,13 +3,14 @@
  * Validated once; every limit has a default and a ceiling.
  */
 import { z } from "zod";
+import { participantNameSchema, parseParticipantConfig } from "../common/config.js";
 import { PostgresConfigError } from "./errors.js";
 import { schemaNamePattern } from "./schema.js";
 
 export const postgresParticipantConfigSchema = z
   .strictObject({
     /** Participant name used in the API (`"pg-orders"`), logs and errors. */
-    name: z.string().min(1).max(64),
+    name: participantNameSchema,
     /** Either a connection string, or the separate fields below. */
     connectionString: z.string().min(1).optional(),
     host: z.string().min(1).optional(),
@@ -41,33 +42,10 @@ export type PostgresParticipantConfigInput = z.input<typeof postgresParticipantC
 export type PostgresParticipantConfig = z.output<typeof postgresParticipantConfigSchema>;
 
 export function parsePostgresParticipantConfig(input: unknown): PostgresParticipantConfig {
-  const parsed = postgresParticipantConfigSchema.safeParse(input);
-  if (!parsed.success) {
-    const name =
-      typeof input === "object" &&
-      input !== null &&
-      typeof (input as { name?: unknown }).name === "string"
-        ? (input as { name: string }).name
-        : "(unnamed)";
-    throw new PostgresConfigError(
-      `postgres participant ${name}: ${z.prettifyError(parsed.error)}`,
-      {
-        participant: name,
-      },
-    );
-  }
-  return parsed.data;
+  return parseParticipantConfig(
+    "postgres",
+    postgresParticipantConfigSchema,
+    input,
+    PostgresConfigError,
+  );
 }
-
-/** Minimal structural logger (pino-compatible) so the participant needs no logging library. */
-export interface ParticipantLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
-export const silentLogger: ParticipantLogger = {
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-};

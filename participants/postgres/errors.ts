@@ -4,25 +4,15 @@
  * Expected negative outcomes of `prepare` (a failed statement, an unmet expectation) are
  * no-votes, not errors; `commit`/`rollback` throw only the retryable errors below.
  */
+import {
+  hasSystemErrorCode,
+  ParticipantError,
+  type ParticipantErrorIds,
+} from "../common/errors.js";
 
-export interface PostgresErrorIds {
-  readonly participant: string;
-  readonly branchId?: string;
-}
+export type PostgresErrorIds = ParticipantErrorIds;
 
-export abstract class PostgresParticipantError extends Error {
-  abstract readonly code: string;
-  abstract readonly retryable: boolean;
-  readonly participant: string;
-  readonly branchId: string | undefined;
-
-  constructor(message: string, ids: PostgresErrorIds, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.participant = ids.participant;
-    this.branchId = ids.branchId;
-  }
-}
+export abstract class PostgresParticipantError extends ParticipantError {}
 
 /**
  * The server could not be reached or did not answer in time (connection refused or
@@ -125,13 +115,8 @@ export function isTransient(err: unknown): boolean {
   const sqlState = sqlStateOf(err);
   if (sqlState !== undefined) return sqlState.startsWith("08") || transientSqlStates.has(sqlState);
   if (!(err instanceof Error)) return false;
-  const sysCode = (err as NodeJS.ErrnoException).code;
-  if (typeof sysCode === "string" && sysCode.startsWith("E")) return true; // ECONNREFUSED, ECONNRESET, …
+  if (hasSystemErrorCode(err)) return true;
   return transientMessages.some((m) => err.message.includes(m));
-}
-
-export function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**

@@ -16,16 +16,17 @@ import type {
   Vote,
 } from "../participant.js";
 import { noVoteReasons, runBranchTx, type BranchTxResult } from "./branch-tx.js";
+import { clusterIdProblem } from "../common/cluster-id.js";
+import { errorIds, messageOf, type ParticipantErrorIds } from "../common/errors.js";
+import { silentLogger, type ParticipantLogger } from "../common/logger.js";
+import { beforeDeadline } from "../common/time.js";
 import {
   parsePostgresParticipantConfig,
-  silentLogger,
-  type ParticipantLogger,
   type PostgresParticipantConfig,
   type PostgresParticipantConfigInput,
 } from "./config.js";
 import {
   isTransient,
-  messageOf,
   ParticipantNotStartedError,
   ParticipantUnavailableError,
   Phase2ServerError,
@@ -36,7 +37,7 @@ import {
 import { clusterGidPrefix, gidLiteral } from "./gid.js";
 import type { PostgresPayload, PostgresStatement } from "./payload.js";
 import { schemaTables, type SchemaTables } from "./schema.js";
-import { beforeDeadline, query } from "./sql.js";
+import { query } from "./sql.js";
 import {
   checkServer,
   createSchemaAndRegister,
@@ -52,8 +53,6 @@ export interface PostgresParticipantDeps {
 export type PostgresParticipant = Participant<PostgresPayload> &
   Required<Pick<Participant<PostgresPayload>, "commitOnePhase" | "isCommitted">>;
 
-/** Cluster ids: printable ASCII without backslash or colon (the gid separator). */
-const clusterIdPattern = /^[\x21-\x39\x3b-\x5b\x5d-\x7e]{1,64}$/;
 /** `forget` deletes in batches of at most this many ids. */
 const forgetBatchMax = 500;
 
@@ -130,12 +129,8 @@ class PostgresParticipantImpl implements PostgresParticipant {
   }
 
   async start(clusterId: string): Promise<void> {
-    if (!clusterIdPattern.test(clusterId)) {
-      throw new PostgresConfigError(
-        `cluster id ${JSON.stringify(clusterId)}: 1–64 printable ASCII characters without backslash or colon`,
-        this.ids(),
-      );
-    }
+    const clusterIdRefusal = clusterIdProblem(clusterId);
+    if (clusterIdRefusal !== undefined) throw new PostgresConfigError(clusterIdRefusal, this.ids());
     this.assertOpen();
     await this.withClient(async (client) => {
       const ctx: StartupContext = {
@@ -663,10 +658,8 @@ class PostgresParticipantImpl implements PostgresParticipant {
     );
   }
 
-  private ids(branchId?: string): { participant: string; branchId?: string } {
-    return branchId === undefined
-      ? { participant: this.name }
-      : { participant: this.name, branchId };
+  private ids(branchId?: string): ParticipantErrorIds {
+    return errorIds(this.name, branchId);
   }
 
   private assertOpen(): void {

@@ -24,19 +24,3 @@ export function query<R extends pg.QueryResultRow = pg.QueryResultRow>(
   };
   return client.query<R>(config);
 }
-
-/** Waits for `promise` until `deadlineMs`; undefined if the deadline came first. */
-export async function beforeDeadline<T>(
-  promise: Promise<T>,
-  deadlineMs: number,
-): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), Math.max(0, deadlineMs - Date.now()));
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

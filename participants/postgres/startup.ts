@@ -7,13 +7,8 @@
  */
 import { randomBytes } from "node:crypto";
 import type pg from "pg";
-import {
-  ClusterMismatchError,
-  isTransient,
-  messageOf,
-  sqlStateOf,
-  UnsafeServerError,
-} from "./errors.js";
+import { messageOf } from "../common/errors.js";
+import { ClusterMismatchError, isTransient, sqlStateOf, UnsafeServerError } from "./errors.js";
 import { gidLiteral } from "./gid.js";
 import { createSchemaStatements, ddlLockKey, type SchemaTables } from "./schema.js";
 import { query } from "./sql.js";

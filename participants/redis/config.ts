@@ -3,6 +3,7 @@
  * Validated once; every limit has a default and a ceiling.
  */
 import { z } from "zod";
+import { participantNameSchema, parseParticipantConfig } from "../common/config.js";
 import { RedisConfigError } from "./errors.js";
 
 /** Namespaces become the `<namespace>:` prefix of every key Verdict writes. */
@@ -12,7 +13,7 @@ export const unsafeServerPolicies = ["refuse", "warn"] as const;
 
 export const redisParticipantConfigSchema = z.strictObject({
   /** Participant name used in the API (`"redis-main"`), logs and errors. */
-  name: z.string().min(1).max(64),
+  name: participantNameSchema,
   /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). */
   url: z
     .string()
@@ -40,17 +41,5 @@ export type RedisParticipantConfigInput = z.input<typeof redisParticipantConfigS
 export type RedisParticipantConfig = z.output<typeof redisParticipantConfigSchema>;
 
 export function parseRedisParticipantConfig(input: unknown): RedisParticipantConfig {
-  const parsed = redisParticipantConfigSchema.safeParse(input);
-  if (!parsed.success) {
-    const name =
-      typeof input === "object" &&
-      input !== null &&
-      typeof (input as { name?: unknown }).name === "string"
-        ? (input as { name: string }).name
-        : "(unnamed)";
-    throw new RedisConfigError(`redis participant ${name}: ${z.prettifyError(parsed.error)}`, {
-      participant: name,
-    });
-  }
-  return parsed.data;
+  return parseParticipantConfig("redis", redisParticipantConfigSchema, input, RedisConfigError);
 }

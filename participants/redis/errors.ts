@@ -4,25 +4,15 @@
  * negative outcomes of `prepare` (a lock conflict, a failed precondition) are no-votes,
  * not errors; `commit`/`rollback` throw only the retryable errors below.
  */
+import {
+  hasSystemErrorCode,
+  ParticipantError,
+  type ParticipantErrorIds,
+} from "../common/errors.js";
 
-export interface RedisErrorIds {
-  readonly participant: string;
-  readonly branchId?: string;
-}
+export type RedisErrorIds = ParticipantErrorIds;
 
-export abstract class RedisParticipantError extends Error {
-  abstract readonly code: string;
-  abstract readonly retryable: boolean;
-  readonly participant: string;
-  readonly branchId: string | undefined;
-
-  constructor(message: string, ids: RedisErrorIds, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.participant = ids.participant;
-    this.branchId = ids.branchId;
-  }
-}
+export abstract class RedisParticipantError extends ParticipantError {}
 
 /**
  * The server could not be reached or did not answer in time (not connected, connection
@@ -146,8 +136,7 @@ export function isTransient(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = replyCodeOf(err);
   if (code !== undefined) return transientReplyCodes.has(code);
-  const sysCode = (err as NodeJS.ErrnoException).code;
-  if (typeof sysCode === "string" && sysCode.startsWith("E")) return true; // ECONNREFUSED, ECONNRESET, …
+  if (hasSystemErrorCode(err)) return true;
   return connectionMessages.some((m) => err.message.includes(m));
 }
 

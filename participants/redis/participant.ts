@@ -18,9 +18,10 @@ import type {
   PrepareContext,
   Vote,
 } from "../participant.js";
-import { silentLogger, type ParticipantLogger } from "../postgres/config.js";
-import { messageOf } from "../postgres/errors.js";
-import { beforeDeadline } from "../postgres/sql.js";
+import { silentLogger, type ParticipantLogger } from "../common/logger.js";
+import { clusterIdProblem } from "../common/cluster-id.js";
+import { errorIds, messageOf, type ParticipantErrorIds } from "../common/errors.js";
+import { beforeDeadline } from "../common/time.js";
 import { parseRedisParticipantConfig, type RedisParticipantConfig } from "./config.js";
 import {
   CommitBlockedError,
@@ -60,8 +61,6 @@ export const redisNoVoteReasons = {
   serverError: "server-error",
 } as const;
 
-/** Cluster ids: printable ASCII without backslash or colon (the branch id separator). */
-const clusterIdPattern = /^[\x21-\x39\x3b-\x5b\x5d-\x7e]{1,64}$/;
 /** Branch ids are at most 200 characters (PostgreSQL's gid limit, kept for every participant). */
 const branchIdCharsMax = 200;
 /** `forget` deletes in batches of at most this many ids. */
@@ -126,12 +125,8 @@ class RedisParticipantImpl implements RedisParticipant {
   }
 
   async start(clusterId: string): Promise<void> {
-    if (!clusterIdPattern.test(clusterId)) {
-      throw new RedisConfigError(
-        `cluster id ${JSON.stringify(clusterId)}: 1–64 printable ASCII characters without backslash or colon`,
-        this.ids(),
-      );
-    }
+    const clusterIdRefusal = clusterIdProblem(clusterId);
+    if (clusterIdRefusal !== undefined) throw new RedisConfigError(clusterIdRefusal, this.ids());
     this.assertOpen();
     try {
       await this.connected();
@@ -453,10 +448,8 @@ class RedisParticipantImpl implements RedisParticipant {
     throw new Error(`assertion: script ${script} answered ${JSON.stringify(verdict)}`);
   }
 
-  private ids(branchId?: string): { participant: string; branchId?: string } {
-    return branchId === undefined
-      ? { participant: this.name }
-      : { participant: this.name, branchId };
+  private ids(branchId?: string): ParticipantErrorIds {
+    return errorIds(this.name, branchId);
   }
 
   private assertOpen(): void {

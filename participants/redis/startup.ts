@@ -6,8 +6,8 @@
  * turns them into RedisUnavailableError.
  */
 import type { Redis } from "ioredis";
-import type { ParticipantLogger } from "../postgres/config.js";
-import { messageOf } from "../postgres/errors.js";
+import type { ParticipantLogger } from "../common/logger.js";
+import { messageOf } from "../common/errors.js";
 import type { RedisParticipantConfig } from "./config.js";
 import { ClusterMismatchError, isTransient, replyCodeOf, UnsafeServerError } from "./errors.js";
 import type { NamespaceKeys } from "./keys.js";

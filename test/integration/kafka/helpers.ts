@@ -4,7 +4,6 @@
  * topics created with the admin client, a group-less read_committed reader to read the truth,
  * and a bounded retry loop standing in for the coordinator's phase-2 retries.
  */
-import { randomBytes } from "node:crypto";
 import kafkajs from "kafkajs";
 import type { Admin, Kafka } from "kafkajs";
 import type { BranchId, Phase2Context, Phase2Outcome } from "../../../participants/participant.js";
@@ -16,11 +15,12 @@ import {
 } from "../../../participants/kafka/participant.js";
 import type { KafkaMessage, KafkaPayload } from "../../../participants/kafka/payload.js";
 import { CommittedReader } from "../../../participants/kafka/reader.js";
+import { branchIds, madeParticipants, suffix } from "../../support/participant-helpers.js";
 import { services } from "../../support/services.js";
 
 const { Kafka: KafkaClient, logLevel } = kafkajs;
 
-export const suffix = (): string => randomBytes(4).toString("hex");
+export { suffix };
 
 /** Phase-2 retries a test allows before it fails (the coordinator retries forever). */
 const commitAttemptsMax = 20;
@@ -60,8 +60,22 @@ export async function createFixture(): Promise<Fixture> {
   await admin.connect();
   const reader = await CommittedReader.open(kafka, { owner: "test-reader" });
   const topics: string[] = [markerTopic];
-  const participants: KafkaParticipant[] = [];
-  let n = 0;
+  const config = (
+    overrides: Partial<KafkaParticipantConfigInput> = {},
+  ): KafkaParticipantConfigInput => ({
+    name: `kafka-test-${run}`,
+    brokers: [...services.kafkaBrokers],
+    clientId: `verdict-test-${run}`,
+    markerTopic,
+    markerPartitions: 3,
+    transactionalIdPrefix,
+    poolSize: 4,
+    attemptTimeoutMs: 20_000,
+    ...overrides,
+  });
+  const made = madeParticipants(clusterId, (overrides: Partial<KafkaParticipantConfigInput> = {}) =>
+    createKafkaParticipant(config(overrides)),
+  );
   const fixture: Fixture = {
     run,
     clusterId,
@@ -70,7 +84,7 @@ export async function createFixture(): Promise<Fixture> {
     kafka,
     admin,
     reader,
-    branchId: () => `${clusterId}:x${run}-${++n}:1` as BranchId,
+    branchId: branchIds(clusterId, run),
     async topic(name, partitions = 1, configs = {}) {
       const topic = `verdict-test-${name}-${run}`;
       await admin.createTopics({
@@ -87,27 +101,9 @@ export async function createFixture(): Promise<Fixture> {
       topics.push(topic);
       return topic;
     },
-    config: (overrides = {}) => ({
-      name: `kafka-test-${run}`,
-      brokers: [...services.kafkaBrokers],
-      clientId: `verdict-test-${run}`,
-      markerTopic,
-      markerPartitions: 3,
-      transactionalIdPrefix,
-      poolSize: 4,
-      attemptTimeoutMs: 20_000,
-      ...overrides,
-    }),
-    participant(overrides = {}) {
-      const p = createKafkaParticipant(fixture.config(overrides));
-      participants.push(p);
-      return p;
-    },
-    async started(overrides = {}) {
-      const p = fixture.participant(overrides);
-      await p.start(clusterId);
-      return p;
-    },
+    config,
+    participant: made.participant,
+    started: made.started,
     async values(topic) {
       const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
       const partitions = metadata.topics[0]?.partitions.map((p) => p.partitionId) ?? [];
@@ -118,7 +114,7 @@ export async function createFixture(): Promise<Fixture> {
       return values;
     },
     async cleanup() {
-      await Promise.allSettled(participants.map((p) => p.close()));
+      await made.closeAll();
       await reader.close();
       await admin.deleteTopics({ topics, timeout: 10_000 }).catch(() => undefined);
       await admin.disconnect();

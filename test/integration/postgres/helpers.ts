@@ -3,7 +3,6 @@
  * and table per test file, direct (non-participant) connections to read the truth, and a
  * cleanup that leaves no prepared transaction behind.
  */
-import { randomBytes } from "node:crypto";
 import net from "node:net";
 import pg from "pg";
 import type { BranchId } from "../../../participants/participant.js";
@@ -12,9 +11,10 @@ import {
   type PostgresParticipant,
 } from "../../../participants/postgres/participant.js";
 import type { PostgresParticipantConfigInput } from "../../../participants/postgres/config.js";
+import { branchIds, madeParticipants, suffix } from "../../support/participant-helpers.js";
 import { services } from "../../support/services.js";
 
-export const suffix = (): string => randomBytes(4).toString("hex");
+export { suffix };
 
 export interface Fixture {
   readonly run: string;
@@ -41,8 +41,18 @@ export async function createFixture(url: string = services.pgUrlA): Promise<Fixt
   const direct = new pg.Pool({ connectionString: url, max: 4 });
   await direct.query(`create table ${table} (id int primary key, balance int not null)`);
   await direct.query(`insert into ${table} values (1, 100), (2, 200)`);
-  let n = 0;
-  const participants: PostgresParticipant[] = [];
+  const made = madeParticipants(
+    clusterId,
+    (overrides: Partial<PostgresParticipantConfigInput> = {}) =>
+      createPostgresParticipant({
+        name: `pg-test-${run}`,
+        connectionString: url,
+        schema,
+        poolSize: 4,
+        inFlightMax: 10,
+        ...overrides,
+      }),
+  );
   const fixture: Fixture = {
     run,
     clusterId,
@@ -50,25 +60,10 @@ export async function createFixture(url: string = services.pgUrlA): Promise<Fixt
     table,
     url,
     direct,
-    participants,
-    branchId: () => `${clusterId}:x${run}-${++n}:1` as BranchId,
-    participant(overrides = {}) {
-      const p = createPostgresParticipant({
-        name: `pg-test-${run}`,
-        connectionString: url,
-        schema,
-        poolSize: 4,
-        inFlightMax: 10,
-        ...overrides,
-      });
-      participants.push(p);
-      return p;
-    },
-    async started(overrides = {}) {
-      const p = fixture.participant(overrides);
-      await p.start(clusterId);
-      return p;
-    },
+    participants: made.made,
+    branchId: branchIds(clusterId, run),
+    participant: made.participant,
+    started: made.started,
     async balance(id) {
       const { rows } = await direct.query<{ balance: number }>(
         `select balance from ${table} where id = $1`,
@@ -84,7 +79,7 @@ export async function createFixture(url: string = services.pgUrlA): Promise<Fixt
       return rows.map((r) => r.gid);
     },
     async cleanup() {
-      await Promise.allSettled(participants.map((p) => p.close()));
+      await made.closeAll();
       for (const gid of await fixture.preparedGids()) {
         await direct.query(`rollback prepared '${gid.replaceAll("'", "''")}'`);
       }

@@ -3,7 +3,6 @@
  * prefix per test file, a direct ioredis connection to read the truth, and a cleanup that
  * closes every participant and deletes every key the file made.
  */
-import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import type { BranchId, BranchRef, Phase2Context } from "../../../participants/participant.js";
 import type { RedisParticipantConfigInput } from "../../../participants/redis/config.js";
@@ -12,9 +11,10 @@ import {
   type RedisParticipant,
 } from "../../../participants/redis/participant.js";
 import type { RedisPayload } from "../../../participants/redis/payload.js";
+import { branchIds, madeParticipants, suffix } from "../../support/participant-helpers.js";
 import { services } from "../../support/services.js";
 
-export const suffix = (): string => randomBytes(4).toString("hex");
+export { suffix };
 
 /** Far enough that no test runs into it. */
 export const prepareCtx = () => ({ deadlineMs: Date.now() + 30_000 });
@@ -54,36 +54,29 @@ export function createFixture(url: string = services.redisUrl): Fixture {
   const clusterId = `t_%${run}`;
   const userPrefix = `t-${run}:`;
   const direct = new Redis(url, { commandTimeout: 5_000, maxRetriesPerRequest: 1 });
-  const participants: RedisParticipant[] = [];
-  let n = 0;
+  const made = madeParticipants(clusterId, (overrides: Partial<RedisParticipantConfigInput> = {}) =>
+    createRedisParticipant({
+      name: `redis-test-${run}`,
+      url,
+      namespace,
+      connectTimeoutMs: 2_000,
+      commandTimeoutMs: 2_000,
+      ...overrides,
+    }),
+  );
   const fixture: Fixture = {
     run,
     namespace,
     clusterId,
     url,
     direct,
-    branchId: () => `${clusterId}:x${run}-${++n}:1` as BranchId,
+    branchId: branchIds(clusterId, run),
     key: (name) => `${userPrefix}${name}`,
-    participant(overrides = {}) {
-      const p = createRedisParticipant({
-        name: `redis-test-${run}`,
-        url,
-        namespace,
-        connectTimeoutMs: 2_000,
-        commandTimeoutMs: 2_000,
-        ...overrides,
-      });
-      participants.push(p);
-      return p;
-    },
-    async started(overrides = {}) {
-      const p = fixture.participant(overrides);
-      await p.start(clusterId);
-      return p;
-    },
+    participant: made.participant,
+    started: made.started,
     internal: (rest) => `${namespace}:${rest}`,
     async cleanup() {
-      await Promise.allSettled(participants.map((p) => p.close()));
+      await made.closeAll();
       // Tests may scan; the participant never does. Bounded: a run makes few keys.
       for (const pattern of [`${namespace}:*`, `${userPrefix}*`]) {
         const made = await scanAll(direct, pattern);

@@ -9,7 +9,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import type { ParticipantLogger } from "../../../participants/postgres/config.js";
+import type { ParticipantLogger } from "../../../participants/common/logger.js";
 import { RedisUnavailableError, UnsafeServerError } from "../../../participants/redis/errors.js";
 import { createRedisParticipant } from "../../../participants/redis/participant.js";
 import { branch, phase2Ctx, prepareCtx, suffix } from "./helpers.js";
