@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { performance } from "node:perf_hooks";
 
 export interface NodeProcessOptions {
   readonly from: "dist" | "src";
@@ -19,6 +20,17 @@ export interface NodeProcessOptions {
   readonly schema: string;
   readonly poolSize: number;
   readonly inFlightTransactionsMax: number;
+  /** Redis and Kafka participants, passed to the config as they are. */
+  readonly otherParticipants?: readonly Record<string, unknown>[];
+  /** Fields of the config's `protocol` section. */
+  readonly protocol?: Readonly<Record<string, number | boolean>>;
+  /** `VERDICT_FAILPOINTS` of the process (none if absent). */
+  readonly failpoints?: string;
+  /**
+   * A directory to run in (config and data): the same directory again restarts the same node.
+   * The caller owns it (`stop` leaves it); a fresh one, removed by `stop`, otherwise.
+   */
+  readonly dir?: string;
   /** Where the node's own output goes once it listens. */
   readonly log: (line: string) => void;
   /** Extra flags for the node's `node` (e.g. `--cpu-prof`). */
@@ -29,10 +41,14 @@ export interface NodeProcess {
   readonly url: string;
   readonly clusterId: string;
   readonly token: string;
+  /** From spawning the process to its "listening" line (log replayed, participants started). */
+  readonly listenMs: number;
   /** CPU time the node process has used so far (user + system, all threads); NaN off Linux. */
   cpuMs(): number;
-  /** SIGTERM, then SIGKILL if it has not exited in time; removes its data directory. */
+  /** SIGTERM, then SIGKILL if it has not exited in time; removes a directory it created. */
   stop(): Promise<void>;
+  /** SIGKILL (a crash): nothing is drained or flushed; removes a directory it created. */
+  kill(): Promise<void>;
 }
 
 const startTimeoutMs = 30_000;
@@ -45,18 +61,24 @@ export const repoRoot = findRepoRoot();
 
 export async function startNodeProcess(options: NodeProcessOptions): Promise<NodeProcess> {
   const command = commandFor(options.from, options.log);
-  const dir = await mkdtemp(join(tmpdir(), "verdict-bench-"));
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "verdict-bench-")));
+  const removeDir = () =>
+    options.dir === undefined ? rm(dir, { recursive: true, force: true }) : Promise.resolve();
   const token = randomBytes(24).toString("base64url");
   const config = {
     node: { id: "bench-1", dataDir: join(dir, "data"), host: "127.0.0.1", port: 0 },
     tokens: [{ id: "bench", role: "client", secret: token }],
-    participants: options.participants.map((p) => ({
-      kind: "postgres",
-      ...p,
-      schema: options.schema,
-      poolSize: options.poolSize,
-    })),
+    participants: [
+      ...options.participants.map((p) => ({
+        kind: "postgres",
+        ...p,
+        schema: options.schema,
+        poolSize: options.poolSize,
+      })),
+      ...(options.otherParticipants ?? []),
+    ],
     limits: { inFlightTransactionsMax: options.inFlightTransactionsMax },
+    ...(options.protocol ? { protocol: options.protocol } : {}),
     log: { level: "warn" },
   };
   const configPath = join(dir, "config.json");
@@ -65,8 +87,13 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
   const args = [...(options.nodeFlags ?? []), ...command, "start", "--config", configPath];
   // Its own process group, so a Ctrl-C at the terminal reaches only the bench, which then
   // stops the node in order; if the bench exits first, the node is told to stop too.
+  const env = { ...process.env };
+  delete env.VERDICT_FAILPOINTS;
+  if (options.failpoints !== undefined) env.VERDICT_FAILPOINTS = options.failpoints;
+  const spawnedMs = performance.now();
   const child = spawn(process.execPath, args, {
     cwd: repoRoot,
+    env,
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -84,15 +111,23 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
       url,
       clusterId,
       token,
+      listenMs: performance.now() - spawnedMs,
       cpuMs: () => (child.pid === undefined ? Number.NaN : processCpuMs(child.pid)),
       async stop() {
         await stopChild(child, exited);
-        await rm(dir, { recursive: true, force: true });
+        await removeDir();
+      },
+      async kill() {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill("SIGKILL");
+          await exited;
+        }
+        await removeDir();
       },
     };
   } catch (err) {
     await stopChild(child, exited);
-    await rm(dir, { recursive: true, force: true });
+    await removeDir();
     throw err;
   }
 }

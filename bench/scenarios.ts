@@ -87,7 +87,7 @@ export function verdictOneBranch(verdict: VerdictClient, db: Databases): Scenari
 }
 
 /** Begin, enlist each branch, commit; on a failure the transaction is aborted (best effort). */
-async function throughVerdict(
+export async function throughVerdict(
   verdict: VerdictClient,
   branches: readonly Parameters<VerdictClient["enlist"]>[1][],
 ): Promise<void> {

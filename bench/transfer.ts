@@ -22,7 +22,7 @@ import {
   totalBalance,
 } from "./accounts.js";
 import { parseOptions, runMain, say } from "./args.js";
-import { runLoad, type LoadResult } from "./load.js";
+import { drain, measure, resultTable, type Measured } from "./measure.js";
 import { startNodeProcess } from "./node-process.js";
 import {
   directOnePhase,
@@ -32,7 +32,7 @@ import {
   type Databases,
   type Scenario,
 } from "./scenarios.js";
-import { formatMs, formatRatio, formatTable } from "./stats.js";
+import { formatRatio, formatTable } from "./stats.js";
 
 // Clients are capped so that A0 (two connections per client) plus the node's two pools
 // (as many again) stay well under PostgreSQL's max_connections (300 in deploy/local).
@@ -47,18 +47,6 @@ const spec = {
 } as const;
 
 const balanceStart = 1_000_000;
-const drainTimeoutMs = 30_000;
-const drainPollMs = 100;
-
-interface Measured {
-  readonly scenario: Scenario;
-  readonly result: LoadResult;
-  /** CPU time per successful transfer, of this process (clients) and of the node process. */
-  readonly benchCpuMsPerTx: number;
-  readonly nodeCpuMsPerTx: number;
-  /** The machine's 1-minute load average when the scenario ended (others' work shows here). */
-  readonly loadAverage: number;
-}
 
 async function main(argv: readonly string[]): Promise<number> {
   const options = parseOptions("node --import tsx bench/transfer.ts", spec, argv);
@@ -127,7 +115,7 @@ async function main(argv: readonly string[]): Promise<number> {
         await scenario.close();
       }
     }
-    verdictLeft = await drain(`${node.clusterId}:`, db);
+    verdictLeft = await drain(`${node.clusterId}:`, [db.urlA, db.urlB]);
   } finally {
     await node.stop();
   }
@@ -199,99 +187,8 @@ async function check(run: {
   return ok;
 }
 
-async function measure(
-  scenario: Scenario,
-  options: {
-    readonly clients: number;
-    readonly "duration-s": number;
-    readonly "warmup-s": number;
-    readonly "tx-max": number;
-  },
-  nodeCpuMs: () => number,
-  signal: AbortSignal,
-): Promise<Measured> {
-  say(`${scenario.id}: ${scenario.title}`);
-  const base = {
-    unit: "tx",
-    clients: options.clients,
-    run: (c: number) => scenario.run(c),
-    signal,
-  };
-  if (options["warmup-s"] > 0) {
-    await runLoad({
-      ...base,
-      name: `${scenario.id} warm-up`,
-      durationMs: options["warmup-s"] * 1000,
-      opsMax: options["tx-max"],
-      progress: () => undefined,
-    });
-  }
-  const nodeCpuBefore = nodeCpuMs();
-  const benchCpuBefore = process.cpuUsage();
-  const result = await runLoad({
-    ...base,
-    name: scenario.id,
-    durationMs: options["duration-s"] * 1000,
-    opsMax: options["tx-max"],
-    progress: say,
-  });
-  const benchCpu = process.cpuUsage(benchCpuBefore);
-  for (const e of result.errorSamples) say(`  ${scenario.id} error ×${e.count}: ${e.message}`);
-  return {
-    scenario,
-    result,
-    benchCpuMsPerTx: (benchCpu.user + benchCpu.system) / 1000 / result.ok,
-    nodeCpuMsPerTx: (nodeCpuMs() - nodeCpuBefore) / result.ok,
-    loadAverage: loadavg()[0] ?? Number.NaN,
-  };
-}
-
-/**
- * Waits until Verdict has no branch of this cluster prepared in either database (phase 2
- * of `committing` transactions finished); answers the gids still prepared at the deadline.
- */
-async function drain(prefix: string, db: Databases): Promise<string[]> {
-  const deadline = Date.now() + drainTimeoutMs;
-  for (;;) {
-    const left = [
-      ...(await preparedWithPrefix(db.urlA, prefix)),
-      ...(await preparedWithPrefix(db.urlB, prefix)),
-    ];
-    if (left.length === 0 || Date.now() >= deadline) return left;
-    await new Promise((resolve) => setTimeout(resolve, drainPollMs));
-  }
-}
-
 function printResults(measured: readonly Measured[]): void {
-  const rows = [
-    [
-      "scenario",
-      "tx",
-      "tx/s",
-      "p50 ms",
-      "p99 ms",
-      "max ms",
-      "errors",
-      "cpu ms/tx clients",
-      "cpu ms/tx node",
-      "load",
-    ],
-  ];
-  for (const { scenario, result, benchCpuMsPerTx, nodeCpuMsPerTx, loadAverage } of measured) {
-    rows.push([
-      scenario.id,
-      String(result.ok),
-      result.opsPerSecond.toFixed(0),
-      formatMs(result.latency.p50Ms),
-      formatMs(result.latency.p99Ms),
-      formatMs(result.latency.maxMs),
-      String(result.errors),
-      formatMs(benchCpuMsPerTx),
-      formatMs(nodeCpuMsPerTx),
-      loadAverage.toFixed(1),
-    ]);
-  }
-  say(`\n${formatTable(rows)}\n`);
+  say(`\n${formatTable(resultTable(measured))}\n`);
   const byId = new Map(measured.map((m) => [m.scenario.id, m.result]));
   for (const [subject, floor] of [
     ["A", "A0"],

@@ -20,6 +20,7 @@ import { Engine } from "./core/engine.js";
 import { newXid, type BranchId, type ClusterId } from "./core/ids.js";
 import type { LogRecord } from "./core/records.js";
 import { Driver } from "./driver/driver.js";
+import { startParticipant } from "./driver/late-start.js";
 import { parseFailpoints } from "./failpoints/failpoints.js";
 import { LocalDecisionLog } from "./log/local-decision-log.js";
 import { NodeStorage } from "./log/node-storage.js";
@@ -101,8 +102,7 @@ export async function startNode(
       logger,
       Math.min(config.limits.inFlightTransactionsMax, 100_000),
     );
-    await participant.start(clusterId);
-    participants.set(p.name, participant);
+    participants.set(p.name, await startParticipant(participant, clusterId, logger));
   }
   const log = await LocalDecisionLog.open<LogRecord>({
     storage: new NodeStorage(),

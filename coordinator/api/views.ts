@@ -47,7 +47,14 @@ export function toAdminView(f: AdminFacts): AdminTransactionView {
     inDoubt: f.inDoubt,
     createdAt: new Date(f.beganAtMs).toISOString(),
     principal: f.principal,
-    branches: base.branches.map((b) => ({ ...b, attempts: f.attempts.get(b.branch) ?? 0 })),
+    branches: base.branches.map((b) => {
+      const lastError = f.lastErrors.get(b.branch);
+      return {
+        ...b,
+        attempts: f.attempts.get(b.branch) ?? 0,
+        ...(lastError === undefined ? {} : { lastError: lastError.slice(0, 4000) }),
+      };
+    }),
     history: f.history.map((h) => ({
       index: h.index,
       term: h.term,

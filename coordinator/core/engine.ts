@@ -230,6 +230,8 @@ export interface AdminFacts {
   readonly history: readonly HistoryItem[];
   /** Branch number → phase-2 attempts that failed so far. */
   readonly attempts: ReadonlyMap<number, number>;
+  /** Branch number → the error of its last failed phase-2 attempt. */
+  readonly lastErrors: ReadonlyMap<number, string>;
 }
 
 export interface EngineConfig {
@@ -259,6 +261,7 @@ interface Phase2Track {
   inFlight: boolean;
   attempt: number;
   dueMs: number;
+  lastError?: string;
 }
 
 /** What the leader drives for one transaction until it is finished. */
@@ -364,7 +367,7 @@ export class Engine {
         this.phase2Done(input.xid, input.n, input.outcome);
         break;
       case "phase2-failed":
-        this.phase2Failed(input.xid, input.n);
+        this.phase2Failed(input.xid, input.n, input.error);
         break;
       case "one-phase-done":
         this.onePhaseDone(input.xid, input.outcome);
@@ -452,7 +455,11 @@ export class Engine {
     const header = live?.header ?? t?.header;
     if (!view || !header) return undefined;
     const attempts = new Map<number, number>();
-    for (const [n, track] of live?.phase2 ?? []) attempts.set(n, track.attempt);
+    const lastErrors = new Map<number, string>();
+    for (const [n, track] of live?.phase2 ?? []) {
+      attempts.set(n, track.attempt);
+      if (track.lastError !== undefined) lastErrors.set(n, track.lastError);
+    }
     return {
       view,
       principal: header.principal,
@@ -460,6 +467,7 @@ export class Engine {
       inDoubt: isInDoubt(view.state),
       history: t?.history ?? [],
       attempts,
+      lastErrors,
     };
   }
 
@@ -1075,11 +1083,12 @@ export class Engine {
     if (t) this.sendDuePhase2(live, t);
   }
 
-  private phase2Failed(xid: Xid, n: BranchNo): void {
+  private phase2Failed(xid: Xid, n: BranchNo, error: string): void {
     const live = this.live.get(xid);
     const track = live?.phase2.get(n);
     if (!live || !track) return;
     track.inFlight = false;
+    track.lastError = error;
     track.attempt += 1;
     track.dueMs = this.nowMs + backoffMs(this.cfg.phase2Backoff, track.attempt, this.random);
     if (!live.phase2Stalled) {
@@ -1286,8 +1295,14 @@ export class Engine {
     state: TxnState,
   ): void {
     const logged = this.table.get(input.xid) !== undefined;
+    // A Kafka branch holds nothing in Kafka: its messages in the log are its prepared state,
+    // unless this leader heard it vote no (a missing topic, say).
     const notPrepared = live.branches
-      .filter((b) => b.spec.kind !== "kafka" && !input.prepared.has(b.spec.branchId))
+      .filter((b) =>
+        b.spec.kind === "kafka"
+          ? live.votes.get(b.spec.n)?.vote === "no"
+          : !input.prepared.has(b.spec.branchId),
+      )
       .map((b) => b.spec.n);
     const why = !logged
       ? "nothing is prepared yet: it never reached preparing"
