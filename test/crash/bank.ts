@@ -13,13 +13,14 @@
  */
 import pg from "pg";
 import {
-  TransactionAbortedError,
-  VerdictClient,
   VerdictError,
   pgStatements,
   sql,
+  type EnlistRequest,
+  type VerdictClient,
 } from "../../client/index.js";
 import { services } from "../support/services.js";
+import { countTold, type Told, type TransferOutcome } from "./transfer.js";
 
 export type Db = "pg-a" | "pg-b";
 const urls: Record<Db, string> = { "pg-a": services.pgUrlA, "pg-b": services.pgUrlB };
@@ -40,17 +41,7 @@ export interface TransferSpec {
   readonly doomed: boolean;
 }
 
-/** What the client was told: `not-sent` means commit was never called. */
-export type Told = "committed" | "committing" | "aborted" | "unknown" | "not-sent";
-
-export interface Outcome {
-  readonly spec: TransferSpec;
-  readonly xid: string | undefined;
-  readonly told: Told;
-  readonly reasonCode?: string;
-  readonly reasonMessage?: string;
-  readonly error?: string;
-}
+export type Outcome = TransferOutcome<TransferSpec>;
 
 export interface Bank {
   readonly accounts: number;
@@ -105,18 +96,8 @@ export async function createBank(accounts: number): Promise<Bank> {
   };
 }
 
-export function clientFor(url: string, token: string): VerdictClient {
-  // Few, quick retries: a dead node should make calls fail fast, not hang the test.
-  return new VerdictClient({
-    baseUrl: url,
-    token,
-    timeoutMs: 15_000,
-    retry: { attemptsMax: 2, backoffMsInitial: 20, backoffMsMax: 100 },
-    outcomeChecksMax: 3,
-  });
-}
-
-function branchesOf(bank: Bank, s: TransferSpec) {
+/** The branches of one transfer, in the shapes the SDK sends (for `runTransfer`). */
+export function bankBranches(bank: Bank, s: TransferSpec): EnlistRequest[] {
   const debit = `update ${bank.acct} set balance = balance - $1 where id = $2`;
   const credit = `update ${bank.acct} set balance = balance + $1 where id = $2`;
   const leg = `insert into ${bank.legs} (id, acct, delta) values ($1, $2, $3)`;
@@ -142,49 +123,6 @@ function branchesOf(bank: Bank, s: TransferSpec) {
       sql(leg, [s.id, s.to, s.amount], one),
     ]),
   ];
-}
-
-/** Begins a transfer and enlists its branches; commit is never called (`not-sent`). */
-export async function beginTransfer(
-  client: VerdictClient,
-  bank: Bank,
-  spec: TransferSpec,
-  timeoutMs: number,
-): Promise<Outcome & { told: "not-sent" }> {
-  let xid: string | undefined;
-  try {
-    xid = (await client.begin({ timeoutMs, labels: { transfer: spec.id } })).xid;
-    for (const b of branchesOf(bank, spec)) await client.enlist(xid, b);
-    return { spec, xid, told: "not-sent" };
-  } catch (err) {
-    return { spec, xid, told: "not-sent", error: errorText(err) };
-  }
-}
-
-/** Runs one transfer through the SDK and records what its client was told. */
-export async function runTransfer(
-  client: VerdictClient,
-  bank: Bank,
-  spec: TransferSpec,
-  timeoutMs: number,
-): Promise<Outcome> {
-  const begun = await beginTransfer(client, bank, spec, timeoutMs);
-  const xid = begun.xid;
-  if (begun.error !== undefined || xid === undefined) return begun;
-  try {
-    const view = await client.commit(xid);
-    return { spec, xid, told: view.state === "committed" ? "committed" : "committing" };
-  } catch (err) {
-    if (err instanceof TransactionAbortedError) {
-      return {
-        spec,
-        xid,
-        told: "aborted",
-        ...(err.reason ? { reasonCode: err.reason.code, reasonMessage: err.reason.message } : {}),
-      };
-    }
-    return { spec, xid, told: "unknown", error: errorText(err) };
-  }
 }
 
 /** Transfers between accounts `pick` chooses; with `doomed`, every fifth one is doomed. */
@@ -345,15 +283,7 @@ export async function checkTruth(
     }
   }
   let committed = 0;
-  const told: Record<Told, number> = {
-    committed: 0,
-    committing: 0,
-    aborted: 0,
-    unknown: 0,
-    "not-sent": 0,
-  };
   for (const o of outcomes) {
-    told[o.told] += 1;
     const what = `${o.spec.kind} transfer ${o.spec.id} (xid ${o.xid ?? "-"}, told ${o.told})`;
     const inA = (legs["pg-a"].get(o.spec.id) ?? 0) > 0;
     const inB = (legs["pg-b"].get(o.spec.id) ?? 0) > 0;
@@ -389,7 +319,7 @@ export async function checkTruth(
   for (const g of left) violations.push(`prepared transaction left behind: ${g}`);
   return {
     violations,
-    summary: { told, committed, notCommitted: outcomes.length - committed },
+    summary: { told: countTold(outcomes), committed, notCommitted: outcomes.length - committed },
   };
 }
 
@@ -400,8 +330,4 @@ export function violationReport(violations: readonly string[]): string {
     violations.slice(0, violationsShownMax).join("\n  ") +
     (violations.length > violationsShownMax ? "\n  …" : "")
   );
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }

@@ -16,97 +16,23 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { failpointNames, type FailpointName } from "../../coordinator/failpoints/failpoints.js";
-import {
-  describeExit,
-  ensureBuilt,
-  killLeftovers,
-  type ProcessNode,
-} from "../support/process-node.js";
+import { describeExit, ensureBuilt, killLeftovers } from "../support/process-node.js";
 import type { Outcome } from "./bank.js";
-import { recoveryFailpoints } from "./orphans.js";
+import { crashAtDefault, failpointCrashTests } from "./drivers.js";
 import { createCrashCluster, defaultRound } from "./scenario.js";
-
-/**
- * Fires while a round of ~24 transfers is in flight (typed: every failpoint needs one; those
- * inside recovery have their own scenarios, with orphans to recover, in recovery.test.ts).
- */
-const crashAt: Record<Exclude<FailpointName, RecoveryFailpoint>, number> = {
-  "before-append": 5,
-  "after-append": 2,
-  "before-decision-append": 5,
-  "after-preparing-durable": 5,
-  "after-decision-durable": 5,
-  "before-prepare": 5,
-  "after-prepare": 5,
-  "before-commit": 5,
-  "after-commit": 5,
-  "before-rollback": 5,
-  "after-rollback": 5,
-  "before-one-phase-commit": 5,
-  "after-one-phase-commit": 5,
-};
-type RecoveryFailpoint = (typeof recoveryFailpoints)[number];
-const fireTimeoutMs = 20_000;
-const roundsMax = 40;
 
 before(ensureBuilt);
 after(killLeftovers);
 
-/** Rounds of transfers until the node is gone (or the time is up). */
-async function loadUntilExit(
-  node: ProcessNode,
-  round: (node: ProcessNode) => Promise<Outcome[]>,
-): Promise<number> {
-  const started = Date.now();
-  let rounds = 0;
-  while (!node.exitStatus() && Date.now() - started < fireTimeoutMs && rounds < roundsMax) {
-    await round(node);
-    rounds += 1;
-  }
-  const timeout = new Promise<"timeout">((r) =>
-    setTimeout(r, Math.max(0, fireTimeoutMs - (Date.now() - started)), "timeout").unref(),
-  );
-  const exit = await Promise.race([node.exited, timeout]);
-  assert.notEqual(exit, "timeout", `the failpoint did not fire within ${fireTimeoutMs} ms`);
-  return rounds;
-}
-
 describe("SIGKILL at every failpoint, then restart and recovery", () => {
-  test("every failpoint has a crash scenario", () => {
-    assert.deepEqual(
-      [...Object.keys(crashAt), ...recoveryFailpoints].sort(),
-      [...failpointNames].sort(),
-    );
+  failpointCrashTests({
+    coverageTestName: "every failpoint has a crash scenario",
+    // Fires while a round of ~24 transfers is in flight.
+    crashAt: crashAtDefault,
+    seedBase: 1000,
+    roundsMax: 40,
+    create: (s) => createCrashCluster(s),
   });
-
-  for (const [i, name] of (Object.keys(crashAt) as (keyof typeof crashAt)[]).entries()) {
-    const spec = `${name}=crash@${crashAt[name]}`;
-    test(spec, async (t) => {
-      const c = await createCrashCluster(1000 + i);
-      try {
-        const node = await c.cluster.start({ failpoints: spec });
-        const rounds = await loadUntilExit(node, (n) => c.round(n));
-        const exit = await node.exited;
-        const why = `exit ${describeExit(exit)}; log:\n${c.cluster.logTail()}`;
-        assert.equal(exit.signal, "SIGKILL", why);
-        assert.ok(
-          c.cluster.readLog().includes(`failpoint ${name}: crash`),
-          `not the failpoint: ${why}`,
-        );
-        const restartedAt = Date.now();
-        const restarted = await c.cluster.start();
-        const listeningMs = Date.now() - restartedAt;
-        const { settledMs } = await c.settleAndCheck(restarted, t);
-        t.diagnostic(
-          `${rounds} rounds before the crash; listening ${listeningMs} ms after restart, ` +
-            `settled ${settledMs} ms later`,
-        );
-      } finally {
-        await c.close();
-      }
-    });
-  }
 });
 
 interface ModeScenario {

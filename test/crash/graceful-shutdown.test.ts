@@ -11,8 +11,10 @@ import { after, before, describe, test } from "node:test";
 import { seededRandom } from "../unit/log/seeded-random.js";
 import { VerdictError } from "../../client/errors.js";
 import { describeExit, ensureBuilt, killLeftovers } from "../support/process-node.js";
-import { beginTransfer, clientFor, makeTransfer, type Outcome } from "./bank.js";
-import { createCrashCluster, defaultRound, transferTimeoutMs } from "./scenario.js";
+import { bankBranches, makeTransfer, type Outcome } from "./bank.js";
+import { transferTimeoutMs } from "./crash-scenario.js";
+import { createCrashCluster, defaultRound } from "./scenario.js";
+import { beginTransfer, clientFor } from "./transfer.js";
 
 const graceMs = 2_000;
 /** Held transactions outlive the grace: only the shutdown can end them before their deadline. */
@@ -34,8 +36,8 @@ describe("graceful shutdown", () => {
       const pick = (max: number) => random.int(1, max);
       const begun: Outcome[] = [];
       for (let i = 0; i < held; i++) {
-        const spec = makeTransfer(`held-${i}`, c.bank, "two-phase", false, pick);
-        begun.push(await beginTransfer(client, c.bank, spec, heldTimeoutMs));
+        const spec = makeTransfer(`held-${i}`, c.world, "two-phase", false, pick);
+        begun.push(await beginTransfer(client, spec, bankBranches(c.world, spec), heldTimeoutMs));
       }
       assert.ok(begun.every((o) => o.error === undefined && o.xid !== undefined));
       const load = c.round(node, { ...defaultRound, twoPhase: 10, onePhase: 2 });

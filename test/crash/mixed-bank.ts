@@ -23,7 +23,6 @@ import { Redis } from "ioredis";
 import kafkajs from "kafkajs";
 import type { Admin, Kafka } from "kafkajs";
 import {
-  TransactionAbortedError,
   kafkaMessages,
   message,
   pgStatements,
@@ -31,11 +30,11 @@ import {
   redisOps,
   sql,
   type EnlistRequest,
-  type VerdictClient,
 } from "../../client/index.js";
 import { CommittedReader } from "../../participants/kafka/reader.js";
 import { services } from "../support/services.js";
-import { createBank, preparedGids, type Bank, type FinalState, type Told } from "./bank.js";
+import { createBank, preparedGids, type Bank, type FinalState } from "./bank.js";
+import { countTold, type Told, type TransferOutcome } from "./transfer.js";
 
 const { Kafka: KafkaClient, logLevel } = kafkajs;
 
@@ -69,14 +68,7 @@ export interface MixedSpec {
   readonly doom: Doom;
 }
 
-export interface MixedOutcome {
-  readonly spec: MixedSpec;
-  readonly xid: string | undefined;
-  readonly told: Told;
-  readonly reasonCode?: string;
-  readonly reasonMessage?: string;
-  readonly error?: string;
-}
+export type MixedOutcome = TransferOutcome<MixedSpec>;
 
 export interface MixedWorld {
   readonly bank: Bank;
@@ -190,7 +182,7 @@ export const userKeys = (w: MixedWorld) => ({
   never: (id: string) => `${w.keyPrefix}never:${id}`,
 });
 
-/** The branches of one transfer, in the shapes the SDK sends. */
+/** The branches of one transfer, in the shapes the SDK sends (for `runTransfer`). */
 export function mixedBranches(w: MixedWorld, s: MixedSpec): EnlistRequest[] {
   const k = userKeys(w);
   const credit = redisOps(
@@ -233,36 +225,6 @@ export function makeMixedTransfer(
     throw new Error("assertion: a one-phase Redis transfer cannot be doomed in PostgreSQL");
   }
   return { id, kind, from: pick(accounts), slot, amount: pick(100), doom };
-}
-
-/** Runs one transfer through the SDK and records what its client was told. */
-export async function runMixedTransfer(
-  client: VerdictClient,
-  w: MixedWorld,
-  spec: MixedSpec,
-  timeoutMs: number,
-): Promise<MixedOutcome> {
-  let xid: string | undefined;
-  try {
-    xid = (await client.begin({ timeoutMs, labels: { transfer: spec.id } })).xid;
-    for (const b of mixedBranches(w, spec)) await client.enlist(xid, b);
-  } catch (err) {
-    return { spec, xid, told: "not-sent", error: errorText(err) };
-  }
-  try {
-    const view = await client.commit(xid);
-    return { spec, xid, told: view.state === "committed" ? "committed" : "committing" };
-  } catch (err) {
-    if (err instanceof TransactionAbortedError) {
-      return {
-        spec,
-        xid,
-        told: "aborted",
-        ...(err.reason ? { reasonCode: err.reason.code, reasonMessage: err.reason.message } : {}),
-      };
-    }
-    return { spec, xid, told: "unknown", error: errorText(err) };
-  }
 }
 
 /** Verdict's keys of the namespace that must be gone once everything settled. */
@@ -424,15 +386,7 @@ export async function checkMixedTruth(
   }
 
   let committed = 0;
-  const told: Record<Told, number> = {
-    committed: 0,
-    committing: 0,
-    aborted: 0,
-    unknown: 0,
-    "not-sent": 0,
-  };
   for (const o of outcomes) {
-    told[o.told] += 1;
     const s = o.spec;
     const what = `${s.kind} transfer ${s.id} (xid ${o.xid ?? "-"}, told ${o.told}, doom ${s.doom})`;
     const leg = legs.get(s.id);
@@ -482,15 +436,11 @@ export async function checkMixedTruth(
   return {
     violations,
     summary: {
-      told,
+      told: countTold(outcomes),
       committed,
       notCommitted: outcomes.length - committed,
       events: kafka.total,
       abortedRecords: kafka.aborted,
     },
   };
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }

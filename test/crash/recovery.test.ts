@@ -10,9 +10,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { describeExit, ensureBuilt, killLeftovers } from "../support/process-node.js";
-import { clientFor } from "./bank.js";
 import { plantOrphans, recoveryFailpoints } from "./orphans.js";
 import { createCrashCluster } from "./scenario.js";
+import { clientFor } from "./transfer.js";
 const orphansPerDb = 5;
 const exitTimeoutMs = 20_000;
 
@@ -31,7 +31,7 @@ describe("SIGKILL inside recovery, then restart", () => {
         await c.settleAndCheck(first, t);
         await c.cluster.kill();
         const clusterId = await c.cluster.clusterId();
-        const orphans = await plantOrphans(c.bank, clusterId, c.cluster.schema, orphansPerDb);
+        const orphans = await plantOrphans(c.world, clusterId, c.cluster.schema, orphansPerDb);
 
         const node = await c.cluster.start({ failpoints: `${name}=crash@1` });
         const timeout = new Promise<"timeout">((r) =>
