@@ -30,7 +30,7 @@ import { redis, redisOps, VerdictClient } from "../client/index.js";
 import {
   startThrowawayRedis,
   type ThrowawayRedis,
-} from "../test/integration/redis/throwaway-server.js";
+} from "../test/support/throwaway-redis.js";
 import { services } from "../test/support/services.js";
 import { dropSchema } from "./accounts.js";
 import { parseOptions, runMain, say } from "./args.js";

@@ -22,7 +22,7 @@ import {
   type Accounts,
   type ApiNode,
 } from "../integration/api/harness.js";
-import { startThrowawayRedis, type ThrowawayRedis } from "../integration/redis/throwaway-server.js";
+import { startThrowawayRedis, type ThrowawayRedis } from "../support/throwaway-redis.js";
 import { startThrowawayKafka, type ThrowawayKafka } from "../support/throwaway-kafka.js";
 
 const { Kafka, logLevel } = kafkajs;

@@ -19,7 +19,7 @@ import {
   type Accounts,
   type ApiNode,
 } from "../integration/api/harness.js";
-import { startThrowawayRedis, type ThrowawayRedis } from "../integration/redis/throwaway-server.js";
+import { startThrowawayRedis, type ThrowawayRedis } from "../support/throwaway-redis.js";
 
 /** The late start retries with backoff from 0.5 s to 30 s; this covers several rounds. */
 const upWithinMs = 40_000;

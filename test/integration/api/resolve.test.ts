@@ -26,7 +26,7 @@ import {
 } from "../../../client/index.js";
 import type { AdminTransactionView } from "../../../coordinator/api/contract/schemas.js";
 import { newXid } from "../../../coordinator/core/ids.js";
-import { startThrowawayRedis, type ThrowawayRedis } from "../redis/throwaway-server.js";
+import { startThrowawayRedis, type ThrowawayRedis } from "../../support/throwaway-redis.js";
 import {
   adminView,
   assertError,

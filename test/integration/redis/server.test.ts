@@ -13,7 +13,7 @@ import type { ParticipantLogger } from "../../../participants/common/logger.js";
 import { RedisUnavailableError, UnsafeServerError } from "../../../participants/redis/errors.js";
 import { createRedisParticipant } from "../../../participants/redis/participant.js";
 import { branch, phase2Ctx, prepareCtx, suffix } from "./helpers.js";
-import { startThrowawayRedis, type ThrowawayRedis } from "./throwaway-server.js";
+import { startThrowawayRedis, type ThrowawayRedis } from "../../support/throwaway-redis.js";
 
 const clusterId = `t-srv-${suffix()}`;
 const servers: ThrowawayRedis[] = [];
