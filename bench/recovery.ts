@@ -27,10 +27,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Redis } from "ioredis";
 import { redis, redisOps, VerdictClient } from "../client/index.js";
-import {
-  startThrowawayRedis,
-  type ThrowawayRedis,
-} from "../test/support/throwaway-redis.js";
+import { startThrowawayRedis, type ThrowawayRedis } from "../test/support/throwaway-redis.js";
 import { services } from "../test/support/services.js";
 import { dropSchema } from "./accounts.js";
 import { parseOptions, runMain, say } from "./args.js";
