@@ -103,7 +103,8 @@ kafka_format() {
     grep -E '^[A-Za-z0-9_-]{22}$' | tail -n 1) || true
   [ -n "$cluster_id" ] || die "kafka-storage random-uuid printed no cluster id, see $KAFKA_DIR/format.log"
   log "formatting Kafka storage $KAFKA_DATA (cluster id $cluster_id)"
-  java "${KAFKA_JVM[@]}" kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$KAFKA_CONF" --standalone \
+  # --cluster-id=ID, not two words: a random id may start with "-" and read as an option.
+  java "${KAFKA_JVM[@]}" kafka.tools.StorageTool format --cluster-id="$cluster_id" --config "$KAFKA_CONF" --standalone \
     >>"$KAFKA_DIR/format.log" 2>&1 || die "formatting Kafka storage failed, see $KAFKA_DIR/format.log"
 }
 

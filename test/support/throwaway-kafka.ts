@@ -66,8 +66,8 @@ export async function startThrowawayKafka(): Promise<ThrowawayKafka> {
       ...jvm,
       "kafka.tools.StorageTool",
       "format",
-      "--cluster-id",
-      clusterId,
+      // One argument: an id may start with "-", which the tool would take for an option.
+      `--cluster-id=${clusterId}`,
       "--config",
       configPath,
       "--standalone",
