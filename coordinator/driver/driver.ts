@@ -137,12 +137,7 @@ export class Driver {
     const lists = await Promise.all(
       [...this.d.participants].map(async ([name, p]): Promise<FoundBranches | undefined> => {
         try {
-          const ids = await withTimeout(
-            p.recover(),
-            this.d.participantCallTimeoutMs,
-            `recover ${name}`,
-          );
-          return { participant: name, kind: p.kind, branchIds: ids };
+          return { participant: name, kind: p.kind, branchIds: await this.prepared(p) };
         } catch (e) {
           errors.push({ participant: name, message: errorText(e) });
           this.d.metrics.recoveryErrors.inc({ participant: name });
@@ -167,6 +162,11 @@ export class Driver {
     return { ...report, startedAtMs, finishedAtMs: this.d.now(), errors };
   }
 
+  /** The branches `p` holds prepared for this cluster, within the driver's call bound. */
+  private prepared(p: Participant): Promise<BranchId[]> {
+    return withTimeout(p.recover(), this.d.participantCallTimeoutMs, `recover ${p.name}`);
+  }
+
   /**
    * An operator's resolution. A forced commit first asks the participants which of the
    * transaction's branches they hold prepared: the engine commits only if all are.
@@ -179,12 +179,7 @@ export class Driver {
         const p = this.d.participants.get(name);
         if (!p) continue;
         try {
-          const ids = await withTimeout(
-            p.recover(),
-            this.d.participantCallTimeoutMs,
-            `recover ${name}`,
-          );
-          for (const id of ids) prepared.add(id);
+          for (const id of await this.prepared(p)) prepared.add(id);
         } catch (e) {
           return {
             kind: "error",

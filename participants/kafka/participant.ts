@@ -16,6 +16,7 @@ import type {
   Vote,
 } from "../participant.js";
 import { clusterIdProblem } from "../common/cluster-id.js";
+import { Lifecycle } from "../common/lifecycle.js";
 import { errorIds, messageOf, type ParticipantErrorIds } from "../common/errors.js";
 import { silentLogger, type ParticipantLogger } from "../common/logger.js";
 import { runCommitAttempt } from "./commit-attempt.js";
@@ -95,17 +96,16 @@ class KafkaParticipantImpl implements KafkaParticipant {
   private readonly producers = new Set<Producer>();
   private readonly tombstones = new Set<string>();
   private reader: CommittedReader | undefined;
-  private clusterId: string | undefined;
-  private layout: PoolLayout | undefined;
+  private readonly life: Lifecycle<{ clusterId: string; layout: PoolLayout }>;
   private warnings: string[] = [];
   private refreshTimer: NodeJS.Timeout | undefined;
-  private closed = false;
 
   constructor(
     private readonly config: KafkaParticipantConfig,
     private readonly logger: ParticipantLogger,
   ) {
     this.name = config.name;
+    this.life = new Lifecycle(this.name, (m) => new ParticipantNotStartedError(m, this.ids()));
     this.kafka = new KafkaClient({
       clientId: config.clientId,
       brokers: config.brokers,
@@ -130,7 +130,7 @@ class KafkaParticipantImpl implements KafkaParticipant {
   async start(clusterId: string): Promise<void> {
     const clusterIdRefusal = clusterIdProblem(clusterId);
     if (clusterIdRefusal !== undefined) throw new KafkaConfigError(clusterIdRefusal, this.ids());
-    this.assertOpen();
+    this.life.assertOpen();
     const layout: PoolLayout = {
       transactionalIdPrefix: this.config.transactionalIdPrefix ?? `verdict-${clusterId}`,
       poolSize: this.config.poolSize,
@@ -154,8 +154,7 @@ class KafkaParticipantImpl implements KafkaParticipant {
       await this.checkAndRecordLayout(clusterId, layout);
       this.warnings = warnings;
     });
-    this.clusterId = clusterId;
-    this.layout = layout;
+    this.life.started({ clusterId, layout });
     for (const warning of this.warnings) this.logger.warn({ participant: this.name }, warning);
     const refreshMs = Math.min(this.config.markerRetentionMs / 4, layoutRefreshIntervalMsMax);
     clearInterval(this.refreshTimer); // a repeated start keeps one timer
@@ -188,7 +187,7 @@ class KafkaParticipantImpl implements KafkaParticipant {
   }
 
   async commit(branch: BranchRef<KafkaPayload>, ctx: Phase2Context): Promise<Phase2Outcome> {
-    this.assertStarted();
+    this.life.assertStarted();
     const layout = this.assertOwnBranch(branch.branchId);
     const payload = kafkaPayloadSchema.safeParse(branch.payload);
     // Prepare voted yes on this payload, so it is valid and never targets the marker topic.
@@ -240,7 +239,7 @@ class KafkaParticipantImpl implements KafkaParticipant {
 
   /** Nothing was produced for the branch: nothing to undo. */
   rollback(branch: BranchRef<KafkaPayload>, ctx: Phase2Context): Promise<Phase2Outcome> {
-    this.assertStarted();
+    this.life.assertStarted();
     this.assertOwnBranch(branch.branchId);
     if (this.tombstones.size >= tombstonesMax) {
       const oldest = this.tombstones.values().next();
@@ -256,7 +255,7 @@ class KafkaParticipantImpl implements KafkaParticipant {
 
   /** Fences every transactional id of the pool once, so no earlier attempt anywhere can still commit. */
   async fence(): Promise<void> {
-    const layout = this.assertStarted();
+    const { layout } = this.life.assertStarted();
     const slots = Array.from({ length: layout.poolSize }, (_, slot) => slot);
     const failed: string[] = [];
     const fenceNext = async (): Promise<void> => {
@@ -298,19 +297,19 @@ class KafkaParticipantImpl implements KafkaParticipant {
 
   /** Nothing is ever prepared inside Kafka: a branch exists there only once committed. */
   recover(): Promise<BranchId[]> {
-    this.assertStarted();
+    this.life.assertStarted();
     return Promise.resolve([]);
   }
 
   /** Markers stay until the marker topic's retention removes them, far behind the forget horizon. */
   forget(_branchIds: readonly BranchId[]): Promise<void> {
-    this.assertStarted();
+    this.life.assertStarted();
     return Promise.resolve();
   }
 
   async health(): Promise<Health> {
-    if (this.closed) return { ok: false, detail: "closed", warnings: [] };
-    if (this.layout === undefined) return { ok: false, detail: "not started", warnings: [] };
+    if (this.life.closed) return { ok: false, detail: "closed", warnings: [] };
+    if (this.life.current === undefined) return { ok: false, detail: "not started", warnings: [] };
     const startedMs = Date.now();
     try {
       const described = await this.withTimeout(this.config.healthTimeoutMs, "health", () =>
@@ -327,8 +326,7 @@ class KafkaParticipantImpl implements KafkaParticipant {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (!this.life.close()) return;
     clearInterval(this.refreshTimer);
     await Promise.allSettled([...this.producers].map((p) => p.disconnect()));
     await Promise.allSettled([this.reader?.close(), this.admin.disconnect()]);
@@ -430,10 +428,10 @@ class KafkaParticipantImpl implements KafkaParticipant {
    * runs (a start after that would accept any layout). Failures only warn: the next one retries.
    */
   private async refreshLayout(): Promise<void> {
-    const { clusterId, layout, reader } = this;
-    if (clusterId === undefined || layout === undefined || reader === undefined || this.closed) {
-      return;
-    }
+    const { reader } = this;
+    const started = this.life.current;
+    if (started === undefined || reader === undefined) return;
+    const { clusterId, layout } = started;
     try {
       const key = layoutRecordKey(clusterId);
       const recorded = await readLayout(reader, this.config.markerTopic, layout, key);
@@ -511,7 +509,7 @@ class KafkaParticipantImpl implements KafkaParticipant {
     ids: { participant: string; branchId?: string; transactionalId: string },
     work: (onProducer: (producer: Producer) => void) => Promise<T>,
   ): Promise<T> {
-    this.assertOpen();
+    this.life.assertOpen();
     const mine: Producer[] = [];
     const onProducer = (producer: Producer) => {
       mine.push(producer);
@@ -588,9 +586,9 @@ class KafkaParticipantImpl implements KafkaParticipant {
 
   /** G6: a branch id of another cluster never reaches this participant. */
   private assertOwnBranch(branchId: BranchId): PoolLayout {
-    const layout = this.assertStarted();
-    if (!branchId.startsWith(`${this.clusterId}:`)) {
-      throw new Error(`assertion: branch ${branchId} is not of cluster ${this.clusterId}`);
+    const { clusterId, layout } = this.life.assertStarted();
+    if (!branchId.startsWith(`${clusterId}:`)) {
+      throw new Error(`assertion: branch ${branchId} is not of cluster ${clusterId}`);
     }
     return layout;
   }
@@ -598,20 +596,6 @@ class KafkaParticipantImpl implements KafkaParticipant {
   private assertReader(): CommittedReader {
     if (this.reader === undefined) throw new Error("assertion: the marker reader is not open");
     return this.reader;
-  }
-
-  private assertOpen(): void {
-    if (this.closed) {
-      throw new ParticipantNotStartedError(`participant ${this.name} is closed`, this.ids());
-    }
-  }
-
-  private assertStarted(): PoolLayout {
-    this.assertOpen();
-    if (this.layout === undefined) {
-      throw new ParticipantNotStartedError(`participant ${this.name} was not started`, this.ids());
-    }
-    return this.layout;
   }
 }
 

@@ -17,6 +17,7 @@ import type {
 } from "../participant.js";
 import { noVoteReasons, runBranchTx, type BranchTxResult } from "./branch-tx.js";
 import { clusterIdProblem } from "../common/cluster-id.js";
+import { Lifecycle } from "../common/lifecycle.js";
 import { errorIds, messageOf, type ParticipantErrorIds } from "../common/errors.js";
 import { silentLogger, type ParticipantLogger } from "../common/logger.js";
 import { beforeDeadline } from "../common/time.js";
@@ -89,10 +90,10 @@ class PostgresParticipantImpl implements PostgresParticipant {
   readonly name: string;
   private readonly pool: pg.Pool;
   private readonly tables: SchemaTables;
-  private clusterId: string | undefined;
+  /** Started with this cluster id. */
+  private readonly life: Lifecycle<string>;
   /** current_database(), read at start, for messages. */
   private database = "";
-  private closed = false;
   private readonly inFlight = new Map<BranchId, InFlight>();
 
   constructor(
@@ -100,6 +101,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
     private readonly logger: ParticipantLogger,
   ) {
     this.name = config.name;
+    this.life = new Lifecycle(this.name, (m) => new ParticipantNotStartedError(m, this.ids()));
     this.tables = schemaTables(config.schema);
     this.pool = new pg.Pool({
       connectionString: config.connectionString,
@@ -131,7 +133,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
   async start(clusterId: string): Promise<void> {
     const clusterIdRefusal = clusterIdProblem(clusterId);
     if (clusterIdRefusal !== undefined) throw new PostgresConfigError(clusterIdRefusal, this.ids());
-    this.assertOpen();
+    this.life.assertOpen();
     await this.withClient(async (client) => {
       const ctx: StartupContext = {
         client,
@@ -145,7 +147,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
       await createSchemaAndRegister(ctx, clusterId);
       await probeTwoPhase(ctx, clusterId);
     });
-    this.clusterId = clusterId;
+    this.life.started(clusterId);
     this.logger.info(
       { participant: this.name, clusterId, schema: this.config.schema },
       "postgres participant started",
@@ -153,7 +155,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
   }
 
   async prepare(branch: BranchRef<PostgresPayload>, ctx: PrepareContext): Promise<Vote> {
-    this.assertStarted();
+    this.life.assertStarted();
     gidLiteral(branch.branchId); // asserts a valid gid
     const payload = branch.payload;
     switch (payload.kind) {
@@ -176,7 +178,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
   }
 
   async commit(branch: BranchRef<PostgresPayload>, ctx: Phase2Context): Promise<Phase2Outcome> {
-    this.assertStarted();
+    this.life.assertStarted();
     const gid = branch.branchId;
     if (await this.finishPrepared(gid, "commit prepared")) {
       this.logger.info({ participant: this.name, gid, term: ctx.term }, "branch committed");
@@ -194,7 +196,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
   }
 
   async rollback(branch: BranchRef<PostgresPayload>, ctx: Phase2Context): Promise<Phase2Outcome> {
-    this.assertStarted();
+    this.life.assertStarted();
     const gid = branch.branchId;
     gidLiteral(gid);
     // Durable first: from here on no prepare of this branch can succeed (across restarts).
@@ -224,7 +226,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
     branch: BranchRef<PostgresPayload>,
     ctx: PrepareContext,
   ): Promise<OnePhaseOutcome> {
-    this.assertStarted();
+    this.life.assertStarted();
     const gid = branch.branchId;
     gidLiteral(gid);
     const payload = branch.payload;
@@ -261,12 +263,12 @@ class PostgresParticipantImpl implements PostgresParticipant {
   }
 
   async isCommitted(branchId: BranchId): Promise<boolean> {
-    this.assertStarted();
+    this.life.assertStarted();
     return (await this.readBranchState(branchId)).marker;
   }
 
   async recover(): Promise<BranchId[]> {
-    const clusterId = this.assertStarted();
+    const clusterId = this.life.assertStarted();
     const result = await this.phase2Query<{ gid: string }>(
       undefined,
       `select gid from pg_prepared_xacts
@@ -277,7 +279,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
   }
 
   async forget(branchIds: readonly BranchId[]): Promise<void> {
-    this.assertStarted();
+    this.life.assertStarted();
     for (let i = 0; i < branchIds.length; i += forgetBatchMax) {
       const batch = branchIds.slice(i, i + forgetBatchMax);
       await this.phase2Query(
@@ -290,7 +292,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
   }
 
   async health(): Promise<Health> {
-    if (this.closed) return { ok: false, detail: "closed", warnings: [] };
+    if (this.life.closed) return { ok: false, detail: "closed", warnings: [] };
     const started = Date.now();
     try {
       const client = await this.connect(started + this.config.healthTimeoutMs);
@@ -313,8 +315,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (!this.life.close()) return;
     await Promise.allSettled([...this.inFlight.values()].map((f) => f.settled));
     await this.pool.end();
   }
@@ -569,7 +570,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
     work: (client: pg.PoolClient) => Promise<T>,
     gid?: string,
   ): Promise<T> {
-    this.assertOpen();
+    this.life.assertOpen();
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -590,7 +591,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
 
   /** A pooled connection, or a rejection once `deadlineMs` passes (a late connection is released). */
   private async connect(deadlineMs: number): Promise<pg.PoolClient> {
-    this.assertOpen();
+    this.life.assertOpen();
     const pending = this.pool.connect();
     const client = await beforeDeadline(pending, deadlineMs);
     if (client === undefined) {
@@ -660,19 +661,6 @@ class PostgresParticipantImpl implements PostgresParticipant {
 
   private ids(branchId?: string): ParticipantErrorIds {
     return errorIds(this.name, branchId);
-  }
-
-  private assertOpen(): void {
-    if (this.closed)
-      throw new ParticipantNotStartedError(`participant ${this.name} is closed`, this.ids());
-  }
-
-  private assertStarted(): string {
-    this.assertOpen();
-    if (this.clusterId === undefined) {
-      throw new ParticipantNotStartedError(`participant ${this.name} was not started`, this.ids());
-    }
-    return this.clusterId;
   }
 }
 

@@ -20,6 +20,7 @@ import type {
 } from "../participant.js";
 import { silentLogger, type ParticipantLogger } from "../common/logger.js";
 import { clusterIdProblem } from "../common/cluster-id.js";
+import { Lifecycle } from "../common/lifecycle.js";
 import { errorIds, messageOf, type ParticipantErrorIds } from "../common/errors.js";
 import { beforeDeadline } from "../common/time.js";
 import { parseRedisParticipantConfig, type RedisParticipantConfig } from "./config.js";
@@ -85,8 +86,8 @@ class RedisParticipantImpl implements RedisParticipant {
   readonly name: string;
   private readonly redis: Redis;
   private readonly keys: NamespaceKeys;
-  private clusterId: string | undefined;
-  private closed = false;
+  /** Started with this cluster id. */
+  private readonly life: Lifecycle<string>;
   /** Unsafe settings accepted under `unsafeServer: "warn"`, reported by health. */
   private warnings: readonly string[] = [];
   /** Logs a connection failure once per outage, not once per reconnection attempt. */
@@ -97,6 +98,7 @@ class RedisParticipantImpl implements RedisParticipant {
     private readonly logger: ParticipantLogger,
   ) {
     this.name = config.name;
+    this.life = new Lifecycle(this.name, (m) => new ParticipantNotStartedError(m, this.ids()));
     this.keys = namespaceKeys(config.namespace);
     this.redis = new Redis(config.url, {
       lazyConnect: true,
@@ -127,7 +129,7 @@ class RedisParticipantImpl implements RedisParticipant {
   async start(clusterId: string): Promise<void> {
     const clusterIdRefusal = clusterIdProblem(clusterId);
     if (clusterIdRefusal !== undefined) throw new RedisConfigError(clusterIdRefusal, this.ids());
-    this.assertOpen();
+    this.life.assertOpen();
     try {
       await this.connected();
       this.warnings = await checkServer(this.redis, this.config, this.logger);
@@ -136,7 +138,7 @@ class RedisParticipantImpl implements RedisParticipant {
     } catch (err) {
       throw this.phase2Error(undefined, "start", err);
     }
-    this.clusterId = clusterId;
+    this.life.started(clusterId);
     this.logger.info(
       { participant: this.name, clusterId, namespace: this.config.namespace },
       "redis participant started",
@@ -253,7 +255,7 @@ class RedisParticipantImpl implements RedisParticipant {
   }
 
   async recover(): Promise<BranchId[]> {
-    const clusterId = this.assertStarted();
+    const clusterId = this.life.assertStarted();
     const members = await this.guard(undefined, "reading the prepared index", () =>
       this.redis.smembers(this.keys.prepared),
     );
@@ -271,7 +273,7 @@ class RedisParticipantImpl implements RedisParticipant {
 
   async health(): Promise<Health> {
     const warnings = this.warnings;
-    if (this.closed) return { ok: false, detail: "closed", warnings };
+    if (this.life.closed) return { ok: false, detail: "closed", warnings };
     if (this.redis.status !== "ready") {
       return { ok: false, detail: `not connected (${this.redis.status})`, warnings };
     }
@@ -285,8 +287,7 @@ class RedisParticipantImpl implements RedisParticipant {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (!this.life.close()) return;
     if (this.redis.status === "ready") {
       const quit = this.redis.quit().then(
         () => true,
@@ -427,7 +428,7 @@ class RedisParticipantImpl implements RedisParticipant {
     what: string,
     step: () => Promise<T>,
   ): Promise<T> {
-    this.assertStarted();
+    this.life.assertStarted();
     try {
       return await step();
     } catch (err) {
@@ -452,22 +453,9 @@ class RedisParticipantImpl implements RedisParticipant {
     return errorIds(this.name, branchId);
   }
 
-  private assertOpen(): void {
-    if (this.closed)
-      throw new ParticipantNotStartedError(`participant ${this.name} is closed`, this.ids());
-  }
-
-  private assertStarted(): string {
-    this.assertOpen();
-    if (this.clusterId === undefined) {
-      throw new ParticipantNotStartedError(`participant ${this.name} was not started`, this.ids());
-    }
-    return this.clusterId;
-  }
-
   /** Branch ids come from the coordinator of this cluster; anything else is a broken invariant (G6). */
   private assertOwnBranch(branchId: string): void {
-    const clusterId = this.assertStarted();
+    const clusterId = this.life.assertStarted();
     if (!branchId.startsWith(`${clusterId}:`) || branchId.length > branchIdCharsMax) {
       throw new Error(
         `assertion: branch id ${JSON.stringify(branchId.slice(0, branchIdCharsMax))} is not one of cluster ${clusterId}`,
