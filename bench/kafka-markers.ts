@@ -48,6 +48,8 @@ const spec = {
 /** Timed checks of the unbounded scan (each reads a whole marker partition). */
 const unboundedRoundsMax = 10;
 const markerPartitions = 3;
+/** The participant waits half its default 30 s attempt bound for the LSO. */
+const stableWaitMsMax = 15_000;
 /** Unmeasured checks first: connections, metadata and JIT warm up. */
 const warmUpRounds = 20;
 
@@ -116,6 +118,7 @@ async function main(argv: readonly string[]): Promise<number> {
           branchId: branchId(),
           decidedAtMs: decidedAtMs(),
           clockSkewMarginMs: options["margin-ms"],
+          stableWaitMsMax,
         });
         recorder.record(performance.now() - startMs);
         if (found) throw new Error(`assertion: ${name}: a never-committed branch has a marker`);
@@ -175,6 +178,7 @@ async function main(argv: readonly string[]): Promise<number> {
       branchId: fillKey(clusterId, run, options.markers - 1),
       decidedAtMs: options["margin-ms"],
       clockSkewMarginMs: options["margin-ms"],
+      stableWaitMsMax,
     });
     if (!filled) throw new Error("assertion: the last filled marker was not found");
   } finally {

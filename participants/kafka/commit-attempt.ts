@@ -7,9 +7,12 @@
  *    broker bumps the epoch (every older producer of that id is now refused), aborts a
  *    half-done transaction of that id, and answers only once the previous transaction of that
  *    id is completely written (committed or aborted markers in place).
- * 2. Marker check: read the marker's partition with read_committed up to the last stable
- *    offset read after the fence. Every attempt that could have written the marker used this
- *    same transactional id, so its outcome is decided and below that offset.
+ * 2. Marker check: every attempt that could have written the marker used this same
+ *    transactional id, so after the fence its outcome is decided and its records lie below
+ *    the partition's high watermark. Other ids' transactions that began earlier may still be
+ *    open there, holding the last stable offset (LSO) below a committed marker: the check
+ *    waits until the LSO reaches that high watermark, then reads with read_committed up to it.
+ *    Absence is proven or the attempt fails: any doubt throws, and the retry fences again.
  * 3. Produce the messages and the marker in one transaction and commit: read_committed readers
  *    see the marker exactly when they see the messages. If another attempt fences this one
  *    meanwhile, the send or the commit fails and nothing of this attempt is ever visible.
@@ -71,6 +74,7 @@ export async function runCommitAttempt(a: CommitAttempt): Promise<AttemptResult>
       branchId: a.branchId,
       decidedAtMs: a.ctx.decidedAtMs,
       clockSkewMarginMs: a.clockSkewMarginMs,
+      stableWaitMsMax: a.transactionTimeoutMs / 2,
     });
     if (found) {
       await transaction.abort(); // nothing was added: no request is sent
@@ -103,11 +107,13 @@ export interface MarkerQuery {
   /** When the branch's decision was logged (coordinator clock). */
   readonly decidedAtMs: number;
   readonly clockSkewMarginMs: number;
+  /** How long to wait for the LSO to reach the high watermark before giving up (retryably). */
+  readonly stableWaitMsMax: number;
 }
 
 /**
- * Whether the branch's marker is committed, as of the partition's LSO now (call it after the
- * fence). The scan starts at the first record appended at or after `decidedAtMs -
+ * Whether the branch's marker is committed (call it after the fence): read to the high
+ * watermark, once the LSO has reached it. The scan starts at the first record appended at or after `decidedAtMs -
  * clockSkewMarginMs` (broker time: the topic uses LogAppendTime): nothing of the branch was
  * produced before its decision, so an earlier marker cannot be its own, and the margin covers
  * a coordinator clock ahead of the broker's. So the scan is as long as the markers appended
@@ -115,7 +121,8 @@ export interface MarkerQuery {
  */
 export async function markerCommitted(reader: CommittedReader, q: MarkerQuery): Promise<boolean> {
   const partition = markerPartitionOf(q.layout, q.branchId);
-  const untilOffset = await reader.lastStableOffset(q.markerTopic, partition);
+  const untilOffset = await reader.highWatermark(q.markerTopic, partition);
+  await reader.awaitStable(q.markerTopic, partition, untilOffset, q.stableWaitMsMax);
   const since = await reader.offsetForTime(
     q.markerTopic,
     partition,

@@ -23,6 +23,7 @@ type IsolationLevel = (typeof isolationLevels)[keyof typeof isolationLevels];
 const latestTimestamp = -1;
 const fetchWaitMs = 100;
 const settlePauseMs = 20;
+const stablePollMsMax = 50;
 
 /** A committed data record (never a control record, never one of an aborted transaction). */
 export interface CommittedRecord {
@@ -62,7 +63,7 @@ export interface CommittedReaderOptions {
 
 // ---- the slice of kafkajs 2.2.4's internal Cluster and Broker that the reader uses ----
 
-interface FetchedRecord {
+export interface FetchedRecord {
   offset: string;
   timestamp: string;
   key: Buffer | null;
@@ -71,7 +72,7 @@ interface FetchedRecord {
   isControlRecord: boolean;
   batchContext: { producerId: string; inTransaction: boolean };
 }
-interface FetchedPartition {
+export interface FetchedPartition {
   partition: number;
   errorCode: number;
   highWatermark: string;
@@ -173,6 +174,54 @@ function toCommittedRecord(record: FetchedRecord): CommittedRecord {
   };
 }
 
+/** How `scanFetched` reads: one read_committed fetch at an offset, and the error for doubt. */
+export interface ScanSource {
+  fetchAt(offset: bigint): Promise<Pick<FetchedPartition, "abortedTransactions" | "messages">>;
+  doubt(what: string): Error;
+  readonly fetchesMax: number;
+}
+
+/**
+ * Hands the committed records of [fromOffset, untilOffset) to `visit` in offset order until
+ * it returns true; returns whether it did. `untilOffset` must not exceed the LSO. Below the
+ * LSO the log always holds a record at or after any offset (the active segment is never
+ * compacted), so an empty or backward fetch is doubt, never proof of absence: it throws.
+ */
+export async function scanFetched(
+  source: ScanSource,
+  range: OffsetRange,
+  visit: (record: CommittedRecord) => boolean,
+  raw?: (record: FetchedRecord) => void,
+): Promise<boolean> {
+  let next = range.fromOffset;
+  for (let fetches = 0; next < range.untilOffset; fetches += 1) {
+    if (fetches >= source.fetchesMax) {
+      throw source.doubt(
+        `a scan did not reach offset ${range.untilOffset} in ${source.fetchesMax} fetches`,
+      );
+    }
+    const data = await source.fetchAt(next);
+    const last = data.messages.at(-1);
+    if (last === undefined || BigInt(last.offset) < next) {
+      throw source.doubt(
+        `a fetch at offset ${next} returned no record before ${range.untilOffset}`,
+      );
+    }
+    const from = next;
+    const inRange = (r: FetchedRecord) => {
+      const offset = BigInt(r.offset);
+      return offset >= from && offset < range.untilOffset;
+    };
+    if (raw !== undefined)
+      data.messages.filter((r) => inRange(r) && !r.isControlRecord).forEach(raw);
+    for (const record of committedRecords(data)) {
+      if (inRange(record) && visit(toCommittedRecord(record))) return true;
+    }
+    next = BigInt(last.offset) + 1n;
+  }
+  return false;
+}
+
 export class CommittedReader {
   private readonly owner: string;
   private readonly fetchBytesMax: number;
@@ -205,6 +254,33 @@ export class CommittedReader {
 
   async highWatermark(topic: string, partition: number): Promise<bigint> {
     return this.listOffset(topic, partition, latestTimestamp, isolationLevels.readUncommitted);
+  }
+
+  /**
+   * Waits until the LSO reaches `offset`: every transaction that began below it is decided, so
+   * a read_committed scan up to `offset` sees all of them. Throws a retryable error after
+   * `waitMsMax` (a transaction left open, e.g. by a crashed producer, until it is fenced or times out).
+   */
+  async awaitStable(
+    topic: string,
+    partition: number,
+    offset: bigint,
+    waitMsMax: number,
+  ): Promise<void> {
+    const startedMs = Date.now();
+    for (let pauseMs = 2; ; pauseMs = Math.min(pauseMs * 2, stablePollMsMax)) {
+      const stable = await this.lastStableOffset(topic, partition);
+      if (stable >= offset) return;
+      if (Date.now() - startedMs >= waitMsMax) {
+        throw this.unavailable(
+          topic,
+          partition,
+          `the last stable offset stayed at ${stable}, below ${offset}, for ${waitMsMax} ms ` +
+            `(a transaction is open there)`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
   }
 
   /**
@@ -247,31 +323,16 @@ export class CommittedReader {
     visit: (record: CommittedRecord) => boolean,
     raw?: (record: FetchedRecord) => void,
   ): Promise<boolean> {
-    let next = range.fromOffset;
-    for (let fetches = 0; next < range.untilOffset; fetches += 1) {
-      if (fetches >= this.fetchesMax) {
-        throw this.unavailable(
-          topic,
-          partition,
-          `a scan did not reach offset ${range.untilOffset} in ${this.fetchesMax} fetches`,
-        );
-      }
-      const data = await this.fetch(topic, partition, next);
-      const last = data.messages.at(-1);
-      // Nothing below the LSO from `next` on: the rest of the range was compacted away.
-      if (last === undefined) return false;
-      const inRange = (r: FetchedRecord) => {
-        const offset = BigInt(r.offset);
-        return offset >= next && offset < range.untilOffset;
-      };
-      if (raw !== undefined)
-        data.messages.filter((r) => inRange(r) && !r.isControlRecord).forEach(raw);
-      for (const record of committedRecords(data)) {
-        if (inRange(record) && visit(toCommittedRecord(record))) return true;
-      }
-      next = BigInt(last.offset) + 1n;
-    }
-    return false;
+    return scanFetched(
+      {
+        fetchAt: (offset) => this.fetch(topic, partition, offset),
+        doubt: (what) => this.unavailable(topic, partition, what),
+        fetchesMax: this.fetchesMax,
+      },
+      range,
+      visit,
+      raw,
+    );
   }
 
   /** Reads [0, LSO as of the call): every transaction decided by then. */
