@@ -2,21 +2,21 @@
  * Kafka marker-check bench: how long the Kafka participant's marker check (the step between
  * the fence and the produce of every phase-2 attempt) takes with an empty marker topic, and
  * with `--markers` markers in it (default 100,000, produced in big transactional batches),
- * reported as a ratio. The check starts at the offset for `decidedAtMs - clockSkewMarginMs`,
- * so markers older than that window should cost nothing: the ratio should stay near 1.
- * For contrast it also times the same check with the window open to the start of the topic
- * (what a check without the time bound would read), and the participant's whole
- * already-done attempt (fence + check) in both states.
+ * reported as a ratio. The check starts at the offset the branch's yes vote recorded (the
+ * marker partition's high watermark at prepare), so markers older than the vote should cost
+ * nothing: the ratio should stay near 1. For contrast it also times the same check without
+ * that evidence (from the start of the partition, what an operator-forced branch costs), and
+ * the participant's whole already-done attempt (fence + check) in both states.
  *
- *   node --import tsx bench/kafka-markers.ts [--markers N] [--rounds R] [--margin-ms M] [--batch B]
+ *   node --import tsx bench/kafka-markers.ts [--markers N] [--rounds R] [--batch B]
  *
  * Needs the Kafka broker of deploy/local. Every run uses its own marker topic and deletes it.
  */
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
 import kafkajs from "kafkajs";
 import { markerCommitted } from "../participants/kafka/commit-attempt.js";
+import { encodeMarkerFloor } from "../participants/kafka/evidence.js";
 import { markerPartitionOf, type PoolLayout } from "../participants/kafka/layout.js";
 import { createKafkaParticipant } from "../participants/kafka/participant.js";
 import { CommittedReader } from "../participants/kafka/reader.js";
@@ -36,12 +36,6 @@ const { Kafka, logLevel } = kafkajs;
 const spec = {
   markers: { default: 100_000, min: 1, max: 10_000_000, help: "markers put in the full topic" },
   rounds: { default: 200, min: 1, max: 100_000, help: "timed checks per condition" },
-  "margin-ms": {
-    default: 2_000,
-    min: 0,
-    max: 600_000,
-    help: "clockSkewMarginMs (the bench waits it out after filling)",
-  },
   batch: { default: 5_000, min: 1, max: 100_000, help: "markers per fill transaction" },
 } as const;
 
@@ -85,7 +79,6 @@ async function main(argv: readonly string[]): Promise<number> {
     markerPartitions,
     transactionalIdPrefix: layout.transactionalIdPrefix,
     poolSize: layout.poolSize,
-    clockSkewMarginMs: options["margin-ms"],
   });
   const reader = await CommittedReader.open(kafka, { owner: "bench" });
   let branchCount = 0;
@@ -93,7 +86,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const rows: Row[] = [];
   say(
     `kafka marker bench: ${options.markers} markers over ${markerPartitions} partitions, ` +
-      `${options.rounds} checks per condition, clockSkewMarginMs ${options["margin-ms"]}`,
+      `${options.rounds} checks per condition`,
   );
   try {
     await admin.createTopics({
@@ -106,18 +99,21 @@ async function main(argv: readonly string[]): Promise<number> {
     const timeChecks = async (
       name: string,
       rounds: number,
-      decidedAtMs: () => number,
+      withEvidence: boolean,
       baseline?: string,
     ) => {
       const recorder = new LatencyRecorder(rounds);
       for (let i = 0; i < rounds; i += 1) {
+        const id = branchId();
+        const evidence = withEvidence
+          ? await evidenceOf(reader, layout, markerTopic, id)
+          : undefined;
         const startMs = performance.now();
         const found = await markerCommitted(reader, {
           markerTopic,
           layout,
-          branchId: branchId(),
-          decidedAtMs: decidedAtMs(),
-          clockSkewMarginMs: options["margin-ms"],
+          branchId: id,
+          evidence,
           stableWaitMsMax,
         });
         recorder.record(performance.now() - startMs);
@@ -129,7 +125,12 @@ async function main(argv: readonly string[]): Promise<number> {
     const timeAlreadyDone = async (name: string, baseline?: string) => {
       const id = branchId();
       const payload = { kind: "messages" as const, messages: [{ topic: dataTopic, value: id }] };
-      const decided = { term: 1, decidedAtMs: Date.now() };
+      const vote = await participant.prepare(
+        { branchId: id, payload },
+        { deadlineMs: Date.now() + 10_000 },
+      );
+      if (vote.vote !== "yes") throw new Error(`assertion: prepare voted ${vote.vote}`);
+      const decided = { term: 1, decidedAtMs: Date.now(), evidence: vote.evidence };
       const first = await participant.commit({ branchId: id, payload }, decided);
       if (first.outcome !== "done") throw new Error(`assertion: first commit ${first.outcome}`);
       const recorder = new LatencyRecorder(options.rounds);
@@ -146,38 +147,28 @@ async function main(argv: readonly string[]): Promise<number> {
 
     const emptyCheck = "check, empty topic";
     const emptyAttempt = "already-done attempt, empty topic";
-    await timeChecks("warm-up (not compared)", warmUpRounds, () => Date.now());
-    await timeChecks(emptyCheck, options.rounds, () => Date.now());
+    await timeChecks("warm-up (not compared)", warmUpRounds, true);
+    await timeChecks(emptyCheck, options.rounds, true);
     await timeAlreadyDone(emptyAttempt);
 
     const fillStartMs = performance.now();
     await fill(kafka, markerTopic, layout, clusterId, run, options.markers, options.batch);
     const fillMs = performance.now() - fillStartMs;
-    say(
-      `filled ${options.markers} markers in ${(fillMs / 1000).toFixed(1)} s; waiting out the ` +
-        `margin (${options["margin-ms"]} ms) so they fall before every new decision's window`,
-    );
-    await sleep(options["margin-ms"] + 1_000);
+    say(`filled ${options.markers} markers in ${(fillMs / 1000).toFixed(1)} s`);
 
-    await timeChecks(
-      `check, ${options.markers} markers`,
-      options.rounds,
-      () => Date.now(),
-      emptyCheck,
-    );
+    await timeChecks(`check, ${options.markers} markers`, options.rounds, true, emptyCheck);
     await timeAlreadyDone(`already-done attempt, ${options.markers} markers`, emptyAttempt);
     await timeChecks(
-      `check, ${options.markers} markers, unbounded window`,
+      `check, ${options.markers} markers, no evidence (from the start)`,
       Math.min(options.rounds, unboundedRoundsMax),
-      () => options["margin-ms"], // decidedAtMs - margin = 0: from the first offset
+      false,
       emptyCheck,
     );
     const filled = await markerCommitted(reader, {
       markerTopic,
       layout,
       branchId: fillKey(clusterId, run, options.markers - 1),
-      decidedAtMs: options["margin-ms"],
-      clockSkewMarginMs: options["margin-ms"],
+      evidence: undefined,
       stableWaitMsMax,
     });
     if (!filled) throw new Error("assertion: the last filled marker was not found");
@@ -189,6 +180,17 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   printRows(rows);
   return 0;
+}
+
+/** What a yes vote would record for `branchId` now: its marker partition's high watermark. */
+async function evidenceOf(
+  reader: CommittedReader,
+  layout: PoolLayout,
+  markerTopic: string,
+  branchId: string,
+): Promise<string> {
+  const partition = markerPartitionOf(layout, branchId);
+  return encodeMarkerFloor(partition, await reader.highWatermark(markerTopic, partition));
 }
 
 function fillKey(clusterId: string, run: string, i: number): string {

@@ -20,7 +20,15 @@ export const participantKinds = ["postgres", "redis", "kafka"] as const;
 export type ParticipantKind = (typeof participantKinds)[number];
 
 export type Vote =
-  | { readonly vote: "yes" }
+  | {
+      readonly vote: "yes";
+      /**
+       * What the participant needs in phase 2 and only knew at prepare, opaque to the
+       * coordinator: kept durably with the decision and handed back as `Phase2Context.evidence`
+       * (Kafka: the marker partition's offset before which no record of the branch can be).
+       */
+      readonly evidence?: string;
+    }
   | {
       readonly vote: "no";
       /** Stable, machine-readable reason, e.g. `statement-failed`, `expectation-unmet`, `lock-conflict`. */
@@ -65,6 +73,8 @@ export interface Phase2Context {
    * made visible before it, which bounds where a participant must look for its own marker.
    */
   readonly decidedAtMs: number;
+  /** The branch's yes vote's `evidence`; absent when it had none (or the branch never voted). */
+  readonly evidence?: string;
 }
 
 export interface Participant<P = unknown> {

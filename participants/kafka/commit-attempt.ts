@@ -11,7 +11,8 @@
  *    transactional id, so after the fence its outcome is decided and its records lie below
  *    the partition's high watermark. Other ids' transactions that began earlier may still be
  *    open there, holding the last stable offset (LSO) below a committed marker: the check
- *    waits until the LSO reaches that high watermark, then reads with read_committed up to it.
+ *    waits until the LSO reaches that high watermark, then reads with read_committed up to it,
+ *    from the offset the branch's yes vote recorded (no record of the branch is below it).
  *    Absence is proven or the attempt fails: any doubt throws, and the retry fences again.
  * 3. Produce the messages and the marker in one transaction and commit: read_committed readers
  *    see the marker exactly when they see the messages. If another attempt fences this one
@@ -23,6 +24,7 @@ import type { Kafka, Message, Producer, TopicMessages } from "kafkajs";
 import type { BranchId, Phase2Context } from "../participant.js";
 import { messageOf } from "../common/errors.js";
 import { Phase2AttemptError } from "./errors.js";
+import { markerFloorOf } from "./evidence.js";
 import { markerPartitionOf, type PoolLayout } from "./layout.js";
 import { recordBatchOverheadBytes, recordBytesMax, type KafkaMessage } from "./payload.js";
 import type { CommittedReader } from "./reader.js";
@@ -39,7 +41,6 @@ export interface CommitAttempt {
   readonly branchId: BranchId;
   readonly messages: readonly KafkaMessage[];
   readonly ctx: Phase2Context;
-  readonly clockSkewMarginMs: number;
   readonly transactionTimeoutMs: number;
   /** Receives the attempt's producer, so that a timeout or close can disconnect it. */
   readonly onProducer: (producer: Producer) => void;
@@ -72,8 +73,7 @@ export async function runCommitAttempt(a: CommitAttempt): Promise<AttemptResult>
       markerTopic: a.markerTopic,
       layout: a.layout,
       branchId: a.branchId,
-      decidedAtMs: a.ctx.decidedAtMs,
-      clockSkewMarginMs: a.clockSkewMarginMs,
+      evidence: a.ctx.evidence,
       stableWaitMsMax: a.transactionTimeoutMs / 2,
     });
     if (found) {
@@ -104,31 +104,24 @@ export interface MarkerQuery {
   readonly markerTopic: string;
   readonly layout: PoolLayout;
   readonly branchId: string;
-  /** When the branch's decision was logged (coordinator clock). */
-  readonly decidedAtMs: number;
-  readonly clockSkewMarginMs: number;
+  /** The branch's yes vote's evidence: where its marker partition stood before the decision. */
+  readonly evidence: string | undefined;
   /** How long to wait for the LSO to reach the high watermark before giving up (retryably). */
   readonly stableWaitMsMax: number;
 }
 
 /**
- * Whether the branch's marker is committed (call it after the fence): read to the high
- * watermark, once the LSO has reached it. The scan starts at the first record appended at or after `decidedAtMs -
- * clockSkewMarginMs` (broker time: the topic uses LogAppendTime): nothing of the branch was
- * produced before its decision, so an earlier marker cannot be its own, and the margin covers
- * a coordinator clock ahead of the broker's. So the scan is as long as the markers appended
- * since then, whatever the topic holds in total.
+ * Whether the branch's marker is committed (call it after the fence): read from the offset
+ * the vote recorded (or the partition's start without one) to the high watermark, once the
+ * LSO has reached it.
  */
 export async function markerCommitted(reader: CommittedReader, q: MarkerQuery): Promise<boolean> {
   const partition = markerPartitionOf(q.layout, q.branchId);
   const untilOffset = await reader.highWatermark(q.markerTopic, partition);
   await reader.awaitStable(q.markerTopic, partition, untilOffset, q.stableWaitMsMax);
-  const since = await reader.offsetForTime(
-    q.markerTopic,
-    partition,
-    q.decidedAtMs - q.clockSkewMarginMs,
-  );
-  const fromOffset = since === undefined || since > untilOffset ? untilOffset : since;
+  const floor =
+    markerFloorOf(q.evidence, partition) ?? (await reader.logStartOffset(q.markerTopic, partition));
+  const fromOffset = floor > untilOffset ? untilOffset : floor;
   return reader.scan(
     q.markerTopic,
     partition,

@@ -67,13 +67,6 @@ export const kafkaParticipantConfigSchema = z.strictObject({
   poolSizeChange: z.enum(["refuse", "allow"]).default("refuse"),
   /** Bound on one phase-2 attempt (fence, marker check, produce, commit), and on waiting for its turn. */
   attemptTimeoutMs: z.number().int().min(1_000).max(600_000).default(30_000),
-  /** Look for a marker this far before the decision time (coordinator vs broker clock skew). */
-  clockSkewMarginMs: z
-    .number()
-    .int()
-    .min(0)
-    .max(7 * dayMs)
-    .default(10 * 60 * 1000),
   /** Ceiling for a whole prepare (topic checks), whatever the transaction's deadline says. */
   prepareTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
   /** How long topic metadata and configs (partitions, max.message.bytes) are reused. */

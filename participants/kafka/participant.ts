@@ -20,6 +20,7 @@ import { Lifecycle } from "../common/lifecycle.js";
 import { errorIds, messageOf, type ParticipantErrorIds } from "../common/errors.js";
 import { silentLogger, type ParticipantLogger } from "../common/logger.js";
 import { runCommitAttempt } from "./commit-attempt.js";
+import { encodeMarkerFloor } from "./evidence.js";
 import { parseKafkaParticipantConfig, type KafkaParticipantConfig } from "./config.js";
 import {
   AttemptTimeoutError,
@@ -34,6 +35,7 @@ import { KeyedQueue, QueueWaitError } from "./keyed-queue.js";
 import {
   layoutDifference,
   layoutRecordKey,
+  markerPartitionOf,
   transactionalIdAt,
   transactionalIdOf,
   type PoolLayout,
@@ -175,9 +177,10 @@ class KafkaParticipantImpl implements KafkaParticipant {
     if (!parsed.success) return no(kafkaNoVoteReasons.invalidPayload, parsed.error.message);
     const deadlineMs = Math.min(ctx.deadlineMs, Date.now() + this.config.prepareTimeoutMs);
     try {
-      return await this.withTimeout(deadlineMs - Date.now(), "prepare", () =>
-        this.validate(parsed.data),
-      );
+      return await this.withTimeout(deadlineMs - Date.now(), "prepare", async () => {
+        const vote = await this.validate(parsed.data);
+        return vote.vote === "yes" ? this.withMarkerFloor(branch.branchId) : vote;
+      });
     } catch (err) {
       if (err instanceof AttemptTimeoutError) {
         return no(kafkaNoVoteReasons.deadline, `the deadline passed while checking topics`);
@@ -212,7 +215,6 @@ class KafkaParticipantImpl implements KafkaParticipant {
           branchId: branch.branchId,
           messages: payload.data.messages,
           ctx,
-          clockSkewMarginMs: this.config.clockSkewMarginMs,
           transactionTimeoutMs: this.config.attemptTimeoutMs,
           onProducer,
         }),
@@ -385,6 +387,14 @@ class KafkaParticipantImpl implements KafkaParticipant {
       }
     }
     return { vote: "yes" };
+  }
+
+  /** A yes vote carrying where the branch's marker partition stands now (evidence.ts). */
+  private async withMarkerFloor(branchId: BranchId): Promise<Vote> {
+    const { layout } = this.life.assertStarted();
+    const partition = markerPartitionOf(layout, branchId);
+    const offset = await this.assertReader().highWatermark(this.config.markerTopic, partition);
+    return { vote: "yes", evidence: encodeMarkerFloor(partition, offset) };
   }
 
   // ---- start ----

@@ -21,6 +21,8 @@ type IsolationLevel = (typeof isolationLevels)[keyof typeof isolationLevels];
 
 /** ListOffsets' "latest" timestamp: the LSO under read_committed, else the high watermark. */
 const latestTimestamp = -1;
+/** ListOffsets' "earliest" timestamp: the log start offset. */
+const earliestTimestamp = -2;
 const fetchWaitMs = 100;
 const settlePauseMs = 20;
 const stablePollMsMax = 50;
@@ -283,22 +285,9 @@ export class CommittedReader {
     }
   }
 
-  /**
-   * The earliest offset whose record timestamp is at or after `timestampMs`, or undefined if
-   * no such record is below the LSO yet.
-   */
-  async offsetForTime(
-    topic: string,
-    partition: number,
-    timestampMs: number,
-  ): Promise<bigint | undefined> {
-    const offset = await this.listOffset(
-      topic,
-      partition,
-      Math.max(0, Math.floor(timestampMs)),
-      isolationLevels.readCommitted,
-    );
-    return offset < 0n ? undefined : offset;
+  /** The first offset the partition still holds (retention may have removed earlier ones). */
+  async logStartOffset(topic: string, partition: number): Promise<bigint> {
+    return this.listOffset(topic, partition, earliestTimestamp, isolationLevels.readCommitted);
   }
 
   /**
@@ -414,8 +403,8 @@ export class CommittedReader {
     if (offset === undefined)
       throw this.unavailable(topic, partition, "empty ListOffsets response");
     const value = BigInt(offset);
-    if (timestamp === latestTimestamp && value < 0n) {
-      throw this.unavailable(topic, partition, `no latest offset (${value})`);
+    if (timestamp < 0 && value < 0n) {
+      throw this.unavailable(topic, partition, `no offset for timestamp ${timestamp} (${value})`);
     }
     return value;
   }

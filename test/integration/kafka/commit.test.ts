@@ -14,10 +14,12 @@
  * - a branch larger than one record batch of its topic (max.message.bytes) is split into
  *   several sends of one transaction, in order;
  * - `fence()` aborts a half-done transaction on every id of the pool;
- * - the marker check really starts at `decidedAtMs - clockSkewMarginMs` (not at offset 0).
+ * - the marker check really starts at the offset the yes vote recorded (its evidence), and
+ *   from the partition's start without evidence; it reads no clock.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { encodeMarkerFloor } from "../../../participants/kafka/evidence.js";
 import { markerPartitionOf, transactionalIdOf } from "../../../participants/kafka/layout.js";
 import type { BranchId } from "../../../participants/participant.js";
 import {
@@ -66,7 +68,7 @@ void describe("Kafka participant: phase 2", () => {
     const p = await f.started();
     const branchId = f.branchId();
     const payload = payloadOf(messages("once"));
-    assert.deepEqual(await p.prepare({ branchId, payload }, prepareCtx()), { vote: "yes" });
+    assert.equal((await p.prepare({ branchId, payload }, prepareCtx())).vote, "yes");
     const ctx = phase2();
     assert.equal((await commitWithRetries(p, branchId, payload, ctx)).outcome, "done");
     assert.deepEqual(await mine("once"), valuesOf("once"));
@@ -86,7 +88,7 @@ void describe("Kafka participant: phase 2", () => {
     const p = await f.started();
     const branchId = f.branchId();
     const payload = payloadOf(messages("rolled"));
-    assert.deepEqual(await p.prepare({ branchId, payload }, prepareCtx()), { vote: "yes" });
+    assert.equal((await p.prepare({ branchId, payload }, prepareCtx())).vote, "yes");
     assert.equal((await p.rollback({ branchId, payload }, phase2())).outcome, "done");
     assert.deepEqual(await mine("rolled"), []);
     assert.equal(await markers(branchId), 0);
@@ -205,7 +207,7 @@ void describe("Kafka participant: phase 2", () => {
     const branchId = f.branchId();
     const values = Array.from({ length: 5 }, (_, i) => `${i}`.repeat(1500));
     const payload = payloadOf(values.map((value) => ({ topic: small, value })));
-    assert.deepEqual(await p.prepare({ branchId, payload }, prepareCtx()), { vote: "yes" });
+    assert.equal((await p.prepare({ branchId, payload }, prepareCtx())).vote, "yes");
     const result = await commitWithRetries(p, branchId, payload, phase2());
     assert.deepEqual(result, { outcome: "done", attempts: 1 });
     assert.deepEqual(await f.values(small), values);
@@ -237,19 +239,27 @@ void describe("Kafka participant: phase 2", () => {
     }
   });
 
-  void test("the marker check starts at decidedAtMs - clockSkewMarginMs, not at offset 0", async () => {
-    const p = await f.started({ clockSkewMarginMs: 60_000 });
+  void test("the marker check starts at the offset the yes vote recorded, not at a time", async () => {
+    const p = await f.started();
     const branchId = f.branchId();
-    const payload = payloadOf([{ topic, value: "window-a", partition: 0 }]);
-    assert.equal((await commitWithRetries(p, branchId, payload, phase2())).outcome, "done");
-    // A decision "an hour later" looks only at markers appended since then (minus the
-    // margin): the earlier marker is out of the window, so this commit is done again. The
-    // coordinator never does this (a branch's decision time never moves); it shows the bound.
-    const later = phase2(Date.now() + 60 * 60 * 1000);
+    const payload = payloadOf([{ topic, value: "floor-a", partition: 0 }]);
+    const vote = await p.prepare({ branchId, payload }, prepareCtx());
+    assert.equal(vote.vote === "yes" && vote.evidence?.startsWith("marker-floor:v1:"), true);
+    const evidence = vote.vote === "yes" ? vote.evidence : undefined;
+    const ctx = { ...phase2(), evidence };
+    assert.equal((await commitWithRetries(p, branchId, payload, ctx)).outcome, "done");
+    // Evidence from after the marker (never what a vote records: it precedes the decision)
+    // hides it: the check reads only from the recorded offset, so this commit is done again.
+    const partition = markerPartitionOf(layoutOf(), branchId);
+    const past = encodeMarkerFloor(
+      partition,
+      await f.reader.highWatermark(f.markerTopic, partition),
+    );
+    const later = { ...phase2(), evidence: past };
     assert.equal((await commitWithRetries(p, branchId, payload, later)).outcome, "done");
     assert.equal(await markers(branchId), 2);
-    // Within the margin the marker is found.
-    const near = phase2(Date.now() + 30_000);
-    assert.equal((await commitWithRetries(p, branchId, payload, near)).outcome, "already-done");
+    // With the vote's evidence, and without any (from the partition's start), it is found.
+    assert.equal((await commitWithRetries(p, branchId, payload, ctx)).outcome, "already-done");
+    assert.equal((await commitWithRetries(p, branchId, payload, phase2())).outcome, "already-done");
   });
 });
