@@ -113,6 +113,10 @@ export const engineConfig = (onePhase: boolean): EngineConfig => ({
   retentionMs: 500,
   forgetBatchMax: 8,
   onePhase,
+  idempotencyKeysMax: 256,
+  idempotencyKeyAgeMsMax: 60_000,
+  callsWaitingPerTxnMax: 8,
+  operatorCallsWaitingMax: 8,
 });
 
 const participantSpecs: readonly { name: string; kind: ParticipantKind }[] = [
@@ -257,8 +261,11 @@ interface ClientTxn {
   readonly life: number;
   readonly deadlineMs: number;
   readonly beginKey: string;
-  /** Enlist idempotency key → what was sent and the branch it got. */
-  readonly enlists: Map<string, { participant: string; fingerprint: string; branch?: number }>;
+  /** Enlist idempotency key → what was sent (keys are per principal) and the branch it got. */
+  readonly enlists: Map<
+    string,
+    { participant: string; fingerprint: string; principal: Principal; branch?: number }
+  >;
   /** Participants that got a new branch (created: true) → that branch's number. */
   readonly created: Map<string, number>;
   /** The category of the first final answer to a commit or abort. */
@@ -811,10 +818,12 @@ export class Sim {
     );
   }
 
-  private enlist(c: ClientTxn, principal: Principal, wrong: boolean): void {
+  private enlist(c: ClientTxn, caller: Principal, wrong: boolean): void {
     const req = this.nextReq++;
     const earlier = [...c.enlists.entries()];
     const retry = earlier.length > 0 && this.rng.chance(0.25) ? this.rng.pick(earlier) : undefined;
+    // A key is its principal's: a retry or a reuse comes from the one that used it first.
+    const principal = retry && !wrong ? retry[1].principal : caller;
     if (retry && this.rng.chance(0.8)) {
       // The same call again: same key, same body.
       const [key, sent] = retry;
@@ -849,7 +858,13 @@ export class Sim {
     const fingerprint = JSON.stringify({ participant: spec.name, payload });
     // Sometimes a key already used, with another body: it must be refused.
     const key = retry ? retry[0] : `e${this.nextKey++}`;
-    if (!retry) c.enlists.set(key, { participant: spec.name, fingerprint });
+    // A refused call (another principal's) holds no key: its retries come from the owner.
+    if (!retry)
+      c.enlists.set(key, {
+        participant: spec.name,
+        fingerprint,
+        principal: wrong ? owner : principal,
+      });
     this.send(
       {
         type: "enlist",

@@ -1,0 +1,79 @@
+/**
+ * Idempotency keys: what call a principal first used a key for, so that a repeat of that call
+ * answers as it did and any other call with the key is refused (`idempotency-key-reused`).
+ *
+ * Only calls that changed something hold a key (a transaction begun, a branch enlisted, a
+ * commit, prepare or abort under way): a refused call leaves nothing behind. The store is
+ * bounded by count and by age, oldest first; age counts on the engine's clock (`nowMs` of its
+ * inputs, or a record's `atMs`), never one of its own. Keys a log record carries are marked
+ * `logged`: they are rebuilt from the log after a restart and kept across a change of leader.
+ */
+import type { BranchNo, Xid } from "./ids.js";
+
+export interface KeyLimits {
+  readonly idempotencyKeysMax: number;
+  readonly idempotencyKeyAgeMsMax: number;
+}
+
+/** What a key was first used for. */
+export interface KeyUse {
+  /** Digest of the first call's route, path and body. */
+  readonly fingerprint: string;
+  readonly xid: Xid;
+  /** The branch an enlist answered, and whether that first answer created it. */
+  readonly branch?: { readonly n: BranchNo; readonly created: boolean };
+  readonly logged: boolean;
+}
+
+export class IdempotencyKeys {
+  /** Insertion order is age order: a key is inserted once, with the time of its first use. */
+  private readonly keys = new Map<string, { use: KeyUse; atMs: number }>();
+
+  constructor(private readonly limits: KeyLimits) {}
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  /** The use of `key` by `principal`, if it is held and not too old. */
+  find(principal: string, key: string, nowMs: number): KeyUse | undefined {
+    this.expire(nowMs);
+    return this.keys.get(scoped(principal, key))?.use;
+  }
+
+  /**
+   * Holds `key` for `use` (first used at `atMs`). A key already held for the same call only
+   * gains `logged`; it keeps its age.
+   */
+  remember(principal: string, key: string, use: KeyUse, atMs: number, nowMs: number): void {
+    const k = scoped(principal, key);
+    const held = this.keys.get(k);
+    if (held && held.use.fingerprint === use.fingerprint) {
+      if (use.logged && !held.use.logged) held.use = { ...held.use, logged: true };
+    } else {
+      this.keys.delete(k);
+      this.keys.set(k, { use, atMs });
+    }
+    for (const oldest of this.keys.keys()) {
+      if (this.keys.size <= this.limits.idempotencyKeysMax) break;
+      this.keys.delete(oldest);
+    }
+    this.expire(nowMs);
+  }
+
+  /** Drops keys older than the age limit (from the oldest; a key replayed late may lag). */
+  expire(nowMs: number): void {
+    for (const [k, held] of this.keys) {
+      if (held.atMs + this.limits.idempotencyKeyAgeMsMax > nowMs) return;
+      this.keys.delete(k);
+    }
+  }
+
+  /** Leadership lost: keys of calls only this leader's memory knew mean nothing any more. */
+  dropUnlogged(): void {
+    for (const [k, held] of this.keys) if (!held.use.logged) this.keys.delete(k);
+  }
+}
+
+/** Keys are per principal: two callers may pick the same key. */
+const scoped = (principal: string, key: string): string => `${principal}\u0000${key}`;
