@@ -967,15 +967,16 @@ export class Engine {
     });
   }
 
-  /** Keys of waiting calls that no proposed record carries yet: the next record does. */
+  /** Keys of waiting calls that no record carries yet, once each: the next record does. */
   private keysToLog(live: Live): { keys?: LoggedKey[] } {
-    const keys: LoggedKey[] = [];
+    const keys = new Map<string, LoggedKey>();
     for (const w of live.waiting) {
       if (!w.key || w.keyProposed) continue;
-      keys.push(w.key);
       w.keyProposed = true;
+      const held = this.keys.find(w.key.principal, w.key.key, this.nowMs);
+      if (!held?.logged) keys.set(`${w.key.principal}\u0000${w.key.key}`, w.key);
     }
-    return keys.length > 0 ? { keys } : {};
+    return keys.size > 0 ? { keys: [...keys.values()] } : {};
   }
 
   // ---- phase 1 ----------------------------------------------------------------------------
@@ -1710,7 +1711,7 @@ const notFound = (xid: Xid): Reply =>
 const forbidden = (xid: Xid): Reply =>
   errorReply("forbidden", "the transaction belongs to another principal", { xid });
 const keyReused = (key: string): Reply =>
-  errorReply("idempotency-key-reused", "the idempotency key was used with another request body", {
+  errorReply("idempotency-key-reused", "the idempotency key was used for another request", {
     key,
   });
 const alreadyCommitted = (xid: Xid): Reply =>

@@ -24,7 +24,12 @@ import {
   type Reply,
 } from "../../../coordinator/core/engine.js";
 import type { ClusterId, LogIndex, Term, Xid } from "../../../coordinator/core/ids.js";
-import type { BranchSpec, Decision, LogRecord } from "../../../coordinator/core/records.js";
+import type {
+  BranchSpec,
+  Decision,
+  LogRecord,
+  LoggedKey,
+} from "../../../coordinator/core/records.js";
 import type { Entry } from "../../../coordinator/core/table.js";
 import { durableState, heuristicOf } from "../../../coordinator/core/table.js";
 
@@ -1207,12 +1212,15 @@ function describeInput(i: Input): string {
   }
 }
 
+const keysOf = (keys: readonly LoggedKey[] | undefined): string =>
+  keys ? ` keys=${keys.map((k) => k.key).join(",")}` : "";
+
 export function describeRecord(r: LogRecord): string {
   switch (r.type) {
     case "preparing":
-      return `preparing ${r.txn.xid} [${r.branches.map((b) => `${b.n}:${b.participant}`).join(" ")}]${r.onePhase ? " one-phase" : ""}`;
+      return `preparing ${r.txn.xid} [${r.branches.map((b) => `${b.n}:${b.participant}`).join(" ")}]${r.onePhase ? " one-phase" : ""}${r.prepareOnly ? " prepare-only" : ""}${keysOf(r.keys)}`;
     case "decide":
-      return `decide ${r.xid} ${r.decision} (${r.reason})${r.acks ? ` acks=${r.acks.length}` : ""}`;
+      return `decide ${r.xid} ${r.decision} (${r.reason})${r.acks ? ` acks=${r.acks.length}` : ""}${keysOf(r.keys)}`;
     case "acks":
       return `acks ${r.acks.map((a) => `${a.xid}:${a.n}=${a.outcome}`).join(" ")}`;
     case "forget":
