@@ -30,7 +30,7 @@ import {
   type Term,
   type Xid,
 } from "./ids.js";
-import { IdempotencyKeys, type KeyLimits, type KeyUse } from "./idempotency.js";
+import { IdempotencyKeys, type Idem, type KeyLimits, type KeyUse } from "./idempotency.js";
 import { mergePayloads } from "./payload.js";
 import type {
   Ack,
@@ -50,7 +50,6 @@ import {
   type DurableTxn,
   type Entry,
   type HistoryItem,
-  type TimedKey,
 } from "./table.js";
 import { isDecided, transition, type TxnState } from "./txn.js";
 import { viewOfDurable, viewOfLive, type TxnView } from "./view.js";
@@ -60,11 +59,7 @@ export interface Principal {
   readonly admin: boolean;
 }
 
-/** An idempotency key with a fingerprint of the request body it came with. */
-export interface Idem {
-  readonly key: string;
-  readonly fingerprint: string;
-}
+export type { Idem } from "./idempotency.js";
 
 export type ReqId = number;
 
@@ -348,7 +343,7 @@ export class Engine {
     this.tableState = TxnTable.restore(data);
     for (const t of this.tableState.all()) {
       if (!t.decision) this.undecided.add(t.header.xid);
-      this.holdLoggedKeys(t.header.xid, t.keys ?? []);
+      this.keys.rememberLogged(t.header.xid, t.keys ?? [], this.nowMs);
     }
   }
 
@@ -778,10 +773,8 @@ export class Engine {
     const result = this.table.apply(entry);
     if (r.type === "preparing" || r.type === "decide") {
       const xid = r.type === "preparing" ? r.txn.xid : r.xid;
-      this.holdLoggedKeys(
-        xid,
-        (r.keys ?? []).map((k) => ({ ...k, atMs: r.atMs })),
-      );
+      const keys = (r.keys ?? []).map((k) => ({ ...k, atMs: r.atMs }));
+      this.keys.rememberLogged(xid, keys, this.nowMs);
     }
     switch (r.type) {
       case "preparing": {
@@ -973,7 +966,7 @@ export class Engine {
     for (const w of live.waiting) {
       if (!w.key || w.keyProposed) continue;
       w.keyProposed = true;
-      const held = this.keys.find(w.key.principal, w.key.key, this.nowMs);
+      const held = this.keys.find(w.key.principal, w.key, this.nowMs);
       if (!held?.logged) keys.set(`${w.key.principal}\u0000${w.key.key}`, w.key);
     }
     return keys.size > 0 ? { keys: [...keys.values()] } : {};
@@ -1529,21 +1522,12 @@ export class Engine {
   }
 
   private priorUse(input: KeyedInput): KeyUse | undefined {
-    return input.idem && this.keys.find(input.principal.id, input.idem.key, this.nowMs);
+    return this.keys.find(input.principal.id, input.idem, this.nowMs);
   }
 
   /** The call changed something: from now on its key answers as it did. */
   private holdKey(input: KeyedInput, use: Pick<KeyUse, "xid" | "branch">): void {
-    if (!input.idem) return;
-    const held = { ...use, fingerprint: input.idem.fingerprint, logged: false };
-    this.keys.remember(input.principal.id, input.idem.key, held, this.nowMs, this.nowMs);
-  }
-
-  private holdLoggedKeys(xid: Xid, keys: readonly TimedKey[]): void {
-    for (const k of keys) {
-      const use = { xid, fingerprint: k.fingerprint, logged: true };
-      this.keys.remember(k.principal, k.key, use, k.atMs, this.nowMs);
-    }
+    this.keys.rememberCall(input.principal.id, input.idem, use, this.nowMs);
   }
 
   /** The call waits for what its transaction does next; false (refused) when too many do. */

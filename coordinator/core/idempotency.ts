@@ -9,6 +9,13 @@
  * `logged`: they are rebuilt from the log after a restart and kept across a change of leader.
  */
 import type { BranchNo, Xid } from "./ids.js";
+import type { TimedKey } from "./table.js";
+
+/** An idempotency key with a fingerprint of the request (route, path, body) it came with. */
+export interface Idem {
+  readonly key: string;
+  readonly fingerprint: string;
+}
 
 export interface KeyLimits {
   readonly idempotencyKeysMax: number;
@@ -35,17 +42,43 @@ export class IdempotencyKeys {
     return this.keys.size;
   }
 
-  /** The use of `key` by `principal`, if it is held and not too old. */
-  find(principal: string, key: string, nowMs: number): KeyUse | undefined {
+  /** The first use of `principal`'s key, if it is held and not too old. */
+  find(principal: string, idem: Idem | undefined, nowMs: number): KeyUse | undefined {
+    if (!idem) return undefined;
     this.expire(nowMs);
-    return this.keys.get(scoped(principal, key))?.use;
+    return this.keys.get(scoped(principal, idem.key))?.use;
+  }
+
+  /** A call that changed something: from now on its key answers as it did. */
+  rememberCall(
+    principal: string,
+    idem: Idem | undefined,
+    use: Pick<KeyUse, "xid" | "branch">,
+    nowMs: number,
+  ): void {
+    if (!idem) return;
+    const held = { ...use, fingerprint: idem.fingerprint, logged: false };
+    this.remember(principal, idem.key, held, nowMs, nowMs);
+  }
+
+  /** Keys a record of `xid` carries (applied, or from a snapshot): aged from the record. */
+  rememberLogged(xid: Xid, keys: readonly TimedKey[], nowMs: number): void {
+    for (const k of keys) {
+      this.remember(
+        k.principal,
+        k.key,
+        { xid, fingerprint: k.fingerprint, logged: true },
+        k.atMs,
+        nowMs,
+      );
+    }
   }
 
   /**
    * Holds `key` for `use` (first used at `atMs`). A key already held for the same call only
    * gains `logged`; it keeps its age.
    */
-  remember(principal: string, key: string, use: KeyUse, atMs: number, nowMs: number): void {
+  private remember(principal: string, key: string, use: KeyUse, atMs: number, nowMs: number): void {
     const k = scoped(principal, key);
     const held = this.keys.get(k);
     if (held && held.use.fingerprint === use.fingerprint) {
