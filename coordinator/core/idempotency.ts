@@ -74,15 +74,13 @@ export class IdempotencyKeys {
     }
   }
 
-  /**
-   * Holds `key` for `use` (first used at `atMs`). A key already held for the same call only
-   * gains `logged`; it keeps its age.
-   */
+  /** Holds `key` for `use`, first used at `atMs`; a key held for another call is replaced. */
   private remember(principal: string, key: string, use: KeyUse, atMs: number, nowMs: number): void {
     const k = scoped(principal, key);
     const held = this.keys.get(k);
     if (held && held.use.fingerprint === use.fingerprint) {
-      if (use.logged && !held.use.logged) held.use = { ...held.use, logged: true };
+      // The same call again (a begin whose transaction is gone begins anew): it keeps its age.
+      held.use = { ...use, logged: use.logged || held.use.logged };
     } else {
       this.keys.delete(k);
       this.keys.set(k, { use, atMs });

@@ -2,11 +2,12 @@
 // with unique keys (begins over the in-flight limit, enlists over a limit, another principal's
 // commits) holds no key at all; a flood of accepted begins holds at most `idempotencyKeysMax`,
 // the oldest dropped first; keys older than `idempotencyKeyAgeMsMax` on the engine's clock are
-// dropped by a tick; and a repeated begin still answers its transaction while its key is held.
+// dropped by a tick; a repeated begin still answers its transaction while its key is held; and
+// a commit's key carried by its `preparing` record is restored from a snapshot of the table.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Engine, type Input, type Output } from "../../../coordinator/core/engine.js";
-import type { Xid } from "../../../coordinator/core/ids.js";
+import type { LogIndex, Term, Xid } from "../../../coordinator/core/ids.js";
 import { engineConfig } from "./harness.js";
 
 const owner = { id: "svc-a", admin: false };
@@ -108,5 +109,40 @@ describe("idempotency keys are bounded", () => {
     assert.equal(engine.keysHeld(), 1);
     feed({ type: "tick" }, 1_000 + ageMsMax + ageMsMax / 2);
     assert.equal(engine.keysHeld(), 0);
+  });
+
+  test("a commit's logged key comes back from a snapshot", () => {
+    const { engine, feed } = leader(10);
+    feed(begin("x1", "b1"));
+    for (const participant of ["pg-a", "pg-b"]) {
+      feed({
+        type: "enlist",
+        req: req++,
+        principal: owner,
+        xid: "x1" as Xid,
+        participant,
+        kind: "postgres",
+        payload: { kind: "statements", statements: [] },
+        payloadBytes: 1,
+      });
+    }
+    const commit = (xid: string): Input => ({
+      type: "commit",
+      req: req++,
+      principal: owner,
+      xid: xid as Xid,
+      idem: { key: "c1", fingerprint: `commit ${xid}` },
+    });
+    const append = feed(commit("x1")).find((o) => o.type === "append");
+    assert.ok(append?.type === "append");
+    feed({
+      type: "applied",
+      entry: { index: 1 as LogIndex, term: 1 as Term, record: append.record },
+    });
+
+    const next = new Engine(engineConfig(false), () => 0.5);
+    next.loadSnapshot(engine.table.snapshot());
+    next.becomeLeader(2_000);
+    assert.equal(replyOf(next.handle(commit("x2"), 2_000)), "idempotency-key-reused");
   });
 });
