@@ -129,6 +129,10 @@ export async function startNode(
       retentionMs: config.protocol.retentionMs,
       forgetBatchMax: 1000,
       onePhase: config.protocol.onePhase,
+      idempotencyKeysMax: config.limits.idempotencyKeysMax,
+      idempotencyKeyAgeMsMax: config.limits.idempotencyKeyAgeMsMax,
+      callsWaitingPerTxnMax: config.limits.callsWaitingPerTransactionMax,
+      operatorCallsWaitingMax: config.limits.operatorCallsWaitingMax,
     },
     Math.random,
   );

@@ -73,8 +73,10 @@ export type BackendCall =
       payloadBytes: number;
       idem?: { key: string; fingerprint: string };
     }
-  | { type: "report-prepared"; principal: Principal; xid: Xid; n: number }
-  | { type: "prepare" | "commit" | "abort"; principal: Principal; xid: Xid };
+  | { type: "report-prepared"; principal: Principal; xid: Xid; n: number; idem?: Idem }
+  | { type: "prepare" | "commit" | "abort"; principal: Principal; xid: Xid; idem?: Idem };
+
+type Idem = { key: string; fingerprint: string };
 
 type Handler = (ctx: {
   principal: Principal;
@@ -211,6 +213,13 @@ function idempotency(
 
 function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> {
   const xidOf = (params: Record<string, unknown>) => params.xid as Xid;
+  /** A prepare, commit or abort call, with its Idempotency-Key when it came with one. */
+  const xidCall = (
+    type: "prepare" | "commit" | "abort",
+    principal: Principal,
+    params: Record<string, unknown>,
+    idem: Idem | undefined,
+  ): BackendCall => ({ type, principal, xid: xidOf(params), ...(idem ? { idem } : {}) });
 
   /** A transaction the caller may read: its own, or any for an admin. */
   const readable = (principal: Principal, xid: Xid): TxnView => {
@@ -292,11 +301,17 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
         body: { branch: reply.branch, branchId: reply.branchId, participant: b.participant, kind },
       };
     },
-    reportBranchPrepared: async ({ principal, params }) => {
+    reportBranchPrepared: async ({ principal, params, idem }) => {
       const xid = xidOf(params);
       const n = params.n as number;
       // The engine checks the branch is a service-prepared one of a transaction still active.
-      const reply = await backend.call({ type: "report-prepared", principal, xid, n });
+      const reply = await backend.call({
+        type: "report-prepared",
+        principal,
+        xid,
+        n,
+        ...(idem ? { idem } : {}),
+      });
       if (reply.kind === "error") throw engineError(reply);
       const branch = toApiView(readable(principal, xid)).branches.find((b) => b.branch === n);
       if (!branch) throw new ApiError("branch-not-found", `no branch ${n}`, { xid, branch: n });
@@ -311,14 +326,14 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
       }
       return { status: 200, body: branch };
     },
-    prepareTransaction: ({ principal, params }) =>
-      outcome({ type: "prepare", principal, xid: xidOf(params) }, (view) =>
+    prepareTransaction: ({ principal, params, idem }) =>
+      outcome(xidCall("prepare", principal, params, idem), (view) =>
         view.state === "aborted" || view.state === "aborting"
           ? aborted(view)
           : { status: 200, body: toApiView(view) },
       ),
-    commitTransaction: ({ principal, params }) =>
-      outcome({ type: "commit", principal, xid: xidOf(params) }, (view) => {
+    commitTransaction: ({ principal, params, idem }) =>
+      outcome(xidCall("commit", principal, params, idem), (view) => {
         if (view.state === "committed") return { status: 200, body: toApiView(view) };
         if (view.state === "committing") return { status: 202, body: toApiView(view) };
         return aborted(view);
@@ -391,8 +406,8 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
     },
     adminListParticipants: async () => ({ status: 200, body: await backend.participants() }),
     adminGetCluster: () => Promise.resolve({ status: 200, body: backend.cluster() }),
-    abortTransaction: ({ principal, params }) =>
-      outcome({ type: "abort", principal, xid: xidOf(params) }, (view) => ({
+    abortTransaction: ({ principal, params, idem }) =>
+      outcome(xidCall("abort", principal, params, idem), (view) => ({
         status: view.state === "aborted" ? 200 : 202,
         body: toApiView(view),
       })),

@@ -30,6 +30,7 @@ import {
   type Term,
   type Xid,
 } from "./ids.js";
+import { IdempotencyKeys, type Idem, type KeyLimits, type KeyUse } from "./idempotency.js";
 import { mergePayloads } from "./payload.js";
 import type {
   Ack,
@@ -37,6 +38,7 @@ import type {
   Decision,
   DecisionCode,
   LogRecord,
+  LoggedKey,
   Operator,
   TxnHeader,
 } from "./records.js";
@@ -57,11 +59,7 @@ export interface Principal {
   readonly admin: boolean;
 }
 
-/** An idempotency key with a fingerprint of the request body it came with. */
-export interface Idem {
-  readonly key: string;
-  readonly fingerprint: string;
-}
+export type { Idem } from "./idempotency.js";
 
 export type ReqId = number;
 
@@ -111,6 +109,9 @@ export interface FoundBranches {
   readonly branchIds: readonly string[];
 }
 
+/** The client calls that may wait for what their transaction does next. */
+type WaitType = "prepare" | "commit" | "abort";
+
 export type ResolveAction = "commit" | "abort" | "settle" | "forget";
 
 /** A client call about one transaction. */
@@ -148,8 +149,9 @@ export type Input =
       readonly principal: Principal;
       readonly xid: Xid;
       readonly n: number;
+      readonly idem?: Idem;
     }
-  | (XidCall & { readonly type: "prepare" | "commit" | "abort" })
+  | (XidCall & { readonly type: WaitType; readonly idem?: Idem })
   | { readonly type: "applied"; readonly entry: Entry }
   | { readonly type: "append-failed"; readonly record: LogRecord; readonly error: string }
   | { readonly type: "voted"; readonly xid: Xid; readonly n: BranchNo; readonly vote: Vote }
@@ -234,7 +236,7 @@ export interface AdminFacts {
   readonly lastErrors: ReadonlyMap<number, string>;
 }
 
-export interface EngineConfig {
+export interface EngineConfig extends KeyLimits {
   readonly clusterId: ClusterId;
   readonly inFlightMax: number;
   readonly branchesPerTxnMax: number;
@@ -248,13 +250,23 @@ export interface EngineConfig {
   readonly forgetBatchMax: number;
   /** Commit a single PostgreSQL or Redis branch in one phase. */
   readonly onePhase: boolean;
+  /** Client calls waiting on one transaction at once; more are refused (`unavailable`). */
+  readonly callsWaitingPerTxnMax: number;
+  /** Operator resolutions waiting for their record at once; more are refused (`unavailable`). */
+  readonly operatorCallsWaitingMax: number;
 }
 
 interface LiveBranch {
   spec: BranchSpec;
   readonly servicePrepared: boolean;
-  /** Idempotency key → the fingerprint of its body and whether its first answer created the branch. */
-  readonly enlistKeys: Map<string, { fingerprint: string; created: boolean }>;
+}
+
+/** A client call waiting for an answer; its key goes into the next record proposed for it. */
+interface Waiter {
+  readonly req: ReqId;
+  readonly type: WaitType;
+  readonly key?: LoggedKey;
+  keyProposed?: boolean;
 }
 
 interface Phase2Track {
@@ -282,7 +294,7 @@ interface Live {
   prepareOnly: boolean;
   /** An append for this transaction is on its way to the log. */
   proposing?: "preparing" | "decide";
-  readonly waiting: { req: ReqId; type: "prepare" | "commit" | "abort" }[];
+  readonly waiting: Waiter[];
   readonly phase2: Map<number, Phase2Track>;
   /** Phase 2 has failed at least once: commit answers `committing` rather than wait. */
   phase2Stalled: boolean;
@@ -294,7 +306,7 @@ const kafkaLast = (kind: ParticipantKind): number => (kind === "kafka" ? 1 : 0);
 export class Engine {
   private tableState = new TxnTable();
   private readonly live = new Map<Xid, Live>();
-  private readonly beginKeys = new Map<string, { fingerprint: string; xid: Xid }>();
+  private readonly keys: IdempotencyKeys;
   private readonly undecided = new Set<Xid>();
   private readonly finishedAt: { xid: Xid; atMs: number }[] = [];
   private pendingAcks: Ack[] = [];
@@ -314,7 +326,9 @@ export class Engine {
   constructor(
     private readonly cfg: EngineConfig,
     private readonly random: () => number,
-  ) {}
+  ) {
+    this.keys = new IdempotencyKeys(cfg);
+  }
 
   get table(): TxnTable {
     return this.tableState;
@@ -327,7 +341,10 @@ export class Engine {
       "snapshot loaded into a used engine",
     );
     this.tableState = TxnTable.restore(data);
-    for (const t of this.tableState.all()) if (!t.decision) this.undecided.add(t.header.xid);
+    for (const t of this.tableState.all()) {
+      if (!t.decision) this.undecided.add(t.header.xid);
+      this.keys.rememberLogged(t.header.xid, t.keys ?? [], this.nowMs);
+    }
   }
 
   get isLeader(): boolean {
@@ -414,16 +431,23 @@ export class Engine {
     return out;
   }
 
-  /** Leadership lost: everything volatile is dropped; waiting clients cannot be told. */
+  /**
+   * Leadership lost: everything volatile is dropped. Every waiting call, client's or
+   * operator's, hears `outcome-unknown`: what it asked for may or may not reach the log.
+   */
   stepDown(): Output[] {
     this.leader = false;
+    const unknown = errorReply("outcome-unknown", "leadership changed before an answer");
     for (const live of this.live.values()) {
-      for (const w of live.waiting) {
-        this.reply(w.req, errorReply("outcome-unknown", "leadership changed before an answer"));
-      }
+      for (const w of live.waiting) this.reply(w.req, unknown);
     }
+    for (const waits of this.operatorWaits.values()) {
+      for (const w of waits) this.reply(w.req, unknown);
+    }
+    this.operatorWaits.clear();
+    this.recovering.clear();
     this.live.clear();
-    this.beginKeys.clear();
+    this.keys.dropUnlogged();
     this.pendingAcks = [];
     this.acksInFlight = false;
     this.forgetInFlight = false;
@@ -501,6 +525,11 @@ export class Engine {
     return this.live.size + this.undecided.size;
   }
 
+  /** Idempotency keys held now (bounded by `idempotencyKeysMax`). */
+  keysHeld(): number {
+    return this.keys.size;
+  }
+
   /**
    * Transactions a shutdown should wait for: everything this node drives, except those
    * prepared and waiting for their client — the log holds them, the next start resumes them.
@@ -518,18 +547,10 @@ export class Engine {
     if (this.draining) {
       return this.reply(input.req, errorReply("unavailable", "the node is shutting down"));
     }
-    if (input.idem) {
-      const scoped = `${input.principal.id}\u0000${input.idem.key}`;
-      const prior = this.beginKeys.get(scoped);
-      if (prior) {
-        if (prior.fingerprint !== input.idem.fingerprint) {
-          return this.reply(input.req, keyReused(input.idem.key));
-        }
-        const view = this.view(prior.xid);
-        if (view) return this.reply(input.req, { kind: "txn", view, created: false });
-      }
-      this.beginKeys.set(scoped, { fingerprint: input.idem.fingerprint, xid: input.xid });
-    }
+    if (this.refusedKey(input)) return;
+    const prior = this.priorUse(input);
+    const view = prior && this.view(prior.xid);
+    if (view) return this.reply(input.req, { kind: "txn", view, created: false });
     if (this.inFlight() >= this.cfg.inFlightMax) {
       return this.reply(
         input.req,
@@ -559,23 +580,17 @@ export class Engine {
       phase2Stalled: false,
     };
     this.live.set(input.xid, live);
+    this.holdKey(input, { xid: input.xid });
     this.reply(input.req, { kind: "txn", view: this.liveView(live), created: true });
   }
 
   private enlist(input: Extract<Input, { type: "enlist" }>): void {
     const live = this.driven(input);
-    if (!live) return;
-    if (input.idem) {
-      // The key may have been used on any branch: another participant is another body.
-      const keyed = live.branches.find((b) => b.enlistKeys.has(input.idem?.key ?? ""));
-      const first = keyed?.enlistKeys.get(input.idem.key);
-      if (keyed && first !== undefined) {
-        if (first.fingerprint !== input.idem.fingerprint) {
-          return this.reply(input.req, keyReused(input.idem.key));
-        }
-        return this.replyBranch(input.req, keyed.spec, first.created);
-      }
-    }
+    if (!live || this.refusedKey(input)) return;
+    // A repeat answers the branch its first call answered, even once the branches are fixed.
+    const first = this.priorUse(input)?.branch;
+    const keyed = first && live.branches[first.n - 1];
+    if (first && keyed) return this.replyBranch(input.req, keyed.spec, first.created);
     // Once `preparing` is proposed the branches are fixed: later work would never be decided.
     if (live.state !== "active" || live.proposing !== undefined || live.branchesFixed) {
       const state = live.branchesFixed ? "preparing" : live.state;
@@ -611,12 +626,7 @@ export class Engine {
         return this.reply(input.req, invalidState(live.header.xid, "active", merged.why));
       existing.spec = { ...existing.spec, payload: merged.payload };
       live.payloadBytes += input.payloadBytes;
-      if (input.idem) {
-        existing.enlistKeys.set(input.idem.key, {
-          fingerprint: input.idem.fingerprint,
-          created: false,
-        });
-      }
+      this.holdKey(input, { xid: input.xid, branch: { n: existing.spec.n, created: false } });
       return this.replyBranch(input.req, existing.spec, false);
     }
     if (live.branches.length >= this.cfg.branchesPerTxnMax) {
@@ -633,18 +643,15 @@ export class Engine {
       kind: input.kind,
       payload: input.payload,
     };
-    const branch: LiveBranch = { spec, servicePrepared, enlistKeys: new Map() };
-    if (input.idem) {
-      branch.enlistKeys.set(input.idem.key, { fingerprint: input.idem.fingerprint, created: true });
-    }
-    live.branches.push(branch);
+    live.branches.push({ spec, servicePrepared });
     live.payloadBytes += input.payloadBytes;
+    this.holdKey(input, { xid: input.xid, branch: { n, created: true } });
     this.replyBranch(input.req, spec, true);
   }
 
   private reportPrepared(input: Extract<Input, { type: "report-prepared" }>): void {
     const live = this.driven(input);
-    if (!live) return;
+    if (!live || this.refusedKey(input)) return;
     const b = live.branches[input.n - 1];
     const ids = { xid: input.xid, branch: input.n };
     if (!b)
@@ -655,11 +662,13 @@ export class Engine {
         errorReply("invalid-state", `branch ${input.n} is not a service-prepared branch`, ids),
       );
     }
+    this.holdKey(input, { xid: input.xid });
     this.replyBranch(input.req, b.spec, false);
   }
 
-  private commitOrPrepare(input: XidCall, type: "prepare" | "commit"): void {
+  private commitOrPrepare(input: KeyedCall, type: "prepare" | "commit"): void {
     if (!this.leader) return this.reply(input.req, notLeader());
+    if (this.refusedKey(input)) return;
     const live = this.live.get(input.xid) ?? this.reviveUndecided(input.xid);
     if (!live) {
       const t = this.table.get(input.xid);
@@ -688,12 +697,12 @@ export class Engine {
     const prepareOnly = type === "prepare";
     switch (live.state) {
       case "active":
-        live.waiting.push({ req: input.req, type });
+        if (!this.wait(live, input, type)) return;
         // A prepare call never turns a commit that is already waiting into prepare-only.
         live.prepareOnly = prepareOnly && !live.waiting.some((w) => w.type === "commit");
         return this.proposePreparing(live);
       case "preparing":
-        live.waiting.push({ req: input.req, type });
+        if (!this.wait(live, input, type)) return;
         if (!prepareOnly) live.prepareOnly = false;
         // Resume phase 1 (after a restart, or a decision the log did not take); a one-phase
         // branch is settled by its own outcome instead.
@@ -704,7 +713,7 @@ export class Engine {
         return;
       case "prepared":
         if (prepareOnly) return this.reply(input.req, { kind: "txn", view: this.liveView(live) });
-        live.waiting.push({ req: input.req, type });
+        if (!this.wait(live, input, type)) return;
         return this.proposeDecision(live, "commit", "all-voted-yes", "all branches voted yes");
       case "committing":
       case "aborting":
@@ -714,7 +723,7 @@ export class Engine {
         if (live.phase2Stalled || live.state === "aborting") {
           return this.reply(input.req, { kind: "txn", view: this.liveView(live) });
         }
-        live.waiting.push({ req: input.req, type });
+        this.wait(live, input, type);
         return;
       case "committed":
       case "aborted":
@@ -722,8 +731,9 @@ export class Engine {
     }
   }
 
-  private abort(input: XidCall): void {
+  private abort(input: KeyedCall): void {
     if (!this.leader) return this.reply(input.req, notLeader());
+    if (this.refusedKey(input)) return;
     const live = this.live.get(input.xid) ?? this.reviveUndecided(input.xid);
     if (!live) {
       const t = this.table.get(input.xid);
@@ -742,7 +752,7 @@ export class Engine {
     if (live.state === "aborting" || live.state === "aborted") {
       return this.reply(input.req, { kind: "txn", view: this.liveView(live) });
     }
-    live.waiting.push({ req: input.req, type: "abort" });
+    if (!this.wait(live, input, "abort")) return;
     // A one-phase commit may already have committed: only its outcome decides.
     if (live.proposing === "decide" || this.onePhasePending(live)) return;
     this.proposeDecision(live, "abort", "client-abort", "aborted by client");
@@ -761,6 +771,11 @@ export class Engine {
           })
         : [];
     const result = this.table.apply(entry);
+    if (r.type === "preparing" || r.type === "decide") {
+      const xid = r.type === "preparing" ? r.txn.xid : r.xid;
+      const keys = (r.keys ?? []).map((k) => ({ ...k, atMs: r.atMs }));
+      this.keys.rememberLogged(xid, keys, this.nowMs);
+    }
     switch (r.type) {
       case "preparing": {
         // A repeated `preparing` may land after the decision: it is not undecided again.
@@ -902,6 +917,8 @@ export class Engine {
         txn: live.header,
         branches: live.branches.map((b) => b.spec),
         onePhase,
+        ...(live.prepareOnly ? { prepareOnly: true } : {}),
+        ...this.keysToLog(live),
         atMs: this.nowMs,
       },
     });
@@ -937,9 +954,22 @@ export class Engine {
         ...(known ? {} : { txn: live.header, branches: live.branches.map((b) => b.spec) }),
         ...(acks ? { acks } : {}),
         ...(operator ? { operator } : {}),
+        ...this.keysToLog(live),
         atMs: this.nowMs,
       },
     });
+  }
+
+  /** Keys of waiting calls that no record carries yet, once each: the next record does. */
+  private keysToLog(live: Live): { keys?: LoggedKey[] } {
+    const keys = new Map<string, LoggedKey>();
+    for (const w of live.waiting) {
+      if (!w.key || w.keyProposed) continue;
+      w.keyProposed = true;
+      const held = this.keys.find(w.key.principal, w.key, this.nowMs);
+      if (!held?.logged) keys.set(`${w.key.principal}\u0000${w.key.key}`, w.key);
+    }
+    return keys.size > 0 ? { keys: [...keys.values()] } : {};
   }
 
   // ---- phase 1 ----------------------------------------------------------------------------
@@ -1252,7 +1282,7 @@ export class Engine {
           return refuse(state, "its decision is being written; ask again in a moment");
         }
         if (input.action === "abort") {
-          this.waitOperator(input.xid, input.req);
+          if (!this.waitOperator(input.xid, input.req)) return;
           return this.proposeDecision(
             target,
             "abort",
@@ -1277,7 +1307,7 @@ export class Engine {
             "not a heuristic case: it is forgotten on its own after the retention time",
           );
         }
-        this.waitOperator(input.xid, input.req, viewOfDurable(t));
+        if (!this.waitOperator(input.xid, input.req, viewOfDurable(t))) return;
         this.out.push({
           type: "append",
           record: { type: "forget", v: 1, xids: [input.xid], operator, atMs: this.nowMs },
@@ -1317,7 +1347,7 @@ export class Engine {
         errorReply("invalid-state", why, { xid: input.xid, state, notPrepared }),
       );
     }
-    this.waitOperator(input.xid, input.req);
+    if (!this.waitOperator(input.xid, input.req)) return;
     this.proposeDecision(
       live,
       "commit",
@@ -1363,17 +1393,25 @@ export class Engine {
         detail: `by ${operator.id}: ${operator.reason}`,
       }));
     if (acks.length === 0) return this.reply(input.req, { kind: "txn", view: viewOfDurable(t) });
-    this.waitOperator(input.xid, input.req);
+    if (!this.waitOperator(input.xid, input.req)) return;
     this.out.push({
       type: "append",
       record: { type: "acks", v: 1, acks, operator, atMs: this.nowMs },
     });
   }
 
-  private waitOperator(xid: Xid, req: ReqId, last?: TxnView): void {
+  /** The operator waits for the record about to be proposed; false (refused) when too many do. */
+  private waitOperator(xid: Xid, req: ReqId, last?: TxnView): boolean {
+    let waiting = 0;
+    for (const w of this.operatorWaits.values()) waiting += w.length;
+    if (waiting >= this.cfg.operatorCallsWaitingMax) {
+      this.reply(req, tooManyWaiting("operatorCallsWaitingMax", this.cfg.operatorCallsWaitingMax));
+      return false;
+    }
     const waits = this.operatorWaits.get(xid) ?? [];
     waits.push({ req, ...(last ? { last } : {}) });
     this.operatorWaits.set(xid, waits);
+    return true;
   }
 
   /** An entry about these transactions was applied: operators waiting on them hear the outcome. */
@@ -1452,6 +1490,7 @@ export class Engine {
       this.proposeDecision(this.revive(t), "abort", "deadline-passed", "deadline passed");
     }
     this.forgetExpired();
+    this.keys.expire(this.nowMs);
   }
 
   private forgetExpired(): void {
@@ -1473,6 +1512,36 @@ export class Engine {
   }
 
   // ---- helpers ----------------------------------------------------------------------------
+
+  /** Refuses (409) a call whose key was first used for another call; says whether it did. */
+  private refusedKey(input: KeyedInput): boolean {
+    const use = this.priorUse(input);
+    if (!input.idem || !use || use.fingerprint === input.idem.fingerprint) return false;
+    this.reply(input.req, keyReused(input.idem.key));
+    return true;
+  }
+
+  private priorUse(input: KeyedInput): KeyUse | undefined {
+    return this.keys.find(input.principal.id, input.idem, this.nowMs);
+  }
+
+  /** The call changed something: from now on its key answers as it did. */
+  private holdKey(input: KeyedInput, use: Pick<KeyUse, "xid" | "branch">): void {
+    this.keys.rememberCall(input.principal.id, input.idem, use, this.nowMs);
+  }
+
+  /** The call waits for what its transaction does next; false (refused) when too many do. */
+  private wait(live: Live, input: KeyedCall, type: WaitType): boolean {
+    if (live.waiting.length >= this.cfg.callsWaitingPerTxnMax) {
+      const max = this.cfg.callsWaitingPerTxnMax;
+      this.reply(input.req, tooManyWaiting("callsWaitingPerTransactionMax", max));
+      return false;
+    }
+    const key = input.idem && { principal: input.principal.id, ...input.idem };
+    live.waiting.push({ req: input.req, type, ...(key ? { key } : {}) });
+    this.holdKey(input, { xid: live.header.xid });
+    return true;
+  }
 
   /** The live transaction a client call may drive, or a reply explaining why not. */
   private driven(input: { req: ReqId; principal: Principal; xid: Xid }): Live | undefined {
@@ -1516,13 +1585,13 @@ export class Engine {
       branches: t.branches.map((spec) => ({
         spec,
         servicePrepared: isServicePrepared(spec.payload),
-        enlistKeys: new Map(),
       })),
       votes: new Map(),
       payloadBytes: 0,
       preparesOut: new Set(),
       branchesFixed: true,
-      prepareOnly: false,
+      // A prepare-only transaction stays one after a restart: a repeated prepare must not commit.
+      prepareOnly: t.prepareOnly === true,
       waiting: [],
       phase2: new Map(),
       phase2Stalled: false,
@@ -1613,6 +1682,11 @@ function errorReply(
   return { kind: "error", code, message, ...(details ? { details } : {}) };
 }
 
+type KeyedInput = { req: ReqId; principal: Principal; idem?: Idem };
+type KeyedCall = XidCall & { readonly idem?: Idem };
+
+const tooManyWaiting = (limit: string, max: number): Reply =>
+  errorReply("unavailable", `over ${limit} (${max}): ask again in a moment`, { limit, max });
 const overLimit = (limit: string, max: number): Reply =>
   errorReply("limit-exceeded", `over ${limit} (${max})`, { limit, max });
 const notLeader = (): Reply => errorReply("not-leader", "this node is not the leader");
@@ -1621,7 +1695,7 @@ const notFound = (xid: Xid): Reply =>
 const forbidden = (xid: Xid): Reply =>
   errorReply("forbidden", "the transaction belongs to another principal", { xid });
 const keyReused = (key: string): Reply =>
-  errorReply("idempotency-key-reused", "the idempotency key was used with another request body", {
+  errorReply("idempotency-key-reused", "the idempotency key was used for another request", {
     key,
   });
 const alreadyCommitted = (xid: Xid): Reply =>

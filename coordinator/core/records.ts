@@ -62,6 +62,21 @@ export interface Ack {
   readonly detail?: string;
 }
 
+/**
+ * The Idempotency-Key of a client call a record was written for: after a restart or a change
+ * of leader, a repeat of that call is still recognised, and another call with it refused.
+ */
+export interface LoggedKey {
+  readonly principal: string;
+  readonly key: string;
+  /** Digest of the call's route, path and body. */
+  readonly fingerprint: string;
+}
+
+/*
+ * Fields added to format 1 without a new version are optional: an older record lacks them and
+ * reads as their absence (`prepareOnly` absent = false, `keys` absent = none).
+ */
 export type LogRecord =
   | {
       readonly type: "preparing";
@@ -70,6 +85,9 @@ export type LogRecord =
       readonly branches: readonly BranchSpec[];
       /** A single PostgreSQL or Redis branch committed in one phase, settled from its marker. */
       readonly onePhase: boolean;
+      /** Written by the prepare endpoint: stop at `prepared`, also after a restart. */
+      readonly prepareOnly?: true;
+      readonly keys?: readonly LoggedKey[];
       readonly atMs: number;
     }
   | {
@@ -89,6 +107,8 @@ export type LogRecord =
       /** Branches already settled with this decision (one-phase commit). */
       readonly acks?: readonly Ack[];
       readonly operator?: Operator;
+      /** Keys of the client calls waiting for it that no earlier record carries. */
+      readonly keys?: readonly LoggedKey[];
       readonly atMs: number;
     }
   | {

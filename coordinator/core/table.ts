@@ -3,7 +3,15 @@
  * `apply` must be deterministic — every node applies the same entries in the same order
  * and reaches the same table — so it reads nothing but its arguments.
  */
-import type { Ack, BranchSpec, Decision, DecisionCode, LogRecord, TxnHeader } from "./records.js";
+import type {
+  Ack,
+  BranchSpec,
+  Decision,
+  DecisionCode,
+  LogRecord,
+  LoggedKey,
+  TxnHeader,
+} from "./records.js";
 import { assertNever, invariant } from "./assert.js";
 import type { LogIndex, Term, Xid } from "./ids.js";
 import type { TxnState } from "./txn.js";
@@ -28,6 +36,10 @@ export interface DurableTxn {
   /** Grows only when recovery finds a branch the log did not know. */
   branches: readonly BranchSpec[];
   readonly onePhase: boolean;
+  /** Its `preparing` came from the prepare endpoint (absent in older snapshots: false). */
+  readonly prepareOnly?: boolean;
+  /** Idempotency keys of the client calls its records were written for. */
+  keys?: readonly TimedKey[];
   decision?: {
     readonly decision: Decision;
     readonly code: DecisionCode;
@@ -41,6 +53,9 @@ export interface DurableTxn {
   readonly acks: Map<number, Ack>;
   readonly history: HistoryItem[];
 }
+
+/** A logged key with the time of the record that carried it (its age counts from there). */
+export type TimedKey = LoggedKey & { readonly atMs: number };
 
 export interface Entry {
   readonly index: LogIndex;
@@ -74,6 +89,11 @@ export function heuristicOf(t: DurableTxn): Heuristic | undefined {
   const n = outcomes.filter((o) => o === against).length;
   if (n === 0) return undefined;
   return n === t.branches.length ? against : "heuristic-mixed";
+}
+
+function addKeys(t: DurableTxn, r: { keys?: readonly LoggedKey[]; atMs: number }): void {
+  if (!r.keys?.length) return;
+  t.keys = [...(t.keys ?? []), ...r.keys.map((k) => ({ ...k, atMs: r.atMs }))];
 }
 
 export class TxnTable {
@@ -121,15 +141,18 @@ export class TxnTable {
         const existing = this.txns.get(r.txn.xid);
         if (existing) {
           note(existing, "preparing", "preparing (repeat)");
+          addKeys(existing, r);
           return { xid: r.txn.xid };
         }
         const t: DurableTxn = {
           header: r.txn,
           branches: r.branches,
           onePhase: r.onePhase,
+          ...(r.prepareOnly ? { prepareOnly: true } : {}),
           acks: new Map(),
           history: [],
         };
+        addKeys(t, r);
         this.txns.set(r.txn.xid, t);
         note(
           t,
@@ -151,6 +174,7 @@ export class TxnTable {
           };
           this.txns.set(r.xid, t);
         }
+        addKeys(t, r);
         if (t.decision) {
           note(t, "decision", `${r.decision} (${r.reason}) lost to ${t.decision.decision}`);
           return { xid: r.xid, won: false };

@@ -76,7 +76,10 @@ export const errorCatalogue = {
   "idempotency-key-reused": {
     status: 409,
     retryable: false,
-    when: "The Idempotency-Key was already used for a different request (other route or body).",
+    when:
+      "The Idempotency-Key was already used by this principal for a different request (another " +
+      "route, transaction or body). A key is held only by a call that changed something, for " +
+      "`idempotencyKeyAgeMsMax` at most.",
   },
   "transaction-aborted": {
     status: 409,
@@ -143,13 +146,17 @@ export const errorCatalogue = {
     status: 503,
     retryable: true,
     when:
-      "The node lost leadership while handling the call and cannot tell what happened. Ask " +
+      "The node lost leadership (or its log did not take the record) while handling the call, " +
+      "an operator's resolution included, and cannot tell what happened. Ask " +
       "`GET /v1/transactions/{xid}` (or repeat the call with the same Idempotency-Key).",
   },
   unavailable: {
     status: 503,
     retryable: true,
-    when: "No quorum, shutting down, or a participant the call needs cannot be reached.",
+    when:
+      "No quorum, shutting down, a participant the call needs cannot be reached, or too many " +
+      "calls already wait on the transaction (`callsWaitingPerTransactionMax`) or for an " +
+      "operator's record (`operatorCallsWaitingMax`); `details.limit` then names the limit.",
   },
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -48,6 +48,18 @@ export const apiLimitsSchema = z
     labelCharsMax: count(4 * KiB).default(128),
     /** Characters of an Idempotency-Key header. */
     idempotencyKeyCharsMax: count(1024).default(128),
+    /**
+     * Idempotency keys held, oldest dropped first. Only calls that changed something hold one
+     * (a refused call holds none); at least `inFlightTransactionsMax`, so no live begin loses
+     * its key to newer ones.
+     */
+    idempotencyKeysMax: count(10_000_000).default(100_000),
+    /** How long a key is held after its first use (on the engine's clock); then dropped. */
+    idempotencyKeyAgeMsMax: count(7 * 24 * 60 * 60 * 1000).default(60 * 60 * 1000),
+    /** Client calls (prepare, commit, abort) waiting on one transaction; over it 503 unavailable. */
+    callsWaitingPerTransactionMax: count(10_000).default(64),
+    /** Operator resolutions waiting for their log record, node-wide; over it 503 unavailable. */
+    operatorCallsWaitingMax: count(10_000).default(100),
     /** Transactions begun and not yet decided; over it `POST /v1/transactions` answers 429. */
     inFlightTransactionsMax: count(10_000_000).default(10_000),
     /** Page size of the admin transaction list. */
@@ -62,6 +74,10 @@ export const apiLimitsSchema = z
   .refine((l) => l.listPageSizeDefault <= l.listPageSizeMax, {
     message: "listPageSizeDefault must not exceed listPageSizeMax",
     path: ["listPageSizeDefault"],
+  })
+  .refine((l) => l.idempotencyKeysMax >= l.inFlightTransactionsMax, {
+    message: "idempotencyKeysMax must be at least inFlightTransactionsMax",
+    path: ["idempotencyKeysMax"],
   })
   .refine((l) => l.valueCharsMax <= l.bodyBytesMax, {
     message: "valueCharsMax must not exceed bodyBytesMax (such a value could never arrive)",

@@ -24,7 +24,12 @@ import {
   type Reply,
 } from "../../../coordinator/core/engine.js";
 import type { ClusterId, LogIndex, Term, Xid } from "../../../coordinator/core/ids.js";
-import type { BranchSpec, Decision, LogRecord } from "../../../coordinator/core/records.js";
+import type {
+  BranchSpec,
+  Decision,
+  LogRecord,
+  LoggedKey,
+} from "../../../coordinator/core/records.js";
 import type { Entry } from "../../../coordinator/core/table.js";
 import { durableState, heuristicOf } from "../../../coordinator/core/table.js";
 
@@ -113,6 +118,10 @@ export const engineConfig = (onePhase: boolean): EngineConfig => ({
   retentionMs: 500,
   forgetBatchMax: 8,
   onePhase,
+  idempotencyKeysMax: 256,
+  idempotencyKeyAgeMsMax: 60_000,
+  callsWaitingPerTxnMax: 8,
+  operatorCallsWaitingMax: 8,
 });
 
 const participantSpecs: readonly { name: string; kind: ParticipantKind }[] = [
@@ -257,8 +266,11 @@ interface ClientTxn {
   readonly life: number;
   readonly deadlineMs: number;
   readonly beginKey: string;
-  /** Enlist idempotency key → what was sent and the branch it got. */
-  readonly enlists: Map<string, { participant: string; fingerprint: string; branch?: number }>;
+  /** Enlist idempotency key → what was sent (keys are per principal) and the branch it got. */
+  readonly enlists: Map<
+    string,
+    { participant: string; fingerprint: string; principal: Principal; branch?: number }
+  >;
   /** Participants that got a new branch (created: true) → that branch's number. */
   readonly created: Map<string, number>;
   /** The category of the first final answer to a commit or abort. */
@@ -811,10 +823,12 @@ export class Sim {
     );
   }
 
-  private enlist(c: ClientTxn, principal: Principal, wrong: boolean): void {
+  private enlist(c: ClientTxn, caller: Principal, wrong: boolean): void {
     const req = this.nextReq++;
     const earlier = [...c.enlists.entries()];
     const retry = earlier.length > 0 && this.rng.chance(0.25) ? this.rng.pick(earlier) : undefined;
+    // A key is its principal's: a retry or a reuse comes from the one that used it first.
+    const principal = retry && !wrong ? retry[1].principal : caller;
     if (retry && this.rng.chance(0.8)) {
       // The same call again: same key, same body.
       const [key, sent] = retry;
@@ -849,7 +863,13 @@ export class Sim {
     const fingerprint = JSON.stringify({ participant: spec.name, payload });
     // Sometimes a key already used, with another body: it must be refused.
     const key = retry ? retry[0] : `e${this.nextKey++}`;
-    if (!retry) c.enlists.set(key, { participant: spec.name, fingerprint });
+    // A refused call (another principal's) holds no key: its retries come from the owner.
+    if (!retry)
+      c.enlists.set(key, {
+        participant: spec.name,
+        fingerprint,
+        principal: wrong ? owner : principal,
+      });
     this.send(
       {
         type: "enlist",
@@ -1192,12 +1212,15 @@ function describeInput(i: Input): string {
   }
 }
 
+const keysOf = (keys: readonly LoggedKey[] | undefined): string =>
+  keys ? ` keys=${keys.map((k) => k.key).join(",")}` : "";
+
 export function describeRecord(r: LogRecord): string {
   switch (r.type) {
     case "preparing":
-      return `preparing ${r.txn.xid} [${r.branches.map((b) => `${b.n}:${b.participant}`).join(" ")}]${r.onePhase ? " one-phase" : ""}`;
+      return `preparing ${r.txn.xid} [${r.branches.map((b) => `${b.n}:${b.participant}`).join(" ")}]${r.onePhase ? " one-phase" : ""}${r.prepareOnly ? " prepare-only" : ""}${keysOf(r.keys)}`;
     case "decide":
-      return `decide ${r.xid} ${r.decision} (${r.reason})${r.acks ? ` acks=${r.acks.length}` : ""}`;
+      return `decide ${r.xid} ${r.decision} (${r.reason})${r.acks ? ` acks=${r.acks.length}` : ""}${keysOf(r.keys)}`;
     case "acks":
       return `acks ${r.acks.map((a) => `${a.xid}:${a.n}=${a.outcome}`).join(" ")}`;
     case "forget":

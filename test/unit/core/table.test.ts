@@ -1,6 +1,8 @@
 // Proves the transaction table: a decision is compare-and-set (the first `decide` holds, G2),
 // acknowledgements and forgetting apply as recorded, and a snapshot restored and then fed the
-// rest of the log equals replaying the whole log.
+// rest of the log equals replaying the whole log; `prepareOnly` and the idempotency keys of a
+// `preparing` or `decide` record are kept (and survive a snapshot), an older record without
+// them reading as not prepare-only with no keys.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -128,6 +130,33 @@ describe("transaction table", () => {
   test("entries apply in order only", () => {
     const t = replayed(2);
     assert.throws(() => t.apply(entries[0] as Entry));
+  });
+
+  test("prepare-only and logged keys are kept, also in a snapshot; older records lack them", () => {
+    const key = (k: string) => ({ principal: "svc-a", key: k, fingerprint: `commit ${k}` });
+    const t = new TxnTable();
+    t.apply({
+      index: 1 as LogIndex,
+      term: 1 as Term,
+      record: { ...(records[0] as LogRecord), prepareOnly: true, keys: [key("p1")] } as LogRecord,
+    });
+    t.apply({
+      index: 2 as LogIndex,
+      term: 1 as Term,
+      record: { ...(records[1] as LogRecord), keys: [key("c1")] } as LogRecord,
+    });
+    const expected = [
+      { ...key("p1"), atMs: 10 },
+      { ...key("c1"), atMs: 11 },
+    ];
+    for (const table of [t, TxnTable.restore(t.snapshot())]) {
+      const x1 = table.get("x1" as Xid);
+      assert.equal(x1?.prepareOnly, true);
+      assert.deepEqual(x1?.keys, expected);
+    }
+    const older = replayed(1).get("x1" as Xid);
+    assert.equal(older?.prepareOnly ?? false, false);
+    assert.equal(older?.keys, undefined);
   });
 
   for (let at = 0; at <= entries.length; at++) {

@@ -9,7 +9,9 @@
  * `pg`, `redis` or `kafka`):
  *   begin <xid> [timeout=<ms>] [as=<principal>] [key=<k>]
  *   enlist <xid> <participant> [work=<tag>] [key=<k>] [as=<principal>]   (work `FAIL` votes no)
- *   prepare|commit|abort <xid> [as=<principal>]
+ *   prepare|commit|abort <xid> [as=<principal>] [key=<k>]   (a key's body is the call and xid)
+ *   resolve <xid> commit|abort|settle|forget    an operator's resolution (as=ops)
+ *   scan <participant> <branchId>...   a recovery scan lists these branches prepared
  *   apply [<n>]                  the first n pending appends (all by default) become durable
  *   fail-append <i> [landed]     pending append i fails: dropped, or `landed` anyway
  *   vote <xid> <n> yes|no        the prepare of branch n answers
@@ -18,9 +20,18 @@
  *   one-phase <xid> committed|aborted|unknown
  *   tick [+<ms>]                 the clock moves on, then a tick
  *   crash                        unsynced appends are lost; a new engine replays and leads
+ *   step-down [lost]             the engine loses leadership (`lost`: pending appends with it)
+ *   lead                         the same engine leads again, in a new term
+ *   keys                         how many idempotency keys the engine holds
  *   view <xid>
  */
-import { Engine, type Input, type Output, type Reply } from "../../../coordinator/core/engine.js";
+import {
+  Engine,
+  type Input,
+  type Output,
+  type Reply,
+  type ResolveAction,
+} from "../../../coordinator/core/engine.js";
 import type { LogIndex, Term, Xid } from "../../../coordinator/core/ids.js";
 import type { LogRecord } from "../../../coordinator/core/records.js";
 import type { Entry } from "../../../coordinator/core/table.js";
@@ -86,14 +97,54 @@ export class TranscriptDriver {
           payload,
           payloadBytes: JSON.stringify(payload).length,
           ...(opts.key
-            ? { idem: { key: opts.key, fingerprint: `${participant}/${opts.work ?? "w"}` } }
+            ? {
+                idem: {
+                  key: opts.key,
+                  fingerprint: `enlist ${xid()} ${participant}/${opts.work ?? "w"}`,
+                },
+              }
             : {}),
         });
       }
       case "prepare":
       case "commit":
       case "abort":
-        return this.feed({ type: cmd, req: this.nextReq++, principal, xid: xid() });
+        return this.feed({
+          type: cmd,
+          req: this.nextReq++,
+          principal,
+          xid: xid(),
+          // As the API's: the route and path (these calls have no body).
+          ...(opts.key ? { idem: { key: opts.key, fingerprint: `${cmd} ${xid()}` } } : {}),
+        });
+      case "resolve":
+        return this.feed({
+          type: "resolve",
+          req: this.nextReq++,
+          principal: { id: "ops", admin: true },
+          xid: xid(),
+          action: arg(1) as ResolveAction,
+          reason: "by hand",
+          prepared: new Set(),
+        });
+      case "scan":
+        return this.feed({
+          type: "recovered",
+          req: this.nextReq++,
+          startedAtIndex: this.durable.length,
+          found: [{ participant: arg(0), kind: kindOf(arg(0)), branchIds: args.slice(1) }],
+        });
+      case "step-down":
+        if (args[0] === "lost") this.pending = [];
+        return this.print(this.engine.stepDown());
+      case "lead":
+        this.term += 1;
+        return [
+          `leading in term ${this.term}`,
+          ...this.print(this.engine.becomeLeader(this.nowMs)),
+        ];
+      case "keys":
+        return [`keys held: ${this.engine.keysHeld()}`];
       case "apply":
         return this.apply(args[0] === undefined ? this.pending.length : Number(args[0]));
       case "fail-append":
