@@ -209,6 +209,8 @@ export type Output =
       readonly branch: BranchSpec;
       readonly term: Term;
       readonly decidedAtMs: number;
+      /** The branch's yes vote's evidence, from the decision. */
+      readonly evidence?: string;
     }
   | {
       readonly type: "commit-one-phase" | "check-one-phase";
@@ -302,6 +304,15 @@ interface Live {
 }
 
 const kafkaLast = (kind: ParticipantKind): number => (kind === "kafka" ? 1 : 0);
+
+/** The yes votes' evidence by branch number, for the decide record (records.ts). */
+function evidenceOf(votes: ReadonlyMap<number, Vote>): { evidence?: Record<string, string> } {
+  const evidence: Record<string, string> = {};
+  for (const [n, vote] of votes) {
+    if (vote.vote === "yes" && vote.evidence !== undefined) evidence[n] = vote.evidence;
+  }
+  return Object.keys(evidence).length > 0 ? { evidence } : {};
+}
 
 export class Engine {
   private tableState = new TxnTable();
@@ -954,6 +965,7 @@ export class Engine {
         ...(known ? {} : { txn: live.header, branches: live.branches.map((b) => b.spec) }),
         ...(acks ? { acks } : {}),
         ...(operator ? { operator } : {}),
+        ...(decision === "commit" ? evidenceOf(live.votes) : {}),
         ...this.keysToLog(live),
         atMs: this.nowMs,
       },
@@ -1089,6 +1101,7 @@ export class Engine {
         branch: b,
         term: t.decision.term,
         decidedAtMs: t.decision.atMs,
+        ...(t.decision.evidence?.[b.n] === undefined ? {} : { evidence: t.decision.evidence[b.n] }),
       });
     }
   }

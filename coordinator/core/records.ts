@@ -107,6 +107,11 @@ export type LogRecord =
       /** Branches already settled with this decision (one-phase commit). */
       readonly acks?: readonly Ack[];
       readonly operator?: Operator;
+      /**
+       * Branch number → its yes vote's evidence (commit decisions): what the participant asked
+       * to get back in phase 2 (Kafka: where its marker partition stood). Absent in older records.
+       */
+      readonly evidence?: Readonly<Record<string, string>>;
       /** Keys of the client calls waiting for it that no earlier record carries. */
       readonly keys?: readonly LoggedKey[];
       readonly atMs: number;

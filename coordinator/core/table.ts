@@ -48,6 +48,8 @@ export interface DurableTxn {
     readonly index: LogIndex;
     readonly term: Term;
     readonly atMs: number;
+    /** Branch number → its yes vote's evidence, handed to the participant in phase 2. */
+    readonly evidence?: Readonly<Record<string, string>>;
   };
   /** Branch number → how phase 2 ended on it. */
   readonly acks: Map<number, Ack>;
@@ -187,6 +189,7 @@ export class TxnTable {
           index: entry.index,
           term: entry.term,
           atMs: r.atMs,
+          ...(r.evidence === undefined ? {} : { evidence: r.evidence }),
         };
         note(t, "decision", `decided ${r.decision}: ${r.reason}`);
         for (const a of r.acks ?? []) this.ack(t, a, note);

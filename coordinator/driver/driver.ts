@@ -278,6 +278,7 @@ export class Driver {
           const outcome = await p[o.type](o.branch, {
             term: o.term,
             decidedAtMs: o.decidedAtMs,
+            ...(o.evidence === undefined ? {} : { evidence: o.evidence }),
           });
           await this.d.failpoints.hit(o.type === "commit" ? "after-commit" : "after-rollback");
           return outcome;

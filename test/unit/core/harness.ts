@@ -1215,12 +1215,19 @@ function describeInput(i: Input): string {
 const keysOf = (keys: readonly LoggedKey[] | undefined): string =>
   keys ? ` keys=${keys.map((k) => k.key).join(",")}` : "";
 
+function evidenceText(evidence: Readonly<Record<string, string>> | undefined): string {
+  if (evidence === undefined) return "";
+  return ` evidence=[${Object.entries(evidence)
+    .map(([n, e]) => `${n}:${e}`)
+    .join(" ")}]`;
+}
+
 export function describeRecord(r: LogRecord): string {
   switch (r.type) {
     case "preparing":
       return `preparing ${r.txn.xid} [${r.branches.map((b) => `${b.n}:${b.participant}`).join(" ")}]${r.onePhase ? " one-phase" : ""}${r.prepareOnly ? " prepare-only" : ""}${keysOf(r.keys)}`;
     case "decide":
-      return `decide ${r.xid} ${r.decision} (${r.reason})${r.acks ? ` acks=${r.acks.length}` : ""}${keysOf(r.keys)}`;
+      return `decide ${r.xid} ${r.decision} (${r.reason})${r.acks ? ` acks=${r.acks.length}` : ""}${evidenceText(r.evidence)}${keysOf(r.keys)}`;
     case "acks":
       return `acks ${r.acks.map((a) => `${a.xid}:${a.n}=${a.outcome}`).join(" ")}`;
     case "forget":

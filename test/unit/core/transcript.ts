@@ -14,7 +14,7 @@
  *   scan <participant> <branchId>...   a recovery scan lists these branches prepared
  *   apply [<n>]                  the first n pending appends (all by default) become durable
  *   fail-append <i> [landed]     pending append i fails: dropped, or `landed` anyway
- *   vote <xid> <n> yes|no        the prepare of branch n answers
+ *   vote <xid> <n> yes|no [evidence=<e>]   the prepare of branch n answers
  *   done <xid> <n> [outcome]     phase 2 of branch n answers (done, already-done, heuristic-*)
  *   fail <xid> <n>               phase 2 of branch n fails
  *   one-phase <xid> committed|aborted|unknown
@@ -156,7 +156,7 @@ export class TranscriptDriver {
           n: Number(arg(1)) as never,
           vote:
             arg(2) === "yes"
-              ? { vote: "yes" }
+              ? { vote: "yes", ...(opts.evidence === undefined ? {} : { evidence: opts.evidence }) }
               : { vote: "no", reason: "statement-failed", detail: "the work failed" },
         });
       case "done":
@@ -283,7 +283,7 @@ function describe(o: Output): string {
       return `${o.type} ${o.xid}:${o.branch.n} ${o.branch.participant}`;
     case "commit":
     case "rollback":
-      return `${o.type} ${o.xid}:${o.branch.n} ${o.branch.participant} term=${o.term}`;
+      return `${o.type} ${o.xid}:${o.branch.n} ${o.branch.participant} term=${o.term}${o.evidence === undefined ? "" : ` evidence=${o.evidence}`}`;
     case "forgotten":
       return `forgotten ${o.branches.map((b) => b.branchId).join(" ") || "(no branches)"}`;
     case "reply":
