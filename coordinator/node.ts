@@ -24,7 +24,7 @@ import type { LogRecord } from "./core/records.js";
 import { Driver } from "./driver/driver.js";
 import { startParticipant } from "./driver/late-start.js";
 import { parseFailpoints } from "./failpoints/failpoints.js";
-import { LocalDecisionLog } from "./log/local-decision-log.js";
+import { LOCAL_TERM, LocalDecisionLog } from "./log/local-decision-log.js";
 import { NodeStorage } from "./log/node-storage.js";
 import { createLogger } from "./telemetry/logger.js";
 import { createMetrics } from "./telemetry/metrics.js";
@@ -113,6 +113,8 @@ export async function startNode(
   });
   await driver.start();
   let lifecycle: NodeLifecycle = "starting";
+  /** The address the server listens on (the configured port may be 0: any free one). */
+  let url = `http://${config.node.host}:${config.node.port}`;
 
   const backend: ApiBackend = {
     participantKinds: new Map(config.participants.map((p) => [p.name, p.kind])),
@@ -131,13 +133,13 @@ export async function startNode(
       // Single-node mode: a Raft group of one, always its own leader.
       leaderId: config.node.id,
       leaderUrl: null,
-      term: 1,
+      term: LOCAL_TERM,
       commitIndex: log.lastIndex(),
       appliedIndex: engine.table.appliedIndex,
       members: [
         {
           id: config.node.id,
-          url: `http://${config.node.host}:${config.node.port}`,
+          url,
           role: "voter",
           leader: true,
           matchIndex: log.lastIndex(),
@@ -178,6 +180,7 @@ export async function startNode(
     version,
   });
   const address = await server.listen({ host: config.node.host, port: config.node.port });
+  url = address;
   lifecycle = "serving";
   logger.info(
     { url: address, clusterId, participants: [...participants.keys()] },
