@@ -22,7 +22,7 @@ import type {
   EnlistResponse,
   TransactionState,
   TransactionView,
-} from "../coordinator/api/contract/schemas.js";
+} from "./wire.js";
 import { OutcomeUnknownError, TransactionAbortedError, VerdictError } from "./errors.js";
 
 export interface RetryPolicy {
@@ -357,7 +357,7 @@ function errorOf(
   const message = typeof error.message === "string" ? error.message : error.code;
   const details = isRecord(error.details) ? error.details : undefined;
   if (error.code === "transaction-aborted") {
-    const reason = isRecord(body.reason) ? (body.reason as AbortReason) : undefined;
+    const reason = isAbortReason(body.reason) ? body.reason : undefined;
     const bodyXid = typeof body.xid === "string" ? body.xid : xid;
     return new TransactionAbortedError(bodyXid ?? "", reason, message, answer.status);
   }
@@ -374,6 +374,10 @@ function errorOf(
 function leaderHint(error: VerdictError): string | undefined {
   const url = error.details?.leaderUrl;
   return typeof url === "string" && /^https?:\/\//.test(url) ? url : undefined;
+}
+
+function isAbortReason(value: unknown): value is AbortReason {
+  return isRecord(value) && typeof value.code === "string" && typeof value.message === "string";
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
