@@ -3,9 +3,10 @@
  * own work, inside its own transaction, the service records Verdict's marker and prepares
  * with the gid Verdict issued. Keep this module free of heavy imports (type-only `pg`).
  *
- * Requirements: the marker table exists (the participant creates it at start); the
- * service connects to the participant's database as the participant's role (COMMIT
- * PREPARED must run as the preparing role or a superuser), with INSERT on the marker.
+ * Requirements: the participant has started (it creates the `mark` function); the service
+ * connects to the participant's database as one of the participant's statement roles
+ * (COMMIT PREPARED must run as the preparing role, and Verdict needs a connection as it;
+ * docs/security.md), which may EXECUTE `mark` and nothing else of Verdict's schema.
  */
 import type { ClientBase } from "pg";
 import { ServiceBranchPrepareError } from "./errors.js";
@@ -35,12 +36,12 @@ export async function prepareServiceBranch(
     // would autocommit on its own and later read as "the branch committed".
     await client.query("savepoint verdict_in_transaction");
     await client.query("release savepoint verdict_in_transaction");
-    const marker = await client.query({
-      text: `insert into ${tables.marker} (gid) select $1
-             where not exists (select 1 from ${tables.tombstone} where gid = $1)`,
+    const marker = await client.query<{ xid: string | null }>({
+      text: `select ${tables.mark}($1) as xid`,
       values: [gid],
     });
-    if (marker.rowCount !== 1) throw new Error("Verdict already rolled this branch back");
+    if ((marker.rows[0]?.xid ?? null) === null)
+      throw new Error("Verdict already rolled this branch back");
   } catch (err) {
     await client.query("rollback").catch(() => undefined);
     throw new ServiceBranchPrepareError(

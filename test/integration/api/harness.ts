@@ -78,9 +78,12 @@ async function rollbackPrepared(rows: readonly PreparedRow[]): Promise<void> {
   for (const r of rows) await dbaRollback(r.database === "verdict_a" ? "pg-a" : "pg-b", r.gid);
 }
 
-/** ROLLBACK PREPARED by hand, from a connection of its own, as a DBA would. */
+/**
+ * ROLLBACK PREPARED by hand, from a connection of its own, as a DBA would: as the statement
+ * role that prepared it (PostgreSQL lets only that role or a superuser finish it).
+ */
 export async function dbaRollback(db: Db, gid: string): Promise<void> {
-  await withClient(databases[db], (c) =>
+  await withClient(services.pgUrlAs(databases[db], services.pgStatementUser), (c) =>
     c.query(`rollback prepared '${gid.replaceAll("'", "''")}'`),
   );
 }
