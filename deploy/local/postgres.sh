@@ -56,6 +56,9 @@ postgres_bootstrap() {
     log "creating role verdict and databases verdict, verdict_a, verdict_b"
     pg_run "${psql[@]}" -d postgres -c "create role verdict login password '$VERDICT_PG_PASSWORD' createdb"
   fi
+  # Verdict's default schema is also named verdict: with the default search_path ("$user",
+  # public) the role's unqualified CREATE TABLE would land in Verdict's own schema.
+  pg_run "${psql[@]}" -d postgres -c "alter role verdict set search_path = public"
   local db role
   for role in "${PG_STATEMENT_ROLES[@]}"; do
     if [ "$(pg_run "${psql[@]}" -d postgres -c "select 1 from pg_roles where rolname='$role'")" != 1 ]; then
