@@ -4,7 +4,7 @@
 # that is enforced here, so a hang fails fast with a clear message.
 #
 #   ./test.sh                 everything
-#   ./test.sh unit crash      only the named suites (unit, sim, integration, outage, crash, chaos)
+#   ./test.sh unit crash      only the named suites (unit, sim, integration, security, outage, crash, chaos)
 #
 # Services this script started are stopped at the end; services already running are left running.
 set -uo pipefail
@@ -29,10 +29,10 @@ set -a
 set +a
 
 # suite name → budget in seconds (whole suite) and whether its files may run concurrently.
-declare -A budget=([unit]=300 [sim]=300 [integration]=900 [outage]=600 [crash]=1200 [chaos]=900)
-declare -A concurrency=([unit]=2 [sim]=2 [integration]=1 [outage]=1 [crash]=1 [chaos]=1)
+declare -A budget=([unit]=300 [sim]=300 [integration]=900 [outage]=600 [crash]=1200 [chaos]=900 [security]=300)
+declare -A concurrency=([unit]=2 [sim]=2 [integration]=1 [outage]=1 [crash]=1 [chaos]=1 [security]=1)
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit sim integration outage crash chaos)
+[ ${#suites[@]} -gt 0 ] || suites=(unit sim integration security outage crash chaos)
 
 echo "== lint and type-check"
 npx tsc -p tsconfig.json --noEmit || exit 1
