@@ -14,7 +14,7 @@ export interface BranchState {
   readonly prepared: boolean;
   /** A marker written by the branch's own transaction: the branch committed. */
   readonly marker: boolean;
-  /** Markers for the gid from any other transaction (or from before xids were recorded). */
+  /** Markers for the gid written through `mark` by any other transaction. */
   readonly forgedMarkers: number;
   readonly tombstone: boolean;
 }
@@ -43,14 +43,27 @@ export class Bookkeeping {
       `with x as (select xid from ${t.branchXact} where gid = $1)
        select exists (select 1 from pg_prepared_xacts where gid = $1 and database = current_database()) as prepared,
          exists (select 1 from ${t.marker} m, x where m.gid = $1 and xid(m.xid) = x.xid) as marker,
-         (select count(*)::int from ${t.marker} m where m.gid = $1
-            and not exists (select 1 from x where m.xid is not null and xid(m.xid) = x.xid)) as "forgedMarkers",
+         (select count(*)::int from ${t.marker} m where m.gid = $1 and m.xid is not null
+            and not exists (select 1 from x where xid(m.xid) = x.xid)) as "forgedMarkers",
          exists (select 1 from ${t.tombstone} where gid = $1) as tombstone`,
       [gid],
     );
     const row = rows[0];
     if (row === undefined) throw new Error("assertion: branch state query returned no row");
     return row;
+  }
+
+  /**
+   * Claims the branch's marker key with a fence row (no xid: only Verdict writes those) before
+   * a one-phase branch's outcome is read. An insert of the key still in flight is waited out
+   * (under the connection's lock_timeout), so a COMMIT that was on its way either landed
+   * before the read or fails on the key afterwards: the answer can never change later.
+   */
+  async fence(gid: string): Promise<void> {
+    await this.run(
+      `insert into ${this.t.marker} (gid, xid) values ($1, null) on conflict (gid) do nothing`,
+      [gid],
+    );
   }
 
   /** Records the transaction (`xid8` text from `mark`) that writes the branch's marker. */

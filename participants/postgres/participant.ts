@@ -343,6 +343,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
 
   async isCommitted(branchId: BranchId): Promise<boolean> {
     this.life.assertStarted();
+    await this.guard(branchId, "fencing the marker key", () => this.bookkeeping.fence(branchId));
     return (await this.branchState(branchId)).marker;
   }
 

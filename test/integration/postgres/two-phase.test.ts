@@ -3,7 +3,8 @@
  * prepared branch is invisible until COMMIT PREPARED and absent after ROLLBACK PREPARED;
  * prepare, commit and rollback are idempotent; a rolled-back branch cannot be prepared
  * again (durable tombstone); a branch finished by someone else is reported as heuristic;
- * a rollback stops a prepare in flight; one-phase commit settles by its marker; two
+ * a rollback stops a prepare in flight; one-phase commit settles by its marker, and the
+ * check fences the marker key so a late one-phase COMMIT cannot land after it; two
  * branches on one row serialise on its lock; and nothing prepared is left behind.
  */
 import { after, before, describe, test } from "node:test";
@@ -171,6 +172,48 @@ void describe("postgres participant: two-phase commit", () => {
     assert.equal(outcome.outcome === "aborted" && outcome.reason, "expectation-unmet");
     assert.equal(await p.isCommitted(failed), false);
     assert.deepEqual(await fx.preparedGids(), []);
+  });
+
+  void test("isCommitted fences the marker key: a one-phase COMMIT on its way after the check never lands", async () => {
+    const branchId = fx.branchId();
+    const before = (await fx.balance(2))!;
+    const late = await fx.direct.connect();
+    try {
+      // A one-phase branch whose COMMIT is still on its way (a paused or cut-off coordinator).
+      await late.query("begin");
+      await late.query(`update ${fx.table} set balance = balance + 5 where id = 2`);
+      assert.equal(await p.isCommitted(branchId), false);
+      await late.query(`select "${fx.schema}".mark($1)`, [branchId]).catch(() => undefined);
+      const { command } = await late.query("commit");
+      assert.equal(command, "ROLLBACK", "the late branch committed after the check said no");
+    } finally {
+      late.release();
+    }
+    assert.equal(await fx.balance(2), before);
+    assert.equal(await p.isCommitted(branchId), false);
+  });
+
+  void test("isCommitted waits out a marker insert in flight and then answers committed", async () => {
+    const branchId = fx.branchId();
+    const inFlight = await fx.direct.connect();
+    try {
+      await inFlight.query("begin");
+      await inFlight.query(`update ${fx.table} set balance = balance + 1 where id = 2`);
+      const marked = await inFlight.query<{ xid: string }>(
+        `select "${fx.schema}".mark($1)::text as xid`,
+        [branchId],
+      );
+      await fx.direct.query(
+        `insert into "${fx.schema}".branch_xact (gid, xid) values ($1, xid($2::xid8))`,
+        [branchId, marked.rows[0]!.xid],
+      );
+      const answer = p.isCommitted(branchId);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await inFlight.query("commit");
+      assert.equal(await answer, true);
+    } finally {
+      inFlight.release();
+    }
   });
 
   void test("two branches on one row: the second waits for the first, or votes no at its deadline", async () => {
