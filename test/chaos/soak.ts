@@ -170,14 +170,17 @@ async function killLoop(
   }
 }
 
-/** Starts the node; a failed start is a violation, retried a few times. */
+/**
+ * Starts the node; a failed start is a violation, retried a few times. The error ends with
+ * the node's log, whose last lines say why.
+ */
 async function startNode(cluster: ProcessCluster, violations: string[]): Promise<ProcessNode> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await cluster.start();
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      violations.push(`the node did not start (attempt ${attempt}): ${why.slice(0, 2_000)}`);
+      violations.push(`the node did not start (attempt ${attempt}): ${why.slice(-2_000)}`);
       if (attempt >= startAttemptsMax) throw err;
     }
   }
