@@ -177,10 +177,12 @@ export async function awaitSettled(
 ): Promise<Settled> {
   const started = Date.now();
   let open: string[] = [];
+  // A final state never changes: each round asks only about the xids still open.
+  const states = new Map<string, FinalState>();
   for (let i = 0; i < Math.ceil(timeoutMs / pollMs) + 1; i++) {
-    const states = new Map<string, FinalState>();
     open = (await preparedGids(pools, clusterId)).map((g) => `prepared ${g}`);
     for (const xid of xids) {
+      if (states.has(xid)) continue;
       const state = await finalState(client, xid);
       if (typeof state === "string" && state !== "pending") states.set(xid, state);
       else open.push(`${xid}: ${typeof state === "string" ? state : state.state}`);

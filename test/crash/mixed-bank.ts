@@ -286,7 +286,7 @@ async function readRedis(
 }
 
 /** Every committed event of the topic, by transfer id; and how many aborted records were dropped. */
-async function readKafka(
+export async function readKafka(
   w: MixedWorld,
   amounts: ReadonlyMap<string, number>,
   violations: string[],
