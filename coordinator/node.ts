@@ -14,7 +14,8 @@ import { buildSchemas, type ParticipantsResponse } from "./api/contract/schemas.
 import { buildServer, type ApiBackend } from "./api/server.js";
 import { branchWorkOverLimit } from "./api/branch-limits.js";
 import { loadOrCreateClusterId } from "./config/cluster-id.js";
-import { tokenSecret } from "./config/load.js";
+import { metricsToken, splitHostPort, tokenSecret } from "./config/load.js";
+import { listenMetrics } from "./api/metrics-route.js";
 import type { Config } from "./config/schema.js";
 import { Engine } from "./core/engine.js";
 import { newXid, type BranchId, type ClusterId } from "./core/ids.js";
@@ -31,6 +32,8 @@ export const version = "0.1.0";
 
 export interface RunningNode {
   readonly url: string;
+  /** The listener of /metrics when it has its own (`metrics.listen`). */
+  readonly metricsUrl?: string;
   readonly clusterId: ClusterId;
   stop(): Promise<void>;
 }
@@ -200,12 +203,14 @@ export async function startNode(
     },
     observeRoute: (routeId) => metrics.phaseSeconds.startTimer({ phase: routeId }),
     metricsText: () => {
+      metrics.renders.inc();
       metrics.inFlight.set(engine.inFlight());
       metrics.inDoubt.set(engine.inDoubt());
       return metrics.registry.metrics();
     },
     metricsContentType: metrics.registry.contentType,
   };
+  const scrapeToken = metricsToken(config.metrics);
   const server = buildServer({
     backend,
     schemas: buildSchemas(config.limits),
@@ -217,20 +222,39 @@ export async function startNode(
     })),
     logger,
     version,
+    metrics: {
+      cacheMs: config.metrics.cacheMs,
+      ...(scrapeToken === undefined ? {} : { token: scrapeToken }),
+      onApiListener: config.metrics.listen === undefined,
+    },
+    nowMs: () => Date.now(),
   });
   const address = await server.listen({ host: config.node.host, port: config.node.port });
+  const metricsListener =
+    config.metrics.listen === undefined
+      ? undefined
+      : await listenMetrics({
+          ...splitHostPort(config.metrics.listen),
+          source: { render: backend.metricsText, contentType: backend.metricsContentType },
+          cacheMs: config.metrics.cacheMs,
+          ...(scrapeToken === undefined ? {} : { token: scrapeToken }),
+          nowMs: () => Date.now(),
+        });
   logger.info(
     { url: address, clusterId, participants: [...participants.keys()] },
     "verdict node listening",
   );
+  if (metricsListener) logger.info({ url: metricsListener.url }, "metrics listening");
   return {
     url: address,
+    ...(metricsListener ? { metricsUrl: metricsListener.url } : {}),
     clusterId,
     async stop() {
       // Clients may still commit what they began while the node drains; then nothing is taken.
       await driver.drain(config.protocol.shutdownGraceMs);
       driver.stop();
       await server.close();
+      await metricsListener?.close();
       await log.close();
       await Promise.all([...participants.values()].map((p) => p.close()));
       logger.info({ clusterId }, "verdict node stopped");

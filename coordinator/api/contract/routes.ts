@@ -38,6 +38,8 @@ export interface RouteSpec {
 /** What any route may answer. */
 const commonErrors: readonly ErrorCode[] = [
   "unauthorized",
+  "rate-limited",
+  "headers-too-large",
   "not-leader",
   "unavailable",
   "internal",
@@ -45,6 +47,7 @@ const commonErrors: readonly ErrorCode[] = [
 const paramErrors: readonly ErrorCode[] = ["validation-failed"];
 const bodyErrors: readonly ErrorCode[] = [
   "bad-request",
+  "invalid-utf8",
   "validation-failed",
   "body-too-large",
   "unsupported-media-type",
