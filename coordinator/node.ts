@@ -235,7 +235,7 @@ export async function startNode(
       ? undefined
       : await listenMetrics({
           ...splitHostPort(config.metrics.listen),
-          source: { render: backend.metricsText, contentType: backend.metricsContentType },
+          source: { render: () => backend.metricsText(), contentType: backend.metricsContentType },
           cacheMs: config.metrics.cacheMs,
           ...(scrapeToken === undefined ? {} : { token: scrapeToken }),
           nowMs: () => Date.now(),

@@ -26,7 +26,7 @@ import {
 import { toAdminSummary, toAdminView, toApiView } from "./views.js";
 import { inRequestSpan } from "../telemetry/tracing.js";
 import { bearerOf, matchesDigest, secretDigest } from "./bearer.js";
-import { parseJsonBody, writeClientError } from "./wire.js";
+import { parseJsonBody, writeClientError, type StringParser } from "./wire.js";
 import { metricsHandler } from "./metrics-route.js";
 import { inFlightPerPrincipalMax } from "./contract/limits.js";
 import { PrincipalLimits, type BeginSlot } from "./principal-limits.js";
@@ -142,7 +142,8 @@ export function buildServer(opts: {
   app.addContentTypeParser(
     "application/json",
     { parseAs: "buffer" },
-    parseJsonBody(app.getDefaultJsonParser("error", "error")),
+    // Fastify's own JSON parser (it refuses __proto__ and constructor keys) takes a callback.
+    parseJsonBody(app.getDefaultJsonParser("error", "error") as StringParser),
   );
   app.setErrorHandler((err: unknown, _req, reply) => {
     if (err instanceof ApiError) return sendError(reply, err);

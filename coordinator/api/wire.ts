@@ -8,7 +8,7 @@ import { STATUS_CODES } from "node:http";
 import type { FastifyRequest } from "fastify";
 import { ApiError } from "./contract/errors.js";
 
-type StringParser = (
+export type StringParser = (
   req: FastifyRequest,
   body: string,
   done: (e: Error | null, v?: unknown) => void,

@@ -23,6 +23,7 @@ export const kafkaTopicPattern = /^[A-Za-z0-9._-]{1,249}$/;
 /** Label names: no spaces or control characters. */
 export const labelNamePattern = /^[A-Za-z0-9][A-Za-z0-9_./-]*$/;
 /** Label values: no C0 control characters but tab (they would corrupt logs and terminals). */
+// eslint-disable-next-line no-control-regex -- matching control characters is its purpose
 export const labelValuePattern = /^[^\x00-\x08\x0a-\x1f]*$/;
 /** A UTF-16 surrogate without its pair: a JSON `\ud800` escape, not a character. */
 const loneSurrogate = /\p{Cs}/u;
