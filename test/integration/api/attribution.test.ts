@@ -28,7 +28,7 @@ const decisionDetail = async (xid: string): Promise<string> => {
   const view = await adminView(node, xid);
   const decision = view?.history.find((h) => h.entry === "decision");
   assert.ok(decision, `no decision in the history of ${xid}`);
-  return decision.detail;
+  return decision.detail ?? "";
 };
 
 describe("attribution of aborts", () => {
