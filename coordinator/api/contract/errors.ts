@@ -98,7 +98,8 @@ export const errorCatalogue = {
     retryable: false,
     when:
       "The call does not fit the transaction's or branch's state: enlisting after prepare began, " +
-      "reporting a coordinator-executed branch prepared, resolving a transaction not in doubt. " +
+      "reporting a coordinator-executed branch prepared, preparing a transaction whose commit " +
+      "is decided, resolving a transaction not in doubt. " +
       "`details.state` is the current state.",
   },
   "branch-not-prepared": {

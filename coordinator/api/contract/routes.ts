@@ -131,7 +131,9 @@ export function buildRoutes(s: Schemas): readonly RouteSpec[] {
       summary: "Phase 1 only: collect every branch's vote",
       description:
         "200 when every branch voted yes (state prepared; a later commit decides). A no vote " +
-        "aborts the transaction: 409 transaction-aborted with the reason.",
+        "aborts the transaction: 409 transaction-aborted with the reason. Once a commit is " +
+        "decided (committing, committed) there is nothing to prepare: 409 invalid-state with " +
+        "`details.state`.",
       params: s.xidParams,
       body: s.emptyRequest,
       responses: { 200: s.preparedView },
