@@ -202,6 +202,8 @@ export type Output =
       readonly xid: Xid;
       readonly branch: BranchSpec;
       readonly deadlineMs: number;
+      /** Whose transaction: a participant may run the work with that principal's rights. */
+      readonly principal: string;
     }
   | {
       readonly type: "commit" | "rollback";
@@ -217,6 +219,7 @@ export type Output =
       readonly xid: Xid;
       readonly branch: BranchSpec;
       readonly deadlineMs: number;
+      readonly principal: string;
     }
   | { readonly type: "forgotten"; readonly branches: readonly BranchSpec[] }
   | { readonly type: "reply"; readonly req: ReqId; readonly reply: Reply };
@@ -810,6 +813,7 @@ export class Engine {
             xid: r.txn.xid,
             branch: b.spec,
             deadlineMs: live.header.deadlineMs,
+            principal: live.header.principal,
           });
         } else {
           this.sendPrepares(live);
@@ -1006,6 +1010,7 @@ export class Engine {
       xid: live.header.xid,
       branch: next.spec,
       deadlineMs: live.header.deadlineMs,
+      principal: live.header.principal,
     });
   }
 
@@ -1493,6 +1498,7 @@ export class Engine {
           xid: live.header.xid,
           branch: only(live.branches).spec,
           deadlineMs: live.header.deadlineMs,
+          principal: live.header.principal,
         });
       }
       const t = this.table.get(live.header.xid);

@@ -7,7 +7,7 @@
  * the engine's G1 rule — act on a decision only after it is applied — holds here.
  */
 import type { Logger } from "pino";
-import type { Participant } from "../../participants/participant.js";
+import type { Health, Participant } from "../../participants/participant.js";
 import type {
   Engine,
   FoundBranches,
@@ -25,6 +25,7 @@ import type { Metrics } from "../telemetry/metrics.js";
 import type { Failpoints } from "../failpoints/failpoints.js";
 import { inSpan } from "../telemetry/tracing.js";
 import { withTimeout } from "./deadline.js";
+import { ParticipantCallError } from "./errors.js";
 
 export type ClientInput = Extract<
   Input,
@@ -193,6 +194,52 @@ export class Driver {
   }
 
   /**
+   * Whether `name` holds the service-prepared branch `branchId` prepared: undefined when it
+   * does, why not otherwise. Throws ParticipantCallError when the participant cannot answer.
+   * It is a prepare call (a service-prepared vote), under the prepare failpoints.
+   */
+  async checkServicePrepared(name: string, branchId: BranchId): Promise<string | undefined> {
+    if (!this.d.participants.has(name)) return `participant ${name} is not configured`;
+    const vote = await this.directCall(name, "check-prepared", async (p) => {
+      await this.d.failpoints.hit("before-prepare");
+      const answer = await p.prepare(
+        { branchId, payload: { kind: "service-prepared" } },
+        { deadlineMs: this.d.now() + this.d.participantCallTimeoutMs },
+      );
+      await this.d.failpoints.hit("after-prepare");
+      return answer;
+    });
+    return vote.vote === "yes" ? undefined : `${vote.reason}: ${vote.detail}`;
+  }
+
+  /** This cluster's branches `name` holds prepared, for operators. Throws ParticipantCallError. */
+  listPrepared(name: string): Promise<BranchId[]> {
+    return this.directCall(name, "list-prepared", (p) => p.recover());
+  }
+
+  /** `name`'s health within `boundMs` (a probe's budget). Throws ParticipantCallError. */
+  participantHealth(name: string, boundMs: number): Promise<Health> {
+    return this.directCall(name, "health", (p) => p.health(), boundMs);
+  }
+
+  /** A participant call made for a caller, not the engine: its failures are typed. */
+  private async directCall<T>(
+    name: string,
+    op: string,
+    call: (p: Participant) => Promise<T>,
+    boundMs = this.d.participantCallTimeoutMs,
+  ): Promise<T> {
+    if (!this.d.participants.has(name)) {
+      throw new ParticipantCallError(name, op, "not configured", { retryable: false });
+    }
+    try {
+      return await this.participantCall(name, op, call, boundMs);
+    } catch (e) {
+      throw new ParticipantCallError(name, op, errorText(e), { retryable: true, cause: e });
+    }
+  }
+
+  /**
    * Graceful shutdown, before `stop`: no new transactions; those under way get `graceMs` to
    * finish; then what never reached `preparing` (it lives only in this memory) is aborted
    * durably. Whatever is decided and still unfinished is in the log for the next start.
@@ -258,7 +305,10 @@ export class Driver {
       case "prepare":
         return void this.participantCall(o.branch.participant, "prepare", async (p) => {
           await this.d.failpoints.hit("before-prepare");
-          const vote = await p.prepare(o.branch, { deadlineMs: o.deadlineMs });
+          const vote = await p.prepare(o.branch, {
+            deadlineMs: o.deadlineMs,
+            principal: o.principal,
+          });
           await this.d.failpoints.hit("after-prepare");
           return vote;
         }).then(
@@ -304,7 +354,10 @@ export class Driver {
           if (o.type === "commit-one-phase") {
             if (!p.commitOnePhase) throw new Error(`${p.name} cannot commit in one phase`);
             await this.d.failpoints.hit("before-one-phase-commit");
-            const result = await p.commitOnePhase(o.branch, { deadlineMs: o.deadlineMs });
+            const result = await p.commitOnePhase(o.branch, {
+              deadlineMs: o.deadlineMs,
+              principal: o.principal,
+            });
             await this.d.failpoints.hit("after-one-phase-commit");
             return result;
           }
@@ -424,13 +477,14 @@ export class Driver {
     name: string,
     op: string,
     call: (p: Participant) => Promise<T>,
+    boundMs = this.d.participantCallTimeoutMs,
   ): Promise<T> {
     const p = this.d.participants.get(name);
     if (!p) throw new Error(`participant ${name} is not configured`);
     const end = this.d.metrics.participantSeconds.startTimer({ participant: name, op });
     try {
       return await inSpan(`${op} ${name}`, { "verdict.participant": name, "verdict.op": op }, () =>
-        withTimeout(call(p), this.d.participantCallTimeoutMs, `${op} ${name}`),
+        withTimeout(call(p), Math.min(boundMs, this.d.participantCallTimeoutMs), `${op} ${name}`),
       );
     } finally {
       end();

@@ -1,16 +1,30 @@
 /**
- * The service side of a service-prepared (XA-style) branch, for the client SDK: after its
- * own work, inside its own transaction, the service records Verdict's marker and prepares
- * with the gid Verdict issued. Keep this module free of heavy imports (type-only `pg`).
+ * The service side of a service-prepared (XA-style) branch: after its own work, inside its
+ * own transaction, the service records Verdict's marker and prepares with the gid Verdict
+ * issued. The connection is the service's own (`pg`'s Client or PoolClient): the SDK needs
+ * only its `query`, and so depends on no PostgreSQL driver.
  *
- * Requirements: the marker table exists (the participant creates it at start); the
- * service connects to the participant's database as the participant's role (COMMIT
- * PREPARED must run as the preparing role or a superuser), with INSERT on the marker.
+ * Requirements: the participant has started (it creates the `mark` function); the service
+ * connects to the participant's database as one of the participant's statement roles
+ * (COMMIT PREPARED must run as the preparing role, and Verdict needs a connection as it;
+ * docs/security.md), which may EXECUTE `mark` and nothing else of Verdict's schema.
  */
-import type { ClientBase } from "pg";
+import { gidLiteral } from "../shared/postgres/gid.js";
+import { schemaTables } from "../shared/postgres/marker-tables.js";
 import { ServiceBranchPrepareError } from "./errors.js";
-import { gidLiteral } from "./gid.js";
-import { schemaTables } from "./schema.js";
+
+/** What the SDK asks of a PostgreSQL connection; `pg`'s Client and PoolClient fit. */
+export interface PgSession {
+  query(text: string): Promise<PgCommandResult>;
+  query(config: { text: string; values: unknown[] }): Promise<PgCommandResult>;
+}
+
+export interface PgCommandResult {
+  /** The command tag: `PREPARE`, or `ROLLBACK` when the transaction had failed. */
+  readonly command: string;
+  readonly rowCount: number | null;
+  readonly rows: readonly Record<string, unknown>[];
+}
 
 export interface ServiceBranchOptions {
   /** The participant's marker schema; default `verdict`. */
@@ -24,7 +38,7 @@ export interface ServiceBranchOptions {
  * Throws ServiceBranchPrepareError if nothing was prepared.
  */
 export async function prepareServiceBranch(
-  client: ClientBase,
+  client: PgSession,
   gid: string,
   options: ServiceBranchOptions = {},
 ): Promise<void> {
@@ -36,11 +50,11 @@ export async function prepareServiceBranch(
     await client.query("savepoint verdict_in_transaction");
     await client.query("release savepoint verdict_in_transaction");
     const marker = await client.query({
-      text: `insert into ${tables.marker} (gid) select $1
-             where not exists (select 1 from ${tables.tombstone} where gid = $1)`,
+      text: `select ${tables.mark}($1) as xid`,
       values: [gid],
     });
-    if (marker.rowCount !== 1) throw new Error("Verdict already rolled this branch back");
+    if ((marker.rows[0]?.["xid"] ?? null) === null)
+      throw new Error("Verdict already rolled this branch back");
   } catch (err) {
     await client.query("rollback").catch(() => undefined);
     throw new ServiceBranchPrepareError(
