@@ -11,6 +11,8 @@
 export type ErrorCode =
   | "bad-request"
   | "validation-failed"
+  | "invalid-utf8"
+  | "headers-too-large"
   | "unknown-participant"
   | "limit-exceeded"
   | "unauthorized"
@@ -28,6 +30,7 @@ export type ErrorCode =
   | "body-too-large"
   | "payload-too-large"
   | "too-many-transactions"
+  | "rate-limited"
   | "internal"
   | "not-leader"
   | "outcome-unknown"

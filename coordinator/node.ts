@@ -16,7 +16,8 @@ import { describeParticipants } from "./api/participants-report.js";
 import { buildServer, type ApiBackend } from "./api/server.js";
 import { branchWorkOverLimit } from "./api/branch-limits.js";
 import { loadOrCreateClusterId } from "./config/cluster-id.js";
-import { tokenSecret } from "./config/load.js";
+import { metricsToken, splitHostPort, tokenSecret } from "./config/load.js";
+import { listenMetrics } from "./api/metrics-route.js";
 import type { Config } from "./config/schema.js";
 import { Engine } from "./core/engine.js";
 import { newXid, type BranchId, type ClusterId } from "./core/ids.js";
@@ -33,6 +34,8 @@ export const version = "0.1.0";
 
 export interface RunningNode {
   readonly url: string;
+  /** The listener of /metrics when it has its own (`metrics.listen`). */
+  readonly metricsUrl?: string;
   readonly clusterId: ClusterId;
   stop(): Promise<void>;
 }
@@ -165,12 +168,14 @@ export async function startNode(
       participantHealth: (name, boundMs) => driver.participantHealth(name, boundMs),
     }),
     metricsText: () => {
+      metrics.renders.inc();
       metrics.inFlight.set(engine.inFlight());
       metrics.inDoubt.set(engine.inDoubt());
       return metrics.registry.metrics();
     },
     metricsContentType: metrics.registry.contentType,
   };
+  const scrapeToken = metricsToken(config.metrics);
   const server = buildServer({
     backend,
     schemas: buildSchemas(config.limits),
@@ -182,16 +187,34 @@ export async function startNode(
     })),
     logger,
     version,
+    metrics: {
+      cacheMs: config.metrics.cacheMs,
+      ...(scrapeToken === undefined ? {} : { token: scrapeToken }),
+      onApiListener: config.metrics.listen === undefined,
+    },
+    nowMs: () => Date.now(),
   });
   const address = await server.listen({ host: config.node.host, port: config.node.port });
+  const metricsListener =
+    config.metrics.listen === undefined
+      ? undefined
+      : await listenMetrics({
+          ...splitHostPort(config.metrics.listen),
+          source: { render: () => backend.metricsText(), contentType: backend.metricsContentType },
+          cacheMs: config.metrics.cacheMs,
+          ...(scrapeToken === undefined ? {} : { token: scrapeToken }),
+          nowMs: () => Date.now(),
+        });
   url = address;
   lifecycle = "serving";
   logger.info(
     { url: address, clusterId, participants: [...participants.keys()] },
     "verdict node listening",
   );
+  if (metricsListener) logger.info({ url: metricsListener.url }, "metrics listening");
   return {
     url: address,
+    ...(metricsListener ? { metricsUrl: metricsListener.url } : {}),
     clusterId,
     async stop() {
       // Clients may still commit what they began while the node drains; then nothing is taken.
@@ -200,6 +223,7 @@ export async function startNode(
       driver.stop();
       lifecycle = "stopped";
       await server.close();
+      await metricsListener?.close();
       await log.close();
       await Promise.all([...participants.values()].map((p) => p.close()));
       logger.info({ clusterId }, "verdict node stopped");

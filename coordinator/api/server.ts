@@ -3,7 +3,7 @@
  * authentication, validation with the contract's schemas, and the mapping of engine replies
  * to statuses and bodies — the only place that knows HTTP statuses.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { z } from "zod";
@@ -27,6 +27,11 @@ import {
 import { healthRoutes, type NodeHealth } from "./health.js";
 import { toAdminSummary, toAdminView, toApiView } from "./views.js";
 import { inRequestSpan } from "../telemetry/tracing.js";
+import { bearerOf, matchesDigest, secretDigest } from "./bearer.js";
+import { parseJsonBody, writeClientError, type StringParser } from "./wire.js";
+import { metricsHandler } from "./metrics-route.js";
+import { inFlightPerPrincipalMax } from "./contract/limits.js";
+import { PrincipalLimits, type BeginSlot } from "./principal-limits.js";
 
 export interface ApiToken {
   readonly id: string;
@@ -87,11 +92,21 @@ type Idem = { key: string; fingerprint: string };
 type Handler = (ctx: {
   principal: Principal;
   token: ApiToken;
+  /** Set on begin: the principal's quota slot, freed with the xid it began. */
+  slot?: BeginSlot;
   params: Record<string, unknown>;
   body: unknown;
   query: unknown;
   idem?: { key: string; fingerprint: string };
 }) => Promise<{ status: number; body: unknown }>;
+
+export interface MetricsServing {
+  /** How long one rendering of /metrics serves every scrape. */
+  readonly cacheMs: number;
+  readonly token?: string;
+  /** False when /metrics has a listener of its own (the API's then answers 404). */
+  readonly onApiListener: boolean;
+}
 
 export function buildServer(opts: {
   backend: ApiBackend;
@@ -99,13 +114,30 @@ export function buildServer(opts: {
   tokens: readonly ApiToken[];
   logger: Logger;
   version: string;
+  metrics: MetricsServing;
+  nowMs: () => number;
 }) {
-  const { backend, schemas, tokens } = opts;
+  const { backend, schemas } = opts;
+  const tokens = opts.tokens.map((t) => ({ token: t, digest: secretDigest(t.secret) }));
   const app = Fastify({
     // Per-request lines would drown the transaction logs: the HTTP layer logs warnings only.
     loggerInstance: opts.logger.child({ component: "http" }, { level: "warn" }),
     bodyLimit: schemas.limits.bodyBytesMax,
+    // Node answers malformed requests (431: headers over its limit) before any route: in the
+    // API's one error shape too.
+    clientErrorHandler: writeClientError,
   });
+  const limits = new PrincipalLimits({
+    requestsPerSecond: schemas.limits.requestsPerSecondPerPrincipal,
+    burst: schemas.limits.requestBurstPerPrincipal,
+    inFlightMax: inFlightPerPrincipalMax(schemas.limits),
+    nowMs: opts.nowMs,
+    isUndecided: (xid) => {
+      const state = backend.view(xid)?.state;
+      return state === "active" || state === "preparing" || state === "prepared";
+    },
+  });
+  const audit = opts.logger.child({ component: "api" });
   const handlers = makeHandlers(backend);
   const routes = buildRoutes(schemas).filter(
     (r) => handlers[r.id] !== undefined || r.auth === "public",
@@ -114,6 +146,13 @@ export function buildServer(opts: {
 
   // Only JSON bodies: a text/plain body answers 415 like any other media type.
   app.removeContentTypeParser("text/plain");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser(
+    "application/json",
+    { parseAs: "buffer" },
+    // Fastify's own JSON parser (it refuses __proto__ and constructor keys) takes a callback.
+    parseJsonBody(app.getDefaultJsonParser("error", "error") as StringParser),
+  );
   app.setErrorHandler((err: unknown, _req, reply) => {
     if (err instanceof ApiError) return sendError(reply, err);
     const e = err as { code?: string; statusCode?: number; message?: string };
@@ -145,10 +184,15 @@ export function buildServer(opts: {
   });
   for (const probe of healthRoutes(routes, backend.health)) app.route(probe);
   app.get("/openapi.json", () => openapi);
-  app.get("/metrics", async (_req, reply) => {
-    void reply.header("content-type", backend.metricsContentType);
-    return backend.metricsText();
-  });
+  if (opts.metrics.onApiListener) {
+    const metrics = metricsHandler({
+      source: { render: () => backend.metricsText(), contentType: backend.metricsContentType },
+      cacheMs: opts.metrics.cacheMs,
+      ...(opts.metrics.token === undefined ? {} : { token: opts.metrics.token }),
+      nowMs: opts.nowMs,
+    });
+    app.get("/metrics", metrics);
+  }
 
   for (const route of routes) {
     const handler = handlers[route.id];
@@ -158,6 +202,7 @@ export function buildServer(opts: {
       url: fastifyPath(route.path),
       handler: async (req, reply) => {
         const token = authenticate(req, tokens);
+        limits.takeRequest(token.id);
         if (route.auth === "admin" && token.role !== "admin") {
           throw new ApiError("forbidden", "this route needs an admin token");
         }
@@ -165,29 +210,52 @@ export function buildServer(opts: {
         const body = parse(route.body, req.body === undefined ? {} : req.body, "body");
         const query = parse(route.query, req.query ?? {}, "query");
         const idem = idempotency(req, route, schemas, body);
+        const slot = route.id === "beginTransaction" ? limits.admitBegin(token.id) : undefined;
         const xid = (params as { xid?: string } | undefined)?.xid;
-        const result = await inRequestSpan(
-          route.id,
-          req.headers,
-          { "verdict.principal": token.id, ...(xid ? { "verdict.xid": xid } : {}) },
-          () =>
-            handler({
-              principal: { id: token.id, admin: token.role === "admin" },
-              token,
-              params: (params ?? {}) as Record<string, unknown>,
-              body,
-              query,
-              ...(idem ? { idem } : {}),
-            }),
-        );
-        return reply.code(result.status).send(result.body);
+        try {
+          const result = await inRequestSpan(
+            route.id,
+            req.headers,
+            { "verdict.principal": token.id, ...(xid ? { "verdict.xid": xid } : {}) },
+            () =>
+              handler({
+                principal: { id: token.id, admin: token.role === "admin" },
+                token,
+                ...(slot ? { slot } : {}),
+                params: (params ?? {}) as Record<string, unknown>,
+                body,
+                query,
+                ...(idem ? { idem } : {}),
+              }),
+          );
+          // Admins act by hand, on any transaction: each of their actions is logged by name.
+          if (token.role === "admin" && route.method === "POST") {
+            audit.info(
+              {
+                principal: token.id,
+                route: route.id,
+                status: result.status,
+                ...(xid ? { xid } : {}),
+              },
+              `${route.id} by admin ${token.id}`,
+            );
+          }
+          return await reply.code(result.status).send(result.body);
+        } finally {
+          slot?.(undefined);
+        }
       },
     });
   }
   return app;
 }
 
+/** Every 429 says when to come back: the limit's own estimate, else one second. */
 function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
+  if (err.status === 429) {
+    const s = err.details?.retryAfterS;
+    void reply.header("retry-after", String(typeof s === "number" && s >= 1 ? s : 1));
+  }
   return reply.code(err.status).send(err.toBody());
 }
 
@@ -198,15 +266,13 @@ function parse(schema: z.ZodType | undefined, value: unknown, where: string): un
   return r.data;
 }
 
-function authenticate(req: FastifyRequest, tokens: readonly ApiToken[]): ApiToken {
-  const header = req.headers.authorization ?? "";
-  const m = /^Bearer (.+)$/.exec(header);
-  if (!m?.[1]) throw new ApiError("unauthorized", "send Authorization: Bearer <token>");
-  const given = createHash("sha256").update(m[1]).digest();
-  for (const t of tokens) {
-    // Compare digests in constant time so a token cannot be guessed byte by byte.
-    if (timingSafeEqual(given, createHash("sha256").update(t.secret).digest())) return t;
-  }
+function authenticate(
+  req: FastifyRequest,
+  tokens: readonly { token: ApiToken; digest: Buffer }[],
+): ApiToken {
+  const given = bearerOf(req.headers.authorization);
+  if (given === undefined) throw new ApiError("unauthorized", "send Authorization: Bearer <token>");
+  for (const t of tokens) if (matchesDigest(given, t.digest)) return t.token;
   throw new ApiError("unauthorized", "unknown token");
 }
 
@@ -268,7 +334,7 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
   });
 
   return {
-    beginTransaction: async ({ principal, body, idem }) => {
+    beginTransaction: async ({ principal, slot, body, idem }) => {
       const b = body as z.output<Schemas["beginRequest"]>;
       return outcome(
         {
@@ -279,7 +345,10 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
           labels: b.labels,
           ...(idem ? { idem } : {}),
         },
-        (view) => ({ status: 201, body: toApiView(view) }),
+        (view) => {
+          slot?.(view.xid);
+          return { status: 201, body: toApiView(view) };
+        },
       );
     },
     getTransaction: ({ principal, params }) =>
@@ -350,11 +419,17 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
       return { status: 200, body: branch };
     },
     prepareTransaction: ({ principal, params, idem }) =>
-      outcome(xidCall("prepare", principal, params, idem), (view) =>
-        view.state === "aborted" || view.state === "aborting"
-          ? aborted(view)
-          : { status: 200, body: toApiView(view) },
-      ),
+      outcome(xidCall("prepare", principal, params, idem), (view) => {
+        if (view.state === "aborted" || view.state === "aborting") return aborted(view);
+        // Decided to commit (by a commit call): phase 1 is over, there is nothing to prepare.
+        if (view.state !== "prepared") {
+          throw new ApiError("invalid-state", `the transaction is ${view.state}`, {
+            xid: view.xid,
+            state: view.state,
+          });
+        }
+        return { status: 200, body: toApiView(view) };
+      }),
     commitTransaction: ({ principal, params, idem }) =>
       outcome(xidCall("commit", principal, params, idem), (view) => {
         if (view.state === "committed") return { status: 200, body: toApiView(view) };

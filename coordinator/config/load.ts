@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { configSchema, type Config } from "./schema.js";
+import { isLoopbackHost, weakSecretProblem } from "./secrets.js";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -80,21 +81,49 @@ export function validateConfig(raw: unknown, source: string, env = process.env):
     }
   }
   const ids = new Set<string>();
+  const secrets = new Map<string, string>();
+  const checkSecret = (who: string, inline?: string, envName?: string): void => {
+    if ((inline === undefined) === (envName === undefined)) {
+      problems.push(`${who}: give exactly one of secret or secretEnv`);
+      return;
+    }
+    const from = envName === undefined ? "secret" : `environment variable ${envName}`;
+    const secret = inline ?? env[envName ?? ""];
+    if (secret === undefined) return void problems.push(`${who}: ${from} is unset`);
+    const weak = weakSecretProblem(secret);
+    if (weak !== undefined) return void problems.push(`${who}: ${from} is weak: ${weak}`);
+    // One secret for two tokens would make them one principal with two names (or roles).
+    const other = secrets.get(secret);
+    if (other !== undefined) problems.push(`${who}: same secret as ${other}`);
+    secrets.set(secret, who);
+  };
   for (const t of config.tokens) {
     if (ids.has(t.id)) problems.push(`token id ${t.id} is configured twice`);
     ids.add(t.id);
-    if ((t.secret === undefined) === (t.secretEnv === undefined)) {
-      problems.push(`token ${t.id}: give exactly one of secret or secretEnv`);
-    } else if (t.secretEnv !== undefined && (env[t.secretEnv] ?? "").length < 16) {
-      problems.push(
-        `token ${t.id}: environment variable ${t.secretEnv} is unset or shorter than 16 characters`,
-      );
-    }
+    checkSecret(`token ${t.id}`, t.secret, t.secretEnv);
     for (const name of t.participants ?? []) {
       if (!names.has(name)) problems.push(`token ${t.id} is scoped to unknown participant ${name}`);
     }
     if (t.role === "admin" && t.participants)
       problems.push(`token ${t.id}: admin tokens are not scoped`);
+  }
+  const m = config.metrics;
+  if (m.token !== undefined || m.tokenEnv !== undefined) {
+    checkSecret("metrics token", m.token, m.tokenEnv);
+  }
+  if (m.listen !== undefined && splitHostPort(m.listen).port > 65535) {
+    problems.push(`metrics.listen ${m.listen}: the port is over 65535`);
+  }
+  if (config.profile === "local-demo") {
+    // The demo's tokens are written to a file beside it: it must not be reachable from outside.
+    for (const [field, host] of [
+      ["node.host", config.node.host],
+      ["metrics.listen", m.listen === undefined ? undefined : splitHostPort(m.listen).host],
+    ] as const) {
+      if (host !== undefined && !isLoopbackHost(host)) {
+        problems.push(`${field} ${host}: the local-demo profile listens on loopback only`);
+      }
+    }
   }
   if (config.protocol.phase2BackoffBaseMs > config.protocol.phase2BackoffMaxMs) {
     problems.push("protocol.phase2BackoffBaseMs must not exceed protocol.phase2BackoffMaxMs");
@@ -111,6 +140,24 @@ function hasStatementRoles(p: Record<string, unknown>): boolean {
 }
 
 /** The secret of a token, from the file or the environment (validated by validateConfig). */
-export function tokenSecret(t: Config["tokens"][number], env = process.env): string {
+export function tokenSecret(
+  t: { readonly secret?: string; readonly secretEnv?: string },
+  env = process.env,
+): string {
   return t.secret ?? env[t.secretEnv ?? ""] ?? "";
+}
+
+/** The metrics token, when one is configured (validated by validateConfig). */
+export function metricsToken(m: Config["metrics"], env = process.env): string | undefined {
+  if (m.token === undefined && m.tokenEnv === undefined) return undefined;
+  return tokenSecret({ secret: m.token, secretEnv: m.tokenEnv }, env);
+}
+
+/** `host:port` (IPv6 in brackets) → its parts; the schema checked the form. */
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(":");
+  return {
+    host: listen.slice(0, i).replace(/^\[(.*)\]$/, "$1"),
+    port: Number(listen.slice(i + 1)),
+  };
 }

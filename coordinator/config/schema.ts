@@ -10,7 +10,7 @@ const tokenSchema = z.strictObject({
   /** The principal: who began a transaction, who resolved a heuristic case. */
   id: z.string().min(1).max(128),
   /** The bearer secret, inline or read from an environment variable (preferred). */
-  secret: z.string().min(16).max(512).optional(),
+  secret: z.string().min(1).max(512).optional(),
   secretEnv: z.string().min(1).max(128).optional(),
   role: z.enum(["client", "admin"]),
   /** A client token may be scoped to the participants it may enlist. */
@@ -69,6 +69,21 @@ export const configSchema = z.strictObject({
       participantCallTimeoutMs: 60_000,
       shutdownGraceMs: 10_000,
     }),
+  /** `GET /metrics`: cached rendering, optionally a bearer token and a listener of its own. */
+  metrics: z
+    .strictObject({
+      /** One rendering serves every scrape for this long (0: render each scrape). */
+      cacheMs: z.int().min(0).max(60_000).default(1000),
+      /** A bearer token scrapers must send, inline or from an environment variable. */
+      token: z.string().min(1).max(512).optional(),
+      tokenEnv: z.string().min(1).max(128).optional(),
+      /** `host:port` of a listener serving only /metrics; the API's listener then does not. */
+      listen: z
+        .string()
+        .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):[0-9]{1,5}$/, "host:port ([::1]:port for IPv6)")
+        .optional(),
+    })
+    .default({ cacheMs: 1000 }),
   log: z
     .strictObject({
       segmentBytesMax: z
@@ -85,3 +100,4 @@ export const configSchema = z.strictObject({
 
 export type Config = z.output<typeof configSchema>;
 export type TokenConfig = z.output<typeof tokenSchema>;
+export type MetricsConfig = z.output<typeof configSchema>["metrics"];

@@ -769,7 +769,9 @@ export class Engine {
     if (!this.wait(live, input, "abort")) return;
     // A one-phase commit may already have committed: only its outcome decides.
     if (live.proposing === "decide" || this.onePhasePending(live)) return;
-    this.proposeDecision(live, "abort", "client-abort", "aborted by client");
+    // The log names who aborted: the owner, or an admin acting on another's transaction.
+    const by = `${input.principal.admin ? "admin" : "client"} ${input.principal.id}`;
+    this.proposeDecision(live, "abort", "client-abort", `aborted by ${by}`);
   }
 
   // ---- the log ----------------------------------------------------------------------------

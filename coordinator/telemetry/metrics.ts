@@ -14,6 +14,8 @@ export interface Metrics {
   readonly entriesPerFsync: Histogram;
   readonly inFlight: Gauge;
   readonly inDoubt: Gauge;
+  /** Renderings of /metrics: at most one per `metrics.cacheMs` however many scrape. */
+  readonly renders: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -87,6 +89,11 @@ export function createMetrics(): Metrics {
     inDoubt: new Gauge({
       name: "verdict_transactions_in_doubt",
       help: "Decided transactions with branches not yet acknowledged.",
+      registers: [registry],
+    }),
+    renders: new Counter({
+      name: "verdict_metrics_renders_total",
+      help: "Renderings of /metrics (one serves every scrape within metrics.cacheMs).",
       registers: [registry],
     }),
   };

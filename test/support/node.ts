@@ -29,6 +29,8 @@ export interface TestNode {
 export interface TestNodeOptions {
   readonly limits?: Record<string, number>;
   readonly protocol?: Record<string, number | boolean>;
+  /** The `metrics` section; by default each scrape renders afresh (tests read counters). */
+  readonly metrics?: Record<string, unknown>;
   /** Reuse a data directory (a restart); a new one otherwise. */
   readonly dataDir?: string;
   /** Extra participants (beyond pg-a and pg-b on verdict_a / verdict_b). */
@@ -76,6 +78,7 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
       ],
       limits: { inFlightTransactionsMax: 256, ...opts.limits },
       protocol: { tickMs: 10, phase2BackoffBaseMs: 20, phase2BackoffMaxMs: 500, ...opts.protocol },
+      metrics: opts.metrics ?? { cacheMs: 0 },
       log: { level: "warn" },
     },
     "test",

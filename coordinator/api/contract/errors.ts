@@ -98,7 +98,8 @@ export const errorCatalogue = {
     retryable: false,
     when:
       "The call does not fit the transaction's or branch's state: enlisting after prepare began, " +
-      "reporting a coordinator-executed branch prepared, resolving a transaction not in doubt. " +
+      "reporting a coordinator-executed branch prepared, preparing a transaction whose commit " +
+      "is decided, resolving a transaction not in doubt. " +
       "`details.state` is the current state.",
   },
   "branch-not-prepared": {
@@ -107,6 +108,18 @@ export const errorCatalogue = {
     when:
       "A service-prepared branch was reported prepared, but its gid is not in " +
       "`pg_prepared_xacts` of that database.",
+  },
+  "invalid-utf8": {
+    status: 400,
+    retryable: false,
+    when:
+      "The body is not valid UTF-8 (JSON must be): refused rather than repaired, so no text " +
+      "is stored other than as sent. Nothing was changed.",
+  },
+  "headers-too-large": {
+    status: 431,
+    retryable: false,
+    when: "The request's header fields are over the HTTP server's limit (16 KiB); nothing was read.",
   },
   "unsupported-media-type": {
     status: 415,
@@ -127,8 +140,17 @@ export const errorCatalogue = {
     status: 429,
     retryable: true,
     when:
-      "`inFlightTransactionsMax` transactions are undecided; begin again later " +
-      "(Retry-After gives seconds).",
+      "`inFlightTransactionsMax` transactions are undecided on the node, or " +
+      "`inFlightTransactionsPerPrincipalMax` of this principal's are (`details.limit` names " +
+      "which); begin again after the `Retry-After` header's seconds.",
+  },
+  "rate-limited": {
+    status: 429,
+    retryable: true,
+    when:
+      "This principal sent more than `requestBurstPerPrincipal` requests at once, or more than " +
+      "`requestsPerSecondPerPrincipal` on average; nothing was done. Repeat after the " +
+      "`Retry-After` header's seconds (also `details.retryAfterS`).",
   },
   internal: {
     status: 500,

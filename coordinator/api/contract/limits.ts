@@ -62,6 +62,15 @@ export const apiLimitsSchema = z
     operatorCallsWaitingMax: count(10_000).default(100),
     /** Transactions begun and not yet decided; over it `POST /v1/transactions` answers 429. */
     inFlightTransactionsMax: count(10_000_000).default(10_000),
+    /**
+     * Undecided transactions one principal (token) may hold; over it its begin answers 429, so
+     * one client cannot take every slot of `inFlightTransactionsMax`. Absent: half of it.
+     */
+    inFlightTransactionsPerPrincipalMax: count(10_000_000).optional(),
+    /** Requests per second one principal may make, on average (a token bucket's refill). */
+    requestsPerSecondPerPrincipal: count(1_000_000).default(1000),
+    /** Requests one principal may make at once before the rate applies (the bucket's size). */
+    requestBurstPerPrincipal: count(10_000_000).default(2000),
     /** Page size of the admin transaction list. */
     listPageSizeMax: count(10_000).default(500),
     listPageSizeDefault: count(10_000).default(100),
@@ -79,12 +88,23 @@ export const apiLimitsSchema = z
     message: "idempotencyKeysMax must be at least inFlightTransactionsMax",
     path: ["idempotencyKeysMax"],
   })
+  .refine((l) => (l.inFlightTransactionsPerPrincipalMax ?? 0) <= l.inFlightTransactionsMax, {
+    message: "inFlightTransactionsPerPrincipalMax must not exceed inFlightTransactionsMax",
+    path: ["inFlightTransactionsPerPrincipalMax"],
+  })
   .refine((l) => l.valueCharsMax <= l.bodyBytesMax, {
     message: "valueCharsMax must not exceed bodyBytesMax (such a value could never arrive)",
     path: ["valueCharsMax"],
   });
 
 export type ApiLimits = z.output<typeof apiLimitsSchema>;
+
+/** One principal's share of the in-flight transactions: as configured, else half of them. */
+export function inFlightPerPrincipalMax(l: ApiLimits): number {
+  return (
+    l.inFlightTransactionsPerPrincipalMax ?? Math.max(1, Math.ceil(l.inFlightTransactionsMax / 2))
+  );
+}
 
 /** The defaults: what a node uses when its configuration says nothing. */
 export const defaultApiLimits: ApiLimits = apiLimitsSchema.parse({});

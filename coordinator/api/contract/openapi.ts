@@ -168,6 +168,7 @@ function renderOperation(
     responses[String(status)] = {
       description: codes.map((c) => `\`${c}\`: ${errorCatalogue[c].when}`).join("\n\n"),
       "x-error-codes": codes,
+      ...(status === 429 ? { headers: { "Retry-After": retryAfterHeader } } : {}),
       content: { "application/json": { schema } },
     };
   }
@@ -218,6 +219,13 @@ function objectParameters(schema: z.ZodType | undefined, where: "path" | "query"
     schema: property,
   }));
 }
+
+/** Every 429 carries it (the server sets it in one place, `sendError`). */
+const retryAfterHeader: JsonSchema = {
+  description: "Seconds to wait before repeating the request.",
+  required: true,
+  schema: { type: "integer", minimum: 1 },
+};
 
 function errorsByStatus(codes: readonly ErrorCode[]): Map<number, ErrorCode[]> {
   const byStatus = new Map<number, ErrorCode[]>();

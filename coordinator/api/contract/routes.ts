@@ -39,6 +39,8 @@ export interface RouteSpec {
 /** What any route may answer. */
 const commonErrors: readonly ErrorCode[] = [
   "unauthorized",
+  "rate-limited",
+  "headers-too-large",
   "not-leader",
   "unavailable",
   "internal",
@@ -46,6 +48,7 @@ const commonErrors: readonly ErrorCode[] = [
 const paramErrors: readonly ErrorCode[] = ["validation-failed"];
 const bodyErrors: readonly ErrorCode[] = [
   "bad-request",
+  "invalid-utf8",
   "validation-failed",
   "body-too-large",
   "unsupported-media-type",
@@ -129,7 +132,9 @@ export function buildRoutes(s: Schemas): readonly RouteSpec[] {
       summary: "Phase 1 only: collect every branch's vote",
       description:
         "200 when every branch voted yes (state prepared; a later commit decides). A no vote " +
-        "aborts the transaction: 409 transaction-aborted with the reason.",
+        "aborts the transaction: 409 transaction-aborted with the reason. Once a commit is " +
+        "decided (committing, committed) there is nothing to prepare: 409 invalid-state with " +
+        "`details.state`.",
       params: s.xidParams,
       body: s.emptyRequest,
       responses: { 200: s.preparedView },

@@ -23,9 +23,17 @@ export const participantNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const kafkaTopicPattern = /^[A-Za-z0-9._-]{1,249}$/;
 /** Label names: no spaces or control characters. */
 export const labelNamePattern = /^[A-Za-z0-9][A-Za-z0-9_./-]*$/;
+/** Label values: no C0 control characters but tab (they would corrupt logs and terminals). */
+// eslint-disable-next-line no-control-regex -- matching control characters is its purpose
+export const labelValuePattern = /^[^\x00-\x08\x0a-\x1f]*$/;
+/** A UTF-16 surrogate without its pair: a JSON `\ud800` escape, not a character. */
+const loneSurrogate = /\p{Cs}/u;
 /** Idempotency-Key: printable ASCII, no spaces. */
 export const idempotencyKeyPattern = /^[\x21-\x7e]+$/;
-/** W3C trace context `traceparent`. */
+/**
+ * W3C trace context `traceparent`, as the spec writes it. Not enforced: the spec says a
+ * malformed one is ignored (a new trace starts), so the document publishes it as a hint only.
+ */
 export const traceparentPattern = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 /** PostgreSQL limits a gid to 200 bytes; branch ids are ASCII. */
 export const branchIdCharsMax = 200;
@@ -131,7 +139,9 @@ export function buildSchemas(limits: ApiLimits) {
   const labels = z
     .record(
       z.string().min(1).max(limits.labelCharsMax).regex(labelNamePattern),
-      text(limits.labelCharsMax),
+      text(limits.labelCharsMax)
+        .regex(labelValuePattern, "control characters (other than tab) are not allowed")
+        .refine((v) => !loneSurrogate.test(v), "an unpaired surrogate is not a character"),
     )
     .refine((r) => Object.keys(r).length <= limits.labelsMax, {
       message: `at most ${limits.labelsMax} labels`,
@@ -437,7 +447,12 @@ export function buildSchemas(limits: ApiLimits) {
     .min(1)
     .max(limits.idempotencyKeyCharsMax)
     .regex(idempotencyKeyPattern);
-  const traceparent = z.string().regex(traceparentPattern);
+  // What the node accepts: any value; one that does not match the pattern is ignored.
+  const traceparent = z.string().meta({
+    description:
+      `W3C trace context, e.g. 00-<32 hex>-<16 hex>-01 (${traceparentPattern.source}). ` +
+      "Not validated: a malformed value is ignored, as the W3C spec says, and a new trace starts.",
+  });
 
   return {
     limits,

@@ -239,6 +239,7 @@ export async function preparedTransfer(
 
 export interface RawAnswer {
   readonly status: number;
+  readonly headers: Headers;
   readonly body: unknown;
   readonly text: string;
 }
@@ -277,7 +278,7 @@ export async function raw(
   } catch {
     body = undefined;
   }
-  return { status: response.status, body, text };
+  return { status: response.status, headers: response.headers, body, text };
 }
 
 /** Asserts the API's one error shape with this status and stable code. */
