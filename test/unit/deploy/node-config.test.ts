@@ -104,7 +104,8 @@ void describe("deploy/docker/verdict.yaml, the node config compose mounts", () =
       );
       return true;
     });
-    const withoutTokens = { VERDICT_PG_PASSWORD: containerEnv().VERDICT_PG_PASSWORD };
+    const { VERDICT_PG_PASSWORD, VERDICT_PG_STMT_PASSWORD } = containerEnv();
+    const withoutTokens = { VERDICT_PG_PASSWORD, VERDICT_PG_STMT_PASSWORD };
     await assert.rejects(loadConfig(configPath, withoutTokens), (e: unknown) => {
       assert.ok(e instanceof ConfigError);
       assert.match(e.message, /VERDICT_CLIENT_TOKEN is unset/);
