@@ -2,7 +2,7 @@
  * The one interface every participant implements, in XA terms. The coordinator knows
  * participants only through this file; participants know nothing of the API or Raft.
  *
- * Contract (ARCHITECTURE.md §2):
+ * Contract (docs/architecture.md §7):
  * - `prepare` is idempotent: preparing a branch that is already prepared votes yes
  *   without redoing its work; preparing a branch that was rolled back votes no (tombstone).
  * - `commit` / `rollback` are idempotent and classify a branch they cannot find:

@@ -5,7 +5,7 @@
  * clock or draws a random number of its own: `nowMs` arrives with every input and `random`
  * is injected.
  *
- * Invariants it keeps (ARCHITECTURE.md §1):
+ * Invariants it keeps (docs/architecture.md §3):
  * - G1: a participant is told to commit, or to roll back a branch it may have prepared, only
  *   after the `decide` entry is applied — i.e. durable in the log.
  * - G2/G7: a decision is a compare-and-set entry (the table keeps the first); every answer

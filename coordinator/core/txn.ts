@@ -1,5 +1,5 @@
 /**
- * Transaction states (ARCHITECTURE.md §3) and the one transition function that the
+ * Transaction states (docs/architecture.md §4) and the one transition function that the
  * engine, recovery and the tests all use.
  *
  *   active → preparing → prepared → committing → committed

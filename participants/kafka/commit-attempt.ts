@@ -1,5 +1,5 @@
 /**
- * One phase-2 attempt of a Kafka branch (ARCHITECTURE.md §2):
+ * One phase-2 attempt of a Kafka branch (docs/architecture.md §7.3):
  *
  *   fence → marker check → (marker found: already-done) | (produce messages + marker, commit: done)
  *

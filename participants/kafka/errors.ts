@@ -3,7 +3,7 @@
  * the branch, topic and transactional id it concerns (when it has them) and whether
  * retrying the same call can help. Expected negative outcomes of `prepare` (a missing
  * topic, an oversize record) are no-votes, not errors; `commit` throws only the retryable
- * errors below, since Kafka cannot refuse a decided commit (ARCHITECTURE.md §2).
+ * errors below, since Kafka cannot refuse a decided commit (docs/architecture.md §7.3).
  */
 import { ParticipantError, type ParticipantErrorIds } from "../common/errors.js";
 

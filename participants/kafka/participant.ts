@@ -1,5 +1,5 @@
 /**
- * The Kafka participant (ARCHITECTURE.md §2, README.md here): nothing is staged in Kafka at
+ * The Kafka participant (docs/architecture.md §7.3, README.md here): nothing is staged in Kafka at
  * prepare; at commit one Kafka transaction on the branch's fixed transactional id produces
  * the messages and a marker, exactly once, whatever crashed when.
  */

@@ -1,6 +1,6 @@
 /**
  * The Redis participant: Redis has no prepare, so Verdict builds one from atomic Lua
- * scripts (ARCHITECTURE.md §2, scripts.ts): prepare checks and stages a branch's
+ * scripts (docs/architecture.md §7.2, scripts.ts): prepare checks and stages a branch's
  * operations under locks, commit applies them, rollback drops them, each leaving an
  * outcome record that answers repeats and classifies a missing branch. One connection per
  * participant, with bounded connect and command times and no offline queue, so a call

@@ -1,6 +1,6 @@
 /**
  * Proves that the Kafka 4 broker of deploy/local, driven by kafkajs 2.2.4, does what Verdict's
- * Kafka branch (ARCHITECTURE.md §2) relies on:
+ * Kafka branch (docs/architecture.md §7.3) relies on:
  * - topics are created idempotently and a produce never creates one (auto-creation is off);
  * - a transactional producer's committed messages are read, exactly, by a `read_committed` reader
  *   that has partitions assigned directly — no consumer group;

@@ -1,5 +1,5 @@
 /**
- * Schemas of every request and response of the API (ARCHITECTURE.md §5), built from
+ * Schemas of every request and response of the API (docs/architecture.md §8), built from
  * the limits so that every string and list is bounded by configuration. Objects are
  * strict: an unknown field is a 400, never silently ignored. Request schemas are
  * what the routes validate; response schemas are what the routes promise and what
@@ -43,7 +43,7 @@ const recoveryErrorsMax = 100;
 const historyEntriesMax = 10_000;
 const preparedBranchesListedMax = 1000;
 
-/** The states of ARCHITECTURE.md §3, as the engine defines them. */
+/** The states of docs/architecture.md §4, as the engine defines them. */
 export { txnStates as transactionStates } from "../../core/txn.js";
 export type { TxnState as TransactionState } from "../../core/txn.js";
 

@@ -1,4 +1,4 @@
-// Proves the API contract's schemas accept the ARCHITECTURE.md §5 examples and reject
+// Proves the API contract's schemas accept the docs/architecture.md §8 examples and reject
 // malformed input: wrong types, unknown fields, two branch kinds at once, and every
 // configurable bound (one over the limit rejected, exactly at the limit accepted).
 import { describe, test } from "node:test";

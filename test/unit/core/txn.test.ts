@@ -1,4 +1,4 @@
-// Proves the transaction state machine (ARCHITECTURE.md §3) allows exactly the documented
+// Proves the transaction state machine (docs/architecture.md §4) allows exactly the documented
 // transitions and refuses every other one, against an independently written table.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
