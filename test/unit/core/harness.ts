@@ -20,6 +20,7 @@ import {
   type FoundBranches,
   type Input,
   type Output,
+  type Proposal,
   type Principal,
   type Reply,
 } from "../../../coordinator/core/engine.js";
@@ -333,7 +334,7 @@ export class Sim {
   private nextKey = 1;
 
   private readonly durable: Entry[] = [];
-  private pending: { record: LogRecord; term: Term }[] = [];
+  private pending: { record: LogRecord; term: Term; proposal: Proposal }[] = [];
   private calls: CallOutput[] = [];
   private answers: Input[] = [];
   private readonly model = new Map<Xid, ModelTxn>();
@@ -381,7 +382,7 @@ export class Sim {
       (p) => new FakeParticipant(p.name, p.kind, (what) => this.violate("G1", what)),
     );
     this.engine = this.makeEngine(this.cfg, () => this.rng.next());
-    this.emit(this.engine.becomeLeader(this.nowMs));
+    this.emit(this.engine.becomeLeader(this.term as Term, this.nowMs));
   }
 
   /** Fault phase, then a healed phase, then the final checks. Stops at the first violation. */
@@ -455,7 +456,7 @@ export class Sim {
       switch (o.type) {
         case "append":
           this.checkProposal(o.record);
-          this.pending.push({ record: o.record, term: this.term as Term });
+          this.pending.push({ record: o.record, term: this.term as Term, proposal: o.proposal });
           break;
         case "prepare": {
           const id = `${o.xid}:${o.branch.n}`;
@@ -494,7 +495,7 @@ export class Sim {
       };
       this.durable.push(entry);
       this.modelApply(entry);
-      this.feed({ type: "applied", entry });
+      this.feed({ type: "applied", entry, proposal: p.proposal });
     }
   }
 
@@ -505,7 +506,12 @@ export class Sim {
     const written = this.rng.chance(0.5);
     const failed = written ? this.pending.slice(at, at + 1) : this.pending.splice(at);
     for (const p of failed) {
-      this.feed({ type: "append-failed", record: p.record, error: written ? "timeout" : "lost" });
+      this.feed({
+        type: "append-failed",
+        record: p.record,
+        proposal: p.proposal,
+        error: written ? "timeout" : "lost",
+      });
     }
   }
 
@@ -681,7 +687,12 @@ export class Sim {
         this.answers.push(
           result?.type === "phase2"
             ? { type: "phase2-done", xid, n, outcome: result.outcome }
-            : { type: "phase2-failed", xid, n, error: "unavailable" },
+            : {
+                type: "phase2-failed",
+                xid,
+                n,
+                error: { code: "unavailable", message: "unavailable", retryable: true },
+              },
         );
         return;
       case "commit-one-phase":
@@ -768,7 +779,7 @@ export class Sim {
       if (out.length > 0) this.violate("replay", `replay of ${entry.index} produced output`);
     }
     this.checkTable();
-    this.emit(this.engine.becomeLeader(this.nowMs));
+    this.emit(this.engine.becomeLeader(this.term as Term, this.nowMs));
     this.checkTable();
   }
 

@@ -77,6 +77,7 @@ class RecoveryIgnoresTheLiving extends Engine {
             reason: "mutant",
             atMs: nowMs,
           },
+          proposal: { id: -1, term: 0 as Term },
         });
       }
     }
