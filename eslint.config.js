@@ -7,7 +7,7 @@ import importX from "eslint-plugin-import-x";
 const ioModules = ["pg", "ioredis", "kafkajs", "fastify", "pino", "prom-client", "node:*"];
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", ".local/**", "eslint.config.js"] },
+  { ignores: ["dist/**", "client/dist/**", "node_modules/**", ".local/**", "eslint.config.js"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -4,13 +4,36 @@
 # that is enforced here, so a hang fails fast with a clear message.
 #
 #   ./test.sh                 everything
-#   ./test.sh unit crash      only the named suites (unit, sim, integration, outage, crash, chaos)
+#   ./test.sh unit crash      only the named suites (unit, integration, outage, crash, chaos)
 #
+# A suite named (or in the default list) with no test file in test/<suite>/ fails the run at
+# once, before anything is installed or started: a suite is never skipped silently.
 # Services this script started are stopped at the end; services already running are left running.
 set -uo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
 started=$(date +%s)
+
+# suite name → budget in seconds (whole suite) and whether its files may run concurrently.
+declare -A budget=([unit]=300 [integration]=900 [outage]=600 [crash]=1200 [chaos]=900)
+declare -A concurrency=([unit]=2 [integration]=1 [outage]=1 [crash]=1 [chaos]=1)
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(unit integration outage crash chaos)
+
+declare -A suite_files=()
+empty=()
+for suite in "${suites[@]}"; do
+  if [ -z "${budget[$suite]+set}" ]; then
+    echo "!! unknown suite '$suite' (known: ${!budget[*]})" >&2
+    exit 2
+  fi
+  suite_files[$suite]=$(find "test/$suite" -name '*.test.ts' 2>/dev/null | sort)
+  [ -n "${suite_files[$suite]}" ] || empty+=("$suite")
+done
+if [ ${#empty[@]} -gt 0 ]; then
+  for suite in "${empty[@]}"; do echo "!! suite '$suite' has no test files (test/$suite/**/*.test.ts)" >&2; done
+  exit 1
+fi
 
 scripts/setup-node.sh || exit 1
 
@@ -28,12 +51,6 @@ set -a
 . .local/services.env
 set +a
 
-# suite name → budget in seconds (whole suite) and whether its files may run concurrently.
-declare -A budget=([unit]=300 [sim]=300 [integration]=900 [outage]=600 [crash]=1200 [chaos]=900)
-declare -A concurrency=([unit]=2 [sim]=2 [integration]=1 [outage]=1 [crash]=1 [chaos]=1)
-suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit sim integration outage crash chaos)
-
 echo "== lint and type-check"
 npx tsc -p tsconfig.json --noEmit || exit 1
 npx eslint . || exit 1
@@ -44,8 +61,7 @@ npm run -s build || exit 1
 mkdir -p .local/test-logs
 pass=0 fail=0 failed_suites=()
 for suite in "${suites[@]}"; do
-  mapfile -t files < <(find "test/$suite" -name '*.test.ts' 2>/dev/null | sort)
-  [ ${#files[@]} -gt 0 ] || continue
+  mapfile -t files <<<"${suite_files[$suite]}"
   echo "== $suite: ${#files[@]} files, budget ${budget[$suite]}s"
   out=".local/test-logs/$suite.log"
   timeout --kill-after=15 "${budget[$suite]}" node --import tsx --test --test-reporter=spec \

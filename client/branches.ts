@@ -13,7 +13,7 @@ import type {
   RedisPrecondition,
   SqlParam,
   Statement,
-} from "../coordinator/api/contract/schemas.js";
+} from "./wire.js";
 
 export function pgStatements(
   participant: string,

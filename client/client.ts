@@ -6,9 +6,11 @@
  * - Every mutating call carries an Idempotency-Key, generated once per logical call and
  *   reused by all its retries, so a retry never adds a second transaction or branch.
  * - Retries are bounded (attempts) with capped exponential backoff.
- * - `commit`, `prepare` and `abort` resolve `503 outcome-unknown`: they ask the
- *   transaction's status and, while it is still undecided, repeat the call with the same
- *   key (a retried commit can still finish a live transaction), a bounded number of times.
+ * - `commit`, `prepare` and `abort` resolve an outcome in doubt (`503 outcome-unknown`, or
+ *   the connection lost mid-call): they ask the transaction's status and, until it shows a
+ *   decision, repeat the call with the same key (a retried commit can still finish a live
+ *   transaction, or answers the presumed abort of one the log never held), within
+ *   `outcomeChecksMax` rounds and `outcomeTimeoutMs`.
  */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -20,7 +22,7 @@ import type {
   EnlistResponse,
   TransactionState,
   TransactionView,
-} from "../coordinator/api/contract/schemas.js";
+} from "./wire.js";
 import { OutcomeUnknownError, TransactionAbortedError, VerdictError } from "./errors.js";
 
 export interface RetryPolicy {
@@ -41,6 +43,8 @@ export interface VerdictClientOptions {
   readonly retry?: Partial<RetryPolicy>;
   /** Status checks (each possibly followed by a repeat of the call) to resolve outcome-unknown. */
   readonly outcomeChecksMax?: number;
+  /** Bound on the time commit, prepare or abort may spend resolving an outcome in doubt. */
+  readonly outcomeTimeoutMs?: number;
 }
 
 export const defaultRetryPolicy: RetryPolicy = {
@@ -50,6 +54,7 @@ export const defaultRetryPolicy: RetryPolicy = {
 };
 const defaultTimeoutMs = 10_000;
 const defaultOutcomeChecksMax = 10;
+const defaultOutcomeTimeoutMs = 60_000;
 /** Leader hints may add URLs the client was not given; never more than this in all. */
 const baseUrlsMax = 16;
 
@@ -73,6 +78,7 @@ export class VerdictClient {
   private readonly timeoutMs: number;
   private readonly retry: RetryPolicy;
   private readonly outcomeChecksMax: number;
+  private readonly outcomeTimeoutMs: number;
 
   constructor(options: VerdictClientOptions) {
     const urls = [...(options.baseUrls ?? []), ...(options.baseUrl ? [options.baseUrl] : [])];
@@ -89,6 +95,10 @@ export class VerdictClient {
     this.outcomeChecksMax = positive(
       "outcomeChecksMax",
       options.outcomeChecksMax ?? defaultOutcomeChecksMax,
+    );
+    this.outcomeTimeoutMs = positive(
+      "outcomeTimeoutMs",
+      options.outcomeTimeoutMs ?? defaultOutcomeTimeoutMs,
     );
   }
 
@@ -136,26 +146,47 @@ export class VerdictClient {
     return answer.body as TransactionView;
   }
 
-  /** Sends a decision call; on outcome-unknown, checks the status and repeats while undecided. */
+  /**
+   * Sends a decision call. If its outcome is in doubt (outcome-unknown, or no answer at all),
+   * asks the status and repeats the call with the same Idempotency-Key until one of them
+   * tells the outcome: a repeat returns the first call's answer, finishes what it began, or —
+   * for a transaction the leader's log does not hold — answers the presumed abort. A 404 from
+   * the status does not end the search: only the repeated call can tell an unknown xid
+   * (presumed abort) from a forgotten one. Bounded by `outcomeChecksMax` and `outcomeTimeoutMs`.
+   */
   private async resolving(xid: string, action: Action): Promise<TransactionView> {
     const key = randomUUID();
+    const deadlineMs = Date.now() + this.outcomeTimeoutMs;
     let lastState: TransactionState | undefined;
     let lastError: unknown;
     for (let check = 0; check <= this.outcomeChecksMax; check++) {
-      if (check > 0) await sleep(this.backoffMs(check));
+      if (check > 0) {
+        if (Date.now() >= deadlineMs) break;
+        await sleep(this.backoffMs(check));
+      }
       try {
-        const answer = await this.send("POST", `${txPath(xid)}/${action}`, {}, key, xid, false);
+        const path = `${txPath(xid)}/${action}`;
+        const answer = await this.send("POST", path, {}, key, xid, false, deadlineMs);
         return settle(xid, action, answer.body as TransactionView);
       } catch (err) {
-        if (!(err instanceof VerdictError) || err.code !== "outcome-unknown") throw err;
+        if (!inDoubt(err, check > 0)) throw err;
         lastError = err;
       }
       try {
-        const view = await this.status(xid);
+        const answer = await this.send(
+          "GET",
+          txPath(xid),
+          undefined,
+          undefined,
+          xid,
+          true,
+          deadlineMs,
+        );
+        const view = answer.body as TransactionView;
         if (settledStates[action].includes(view.state)) return settle(xid, action, view);
         lastState = view.state;
       } catch (err) {
-        if (!(err instanceof VerdictError) || !err.retryable) throw err;
+        if (!inDoubt(err, true)) throw err;
         lastError = err;
       }
     }
@@ -166,6 +197,7 @@ export class VerdictClient {
    * One logical call: bounded attempts across the base URLs. Answers a 2xx, or throws the
    * typed error of a final answer, or the last error once the attempts are spent.
    * `retryUnknown`: whether outcome-unknown is simply retried (with the same key).
+   * `deadlineMs` (epoch ms): no new attempt starts after it.
    */
   private async send(
     method: "GET" | "POST",
@@ -174,10 +206,12 @@ export class VerdictClient {
     idempotencyKey: string | undefined,
     xid: string | undefined,
     retryUnknown = true,
+    deadlineMs = Number.POSITIVE_INFINITY,
   ): Promise<Answer> {
     let lastError: VerdictError | undefined;
     let waitMs = 0;
     for (let attempt = 1; attempt <= this.retry.attemptsMax; attempt++) {
+      if (attempt > 1 && Date.now() + waitMs >= deadlineMs) break;
       if (waitMs > 0) await sleep(waitMs);
       waitMs = this.backoffMs(attempt);
       const url = this.baseUrl + path;
@@ -267,6 +301,19 @@ export class VerdictClient {
   }
 }
 
+/**
+ * Whether a failed decision call (or status read) leaves the outcome open, so that asking
+ * again can help. The first call is in doubt only when it may have reached the leader
+ * without its answer reaching us; once in doubt, a retryable error or a 404 from a node that
+ * does not hold the transaction (yet, or any more) leaves it open too.
+ */
+function inDoubt(err: unknown, alreadyInDoubt: boolean): boolean {
+  if (!(err instanceof VerdictError)) return false;
+  if (err.code === "outcome-unknown" || err.code === "connection-failed") return true;
+  if (err.code === "bad-response") return err.status === 0 || err.status >= 500;
+  return alreadyInDoubt && (err.retryable || err.code === "transaction-not-found");
+}
+
 function settle(xid: string, action: Action, view: TransactionView): TransactionView {
   const aborted = view.state === "aborted" || view.state === "aborting";
   const committed = view.state === "committed" || view.state === "committing";
@@ -310,7 +357,7 @@ function errorOf(
   const message = typeof error.message === "string" ? error.message : error.code;
   const details = isRecord(error.details) ? error.details : undefined;
   if (error.code === "transaction-aborted") {
-    const reason = isRecord(body.reason) ? (body.reason as AbortReason) : undefined;
+    const reason = isAbortReason(body.reason) ? body.reason : undefined;
     const bodyXid = typeof body.xid === "string" ? body.xid : xid;
     return new TransactionAbortedError(bodyXid ?? "", reason, message, answer.status);
   }
@@ -327,6 +374,10 @@ function errorOf(
 function leaderHint(error: VerdictError): string | undefined {
   const url = error.details?.leaderUrl;
   return typeof url === "string" && /^https?:\/\//.test(url) ? url : undefined;
+}
+
+function isAbortReason(value: unknown): value is AbortReason {
+  return isRecord(value) && typeof value.code === "string" && typeof value.message === "string";
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -3,8 +3,7 @@
  * client-side one for failures that never reached an answer), the HTTP status (0 when
  * there was no answer), whether a retry can help, and the xid it concerns.
  */
-import type { ErrorCode } from "../coordinator/api/contract/errors.js";
-import type { AbortReason, TransactionState } from "../coordinator/api/contract/schemas.js";
+import type { AbortReason, ErrorCode, TransactionState } from "./wire.js";
 
 /** Failures with no usable answer from any node. */
 export type ClientErrorCode =
@@ -84,5 +83,25 @@ export class OutcomeUnknownError extends VerdictError {
       cause,
     });
     this.lastState = lastState;
+  }
+}
+
+/**
+ * `prepareServiceBranch` could not prepare the service's transaction: it was not inside a
+ * transaction block, the transaction had already failed (PREPARE answered ROLLBACK), or
+ * the server refused. The service's transaction is over either way; the service should
+ * report the branch failed (or simply not report it prepared) and may start again.
+ * Thrown by `prepareServiceBranch` and `runServicePrepared`; not a VerdictError: no call
+ * to Verdict failed.
+ */
+export class ServiceBranchPrepareError extends Error {
+  readonly code = "service-branch-not-prepared";
+  readonly retryable = false;
+  readonly gid: string;
+
+  constructor(message: string, gid: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ServiceBranchPrepareError";
+    this.gid = gid;
   }
 }

@@ -1,4 +1,9 @@
-/** The Verdict client SDK. Light by design: global fetch and node:crypto, nothing else. */
+/**
+ * The Verdict client SDK (package `@verdict/client`). Light by design: global fetch and
+ * node:crypto, nothing else; PostgreSQL connections are the service's own (any object with
+ * `pg`'s `query`). Imports nothing from the coordinator or the participants (see
+ * test/unit/client/boundaries.test.ts): the wire shapes are its own (wire.ts).
+ */
 export { VerdictClient, defaultRetryPolicy } from "./client.js";
 export type { RetryPolicy, VerdictClientOptions } from "./client.js";
 export {
@@ -10,17 +15,28 @@ export {
   redisOps,
   sql,
 } from "./branches.js";
-export { OutcomeUnknownError, TransactionAbortedError, VerdictError } from "./errors.js";
+export { runServicePrepared } from "./postgres.js";
+export { prepareServiceBranch } from "./service-branch.js";
+export type { PgCommandResult, PgSession, ServiceBranchOptions } from "./service-branch.js";
+export {
+  OutcomeUnknownError,
+  ServiceBranchPrepareError,
+  TransactionAbortedError,
+  VerdictError,
+} from "./errors.js";
 export type { ClientErrorCode, VerdictErrorInit } from "./errors.js";
-export type { ErrorCode } from "../coordinator/api/contract/errors.js";
 export type {
   AbortReason,
+  AbortReasonCode,
   BeginRequest,
+  BranchState,
   BranchView,
   EnlistRequest,
   EnlistResponse,
+  ErrorCode,
   KafkaBranch,
   KafkaMessage,
+  ParticipantKind,
   PgServicePreparedBranch,
   PgStatementsBranch,
   RedisBranch,
@@ -30,4 +46,4 @@ export type {
   Statement,
   TransactionState,
   TransactionView,
-} from "../coordinator/api/contract/schemas.js";
+} from "./wire.js";

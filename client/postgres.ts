@@ -1,13 +1,12 @@
 /**
  * Service-prepared PostgreSQL branches in one call: the service's own work on its own
- * connection, prepared with the gid Verdict issued (ARCHITECTURE.md §2).
+ * connection, prepared with the gid Verdict issued (docs/architecture.md §2).
  */
-import type { ClientBase } from "pg";
-import { prepareServiceBranch } from "../participants/postgres/service-branch.js";
-import type { ServiceBranchOptions } from "../participants/postgres/service-branch.js";
-import type { EnlistResponse } from "../coordinator/api/contract/schemas.js";
 import { pgServicePrepared } from "./branches.js";
 import type { VerdictClient } from "./client.js";
+import { prepareServiceBranch } from "./service-branch.js";
+import type { PgSession, ServiceBranchOptions } from "./service-branch.js";
+import type { EnlistResponse } from "./wire.js";
 
 /**
  * Enlists a service-prepared branch on `participant`, runs BEGIN and `work` on `pg`
@@ -20,12 +19,12 @@ import type { VerdictClient } from "./client.js";
  * rolls it back with the transaction (presumed abort if the transaction never commits).
  * `options.schema`: the participant's marker schema, if it is not the default.
  */
-export async function runServicePrepared(
+export async function runServicePrepared<Session extends PgSession>(
   client: VerdictClient,
   xid: string,
   participant: string,
-  pg: ClientBase,
-  work: (pg: ClientBase) => Promise<void>,
+  pg: Session,
+  work: (pg: Session) => Promise<void>,
   options: ServiceBranchOptions = {},
 ): Promise<EnlistResponse> {
   const enlisted = await client.enlist(xid, pgServicePrepared(participant));

@@ -10,7 +10,9 @@ import type { Participant } from "../participants/participant.js";
 import { createKafkaParticipant } from "../participants/kafka/participant.js";
 import { createPostgresParticipant } from "../participants/postgres/participant.js";
 import { createRedisParticipant } from "../participants/redis/participant.js";
-import { buildSchemas, type ParticipantsResponse } from "./api/contract/schemas.js";
+import { buildSchemas } from "./api/contract/schemas.js";
+import { NodeHealth, type NodeLifecycle } from "./api/health.js";
+import { describeParticipants } from "./api/participants-report.js";
 import { buildServer, type ApiBackend } from "./api/server.js";
 import { branchWorkOverLimit } from "./api/branch-limits.js";
 import { loadOrCreateClusterId } from "./config/cluster-id.js";
@@ -22,7 +24,7 @@ import type { LogRecord } from "./core/records.js";
 import { Driver } from "./driver/driver.js";
 import { startParticipant } from "./driver/late-start.js";
 import { parseFailpoints } from "./failpoints/failpoints.js";
-import { LocalDecisionLog } from "./log/local-decision-log.js";
+import { LOCAL_TERM, LocalDecisionLog } from "./log/local-decision-log.js";
 import { NodeStorage } from "./log/node-storage.js";
 import { createLogger } from "./telemetry/logger.js";
 import { createMetrics } from "./telemetry/metrics.js";
@@ -50,42 +52,6 @@ function createParticipant(
     case "kafka":
       return createKafkaParticipant(rest, { logger });
   }
-}
-
-const preparedListedMax = 1000;
-
-/** Health and prepared branches of one participant, for operators; never throws. */
-async function describeParticipant(
-  name: string,
-  kind: "postgres" | "redis" | "kafka",
-  p: Participant | undefined,
-): Promise<ParticipantsResponse["participants"][number]> {
-  if (!p) {
-    return {
-      name,
-      kind,
-      ok: false,
-      detail: "not started",
-      warnings: [],
-      preparedBranches: [],
-      preparedBranchesTruncated: false,
-    };
-  }
-  const [health, prepared] = await Promise.allSettled([p.health(), p.recover()]);
-  const branches = prepared.status === "fulfilled" ? prepared.value : [];
-  return {
-    name,
-    kind,
-    ok: health.status === "fulfilled" && health.value.ok,
-    detail:
-      health.status === "fulfilled"
-        ? health.value.detail.slice(0, 4000)
-        : `health check failed: ${String(health.reason)}`.slice(0, 4000),
-    warnings:
-      health.status === "fulfilled" ? health.value.warnings.map((w) => w.slice(0, 4000)) : [],
-    preparedBranches: branches.slice(0, preparedListedMax),
-    preparedBranchesTruncated: branches.length > preparedListedMax,
-  };
 }
 
 export async function startNode(
@@ -150,6 +116,9 @@ export async function startNode(
     recoveryIntervalMs: config.protocol.recoveryIntervalMs,
   });
   await driver.start();
+  let lifecycle: NodeLifecycle = "starting";
+  /** The address the server listens on (the configured port may be 0: any free one). */
+  let url = `http://${config.node.host}:${config.node.port}`;
 
   const backend: ApiBackend = {
     participantKinds: new Map(config.participants.map((p) => [p.name, p.kind])),
@@ -160,26 +129,21 @@ export async function startNode(
     adminList: () => engine.adminList(),
     resolve: (input) => driver.resolve(input),
     runRecovery: () => driver.recover(),
-    participants: async () => ({
-      participants: await Promise.all(
-        config.participants.map(async (p) =>
-          describeParticipant(p.name, p.kind, participants.get(p.name)),
-        ),
-      ),
-    }),
+    participants: () =>
+      describeParticipants(config.participants, driver, config.protocol.participantCallTimeoutMs),
     cluster: () => ({
       clusterId,
       nodeId: config.node.id,
       // Single-node mode: a Raft group of one, always its own leader.
       leaderId: config.node.id,
       leaderUrl: null,
-      term: 1,
+      term: LOCAL_TERM,
       commitIndex: log.lastIndex(),
       appliedIndex: engine.table.appliedIndex,
       members: [
         {
           id: config.node.id,
-          url: `http://${config.node.host}:${config.node.port}`,
+          url,
           role: "voter",
           leader: true,
           matchIndex: log.lastIndex(),
@@ -189,16 +153,17 @@ export async function startNode(
       ],
     }),
     newXid: () => newXid(Date.now(), randomBytes(10).toString("hex")),
-    checkServicePrepared: async (name, branchId) => {
-      const p = participants.get(name);
-      if (!p) return `participant ${name} is not configured`;
-      const vote = await p.prepare(
-        { branchId: branchId as BranchId, payload: { kind: "service-prepared" } },
-        { deadlineMs: Date.now() + 5_000 },
-      );
-      return vote.vote === "yes" ? undefined : `${vote.reason}: ${vote.detail}`;
-    },
-    observeRoute: (routeId) => metrics.phaseSeconds.startTimer({ phase: routeId }),
+    checkServicePrepared: (name, branchId) =>
+      driver.checkServicePrepared(name, branchId as BranchId),
+    observeRoute: (route, status, seconds) =>
+      metrics.routeSeconds.observe({ route, status: String(status) }, seconds),
+    health: new NodeHealth({
+      lifecycle: () => lifecycle,
+      logRefusal: () => log.refusal(),
+      logLastIndex: () => log.lastIndex(),
+      participants: config.participants,
+      participantHealth: (name, boundMs) => driver.participantHealth(name, boundMs),
+    }),
     metricsText: () => {
       metrics.inFlight.set(engine.inFlight());
       metrics.inDoubt.set(engine.inDoubt());
@@ -219,6 +184,8 @@ export async function startNode(
     version,
   });
   const address = await server.listen({ host: config.node.host, port: config.node.port });
+  url = address;
+  lifecycle = "serving";
   logger.info(
     { url: address, clusterId, participants: [...participants.keys()] },
     "verdict node listening",
@@ -228,8 +195,10 @@ export async function startNode(
     clusterId,
     async stop() {
       // Clients may still commit what they began while the node drains; then nothing is taken.
+      lifecycle = "draining";
       await driver.drain(config.protocol.shutdownGraceMs);
       driver.stop();
+      lifecycle = "stopped";
       await server.close();
       await log.close();
       await Promise.all([...participants.values()].map((p) => p.close()));

@@ -10,6 +10,7 @@ import type { z } from "zod";
 import type { AdminFacts, Principal, Reply } from "../core/engine.js";
 import type { Xid } from "../core/ids.js";
 import type { RecoveryResult, ResolveCall } from "../driver/driver.js";
+import { ParticipantCallError } from "../driver/errors.js";
 import type { TxnView } from "../core/view.js";
 import { ApiError, errorBody, validationFailed, type ErrorCode } from "./contract/errors.js";
 import { buildOpenApiDocument } from "./contract/openapi.js";
@@ -23,6 +24,7 @@ import {
   type ResolveRequest,
   type Schemas,
 } from "./contract/schemas.js";
+import { healthRoutes, type NodeHealth } from "./health.js";
 import { toAdminSummary, toAdminView, toApiView } from "./views.js";
 import { inRequestSpan } from "../telemetry/tracing.js";
 
@@ -46,11 +48,15 @@ export interface ApiBackend {
   participants(): Promise<ParticipantsResponse>;
   cluster(): ClusterResponse;
   newXid(): Xid;
-  /** Whether the participant holds this service-prepared branch prepared (a no-vote's detail if not). */
+  /**
+   * Whether the participant holds this service-prepared branch prepared (a no-vote's detail if
+   * not); rejects with ParticipantCallError when the participant cannot answer.
+   */
   checkServicePrepared(participant: string, branchId: string): Promise<string | undefined>;
   metricsText(): Promise<string>;
-  /** Starts timing a call of the route; the returned function ends it. */
-  observeRoute(routeId: string): () => void;
+  /** Records one answered request: its route (or path), status and latency. */
+  observeRoute(route: string, status: number, seconds: number): void;
+  readonly health: NodeHealth;
   readonly metricsContentType: string;
 }
 
@@ -101,7 +107,9 @@ export function buildServer(opts: {
     bodyLimit: schemas.limits.bodyBytesMax,
   });
   const handlers = makeHandlers(backend);
-  const routes = buildRoutes(schemas).filter((r) => handlers[r.id] !== undefined);
+  const routes = buildRoutes(schemas).filter(
+    (r) => handlers[r.id] !== undefined || r.auth === "public",
+  );
   const openapi = buildOpenApiDocument(schemas, routes, { version: opts.version });
 
   // Only JSON bodies: a text/plain body answers 415 like any other media type.
@@ -127,7 +135,15 @@ export function buildServer(opts: {
     sendError(reply, new ApiError("not-found", `no route ${req.method} ${req.url}`)),
   );
 
-  app.get("/healthz", () => ({ ok: true }));
+  // Every answer is timed, errors included, by route id (or registered path) and status.
+  const routeIds = new Map(routes.map((r) => [`${r.method} ${fastifyPath(r.path)}`, r.id]));
+  app.addHook("onResponse", (req, reply, done) => {
+    const url = req.routeOptions.url;
+    const route = url === undefined ? "unmatched" : (routeIds.get(`${req.method} ${url}`) ?? url);
+    backend.observeRoute(route, reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
+  for (const probe of healthRoutes(routes, backend.health)) app.route(probe);
   app.get("/openapi.json", () => openapi);
   app.get("/metrics", async (_req, reply) => {
     void reply.header("content-type", backend.metricsContentType);
@@ -149,7 +165,6 @@ export function buildServer(opts: {
         const body = parse(route.body, req.body === undefined ? {} : req.body, "body");
         const query = parse(route.query, req.query ?? {}, "query");
         const idem = idempotency(req, route, schemas, body);
-        const end = backend.observeRoute(route.id);
         const xid = (params as { xid?: string } | undefined)?.xid;
         const result = await inRequestSpan(
           route.id,
@@ -165,7 +180,6 @@ export function buildServer(opts: {
               ...(idem ? { idem } : {}),
             }),
         );
-        end();
         return reply.code(result.status).send(result.body);
       },
     });
@@ -316,7 +330,16 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
       const branch = toApiView(readable(principal, xid)).branches.find((b) => b.branch === n);
       if (!branch) throw new ApiError("branch-not-found", `no branch ${n}`, { xid, branch: n });
       // The vote counts only once the participant shows the branch prepared: say so now.
-      const problem = await backend.checkServicePrepared(branch.participant, branch.branchId);
+      const problem = await backend
+        .checkServicePrepared(branch.participant, branch.branchId)
+        .catch((e: unknown) => {
+          if (!(e instanceof ParticipantCallError)) throw e;
+          throw new ApiError("unavailable", e.message, {
+            xid,
+            branch: n,
+            participant: e.participant,
+          });
+        });
       if (problem !== undefined) {
         throw new ApiError("branch-not-prepared", problem, {
           xid,

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * The command line: `verdict start` runs a node, `verdict admin` talks to a running one,
  * `verdict log` reads a stopped one's decision log. Expected failures print one line on

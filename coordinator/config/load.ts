@@ -21,7 +21,41 @@ export async function loadConfig(path: string, env = process.env): Promise<Confi
   } catch (e) {
     throw new ConfigError(`configuration ${path} is not valid YAML: ${(e as Error).message}`);
   }
-  return validateConfig(raw, path, env);
+  return validateConfig(substituteEnv(raw, env, path), path, env);
+}
+
+/** `${NAME}`: an environment variable's name, upper case, digits and `_`. */
+const envReference = /\$\{([A-Z_][A-Z0-9_]*)\}/g;
+
+/**
+ * Replaces every `${NAME}` inside the file's string values with the variable's value, so that
+ * secrets (a password, a connection string) stay out of the file. Values only, after parsing:
+ * a value can never change the file's structure. An unset variable refuses the start, naming
+ * the variable and the field: there is no default.
+ */
+export function substituteEnv(raw: unknown, env: NodeJS.ProcessEnv, source: string): unknown {
+  const missing: string[] = [];
+  const walk = (value: unknown, path: string): unknown => {
+    if (typeof value === "string") {
+      return value.replace(envReference, (_, name: string) => {
+        const found = env[name];
+        if (found === undefined) missing.push(`${path}: environment variable ${name} is unset`);
+        return found ?? "";
+      });
+    }
+    if (Array.isArray(value)) return value.map((v, i) => walk(v, `${path}[${i}]`));
+    if (typeof value === "object" && value !== null) {
+      return Object.fromEntries(
+        Object.entries(value).map(([k, v]) => [k, walk(v, path === "" ? k : `${path}.${k}`)]),
+      );
+    }
+    return value;
+  };
+  const substituted = walk(raw, "");
+  if (missing.length > 0) {
+    throw new ConfigError(`configuration ${source} is invalid:\n  - ${missing.join("\n  - ")}`);
+  }
+  return substituted;
 }
 
 export function validateConfig(raw: unknown, source: string, env = process.env): Config {

@@ -7,7 +7,7 @@
  * the engine's G1 rule — act on a decision only after it is applied — holds here.
  */
 import type { Logger } from "pino";
-import type { Participant } from "../../participants/participant.js";
+import type { Health, Participant } from "../../participants/participant.js";
 import type {
   CallError,
   Engine,
@@ -27,6 +27,7 @@ import type { Metrics } from "../telemetry/metrics.js";
 import type { Failpoints } from "../failpoints/failpoints.js";
 import { inSpan } from "../telemetry/tracing.js";
 import { withTimeout } from "./deadline.js";
+import { ParticipantCallError } from "./errors.js";
 
 export type ClientInput = Extract<
   Input,
@@ -194,6 +195,52 @@ export class Driver {
       }
     }
     return this.request({ ...input, prepared });
+  }
+
+  /**
+   * Whether `name` holds the service-prepared branch `branchId` prepared: undefined when it
+   * does, why not otherwise. Throws ParticipantCallError when the participant cannot answer.
+   * It is a prepare call (a service-prepared vote), under the prepare failpoints.
+   */
+  async checkServicePrepared(name: string, branchId: BranchId): Promise<string | undefined> {
+    if (!this.d.participants.has(name)) return `participant ${name} is not configured`;
+    const vote = await this.directCall(name, "check-prepared", async (p) => {
+      await this.d.failpoints.hit("before-prepare");
+      const answer = await p.prepare(
+        { branchId, payload: { kind: "service-prepared" } },
+        { deadlineMs: this.d.now() + this.d.participantCallTimeoutMs },
+      );
+      await this.d.failpoints.hit("after-prepare");
+      return answer;
+    });
+    return vote.vote === "yes" ? undefined : `${vote.reason}: ${vote.detail}`;
+  }
+
+  /** This cluster's branches `name` holds prepared, for operators. Throws ParticipantCallError. */
+  listPrepared(name: string): Promise<BranchId[]> {
+    return this.directCall(name, "list-prepared", (p) => p.recover());
+  }
+
+  /** `name`'s health within `boundMs` (a probe's budget). Throws ParticipantCallError. */
+  participantHealth(name: string, boundMs: number): Promise<Health> {
+    return this.directCall(name, "health", (p) => p.health(), boundMs);
+  }
+
+  /** A participant call made for a caller, not the engine: its failures are typed. */
+  private async directCall<T>(
+    name: string,
+    op: string,
+    call: (p: Participant) => Promise<T>,
+    boundMs = this.d.participantCallTimeoutMs,
+  ): Promise<T> {
+    if (!this.d.participants.has(name)) {
+      throw new ParticipantCallError(name, op, "not configured", { retryable: false });
+    }
+    try {
+      return await this.participantCall(name, op, call, boundMs);
+    } catch (e) {
+      throw new ParticipantCallError(name, op, errorText(e), { retryable: true, cause: e });
+    }
   }
 
   /**
@@ -429,13 +476,14 @@ export class Driver {
     name: string,
     op: string,
     call: (p: Participant) => Promise<T>,
+    boundMs = this.d.participantCallTimeoutMs,
   ): Promise<T> {
     const p = this.d.participants.get(name);
     if (!p) throw new Error(`participant ${name} is not configured`);
     const end = this.d.metrics.participantSeconds.startTimer({ participant: name, op });
     try {
       return await inSpan(`${op} ${name}`, { "verdict.participant": name, "verdict.op": op }, () =>
-        withTimeout(call(p), this.d.participantCallTimeoutMs, `${op} ${name}`),
+        withTimeout(call(p), Math.min(boundMs, this.d.participantCallTimeoutMs), `${op} ${name}`),
       );
     } finally {
       end();

@@ -42,6 +42,11 @@ export interface DecisionLog<R> {
   truncateSuffix(fromIndex: number): Promise<void>;
   /** Index of the last durable entry (the snapshot's when no entry follows it; 0 when empty). */
   lastIndex(): number;
+  /**
+   * Why the log refuses appends — closed (LogClosedError) or failed (the error that poisoned
+   * it) — or undefined while it accepts them. For readiness probes.
+   */
+  refusal(): Error | undefined;
   /** Finishes the calls already made, then releases the files; later calls reject. */
   close(): Promise<void>;
 }

@@ -81,6 +81,10 @@ export class LocalDecisionLog<R> implements DecisionLog<R> {
     return this.wal.lastIndex();
   }
 
+  refusal(): Error | undefined {
+    return this.wal.refusal();
+  }
+
   close(): Promise<void> {
     return this.wal.close();
   }

@@ -275,7 +275,8 @@ export class Wal {
     return this.enqueueControl("close", () => this.releaseFile());
   }
 
-  private refusal(): Error | undefined {
+  /** Why the log refuses every call (it failed, or is closed), or undefined while it accepts them. */
+  refusal(): Error | undefined {
     return this.failure ?? (this.closed ? new LogClosedError() : undefined);
   }
 

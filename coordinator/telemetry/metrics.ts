@@ -7,7 +7,7 @@ export interface Metrics {
   readonly heuristics: Counter<"outcome">;
   readonly recoveryBranches: Counter<"action">;
   readonly recoveryErrors: Counter<"participant">;
-  readonly phaseSeconds: Histogram<"phase">;
+  readonly routeSeconds: Histogram<"route" | "status">;
   readonly participantSeconds: Histogram<"participant" | "op">;
   readonly appendSeconds: Histogram;
   readonly fsyncSeconds: Histogram;
@@ -45,10 +45,12 @@ export function createMetrics(): Metrics {
       labelNames: ["participant"],
       registers: [registry],
     }),
-    phaseSeconds: new Histogram({
-      name: "verdict_phase_seconds",
-      help: "Latency of a client call by route (begin, enlist, prepare, commit, abort, …).",
-      labelNames: ["phase"],
+    routeSeconds: new Histogram({
+      name: "verdict_route_seconds",
+      help:
+        "Latency of every answered HTTP request, errors included, by route id (the path for " +
+        "routes outside the table, `unmatched` for none) and status code.",
+      labelNames: ["route", "status"],
       buckets: latency,
       registers: [registry],
     }),

@@ -7,9 +7,9 @@
 import type pg from "pg";
 import { messageOf } from "../common/errors.js";
 import { isTransient, sqlStateOf } from "./errors.js";
-import { gidLiteral } from "./gid.js";
+import { gidLiteral } from "../../shared/postgres/gid.js";
 import type { PostgresStatement } from "./payload.js";
-import type { SchemaTables } from "./schema.js";
+import type { SchemaTables } from "../../shared/postgres/marker-tables.js";
 import { clientTimeoutGraceMs, query } from "./sql.js";
 
 /** Stable no-vote reasons of this participant. */

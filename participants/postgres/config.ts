@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { participantNameSchema, parseParticipantConfig } from "../common/config.js";
 import { PostgresConfigError } from "./errors.js";
-import { schemaNamePattern } from "./schema.js";
+import { schemaNamePattern } from "../../shared/postgres/marker-tables.js";
 
 export const postgresParticipantConfigSchema = z
   .strictObject({

@@ -118,21 +118,3 @@ export function isTransient(err: unknown): boolean {
   if (hasSystemErrorCode(err)) return true;
   return transientMessages.some((m) => err.message.includes(m));
 }
-
-/**
- * `prepareServiceBranch` could not prepare the service's transaction: it was not inside a
- * transaction block, the transaction had already failed (PREPARE answered ROLLBACK), or
- * the server refused. The service's transaction is over either way; the service should
- * report the branch failed (or simply not report it prepared) and may start again.
- */
-export class ServiceBranchPrepareError extends Error {
-  readonly code = "service-branch-not-prepared";
-  readonly retryable = false;
-  readonly gid: string;
-
-  constructor(message: string, gid: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "ServiceBranchPrepareError";
-    this.gid = gid;
-  }
-}

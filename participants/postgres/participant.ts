@@ -35,9 +35,9 @@ import {
   PostgresParticipantError,
   sqlStateOf,
 } from "./errors.js";
-import { clusterGidPrefix, gidLiteral } from "./gid.js";
+import { clusterGidPrefix, gidLiteral } from "../../shared/postgres/gid.js";
 import type { PostgresPayload, PostgresStatement } from "./payload.js";
-import { schemaTables, type SchemaTables } from "./schema.js";
+import { schemaTables, type SchemaTables } from "../../shared/postgres/marker-tables.js";
 import { query } from "./sql.js";
 import {
   checkServer,

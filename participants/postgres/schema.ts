@@ -12,22 +12,7 @@
  * that nodes starting together do not race on CREATE … IF NOT EXISTS.
  */
 
-/** An unquoted identifier we accept for the schema name (quoted anyway when used). */
-export const schemaNamePattern = /^[a-z_][a-z0-9_]{0,62}$/;
-
-export interface SchemaTables {
-  readonly schema: string;
-  readonly marker: string;
-  readonly tombstone: string;
-  readonly cluster: string;
-}
-
-export function schemaTables(schema: string): SchemaTables {
-  if (!schemaNamePattern.test(schema))
-    throw new Error(`invalid schema name ${JSON.stringify(schema)}`);
-  const q = `"${schema}"`;
-  return { schema: q, marker: `${q}.marker`, tombstone: `${q}.tombstone`, cluster: `${q}.cluster` };
-}
+import type { SchemaTables } from "../../shared/postgres/marker-tables.js";
 
 /** Arbitrary constant key of the advisory lock that serialises the DDL below. */
 export const ddlLockKey = 0x76657264; // "verd"

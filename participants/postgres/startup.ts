@@ -9,8 +9,9 @@ import { randomBytes } from "node:crypto";
 import type pg from "pg";
 import { messageOf } from "../common/errors.js";
 import { ClusterMismatchError, isTransient, sqlStateOf, UnsafeServerError } from "./errors.js";
-import { gidLiteral } from "./gid.js";
-import { createSchemaStatements, ddlLockKey, type SchemaTables } from "./schema.js";
+import { gidLiteral } from "../../shared/postgres/gid.js";
+import type { SchemaTables } from "../../shared/postgres/marker-tables.js";
+import { createSchemaStatements, ddlLockKey } from "./schema.js";
 import { query } from "./sql.js";
 
 export interface StartupContext {

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { newXid } from "../../coordinator/core/ids.js";
 import type { FailpointName } from "../../coordinator/failpoints/failpoints.js";
-import { prepareServiceBranch } from "../../participants/postgres/service-branch.js";
+import { prepareServiceBranch } from "../../client/service-branch.js";
 import type { Bank, Db } from "./bank.js";
 
 /** The failpoints inside recovery: their crash scenarios plant orphans first. */

@@ -177,8 +177,7 @@ function renderOperation(
     summary: route.summary,
     ...(route.description ? { description: route.description } : {}),
     tags: [route.auth],
-    security:
-      route.auth === "admin" ? [{ adminToken: [] }] : [{ clientToken: [] }, { adminToken: [] }],
+    security: securityOf(route.auth),
     parameters,
     ...(route.body
       ? {
@@ -193,6 +192,17 @@ function renderOperation(
       : {}),
     responses,
   };
+}
+
+function securityOf(auth: RouteSpec["auth"]): JsonSchema[] {
+  switch (auth) {
+    case "admin":
+      return [{ adminToken: [] }];
+    case "client":
+      return [{ clientToken: [] }, { adminToken: [] }];
+    case "public":
+      return [];
+  }
 }
 
 /** One OpenAPI parameter per property of a params or query object schema. */

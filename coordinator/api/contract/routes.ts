@@ -13,7 +13,8 @@ export const headerNames = {
   traceparent: "traceparent",
 } as const;
 
-export type RouteAuth = "client" | "admin";
+/** `public`: the probes (/livez, /readyz, /healthz), which orchestrators call without a token. */
+export type RouteAuth = "client" | "admin" | "public";
 export type RouteMethod = "GET" | "POST";
 
 export interface RouteSpec {
@@ -245,6 +246,47 @@ export function buildRoutes(s: Schemas): readonly RouteSpec[] {
       body: s.emptyRequest,
       responses: { 200: s.recoveryResponse },
       errors: errors(bodyErrors, ["forbidden"]),
+      idempotent: false,
+    },
+    ...probeRoutes(s),
+  ];
+}
+
+/** Probe routes: no token, no /v1 prefix (where Kubernetes and Docker look for them). */
+function probeRoutes(s: Schemas): RouteSpec[] {
+  return [
+    {
+      id: "getLiveness",
+      method: "GET",
+      path: "/livez",
+      auth: "public",
+      summary: "Liveness: the process and its event loop answer (never fails for a participant)",
+      responses: { 200: s.livezResponse },
+      errors: ["internal"],
+      idempotent: false,
+    },
+    {
+      id: "getReadiness",
+      method: "GET",
+      path: "/readyz",
+      auth: "public",
+      summary: "Readiness: the log is open, the node serves and is not draining",
+      description:
+        "503 unavailable with `details.reasons` when not ready. A participant that is down " +
+        "does not make the node unready: its branches vote no, other work goes on.",
+      responses: { 200: s.readyzResponse },
+      errors: ["unavailable", "internal"],
+      idempotent: false,
+    },
+    {
+      id: "getHealth",
+      method: "GET",
+      path: "/healthz",
+      auth: "public",
+      summary: "Health summary: ok, degraded (a participant down) or unavailable (not ready)",
+      description: "Always 200: read `status`. Probes use /livez and /readyz.",
+      responses: { 200: s.healthzResponse },
+      errors: ["internal"],
       idempotent: false,
     },
   ];

@@ -11,6 +11,7 @@ import {
   type TxnState as TransactionState,
 } from "../../core/txn.js";
 import { errorBodySchema } from "./errors.js";
+import { healthSchemas } from "./health.js";
 import type { ApiLimits } from "./limits.js";
 import { defaultApiLimits } from "./limits.js";
 
@@ -478,6 +479,7 @@ export function buildSchemas(limits: ApiLimits) {
     branchParams,
     idempotencyKey,
     traceparent,
+    ...healthSchemas,
   };
 }
 

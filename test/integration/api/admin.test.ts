@@ -4,11 +4,17 @@
  *   and the log history (preparing, decision, acknowledgements) in index order;
  * - a transaction left prepared (prepare-only) is listed first, as in doubt;
  * - participants report their health and this cluster's prepared branches (read from the
- *   database), the cluster reports its one member as leader;
+ *   database);
+ * - the cluster status is what the node really is, not a canned answer: its configured id,
+ *   the address it listens on, and the commit index and term of its decision log as read
+ *   from the log's files;
  * - a client token is refused on every admin route (403 forbidden).
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { NodeStorage } from "../../../coordinator/log/node-storage.js";
+import { readWalReadOnly } from "../../../coordinator/log/wal-reader.js";
 import { pgStatements, sql, VerdictClient } from "../../../client/index.js";
 import {
   assertError,
@@ -17,7 +23,32 @@ import {
   startApiNode,
   type Accounts,
   type ApiNode,
+  waitFor,
 } from "./harness.js";
+
+/** The node's id in test/support/node.ts's configuration. */
+const configuredNodeId = "test-1";
+
+/** Index and term of the last durable entry, read from the log's files (read-only). */
+async function lastLogEntry(dataDir: string): Promise<{ index: number; term: number }> {
+  let last = { index: 0, term: 0 };
+  for await (const event of readWalReadOnly(new NodeStorage(), join(dataDir, "log"))) {
+    if (event.kind === "entry" || event.kind === "snapshot") {
+      last = { index: event.index, term: event.term };
+    }
+  }
+  return last;
+}
+
+interface ClusterView {
+  clusterId: string;
+  nodeId: string;
+  leaderId: string | null;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  members: { id: string; url: string; leader: boolean; role: string }[];
+}
 
 let node: ApiNode;
 let accounts: Accounts;
@@ -125,15 +156,32 @@ describe("admin endpoints", () => {
     await client.abort(held.xid);
   });
 
-  test("the cluster reports its one member as leader", async () => {
-    const c = await raw(node.url, "GET", "/admin/v1/cluster", { token: node.adminToken });
-    assert.equal(c.status, 200, c.text);
-    const body = c.body as { leaderId: string; members: { leader: boolean }[]; clusterId: string };
-    assert.equal(body.clusterId, node.node.clusterId);
-    assert.deepEqual(
-      body.members.map((m) => m.leader),
-      [true],
-    );
+  test("the cluster reports the node's id, address, commit index and term", async () => {
+    // The test above wrote entries: the log's last index is well past 0.
+    const { cluster, log } = await waitFor("the cluster status and the log agree", async () => {
+      const c = await raw(node.url, "GET", "/admin/v1/cluster", { token: node.adminToken });
+      assert.equal(c.status, 200, c.text);
+      const body = c.body as ClusterView;
+      const last = await lastLogEntry(node.dataDir);
+      return body.commitIndex === last.index ? { cluster: body, log: last } : undefined;
+    });
+    assert.ok(log.index > 2, `log index ${log.index}`);
+    assert.equal(cluster.clusterId, node.node.clusterId);
+    assert.equal(cluster.nodeId, configuredNodeId);
+    assert.equal(cluster.leaderId, configuredNodeId);
+    assert.equal(cluster.term, log.term);
+    assert.equal(cluster.appliedIndex, log.index);
+    assert.deepEqual(cluster.members, [
+      {
+        id: configuredNodeId,
+        url: node.url,
+        role: "voter",
+        leader: true,
+        matchIndex: log.index,
+        lagEntries: 0,
+        reachable: true,
+      },
+    ]);
   });
 
   test("a client token is refused on admin routes", async () => {

@@ -26,7 +26,7 @@ import {
 import { runServicePrepared } from "../../../client/postgres.js";
 import type { RecoveryResponse } from "../../../coordinator/api/contract/schemas.js";
 import { newXid } from "../../../coordinator/core/ids.js";
-import { prepareServiceBranch } from "../../../participants/postgres/service-branch.js";
+import { prepareServiceBranch } from "../../../client/service-branch.js";
 import {
   adminView,
   createAccounts,

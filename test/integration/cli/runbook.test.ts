@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
 import { newXid } from "../../../coordinator/core/ids.js";
-import { prepareServiceBranch } from "../../../participants/postgres/service-branch.js";
+import { prepareServiceBranch } from "../../../client/service-branch.js";
 import { killLeftovers } from "../../support/process-node.js";
 import { services } from "../../support/services.js";
 import { runCli } from "./cli.js";

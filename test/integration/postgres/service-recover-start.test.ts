@@ -9,13 +9,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import pg from "pg";
-import {
-  ClusterMismatchError,
-  ServiceBranchPrepareError,
-  UnsafeServerError,
-} from "../../../participants/postgres/errors.js";
+import { ServiceBranchPrepareError } from "../../../client/errors.js";
+import { ClusterMismatchError, UnsafeServerError } from "../../../participants/postgres/errors.js";
 import type { PostgresParticipant } from "../../../participants/postgres/participant.js";
-import { prepareServiceBranch } from "../../../participants/postgres/service-branch.js";
+import { prepareServiceBranch } from "../../../client/service-branch.js";
 import { services } from "../../support/services.js";
 import { createFixture, deadlineIn, prepareRaw, suffix, term, type Fixture } from "./helpers.js";
 

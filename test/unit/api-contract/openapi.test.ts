@@ -1,7 +1,7 @@
-// Proves the OpenAPI document built from the route table is well-formed: every route
-// is present once, every path parameter is declared, every response has a schema,
+// Proves the OpenAPI document built from the route table is well-formed: the table is not
+// empty and every one of its routes is present once and checked (a loop over no route fails), every path parameter is declared, every response has a schema,
 // error responses use the one error shape, every $ref resolves, idempotent routes take
-// an Idempotency-Key, and the published JSON Schemas agree with the zod schemas on the
+// an Idempotency-Key, the probes (/livez, /readyz, /healthz) need no token, and the published JSON Schemas agree with the zod schemas on the
 // §5 examples and on malformed bodies (checked with Ajv, fastify's own validator).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -42,11 +42,20 @@ function refs(value: unknown, out: string[] = []): string[] {
 
 describe("route table", () => {
   test("ids and (method, path) pairs are unique; paths carry their prefix by auth", () => {
+    assert.ok(routes.length > 0, "the route table is empty");
     assert.equal(new Set(routes.map((r) => r.id)).size, routes.length);
     assert.equal(new Set(routes.map((r) => `${r.method} ${r.path}`)).size, routes.length);
-    for (const r of routes) {
-      assert.ok(r.path.startsWith(r.auth === "admin" ? "/admin/v1/" : "/v1/"), r.id);
-    }
+    const prefix = { admin: /^\/admin\/v1\//, client: /^\/v1\//, public: /^\/[a-z]+z$/ };
+    for (const r of routes) assert.match(r.path, prefix[r.auth], r.id);
+  });
+
+  test("the probes are public GET routes: /livez, /readyz, /healthz", () => {
+    const probes = routes.filter((r) => r.auth === "public");
+    assert.deepEqual(probes.map((r) => `${r.method} ${r.path}`).sort(), [
+      "GET /healthz",
+      "GET /livez",
+      "GET /readyz",
+    ]);
   });
 
   test("covers the §5 client API and the admin API", () => {
@@ -92,13 +101,16 @@ describe("OpenAPI document", () => {
       assert.ok(doc.info.description.includes(`\`${code}\``));
   });
 
-  test("has exactly the routes of the table", () => {
+  test("has exactly the routes of the table, and at least one", () => {
     const ops = Object.entries(doc.paths).flatMap(([path, methods]) =>
       Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`),
     );
+    assert.ok(ops.length > 0, "the document has no operation");
     assert.deepEqual(ops.sort(), routes.map((r) => `${r.method} ${r.path}`).sort());
   });
 
+  /** Routes whose operation the loop below checked: the count is checked after it. */
+  const checked = new Set<string>();
   for (const route of routes) {
     test(`${route.method} ${route.path}: parameters, responses, security`, () => {
       const op = operation(route.path, route.method);
@@ -133,10 +145,21 @@ describe("OpenAPI document", () => {
         }
       }
       const security = op.security as Json[];
-      assert.ok(security.some((s) => (route.auth === "admin" ? "adminToken" : "clientToken") in s));
-      if (route.auth === "admin") assert.ok(!security.some((s) => "clientToken" in s));
+      if (route.auth === "public") assert.deepEqual(security, []);
+      else {
+        assert.ok(
+          security.some((s) => (route.auth === "admin" ? "adminToken" : "clientToken") in s),
+        );
+        if (route.auth === "admin") assert.ok(!security.some((s) => "clientToken" in s));
+      }
+      checked.add(route.id);
     });
   }
+
+  test("the loop above checked every route of the table, and there are some", () => {
+    assert.ok(checked.size > 0, "no route was checked");
+    assert.deepEqual([...checked].sort(), routes.map((r) => r.id).sort());
+  });
 
   test("every $ref resolves", () => {
     for (const ref of refs(doc)) {

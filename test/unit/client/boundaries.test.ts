@@ -1,30 +1,44 @@
-// Proves the SDK stays light: its modules import only node: built-ins, pg types,
-// the participant's service-branch helper, each other, and — type-only — the API
-// contract; nothing from coordinator/ reaches the SDK at run time.
+// Proves the SDK can ship alone: the import graph of client/index.ts — every static,
+// type-only and dynamic import, followed module by module — stays inside client/ and the
+// neutral shared/ and reaches no package but node: built-ins. A module of coordinator/ or
+// participants/ (even a type) would be missing from the published package, so it fails here.
+// (test/integration/client/package.test.ts checks the same of the packed files.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdir, readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
+import { relative, resolve } from "node:path";
+import { importGraph, specifiersOf } from "./import-graph.js";
+import { repoDir } from "./run-tsc.js";
 
-const clientDir = fileURLToPath(new URL("../../../client/", import.meta.url));
-
-test("client/ imports coordinator/ only as types, and no other package than pg types", async () => {
-  const files = (await readdir(clientDir)).filter((f) => f.endsWith(".ts"));
-  assert.ok(files.includes("index.ts"));
-  for (const file of files) {
-    const source = await readFile(clientDir + file, "utf8");
-    const imports = [...source.matchAll(/^(import|export)(\s+type)?[^;]*?from\s+"([^"]+)";/gms)];
-    assert.ok(imports.length > 0, `${file} has imports`);
-    for (const [statement, , typeOnly, from = ""] of imports) {
-      if (from.includes("/coordinator/")) {
-        assert.ok(typeOnly, `${file}: runtime import from coordinator/: ${statement}`);
-        assert.ok(from.startsWith("../coordinator/api/contract/"), `${file}: ${from}`);
-      } else if (!from.startsWith("./") && !from.startsWith("node:")) {
-        const allowed =
-          (from === "pg" && typeOnly !== undefined) ||
-          from === "../participants/postgres/service-branch.js";
-        assert.ok(allowed, `${file}: unexpected import ${from}`);
-      }
-    }
+test("client/index.ts reaches only client/ and shared/ modules and node: built-ins", async () => {
+  const graph = await importGraph(resolve(repoDir, "client/index.ts"), (spec) =>
+    spec.replace(/\.js$/, ".ts"),
+  );
+  const modules = graph.modules.map((m) => relative(repoDir, m));
+  for (const module of ["client/client.ts", "client/postgres.ts", "shared/postgres/gid.ts"]) {
+    assert.ok(modules.includes(module), `the walk reached ${module}`);
   }
+  const outside = modules.filter((m) => !/^(client|shared)\//.test(m));
+  assert.deepEqual(outside, [], "modules outside client/ and shared/");
+  assert.deepEqual(
+    graph.packages.filter((p) => !p.startsWith("node:")),
+    [],
+    "packages other than node: built-ins",
+  );
+});
+
+test("the specifier scan sees every import form", () => {
+  const source = [
+    'import type { A } from "../coordinator/a.js";',
+    "import {\n  b,\n  type C,\n} from '../participants/b.js';",
+    'export * from "./c.js";',
+    'import "./d.js";',
+    'const e = await import("./e.js");',
+  ].join("\n");
+  assert.deepEqual(specifiersOf(source).sort(), [
+    "../coordinator/a.js",
+    "../participants/b.js",
+    "./c.js",
+    "./d.js",
+    "./e.js",
+  ]);
 });

@@ -1,9 +1,11 @@
 // Proves the SDK's transport behaviour against scripted node:http servers on 127.0.0.1:
 // it follows a not-leader hint, skips a node that refuses connections or hangs, resolves
-// 503 outcome-unknown on commit through the status (repeating the commit while the
-// transaction is undecided), reuses one Idempotency-Key across the retries of a call,
-// types a 409 aborted as TransactionAbortedError with its reason, and gives up after
-// the bounded attempts with a typed error.
+// 503 outcome-unknown (or a connection lost mid-commit) through the status, repeating the
+// commit with the same key while the transaction is undecided or the status answers 404
+// (so that a presumed abort or a commit is learned, not given up on), reuses one
+// Idempotency-Key across the retries of a call, types a 409 aborted as
+// TransactionAbortedError with its reason, and gives up after the bounded attempts and
+// time with a typed error.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -26,7 +28,8 @@ interface Seen {
   readonly headers: http.IncomingHttpHeaders;
   readonly body: unknown;
 }
-type Reply = { status: number; body?: unknown } | "hang";
+/** "hang": never answer; "drop": close the connection without an answer. */
+type Reply = { status: number; body?: unknown } | "hang" | "drop";
 interface Scripted {
   readonly url: string;
   readonly seen: Seen[];
@@ -55,6 +58,7 @@ async function serve(script: (req: Seen, index: number) => Reply): Promise<Scrip
       seen.push(request);
       const reply = script(request, seen.length - 1);
       if (reply === "hang") return;
+      if (reply === "drop") return void req.socket.destroy();
       res.writeHead(reply.status, { "content-type": "application/json" });
       res.end(reply.body === undefined ? "" : JSON.stringify(reply.body));
     });
@@ -101,6 +105,16 @@ const apiError = (status: number, code: string, retryable: boolean, details?: ob
 });
 const unavailable = apiError(503, "unavailable", true);
 const outcomeUnknown = apiError(503, "outcome-unknown", true);
+const notFound = apiError(404, "transaction-not-found", false);
+const abortedAnswer = (reason: object) => ({
+  status: 409,
+  body: {
+    error: { code: "transaction-aborted", message: "aborted (scripted)", retryable: false },
+    xid,
+    state: "aborted",
+    reason,
+  },
+});
 
 function client(urls: string[], extra: Partial<VerdictClientOptions> = {}): VerdictClient {
   return new VerdictClient({
@@ -290,6 +304,113 @@ describe("commit outcomes", () => {
       );
     assert.ok(err instanceof TransactionAbortedError);
     assert.deepEqual(err.reason, reason);
+  });
+
+  test("a 404 status after outcome-unknown: the commit is repeated with the same key and its presumed abort thrown", async () => {
+    const presumed = { code: "presumed-abort", message: "unknown to the log" };
+    let commits = 0;
+    const node = await serve((req) => {
+      if (req.method === "GET") return notFound;
+      commits += 1;
+      return commits === 1 ? outcomeUnknown : abortedAnswer(presumed);
+    });
+    const err = await client([node.url])
+      .commit(xid)
+      .then(
+        () => assert.fail("commit resolved"),
+        (e: unknown) => e,
+      );
+    assert.ok(err instanceof TransactionAbortedError, String(err));
+    assert.deepEqual(err.reason, presumed);
+    assert.deepEqual(
+      node.seen.map((s) => s.method),
+      ["POST", "GET", "POST"],
+    );
+    const posts = node.seen.filter((s) => s.method === "POST");
+    assert.equal(keyOf(posts[0]!), keyOf(posts[1]!));
+  });
+
+  test("a 404 status after outcome-unknown, then the repeated commit answers committed", async () => {
+    let commits = 0;
+    const node = await serve((req) => {
+      if (req.method === "GET") return notFound;
+      commits += 1;
+      return commits === 1
+        ? outcomeUnknown
+        : { status: 200, body: view("committed", { decision: "commit" }) };
+    });
+    const result = await client([node.url]).commit(xid);
+    assert.equal(result.state, "committed");
+    assert.equal(commits, 2);
+  });
+
+  test("a connection lost on every attempt of the commit: the status and a repeat learn the outcome", async () => {
+    let commits = 0;
+    const node = await serve((req) => {
+      if (req.method === "GET") return notFound;
+      commits += 1;
+      // attemptsMax (4) attempts of the first call lose their connection.
+      return commits <= 4 ? "drop" : abortedAnswer({ code: "presumed-abort", message: "unknown" });
+    });
+    const err = await client([node.url])
+      .commit(xid)
+      .then(
+        () => assert.fail("commit resolved"),
+        (e: unknown) => e,
+      );
+    assert.ok(err instanceof TransactionAbortedError, String(err));
+    assert.equal(commits, 5);
+    const posts = node.seen.filter((s) => s.method === "POST");
+    assert.equal(new Set(posts.map(keyOf)).size, 1, "one Idempotency-Key for every repeat");
+  });
+
+  test("a transaction no node knows: OutcomeUnknownError after the bounded rounds, the 404 as cause", async () => {
+    const node = await serve((req, i) =>
+      req.method === "POST" && i === 0 ? outcomeUnknown : notFound,
+    );
+    const err = await client([node.url], { outcomeChecksMax: 2 })
+      .commit(xid)
+      .then(
+        () => assert.fail("commit resolved"),
+        (e: unknown) => e,
+      );
+    assert.ok(err instanceof OutcomeUnknownError, String(err));
+    assert.ok(err.cause instanceof VerdictError);
+    assert.equal(err.cause.code, "transaction-not-found");
+    assert.equal(node.seen.length, 6);
+  });
+
+  test("a 404 on the first commit, with no doubt before it, is thrown at once", async () => {
+    const node = await serve(() => notFound);
+    const err = await client([node.url])
+      .commit(xid)
+      .then(
+        () => assert.fail("commit resolved"),
+        (e: unknown) => e,
+      );
+    assert.ok(err instanceof VerdictError);
+    assert.equal(err.code, "transaction-not-found");
+    assert.equal(node.seen.length, 1);
+  });
+
+  test("resolving stops at outcomeTimeoutMs even with rounds left", async () => {
+    const node = await serve((req) =>
+      req.method === "POST" ? outcomeUnknown : { status: 200, body: view("preparing") },
+    );
+    const started = Date.now();
+    const err = await client([node.url], {
+      outcomeChecksMax: 100_000,
+      outcomeTimeoutMs: 300,
+      retry: { attemptsMax: 4, backoffMsInitial: 20, backoffMsMax: 20 },
+    })
+      .commit(xid)
+      .then(
+        () => assert.fail("commit resolved"),
+        (e: unknown) => e,
+      );
+    assert.ok(err instanceof OutcomeUnknownError);
+    assert.equal(err.lastState, "preparing");
+    assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
   });
 
   test("abort after a commit decision answers transaction-committed", async () => {

@@ -11,7 +11,8 @@ import type { AddressInfo } from "node:net";
 import pg from "pg";
 import { VerdictClient } from "../../../client/index.js";
 import { runServicePrepared } from "../../../client/postgres.js";
-import { createSchemaStatements, schemaTables } from "../../../participants/postgres/schema.js";
+import { createSchemaStatements } from "../../../participants/postgres/schema.js";
+import { schemaTables } from "../../../shared/postgres/marker-tables.js";
 import { services } from "../../support/services.js";
 
 const table = "sdk_service_prepared_test";

@@ -3,12 +3,16 @@
 // commit depends on (prepared transactions and fsync in PostgreSQL; the fsynced append-only file
 // and noeviction in Redis; Kafka's single-node replication, ISR and no auto-created topics) has
 // the same value on both sides and its safe value; there is exactly one coordinator node; every
-// port is published on 127.0.0.1 only; and the image runs a Node LTS ≥ 22 as a non-root user.
+// port is published on 127.0.0.1 only; every file compose mounts or builds from exists; and the
+// image runs a Node LTS ≥ 22 as a non-root user and checks its readiness (/readyz).
+// (node-config.test.ts loads the mounted node configuration with Verdict's own loader.)
 // A drift fails naming the setting and both values; a self-check shows the comparison can fail.
+import { existsSync, statSync } from "node:fs";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   assignedValue,
+  bindMounts,
   commandWords,
   environment,
   kafkaProperty,
@@ -16,6 +20,7 @@ import {
   parseCompose,
   parseDockerfile,
   postgresOption,
+  projectDir,
   publishedPorts,
   readProjectFile,
   redisOption,
@@ -253,12 +258,31 @@ void describe("docker-compose.yml runs one coordinator, reachable from loopback 
     );
     const verdict = service(compose, coordinatorService);
     assert.equal(commandWords(verdict).join(" "), coordinatorCommand);
-    assert.ok(
-      (verdict?.volumes ?? []).includes(
-        "./deploy/docker/verdict.yaml:/etc/verdict/verdict.yaml:ro",
-      ),
-      "the config is mounted read-only from deploy/docker/verdict.yaml",
+  });
+
+  void test("the node config the command names is mounted read-only, from a file that exists", () => {
+    const configPath = commandWords(service(compose, coordinatorService)).at(-1);
+    const mount = bindMounts(compose).find(
+      (m) => m.service === coordinatorService && m.target === configPath,
     );
+    assert.ok(mount !== undefined, `nothing is mounted at ${configPath}`);
+    assert.ok(mount.readOnly, `${mount.source} is mounted writable`);
+    assert.ok(statSync(projectDir + mount.source).isFile(), `${mount.source} is not a file`);
+  });
+
+  void test("every file compose mounts or builds from exists", () => {
+    const mounts = bindMounts(compose);
+    assert.ok(mounts.length >= 2, "the postgres init script and the node config are mounted");
+    for (const m of mounts) {
+      assert.ok(existsSync(projectDir + m.source), `${m.service} mounts ${m.source}: missing`);
+    }
+    for (const [name, svc] of Object.entries(compose.services)) {
+      if (typeof svc.build !== "object") continue;
+      const context = svc.build.context ?? ".";
+      assert.ok(existsSync(projectDir + context), `${name}: build context ${context} missing`);
+      const dockerfile = `${context}/${svc.build.dockerfile ?? "Dockerfile"}`;
+      assert.ok(existsSync(projectDir + dockerfile), `${name}: ${dockerfile} missing`);
+    }
   });
 
   void test("the coordinator starts after every participant is healthy", () => {
@@ -322,7 +346,7 @@ void describe("deploy/docker/Dockerfile", () => {
     assert.ok(stages.length >= 2, "multi-stage: the runtime image holds no build tools");
   });
 
-  void test("the runtime stage runs as non-root, exposes a port and checks /healthz", () => {
+  void test("the runtime stage runs as non-root, exposes a port and checks /readyz", () => {
     assert.ok(runtime !== undefined);
     const last = (keyword: string) =>
       runtime.instructions.filter((i) => i.keyword === keyword).at(-1)?.args;
@@ -332,7 +356,7 @@ void describe("deploy/docker/Dockerfile", () => {
     assert.match(last("EXPOSE") ?? "", /^\d+/);
     assert.match(last("HEALTHCHECK") ?? "", /CMD/);
     const text = runtime.instructions.map((i) => `${i.keyword} ${i.args}`).join("\n");
-    assert.match(text, /\/healthz/);
+    assert.match(text, /\/readyz/);
     assert.match(last("CMD") ?? "", /dist\/coordinator\/cli\/main\.js/);
   });
 

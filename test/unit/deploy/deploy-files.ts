@@ -225,3 +225,48 @@ export function parseDockerfile(text: string): DockerStage[] {
   }
   return stages;
 }
+
+export interface BindMount {
+  service: string;
+  /** Relative to the project directory, as compose resolves `./…`. */
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+/** The bind mounts (`./host/path:/target[:ro]`) of every service; named volumes are skipped. */
+export function bindMounts(compose: Compose): BindMount[] {
+  const mounts: BindMount[] = [];
+  for (const [name, svc] of Object.entries(compose.services)) {
+    for (const volume of svc.volumes ?? []) {
+      if (typeof volume !== "string") continue;
+      const [source = "", target = "", mode] = withDefaults(volume).split(":");
+      if (!source.startsWith("./") && !source.startsWith("/")) continue;
+      mounts.push({ service: name, source, target, readOnly: mode === "ro" });
+    }
+  }
+  return mounts;
+}
+
+/** Named volumes mounted by a service, by target (`verdict-data:/var/lib/verdict`). */
+export function namedVolumeTargets(svc: ComposeService | undefined): Map<string, string> {
+  const targets = new Map<string, string>();
+  for (const volume of svc?.volumes ?? []) {
+    if (typeof volume !== "string") continue;
+    const [source = "", target = ""] = volume.split(":");
+    if (!source.startsWith(".") && !source.startsWith("/")) targets.set(target, source);
+  }
+  return targets;
+}
+
+/**
+ * The raw `environment` entries of a service, before any default is applied: a required
+ * variable reads `${NAME:?message}`, an optional one `${NAME:-default}`.
+ */
+export function rawEnvironment(svc: ComposeService | undefined): Map<string, string> {
+  const env = new Map<string, string>();
+  const source = svc?.environment;
+  if (source === undefined || Array.isArray(source)) return env;
+  for (const [name, value] of Object.entries(source)) env.set(name, String(value));
+  return env;
+}

@@ -1,16 +1,28 @@
 /**
- * The service side of a service-prepared (XA-style) branch, for the client SDK: after its
- * own work, inside its own transaction, the service records Verdict's marker and prepares
- * with the gid Verdict issued. Keep this module free of heavy imports (type-only `pg`).
+ * The service side of a service-prepared (XA-style) branch: after its own work, inside its
+ * own transaction, the service records Verdict's marker and prepares with the gid Verdict
+ * issued. The connection is the service's own (`pg`'s Client or PoolClient): the SDK needs
+ * only its `query`, and so depends on no PostgreSQL driver.
  *
  * Requirements: the marker table exists (the participant creates it at start); the
  * service connects to the participant's database as the participant's role (COMMIT
  * PREPARED must run as the preparing role or a superuser), with INSERT on the marker.
  */
-import type { ClientBase } from "pg";
+import { gidLiteral } from "../shared/postgres/gid.js";
+import { schemaTables } from "../shared/postgres/marker-tables.js";
 import { ServiceBranchPrepareError } from "./errors.js";
-import { gidLiteral } from "./gid.js";
-import { schemaTables } from "./schema.js";
+
+/** What the SDK asks of a PostgreSQL connection; `pg`'s Client and PoolClient fit. */
+export interface PgSession {
+  query(text: string): Promise<PgCommandResult>;
+  query(config: { text: string; values: unknown[] }): Promise<PgCommandResult>;
+}
+
+export interface PgCommandResult {
+  /** The command tag: `PREPARE`, or `ROLLBACK` when the transaction had failed. */
+  readonly command: string;
+  readonly rowCount: number | null;
+}
 
 export interface ServiceBranchOptions {
   /** The participant's marker schema; default `verdict`. */
@@ -24,7 +36,7 @@ export interface ServiceBranchOptions {
  * Throws ServiceBranchPrepareError if nothing was prepared.
  */
 export async function prepareServiceBranch(
-  client: ClientBase,
+  client: PgSession,
   gid: string,
   options: ServiceBranchOptions = {},
 ): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * Global transaction ids (gids) as SQL literals. `PREPARE TRANSACTION`, `COMMIT PREPARED`
  * and `ROLLBACK PREPARED` are utility statements and take no `$1`, so the gid is written
- * into the SQL text: it must be validated and escaped here, and only here.
+ * into the SQL text: it must be validated and escaped here, and only here. Shared by the
+ * PostgreSQL participant and the SDK (a service prepares its own branch with the gid).
  */
 
 /** PostgreSQL's GIDSIZE is 200 bytes including the terminating NUL. */
