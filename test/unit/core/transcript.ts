@@ -22,6 +22,8 @@
  *   crash                        unsynced appends are lost; a new engine replays and leads
  *   step-down [lost]             the engine loses leadership (`lost`: pending appends with it)
  *   lead                         the same engine leads again, in a new term
+ *   become-leader term=<n>       the same engine leads in term n; the log holds the pending
+ *                                appends too, so it catches up until `apply` applies them
  *   keys                         how many idempotency keys the engine holds
  *   view <xid>
  */
@@ -144,6 +146,8 @@ export class TranscriptDriver {
           `leading in term ${this.term}`,
           ...this.print(this.engine.becomeLeader(this.term as Term, this.nowMs)),
         ];
+      case "become-leader":
+        return this.becomeLeader(Number(opts.term));
       case "keys":
         return [`keys held: ${this.engine.keysHeld()}`];
       case "apply":
@@ -241,6 +245,17 @@ export class TranscriptDriver {
       proposal: p.proposal,
       error: "timeout",
     });
+  }
+
+  private becomeLeader(term: number): string[] {
+    if (!(term > this.term))
+      throw new Error(`become-leader: term ${term} is not after ${this.term}`);
+    this.term = term;
+    const logIndex = this.durable.length + this.pending.length;
+    return [
+      `leading in term ${term}, the log at #${logIndex}`,
+      ...this.print(this.engine.becomeLeader(term as Term, this.nowMs, logIndex)),
+    ];
   }
 
   private crash(): string[] {
