@@ -28,6 +28,7 @@ import type { Failpoints } from "../failpoints/failpoints.js";
 import { inSpan } from "../telemetry/tracing.js";
 import { withTimeout } from "./deadline.js";
 import { ParticipantCallError } from "./errors.js";
+import { InvariantError } from "../core/assert.js";
 
 export type ClientInput = Extract<
   Input,
@@ -485,6 +486,10 @@ export class Driver {
       return await inSpan(`${op} ${name}`, { "verdict.participant": name, "verdict.op": op }, () =>
         withTimeout(call(p), Math.min(boundMs, this.d.participantCallTimeoutMs), `${op} ${name}`),
       );
+    } catch (e) {
+      // A broken invariant is never a participant failure to retry: the process dies.
+      if (e instanceof InvariantError) crash(e);
+      throw e;
     } finally {
       end();
     }
@@ -492,6 +497,14 @@ export class Driver {
 }
 
 const localTerm = 1 as Term;
+
+/** Rethrows `e` outside any promise chain, so that it crashes the process (then fails over). */
+function crash(e: InvariantError): never {
+  process.nextTick(() => {
+    throw e;
+  });
+  throw e;
+}
 
 const afterDurable = {
   preparing: "after-preparing-durable",
