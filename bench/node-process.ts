@@ -12,6 +12,7 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
+import { services } from "../test/support/services.js";
 
 export interface NodeProcessOptions {
   readonly from: "dist" | "src";
@@ -72,6 +73,7 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
       ...options.participants.map((p) => ({
         kind: "postgres",
         ...p,
+        statementRoles: services.pgStatementRoles,
         schema: options.schema,
         poolSize: options.poolSize,
       })),

@@ -124,6 +124,7 @@ async function oneRun(r: {
           name: "pg-a",
           kind: "postgres",
           connectionString: services.pgUrlA,
+          statementRoles: services.pgStatementRoles,
           schema,
           poolSize: 2,
           inFlightMax: 100,

@@ -4,9 +4,10 @@
  * issued. The connection is the service's own (`pg`'s Client or PoolClient): the SDK needs
  * only its `query`, and so depends on no PostgreSQL driver.
  *
- * Requirements: the marker table exists (the participant creates it at start); the
- * service connects to the participant's database as the participant's role (COMMIT
- * PREPARED must run as the preparing role or a superuser), with INSERT on the marker.
+ * Requirements: the participant has started (it creates the `mark` function); the service
+ * connects to the participant's database as one of the participant's statement roles
+ * (COMMIT PREPARED must run as the preparing role, and Verdict needs a connection as it;
+ * docs/security.md), which may EXECUTE `mark` and nothing else of Verdict's schema.
  */
 import { gidLiteral } from "../shared/postgres/gid.js";
 import { schemaTables } from "../shared/postgres/marker-tables.js";
@@ -22,6 +23,7 @@ export interface PgCommandResult {
   /** The command tag: `PREPARE`, or `ROLLBACK` when the transaction had failed. */
   readonly command: string;
   readonly rowCount: number | null;
+  readonly rows: readonly Record<string, unknown>[];
 }
 
 export interface ServiceBranchOptions {
@@ -48,11 +50,11 @@ export async function prepareServiceBranch(
     await client.query("savepoint verdict_in_transaction");
     await client.query("release savepoint verdict_in_transaction");
     const marker = await client.query({
-      text: `insert into ${tables.marker} (gid) select $1
-             where not exists (select 1 from ${tables.tombstone} where gid = $1)`,
+      text: `select ${tables.mark}($1) as xid`,
       values: [gid],
     });
-    if (marker.rowCount !== 1) throw new Error("Verdict already rolled this branch back");
+    if ((marker.rows[0]?.["xid"] ?? null) === null)
+      throw new Error("Verdict already rolled this branch back");
   } catch (err) {
     await client.query("rollback").catch(() => undefined);
     throw new ServiceBranchPrepareError(

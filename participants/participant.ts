@@ -63,6 +63,11 @@ export interface BranchRef<P> {
 export interface PrepareContext {
   /** Absolute deadline (epoch ms); prepare gives up and votes no past it. */
   readonly deadlineMs: number;
+  /**
+   * The principal (token id) whose transaction this is: a participant may run its work
+   * with that principal's own credentials (PostgreSQL statement roles, docs/security.md).
+   */
+  readonly principal?: string;
 }
 
 export interface Phase2Context {

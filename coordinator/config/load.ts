@@ -72,6 +72,12 @@ export function validateConfig(raw: unknown, source: string, env = process.env):
   for (const p of config.participants) {
     if (names.has(p.name)) problems.push(`participant ${p.name} is configured twice`);
     names.add(p.name);
+    if (config.profile === "production" && p.kind === "postgres" && !hasStatementRoles(p)) {
+      problems.push(
+        `participant ${p.name}: a production node refuses to run client statements as Verdict's own ` +
+          "role; configure statementRoles, or set unsafeSingleRole: true (docs/security.md)",
+      );
+    }
   }
   const ids = new Set<string>();
   for (const t of config.tokens) {
@@ -97,6 +103,11 @@ export function validateConfig(raw: unknown, source: string, env = process.env):
     throw new ConfigError(`configuration ${source} is invalid:\n  - ${problems.join("\n  - ")}`);
   }
   return config;
+}
+
+/** A PostgreSQL participant with statement roles, or an explicit single-role acknowledgement. */
+function hasStatementRoles(p: Record<string, unknown>): boolean {
+  return p.statementRoles !== undefined || p.unsafeSingleRole === true;
 }
 
 /** The secret of a token, from the file or the environment (validated by validateConfig). */

@@ -57,6 +57,7 @@ function checkOnePhaseDue(l: Leader, live: LiveTxn): void {
     xid: live.header.xid,
     branch: only(live.branches).spec,
     deadlineMs: live.header.deadlineMs,
+    principal: live.header.principal,
   });
 }
 

@@ -199,6 +199,8 @@ export type Output =
       readonly xid: Xid;
       readonly branch: BranchSpec;
       readonly deadlineMs: number;
+      /** Whose transaction: a participant may run the work with that principal's rights. */
+      readonly principal: string;
     }
   | {
       readonly type: "commit" | "rollback";
@@ -214,6 +216,8 @@ export type Output =
       readonly xid: Xid;
       readonly branch: BranchSpec;
       readonly deadlineMs: number;
+      /** Whose transaction: a participant may run the work with that principal's rights. */
+      readonly principal: string;
     }
   | { readonly type: "forgotten"; readonly branches: readonly BranchSpec[] }
   | { readonly type: "reply"; readonly req: ReqId; readonly reply: Reply };

@@ -29,6 +29,7 @@ export function preparingApplied(l: Leader, live: LiveTxn, onePhase: boolean): v
       xid: live.header.xid,
       branch: only(live.branches).spec,
       deadlineMs: live.header.deadlineMs,
+      principal: live.header.principal,
     });
     return;
   }
@@ -55,6 +56,7 @@ export function sendPrepares(l: Leader, live: LiveTxn): void {
     xid: live.header.xid,
     branch: next.spec,
     deadlineMs: live.header.deadlineMs,
+    principal: live.header.principal,
   });
 }
 

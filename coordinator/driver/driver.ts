@@ -310,7 +310,10 @@ export class Driver {
       case "prepare":
         return void this.participantCall(o.branch.participant, "prepare", async (p) => {
           await this.d.failpoints.hit("before-prepare");
-          const vote = await p.prepare(o.branch, { deadlineMs: o.deadlineMs });
+          const vote = await p.prepare(o.branch, {
+            deadlineMs: o.deadlineMs,
+            principal: o.principal,
+          });
           await this.d.failpoints.hit("after-prepare");
           return vote;
         }).then(
@@ -356,7 +359,10 @@ export class Driver {
           if (o.type === "commit-one-phase") {
             if (!p.commitOnePhase) throw new Error(`${p.name} cannot commit in one phase`);
             await this.d.failpoints.hit("before-one-phase-commit");
-            const result = await p.commitOnePhase(o.branch, { deadlineMs: o.deadlineMs });
+            const result = await p.commitOnePhase(o.branch, {
+              deadlineMs: o.deadlineMs,
+              principal: o.principal,
+            });
             await this.d.failpoints.hit("after-one-phase-commit");
             return result;
           }

@@ -6,7 +6,7 @@
 # data directory is kept either way (its cluster id and decision log stay).
 set -euo pipefail
 out=${1:?usage: make-config.sh OUT_DIR}
-version="# demo-config-version: 2"
+version="# demo-config-version: 3"
 mkdir -p "$out"
 if [ -f "$out/verdict.yaml" ]; then
   grep -qxF "$version" "$out/verdict.yaml" && exit 0
@@ -41,9 +41,13 @@ participants:
   - name: pg-a
     kind: postgres
     connectionString: postgres://verdict:$pg_password@127.0.0.1:$pg_port/verdict_a
+    # Client statements run as verdict_stmt, never as Verdict's own role (docs/security.md).
+    statementRoles: { default: { user: verdict_stmt, password: "$pg_password" } }
   - name: pg-b
     kind: postgres
     connectionString: postgres://verdict:$pg_password@127.0.0.1:$pg_port/verdict_b
+    # Client statements run as verdict_stmt, never as Verdict's own role (docs/security.md).
+    statementRoles: { default: { user: verdict_stmt, password: "$pg_password" } }
   - name: redis
     kind: redis
     url: redis://127.0.0.1:$redis_port

@@ -102,6 +102,8 @@ print_env() {
 export VERDICT_PG_URL_A='postgres://verdict:$VERDICT_PG_PASSWORD@127.0.0.1:$VERDICT_PG_PORT/verdict_a'
 export VERDICT_PG_URL_B='postgres://verdict:$VERDICT_PG_PASSWORD@127.0.0.1:$VERDICT_PG_PORT/verdict_b'
 export VERDICT_PG_ADMIN_URL='postgres://verdict:$VERDICT_PG_PASSWORD@127.0.0.1:$VERDICT_PG_PORT/postgres'
+export VERDICT_PG_STATEMENT_USER='verdict_stmt'
+export VERDICT_PG_STATEMENT_USER_2='verdict_stmt_2'
 export VERDICT_REDIS_URL='redis://127.0.0.1:$VERDICT_REDIS_PORT'
 export VERDICT_KAFKA_BROKERS='127.0.0.1:$VERDICT_KAFKA_PORT'
 EOF

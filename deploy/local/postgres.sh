@@ -44,18 +44,62 @@ shared_buffers = 128MB
 CONF
 }
 
+# Roles (docs/security.md): verdict is Verdict's bookkeeping role (owns the databases and
+# Verdict's schema); verdict_stmt runs client statements (the default statement role) and
+# verdict_stmt_2 serves a second principal. Neither statement role is a member of verdict.
+PG_STATEMENT_ROLES=(verdict_stmt verdict_stmt_2)
+
 postgres_bootstrap() {
-  local bin=$1 psql=("$bin/psql" -h "$PG_DIR" -p "$VERDICT_PG_PORT" -U "$PG_OS_USER" -v ON_ERROR_STOP=1 -qAt)
+  local bin=$1
+  local psql=("$bin/psql" -h "$PG_DIR" -p "$VERDICT_PG_PORT" -U "$PG_OS_USER" -v ON_ERROR_STOP=1 -qAt)
   if [ "$(pg_run "${psql[@]}" -d postgres -c "select 1 from pg_roles where rolname='verdict'")" != 1 ]; then
     log "creating role verdict and databases verdict, verdict_a, verdict_b"
     pg_run "${psql[@]}" -d postgres -c "create role verdict login password '$VERDICT_PG_PASSWORD' createdb"
   fi
-  local db
+  # Verdict's default schema is also named verdict: with the default search_path ("$user",
+  # public) the role's unqualified CREATE TABLE would land in Verdict's own schema.
+  pg_run "${psql[@]}" -d postgres -c "alter role verdict set search_path = public"
+  local db role
+  for role in "${PG_STATEMENT_ROLES[@]}"; do
+    if [ "$(pg_run "${psql[@]}" -d postgres -c "select 1 from pg_roles where rolname='$role'")" != 1 ]; then
+      log "creating statement role $role"
+      pg_run "${psql[@]}" -d postgres -c "create role $role login password '$VERDICT_PG_PASSWORD'"
+    fi
+    # Idempotent on an existing data folder: no superuser, no membership in verdict.
+    pg_run "${psql[@]}" -d postgres -c "set client_min_messages = error" \
+      -c "alter role $role nosuperuser nocreatedb nocreaterole nobypassrls" \
+      -c "revoke verdict from $role"
+  done
+  # Verdict (not a superuser) ends a statement session of a cancelled prepare through the
+  # statement role's own pool, so it needs no pg_signal_backend.
   for db in verdict verdict_a verdict_b; do
     if [ "$(pg_run "${psql[@]}" -d postgres -c "select 1 from pg_database where datname='$db'")" != 1 ]; then
       pg_run "${psql[@]}" -d postgres -c "create database $db owner verdict"
     fi
+    postgres_grant_business "$db"
   done
+  # Other principals' gids: pg_prepared_xacts lists every database's prepared transactions,
+  # so PUBLIC loses it in every database that accepts connections (and template1, for new
+  # ones). A view's functions are checked against the caller, hence both grants.
+  for db in $(pg_run "${psql[@]}" -d postgres -c "select datname from pg_database where datallowconn"); do
+    pg_run "${psql[@]}" -d "$db" \
+      -c "revoke all on pg_catalog.pg_prepared_xacts from public" \
+      -c "revoke execute on function pg_catalog.pg_prepared_xact() from public" \
+      -c "grant select on pg_catalog.pg_prepared_xacts to verdict" \
+      -c "grant execute on function pg_catalog.pg_prepared_xact() to verdict"
+  done
+}
+
+# postgres_grant_business DB: the default statement role gets the business tables of the
+# demo and tests (tables verdict creates in schema public), nothing else; verdict_stmt_2 gets
+# only what a test grants it.
+postgres_grant_business() { # uses the caller's psql array
+  local db=$1
+  pg_run "${psql[@]}" -d "$db" \
+    -c "alter default privileges for role verdict in schema public grant select, insert, update, delete on tables to verdict_stmt" \
+    -c "alter default privileges for role verdict in schema public grant usage, select on sequences to verdict_stmt" \
+    -c "grant select, insert, update, delete on all tables in schema public to verdict_stmt" \
+    -c "grant usage, select on all sequences in schema public to verdict_stmt"
 }
 
 postgres_up() {

@@ -1,8 +1,9 @@
 /**
- * Runs one coordinator-executed branch on a pooled connection:
- * BEGIN → each statement (bounded by the deadline) → marker insert → PREPARE TRANSACTION
- * (two-phase) or COMMIT (one-phase). Returns what happened; the caller turns it into a
- * vote or a one-phase outcome and decides how to return the connection to the pool.
+ * Runs one coordinator-executed branch on a pooled connection of a statement role:
+ * BEGIN → each statement (bounded by the deadline) → marker (the `mark` function, which
+ * returns the transaction's id) → that id recorded on Verdict's own connection →
+ * PREPARE TRANSACTION (two-phase) or COMMIT (one-phase). Returns what happened; the caller
+ * turns it into a vote or a one-phase outcome and decides how to return the connection.
  */
 import type pg from "pg";
 import { messageOf } from "../common/errors.js";
@@ -44,6 +45,11 @@ export interface BranchTx {
   readonly tables: SchemaTables;
   /** Set when a rollback of this branch arrived: stop before the next step. */
   readonly isCancelled: () => boolean;
+  /**
+   * Records the branch's transaction id (xid8 as text) on Verdict's own connection, before
+   * PREPARE or COMMIT: only a marker from that transaction counts. Throws if it could not.
+   */
+  readonly recordXid: (xid: string) => Promise<void>;
 }
 
 /**
@@ -99,16 +105,25 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
     }
     stage = "the marker insert";
     if (tx.isCancelled()) return cancelled();
-    // The tombstone guard closes most of the window against a rollback from another
-    // coordinator process; recovery rolls back anything that still slips through.
-    const marker = await bounded(
-      `insert into ${tx.tables.marker} (gid) select $1
-       where not exists (select 1 from ${tx.tables.tombstone} where gid = $1)`,
-      [tx.gid],
-    );
+    // The tombstone guard (inside `mark`) closes most of the window against a rollback from
+    // another coordinator process; recovery rolls back anything that still slips through.
+    const marker = await bounded(`select ${tx.tables.mark}($1) as xid`, [tx.gid]);
     if (marker === undefined) return deadlinePassed();
-    if (marker.rowCount !== 1)
+    const xid = (marker.rows[0] as { xid: string | null } | undefined)?.xid ?? null;
+    if (xid === null)
       return refused(noVoteReasons.rolledBack, "the branch has a rollback tombstone");
+    if (tx.isCancelled()) return cancelled();
+    stage = "recording the transaction id";
+    try {
+      await tx.recordXid(xid);
+    } catch (err) {
+      await query(tx.client, "rollback", [], clientTimeoutGraceMs).catch(() => undefined);
+      inTransaction = false;
+      return refused(
+        noVoteReasons.participantUnavailable,
+        `Verdict's bookkeeping failed while ${stage}: ${messageOf(err)}`,
+      );
+    }
     if (tx.isCancelled()) return cancelled();
     if (tx.deadlineMs <= Date.now()) return deadlinePassed();
     stage = tx.end === "prepare" ? "PREPARE TRANSACTION" : "COMMIT";

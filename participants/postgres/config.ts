@@ -1,11 +1,28 @@
 /**
- * Configuration of one PostgreSQL participant (one database, one role, one pool).
- * Validated once; every limit has a default and a ceiling.
+ * Configuration of one PostgreSQL participant: one database, Verdict's bookkeeping role
+ * (the connection fields at the top level) and the statement roles that run branch
+ * statements (docs/security.md). Validated once; every limit has a default and a ceiling.
  */
 import { z } from "zod";
 import { participantNameSchema, parseParticipantConfig } from "../common/config.js";
 import { PostgresConfigError } from "./errors.js";
 import { schemaNamePattern } from "../../shared/postgres/marker-tables.js";
+
+/**
+ * A login role that runs coordinator-executed statements: a full connection string, or a
+ * user and password with the participant's own host, port and database.
+ */
+const statementRoleSchema = z
+  .strictObject({
+    connectionString: z.string().min(1).optional(),
+    user: z.string().min(1).max(63).optional(),
+    password: z.string().optional(),
+  })
+  .refine((r) => (r.connectionString === undefined) !== (r.user === undefined), {
+    message: "give either connectionString or user (with password)",
+  });
+
+export type StatementRoleConfig = z.output<typeof statementRoleSchema>;
 
 export const postgresParticipantConfigSchema = z
   .strictObject({
@@ -33,9 +50,33 @@ export const postgresParticipantConfigSchema = z
     inFlightMax: z.number().int().min(1).max(100_000).default(100),
     /** Accept service-prepared (XA-style) branches. */
     allowServicePrepared: z.boolean().default(true),
+    /**
+     * Roles that run branch statements: `default`, and per principal (token id). Absent:
+     * statements run as the bookkeeping role (unsafe; refused by a production profile
+     * unless `unsafeSingleRole` is set).
+     */
+    statementRoles: z
+      .strictObject({
+        default: statementRoleSchema,
+        byPrincipal: z.record(z.string().min(1).max(128), statementRoleSchema).default({}),
+      })
+      .optional(),
+    /** Acknowledges that client statements run as Verdict's own role (docs/security.md). */
+    unsafeSingleRole: z.boolean().default(false),
+    /** Connections of the bookkeeping role (markers, tombstones, phase-2 reads). */
+    bookkeepingPoolSize: z.number().int().min(1).max(200).default(5),
+    /** lock_timeout of every bookkeeping statement: a branch's locks cannot stall Verdict. */
+    bookkeepingLockTimeoutMs: z.number().int().min(10).max(60_000).default(1_000),
+    /** statement_timeout of every bookkeeping statement. */
+    bookkeepingStatementTimeoutMs: z.number().int().min(100).max(600_000).default(5_000),
+    /** Phase 2 of a branch failing for longer than this makes health report degraded. */
+    phase2StuckAfterMs: z.number().int().min(100).max(3_600_000).default(30_000),
   })
   .refine((c) => (c.connectionString === undefined) !== (c.database === undefined), {
     message: "give either connectionString or database (with host, port, user, password)",
+  })
+  .refine((c) => !(c.statementRoles !== undefined && c.unsafeSingleRole), {
+    message: "unsafeSingleRole contradicts statementRoles: give one or the other",
   });
 
 export type PostgresParticipantConfigInput = z.input<typeof postgresParticipantConfigSchema>;

@@ -1,7 +1,9 @@
 /**
  * The PostgreSQL participant: branches are PostgreSQL prepared transactions
- * (ARCHITECTURE.md §2). One pg.Pool per participant; every phase-2 outcome that cannot
- * find its prepared transaction is classified from the marker (already done vs heuristic).
+ * (docs/architecture.md §2). Branch statements run as statement roles, Verdict's own
+ * bookkeeping as its own role (roles.ts, docs/security.md); every phase-2 outcome that
+ * cannot find its prepared transaction is classified from the branch's verified marker
+ * (already done vs heuristic).
  */
 import pg from "pg";
 import type {
@@ -15,6 +17,7 @@ import type {
   PrepareContext,
   Vote,
 } from "../participant.js";
+import { Bookkeeping, type BranchState } from "./bookkeeping.js";
 import { noVoteReasons, runBranchTx, type BranchTxResult } from "./branch-tx.js";
 import { clusterIdProblem } from "../common/cluster-id.js";
 import { Lifecycle } from "../common/lifecycle.js";
@@ -38,10 +41,14 @@ import {
 import { clusterGidPrefix, gidLiteral } from "../../shared/postgres/gid.js";
 import type { PostgresPayload, PostgresStatement } from "./payload.js";
 import { schemaTables, type SchemaTables } from "../../shared/postgres/marker-tables.js";
+import { Phase2Watch } from "./phase2-watch.js";
+import { createPools, type Pools, type StatementPool } from "./roles.js";
 import { query } from "./sql.js";
 import {
   checkServer,
+  checkStatementRoleWalledOff,
   createSchemaAndRegister,
+  identifyStatementRole,
   probeTwoPhase,
   type StartupContext,
 } from "./startup.js";
@@ -70,25 +77,25 @@ export function createPostgresParticipant(
 /** A prepare (or one-phase commit) running in this process. */
 interface InFlight {
   cancelled: boolean;
-  /** Backend running the branch, once known. */
+  /** Backend running the branch, once known, and the pool (role) it belongs to. */
   pid: number | undefined;
+  pool: pg.Pool | undefined;
   /** Resolves once the branch's connection is back in the pool or destroyed. */
   readonly settled: Promise<void>;
   /** A pg_terminate_backend sent by a rollback; awaited before the connection is released. */
   termination: Promise<unknown> | undefined;
 }
 
-interface BranchState {
-  readonly pid: number;
-  readonly prepared: boolean;
-  readonly marker: boolean;
-  readonly tombstone: boolean;
-}
-
 class PostgresParticipantImpl implements PostgresParticipant {
   readonly kind = "postgres" as const;
   readonly name: string;
-  private readonly pool: pg.Pool;
+  private readonly pools: Pools;
+  private readonly bookkeeping: Bookkeeping;
+  /** Pools by role name, filled at start: phase 2 runs as the role that prepared. */
+  private readonly poolsByRole = new Map<string, pg.Pool>();
+  private readonly watch: Phase2Watch;
+  /** Markers seen for a gid but not written by its transaction (forged), since start. */
+  private forgedMarkersIgnored = 0;
   private readonly tables: SchemaTables;
   /** Started with this cluster id. */
   private readonly life: Lifecycle<string>;
@@ -103,38 +110,26 @@ class PostgresParticipantImpl implements PostgresParticipant {
     this.name = config.name;
     this.life = new Lifecycle(this.name, (m) => new ParticipantNotStartedError(m, this.ids()));
     this.tables = schemaTables(config.schema);
-    this.pool = new pg.Pool({
-      connectionString: config.connectionString,
-      host: config.host,
-      port: config.port,
-      database: config.database,
-      user: config.user,
-      password: config.password,
-      max: config.poolSize,
-      connectionTimeoutMillis: config.connectTimeoutMs,
-      statement_timeout: config.statementTimeoutMs,
-      // A coordinator cut off mid-branch must not hold locks for long.
-      idle_in_transaction_session_timeout: config.prepareTimeoutMs,
-      application_name: `verdict:${config.name}`.slice(0, 63),
-      keepAlive: true,
-    });
-    // Without listeners a broken connection (idle, or checked out between queries, e.g.
-    // terminated by a rollback) would raise an uncaught 'error' and crash the process.
-    this.pool.on("error", (err) =>
-      this.logger.warn({ participant: this.name, err }, "idle connection failed"),
+    this.pools = createPools(config, logger);
+    this.bookkeeping = new Bookkeeping(
+      (text, values) =>
+        this.withClient(this.pools.bookkeeping, (c) =>
+          query(c, text, values, this.config.phase2TimeoutMs),
+        ),
+      this.tables,
     );
-    this.pool.on("connect", (client) =>
-      client.on("error", (err) =>
-        this.logger.warn({ participant: this.name, err }, "connection failed"),
-      ),
-    );
+    this.watch = new Phase2Watch(Math.max(config.inFlightMax, 100));
+  }
+
+  private get singleRole(): boolean {
+    return this.config.statementRoles === undefined;
   }
 
   async start(clusterId: string): Promise<void> {
     const clusterIdRefusal = clusterIdProblem(clusterId);
     if (clusterIdRefusal !== undefined) throw new PostgresConfigError(clusterIdRefusal, this.ids());
     this.life.assertOpen();
-    await this.withClient(async (client) => {
+    await this.withClient(this.pools.bookkeeping, async (client) => {
       const ctx: StartupContext = {
         client,
         participant: this.name,
@@ -143,13 +138,47 @@ class PostgresParticipantImpl implements PostgresParticipant {
         inFlightMax: this.config.inFlightMax,
         timeoutMs: this.config.phase2TimeoutMs,
       };
-      this.database = await checkServer(ctx);
-      await createSchemaAndRegister(ctx, clusterId);
-      await probeTwoPhase(ctx, clusterId);
+      const server = await checkServer(ctx);
+      this.database = server.database;
+      const statementPools = [...this.pools.byLabel.values()];
+      for (const sp of statementPools) {
+        sp.role = await this.withClient(sp.pool, (c) =>
+          identifyStatementRole(ctx, c, server.role, this.singleRole),
+        );
+      }
+      const roles = [...new Set(statementPools.map((sp) => sp.role))];
+      await createSchemaAndRegister(
+        ctx,
+        clusterId,
+        roles.filter((r) => r !== server.role),
+      );
+      for (const role of roles) {
+        const sp = statementPools.find((p) => p.role === role);
+        if (sp === undefined) throw new Error("assertion: a statement role without a pool");
+        this.poolsByRole.set(role, sp.pool);
+        await this.withClient(sp.pool, async (c) => {
+          if (!this.singleRole) await checkStatementRoleWalledOff(ctx, c);
+          await probeTwoPhase(ctx, c, clusterId);
+        });
+      }
+      if (!this.poolsByRole.has(server.role))
+        this.poolsByRole.set(server.role, this.pools.bookkeeping);
     });
     this.life.started(clusterId);
+    if (this.singleRole) {
+      this.logger.error(
+        { participant: this.name },
+        "UNSAFE: no statementRoles configured; client statements run as Verdict's own bookkeeping role " +
+          "and can read and change its markers and tombstones (docs/security.md)",
+      );
+    }
     this.logger.info(
-      { participant: this.name, clusterId, schema: this.config.schema },
+      {
+        participant: this.name,
+        clusterId,
+        schema: this.config.schema,
+        roles: [...this.poolsByRole.keys()],
+      },
       "postgres participant started",
     );
   }
@@ -162,12 +191,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
       case "service-prepared":
         return this.checkServicePrepared(branch.branchId);
       case "statements": {
-        const result = await this.runBranch(
-          branch.branchId,
-          payload.statements,
-          "prepare",
-          ctx.deadlineMs,
-        );
+        const result = await this.runBranch(branch.branchId, payload.statements, "prepare", ctx);
         return result.kind === "vote"
           ? result.vote
           : this.answerUnknownPrepare(branch.branchId, result.cause);
@@ -180,11 +204,20 @@ class PostgresParticipantImpl implements PostgresParticipant {
   async commit(branch: BranchRef<PostgresPayload>, ctx: Phase2Context): Promise<Phase2Outcome> {
     this.life.assertStarted();
     const gid = branch.branchId;
-    if (await this.finishPrepared(gid, "commit prepared")) {
+    return this.watched(gid, () => this.commitWatched(gid, ctx));
+  }
+
+  private async commitWatched(gid: BranchId, ctx: Phase2Context): Promise<Phase2Outcome> {
+    // Records the transaction from pg_prepared_xacts first: COMMIT PREPARED is never sent
+    // for a branch whose marker could not be verified afterwards.
+    const row = await this.guard(gid, "recording the prepared transaction", () =>
+      this.bookkeeping.prepared(gid, true),
+    );
+    if (row !== undefined && (await this.finishPrepared(gid, row.owner, "commit prepared"))) {
       this.logger.info({ participant: this.name, gid, term: ctx.term }, "branch committed");
       return { outcome: "done" };
     }
-    const state = await this.guard(gid, "reading the marker", () => this.readBranchState(gid));
+    const state = await this.guard(gid, "reading the marker", () => this.branchState(gid));
     if (state.marker) return { outcome: "already-done" };
     return {
       outcome: "heuristic-rollback",
@@ -199,20 +232,54 @@ class PostgresParticipantImpl implements PostgresParticipant {
     this.life.assertStarted();
     const gid = branch.branchId;
     gidLiteral(gid);
-    // Durable first: from here on no prepare of this branch can succeed (across restarts).
-    await this.guard(gid, "recording the tombstone", () =>
-      this.phase2Query(
-        gid,
-        `insert into ${this.tables.tombstone} (gid) values ($1) on conflict do nothing`,
-        [gid],
-      ),
+    return this.watched(gid, () => this.rollbackWatched(gid, ctx));
+  }
+
+  /**
+   * Tombstone first (durable: no later prepare of this branch can succeed, across
+   * restarts), then ROLLBACK PREPARED. If the tombstone write is blocked (its bounded
+   * lock_timeout), the branch is rolled back anyway — while it is prepared its gid alone
+   * stops a second prepare — and the write is retried after; if it still fails the call
+   * throws a retryable error, and the next attempt writes it and finds the branch gone.
+   */
+  private async rollbackWatched(gid: BranchId, ctx: Phase2Context): Promise<Phase2Outcome> {
+    const tombstoneFailure = await this.bookkeeping.insertTombstone(gid).then(
+      () => undefined,
+      (err: unknown) => err,
     );
-    await this.stopInFlight(gid);
-    if (await this.finishPrepared(gid, "rollback prepared")) {
-      this.logger.info({ participant: this.name, gid, term: ctx.term }, "branch rolled back");
-      return { outcome: "done" };
+    if (tombstoneFailure !== undefined) {
+      this.logger.warn(
+        { participant: this.name, gid, err: tombstoneFailure },
+        "tombstone write failed; rolling the branch back first, then retrying it",
+      );
     }
-    const state = await this.guard(gid, "reading the marker", () => this.readBranchState(gid));
+    await this.stopInFlight(gid);
+    // Recording the transaction is best effort here: a rollback must not wait for it.
+    const row = await this.guard(gid, "reading the prepared transaction", async () => {
+      try {
+        return await this.bookkeeping.prepared(gid, true);
+      } catch (err) {
+        if (isTransient(err) && sqlStateOf(err) !== "57014") throw err;
+        return this.bookkeeping.prepared(gid, false);
+      }
+    });
+    const outcome =
+      row !== undefined && (await this.finishPrepared(gid, row.owner, "rollback prepared"))
+        ? ({ outcome: "done" } as const)
+        : await this.rollbackNotFound(gid);
+    if (outcome.outcome === "done") {
+      this.logger.info({ participant: this.name, gid, term: ctx.term }, "branch rolled back");
+    }
+    if (tombstoneFailure !== undefined) {
+      await this.guard(gid, "recording the tombstone after ROLLBACK PREPARED", () =>
+        this.bookkeeping.insertTombstone(gid),
+      );
+    }
+    return outcome;
+  }
+
+  private async rollbackNotFound(gid: BranchId): Promise<Phase2Outcome> {
+    const state = await this.guard(gid, "reading the marker", () => this.branchState(gid));
     if (!state.marker) return { outcome: "already-done" };
     return {
       outcome: "heuristic-commit",
@@ -220,6 +287,18 @@ class PostgresParticipantImpl implements PostgresParticipant {
         `ROLLBACK PREPARED found no prepared transaction ${gid} in database ${this.database}, ` +
         `but its commit marker is present: it was committed outside this decision`,
     };
+  }
+
+  /** Runs a phase-2 call and keeps track of branches whose phase 2 keeps failing. */
+  private async watched<T>(gid: BranchId, work: () => Promise<T>): Promise<T> {
+    try {
+      const result = await work();
+      this.watch.succeeded(gid);
+      return result;
+    } catch (err) {
+      this.watch.failed(gid, messageOf(err), Date.now());
+      throw err;
+    }
   }
 
   async commitOnePhase(
@@ -244,7 +323,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
         return { outcome: "committed" };
       }
       case "statements": {
-        const result = await this.runBranch(gid, payload.statements, "commit", ctx.deadlineMs);
+        const result = await this.runBranch(gid, payload.statements, "commit", ctx);
         if (result.kind === "unknown") {
           throw new ParticipantUnavailableError(
             `participant ${this.name}: the connection failed during COMMIT of ${gid}; ask isCommitted`,
@@ -264,7 +343,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
 
   async isCommitted(branchId: BranchId): Promise<boolean> {
     this.life.assertStarted();
-    return (await this.readBranchState(branchId)).marker;
+    return (await this.branchState(branchId)).marker;
   }
 
   async recover(): Promise<BranchId[]> {
@@ -281,21 +360,29 @@ class PostgresParticipantImpl implements PostgresParticipant {
   async forget(branchIds: readonly BranchId[]): Promise<void> {
     this.life.assertStarted();
     for (let i = 0; i < branchIds.length; i += forgetBatchMax) {
-      const batch = branchIds.slice(i, i + forgetBatchMax);
-      await this.phase2Query(
-        undefined,
-        `with m as (delete from ${this.tables.marker} where gid = any($1::text[]))
-         delete from ${this.tables.tombstone} where gid = any($1::text[])`,
-        [batch],
-      );
+      await this.bookkeeping.forget(branchIds.slice(i, i + forgetBatchMax));
     }
   }
 
   async health(): Promise<Health> {
     if (this.life.closed) return { ok: false, detail: "closed", warnings: [] };
+    const warnings = this.healthWarnings();
+    const stuck = this.watch.stuck(Date.now(), this.config.phase2StuckAfterMs);
+    if (stuck !== undefined) {
+      return {
+        ok: false,
+        detail:
+          `degraded: phase 2 of branch ${stuck.gid} has been failing for ${Date.now() - stuck.sinceMs} ms ` +
+          `(the oldest stuck branch): ${stuck.detail}`,
+        warnings,
+      };
+    }
     const started = Date.now();
     try {
-      const client = await this.connect(started + this.config.healthTimeoutMs);
+      const client = await this.connect(
+        this.pools.bookkeeping,
+        started + this.config.healthTimeoutMs,
+      );
       try {
         await query(
           client,
@@ -308,16 +395,34 @@ class PostgresParticipantImpl implements PostgresParticipant {
         client.release(true);
         throw err;
       }
-      return { ok: true, detail: `select 1 answered in ${Date.now() - started} ms`, warnings: [] };
+      return { ok: true, detail: `select 1 answered in ${Date.now() - started} ms`, warnings };
     } catch (err) {
-      return { ok: false, detail: messageOf(err), warnings: [] };
+      return { ok: false, detail: messageOf(err), warnings };
     }
+  }
+
+  private healthWarnings(): string[] {
+    const warnings: string[] = [];
+    if (this.singleRole) {
+      warnings.push(
+        "UNSAFE single role: client statements run as Verdict's bookkeeping role (configure statementRoles, docs/security.md)",
+      );
+    }
+    if (this.forgedMarkersIgnored > 0) {
+      warnings.push(
+        `${this.forgedMarkersIgnored} marker(s) not written by their branch's transaction were ignored since start (forged?)`,
+      );
+    }
+    return warnings;
   }
 
   async close(): Promise<void> {
     if (!this.life.close()) return;
     await Promise.allSettled([...this.inFlight.values()].map((f) => f.settled));
-    await this.pool.end();
+    await Promise.allSettled([
+      this.pools.bookkeeping.end(),
+      ...[...this.pools.byLabel.values()].map((sp) => sp.pool.end()),
+    ]);
   }
 
   // ---- prepare and one-phase commit ----
@@ -326,13 +431,14 @@ class PostgresParticipantImpl implements PostgresParticipant {
     gid: BranchId,
     statements: readonly PostgresStatement[],
     end: "prepare" | "commit",
-    callerDeadlineMs: number,
+    ctx: PrepareContext,
   ): Promise<{ kind: "vote"; vote: Vote } | { kind: "unknown"; cause: unknown }> {
     const no = (reason: string, detail: string) => ({
       kind: "vote" as const,
       vote: { vote: "no" as const, reason, detail },
     });
-    const deadlineMs = Math.min(callerDeadlineMs, Date.now() + this.config.prepareTimeoutMs);
+    const deadlineMs = Math.min(ctx.deadlineMs, Date.now() + this.config.prepareTimeoutMs);
+    const statementPool = this.statementPoolFor(ctx.principal);
     for (const [i, st] of statements.entries()) {
       const refusal = statementRefusal(st.sql);
       if (refusal !== undefined)
@@ -360,12 +466,15 @@ class PostgresParticipantImpl implements PostgresParticipant {
     const entry: InFlight = {
       cancelled: false,
       pid: undefined,
+      pool: statementPool.pool,
       termination: undefined,
       settled: new Promise<void>((resolve) => (settle = resolve)),
     };
     this.inFlight.set(gid, entry);
     try {
-      const client = await this.connect(deadlineMs).catch((err: unknown) => err as Error);
+      const client = await this.connect(statementPool.pool, deadlineMs).catch(
+        (err: unknown) => err as Error,
+      );
       if (client instanceof Error) {
         const reason = isTransient(client)
           ? noVoteReasons.participantUnavailable
@@ -374,8 +483,8 @@ class PostgresParticipantImpl implements PostgresParticipant {
       }
       let destroy = true;
       try {
-        const state = await this.readBranchStateOn(client, gid);
-        entry.pid = state.pid;
+        entry.pid = processIdOf(client);
+        const state = await this.branchState(gid);
         const answer = this.answerFromState(state, end);
         if (answer !== undefined) {
           destroy = false;
@@ -390,6 +499,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
           statementTimeoutMs: this.config.statementTimeoutMs,
           tables: this.tables,
           isCancelled: () => entry.cancelled,
+          recordXid: (xid) => this.bookkeeping.recordXid(gid, xid),
         });
         destroy = entry.cancelled || !connectionSound(result);
         if (!destroy) destroy = !(await this.resetSession(client));
@@ -441,7 +551,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
         return result;
       case "duplicate": {
         // Another session (a racing coordinator) holds or finished this branch.
-        const state = await this.readBranchState(gid).catch(() => undefined);
+        const state = await this.branchState(gid).catch(() => undefined);
         const answer = state === undefined ? undefined : this.answerFromState(state, end);
         return {
           kind: "vote",
@@ -459,7 +569,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
 
   /** PREPARE was sent but no answer came: the prepared transaction is the truth. */
   private async answerUnknownPrepare(gid: BranchId, cause: unknown): Promise<Vote> {
-    const state = await this.readBranchState(gid).catch(() => undefined);
+    const state = await this.branchState(gid).catch(() => undefined);
     if (state?.prepared === true) return { vote: "yes" };
     return {
       vote: "no",
@@ -476,22 +586,14 @@ class PostgresParticipantImpl implements PostgresParticipant {
         detail: `participant ${this.name} does not accept service-prepared branches`,
       };
     }
-    let rows: { owner: string; committable: boolean; tombstone: boolean }[];
+    let row: { owner: string } | undefined;
+    let state: BranchState;
     try {
-      rows = (
-        await this.phase2Query<{ owner: string; committable: boolean; tombstone: boolean }>(
-          gid,
-          `select p.owner::text as owner,
-                  p.owner = current_user or (select rolsuper from pg_roles where rolname = current_user) as committable,
-                  exists (select 1 from ${this.tables.tombstone} where gid = $1) as tombstone
-           from pg_prepared_xacts p where p.gid = $1 and p.database = current_database()`,
-          [gid],
-        )
-      ).rows;
+      row = await this.bookkeeping.prepared(gid, true);
+      state = await this.branchState(gid);
     } catch (err) {
       return { vote: "no", reason: noVoteReasons.participantUnavailable, detail: messageOf(err) };
     }
-    const row = rows[0];
     if (row === undefined) {
       return {
         vote: "no",
@@ -499,13 +601,13 @@ class PostgresParticipantImpl implements PostgresParticipant {
         detail: `no prepared transaction ${gid} in database ${this.database}`,
       };
     }
-    if (row.tombstone)
+    if (state.tombstone)
       return { vote: "no", reason: noVoteReasons.rolledBack, detail: "the branch was rolled back" };
-    if (!row.committable) {
+    if (!this.poolsByRole.has(row.owner)) {
       return {
         vote: "no",
         reason: noVoteReasons.notCommittable,
-        detail: `prepared by role ${row.owner}; COMMIT PREPARED needs that role or a superuser`,
+        detail: `prepared by role ${row.owner}; COMMIT PREPARED needs that role, and this participant has no connection as it`,
       };
     }
     return { vote: "yes" };
@@ -516,14 +618,18 @@ class PostgresParticipantImpl implements PostgresParticipant {
     const entry = this.inFlight.get(gid);
     if (entry === undefined) return;
     entry.cancelled = true;
-    if (entry.pid !== undefined) {
+    if (entry.pid !== undefined && entry.pool !== undefined) {
       const pid = entry.pid;
-      entry.termination = this.phase2Query(gid, "select pg_terminate_backend($1)", [pid]).catch(
-        (err: unknown) =>
-          this.logger.warn(
-            { participant: this.name, gid, pid, err },
-            "could not terminate an in-flight prepare",
-          ),
+      // From the branch's own role: a statement role may signal only its own sessions.
+      entry.termination = this.withClient(
+        entry.pool,
+        (c) => query(c, "select pg_terminate_backend($1)", [pid], this.config.phase2TimeoutMs),
+        gid,
+      ).catch((err: unknown) =>
+        this.logger.warn(
+          { participant: this.name, gid, pid, err },
+          "could not terminate an in-flight prepare",
+        ),
       );
     }
     await entry.settled;
@@ -531,32 +637,36 @@ class PostgresParticipantImpl implements PostgresParticipant {
 
   // ---- plumbing ----
 
-  private async readBranchState(gid: BranchId): Promise<BranchState> {
-    return this.withClient((client) => this.readBranchStateOn(client, gid), gid);
+  /** The branch's state on Verdict's connection; forged markers are counted and logged. */
+  private async branchState(gid: BranchId): Promise<BranchState> {
+    const state = await this.bookkeeping.branchState(gid);
+    if (state.forgedMarkers > 0) {
+      this.forgedMarkersIgnored += state.forgedMarkers;
+      this.logger.warn(
+        { participant: this.name, gid, forgedMarkers: state.forgedMarkers },
+        "ignored marker(s) for this branch not written by its own transaction (forged?)",
+      );
+    }
+    return state;
   }
 
-  private async readBranchStateOn(client: pg.ClientBase, gid: string): Promise<BranchState> {
-    const { rows } = await query<BranchState>(
-      client,
-      `select pg_backend_pid() as pid,
-         exists (select 1 from pg_prepared_xacts where gid = $1 and database = current_database()) as prepared,
-         exists (select 1 from ${this.tables.marker} where gid = $1) as marker,
-         exists (select 1 from ${this.tables.tombstone} where gid = $1) as tombstone`,
-      [gid],
-      this.config.phase2TimeoutMs,
-    );
-    const row = rows[0];
-    if (row === undefined) throw new Error("assertion: branch state query returned no row");
-    return row;
+  /** The statement pool of `principal`, or the default one. */
+  private statementPoolFor(principal: string | undefined): StatementPool {
+    const sp =
+      (principal === undefined ? undefined : this.pools.byLabel.get(principal)) ??
+      this.pools.byLabel.get("default");
+    if (sp === undefined) throw new Error("assertion: no default statement pool");
+    return sp;
   }
 
-  /** One autocommit query on a pooled connection; transient failures become ParticipantUnavailableError. */
+  /** One autocommit query on a bookkeeping connection; transient failures become ParticipantUnavailableError. */
   private async phase2Query<R extends pg.QueryResultRow>(
     gid: string | undefined,
     text: string,
     values: Parameters<typeof query>[2],
   ): Promise<pg.QueryResult<R>> {
     return this.withClient(
+      this.pools.bookkeeping,
       (client) => query<R>(client, text, values, this.config.phase2TimeoutMs),
       gid,
     );
@@ -567,13 +677,14 @@ class PostgresParticipantImpl implements PostgresParticipant {
    * any error that is not a plain server error (its state is then unknown).
    */
   private async withClient<T>(
+    pool: pg.Pool,
     work: (client: pg.PoolClient) => Promise<T>,
     gid?: string,
   ): Promise<T> {
     this.life.assertOpen();
     let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await pool.connect();
     } catch (err) {
       throw this.unavailable(gid, err);
     }
@@ -590,9 +701,9 @@ class PostgresParticipantImpl implements PostgresParticipant {
   }
 
   /** A pooled connection, or a rejection once `deadlineMs` passes (a late connection is released). */
-  private async connect(deadlineMs: number): Promise<pg.PoolClient> {
+  private async connect(pool: pg.Pool, deadlineMs: number): Promise<pg.PoolClient> {
     this.life.assertOpen();
-    const pending = this.pool.connect();
+    const pending = pool.connect();
     const client = await beforeDeadline(pending, deadlineMs);
     if (client === undefined) {
       pending.then(
@@ -614,13 +725,31 @@ class PostgresParticipantImpl implements PostgresParticipant {
     }
   }
 
-  /** COMMIT/ROLLBACK PREPARED; false if the prepared transaction does not exist (42704). */
+  /**
+   * COMMIT/ROLLBACK PREPARED as `owner`, the role that prepared it (PostgreSQL requires it);
+   * false if the prepared transaction does not exist (42704).
+   */
   private async finishPrepared(
     gid: BranchId,
+    owner: string,
     verb: "commit prepared" | "rollback prepared",
   ): Promise<boolean> {
+    const pool = this.poolsByRole.get(owner);
+    if (pool === undefined) {
+      throw new Phase2ServerError(
+        `participant ${this.name}: ${gid} was prepared by role ${owner}, and this participant has no ` +
+          `connection as it (COMMIT/ROLLBACK PREPARED needs the preparing role); configure it as a statement role`,
+        this.ids(gid),
+        "42501",
+        undefined,
+      );
+    }
     try {
-      await this.phase2Query(gid, `${verb} ${gidLiteral(gid)}`, []);
+      await this.withClient(
+        pool,
+        (c) => query(c, `${verb} ${gidLiteral(gid)}`, [], this.config.phase2TimeoutMs),
+        gid,
+      );
       return true;
     } catch (err) {
       if (sqlStateOf(err) === "42704") return false;
@@ -668,6 +797,12 @@ class PostgresParticipantImpl implements PostgresParticipant {
 function connectionSound(result: BranchTxResult): boolean {
   if (result.kind === "unknown") return false;
   return !(result.kind === "refused" && result.reason === noVoteReasons.participantUnavailable);
+}
+
+/** The backend pid of a connection (pg sets it at connect; absent from @types/pg). */
+function processIdOf(client: pg.PoolClient): number | undefined {
+  const pid = (client as unknown as { processID?: unknown }).processID;
+  return typeof pid === "number" ? pid : undefined;
 }
 
 function assertNever(value: never): never {

@@ -12,7 +12,7 @@ export const clientTimeoutGraceMs = 1_000;
 export function query<R extends pg.QueryResultRow = pg.QueryResultRow>(
   client: pg.ClientBase,
   text: string,
-  values: readonly PostgresParam[] | readonly (readonly string[])[],
+  values: readonly (PostgresParam | readonly string[])[],
   timeoutMs: number,
 ): Promise<pg.QueryResult<R>> {
   // `queryMode` and a per-query `query_timeout` are supported by pg 8 but absent from @types/pg.

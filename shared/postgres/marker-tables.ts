@@ -13,11 +13,25 @@ export interface SchemaTables {
   readonly marker: string;
   readonly tombstone: string;
   readonly cluster: string;
+  /** Verdict's record of the transaction id that prepared each branch (verifies markers). */
+  readonly branchXact: string;
+  /** The marker function, `"schema".mark` (SECURITY DEFINER; branches call it). */
+  readonly mark: string;
+  /** Its signature, for GRANT and to_regprocedure. */
+  readonly markSignature: string;
 }
 
 export function schemaTables(schema: string): SchemaTables {
   if (!schemaNamePattern.test(schema))
     throw new Error(`invalid schema name ${JSON.stringify(schema)}`);
   const q = `"${schema}"`;
-  return { schema: q, marker: `${q}.marker`, tombstone: `${q}.tombstone`, cluster: `${q}.cluster` };
+  return {
+    schema: q,
+    marker: `${q}.marker`,
+    tombstone: `${q}.tombstone`,
+    cluster: `${q}.cluster`,
+    branchXact: `${q}.branch_xact`,
+    mark: `${q}.mark`,
+    markSignature: `${q}.mark(text)`,
+  };
 }

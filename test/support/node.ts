@@ -34,6 +34,8 @@ export interface TestNodeOptions {
   /** Extra participants (beyond pg-a and pg-b on verdict_a / verdict_b). */
   readonly participants?: Record<string, unknown>[];
   readonly scopedParticipants?: string[];
+  /** Extra fields of both PostgreSQL participants (e.g. `statementRoles`). */
+  readonly postgres?: Record<string, unknown>;
   /**
    * PostgreSQL schema of Verdict's tables: a cluster id is registered per schema, so each new
    * test cluster gets its own (pass the same one again for a restart of the same cluster).
@@ -62,8 +64,14 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
         { id: "admin", role: "admin", secret: adminToken },
       ],
       participants: [
-        { name: "pg-a", kind: "postgres", connectionString: services.pgUrlA, schema },
-        { name: "pg-b", kind: "postgres", connectionString: services.pgUrlB, schema },
+        ...(["pg-a", "pg-b"] as const).map((name) => ({
+          name,
+          kind: "postgres",
+          connectionString: name === "pg-a" ? services.pgUrlA : services.pgUrlB,
+          schema,
+          statementRoles: services.pgStatementRoles,
+          ...opts.postgres,
+        })),
         ...(opts.participants ?? []),
       ],
       limits: { inFlightTransactionsMax: 256, ...opts.limits },

@@ -123,6 +123,8 @@ export async function createProcessCluster(
     kind: "postgres",
     connectionString,
     schema,
+    // Crash tests end branches by hand as deploy/local's verdict role, as a DBA would.
+    unsafeSingleRole: true,
     ...opts.participant,
   });
   const config = {

@@ -4,6 +4,17 @@
  */
 const pgPassword = process.env.VERDICT_PG_PASSWORD ?? "verdict-local-only";
 const pgPort = process.env.VERDICT_PG_PORT ?? "55432";
+/** deploy/local's statement roles (docs/security.md): the default one and a second principal's. */
+const pgStatementUser = process.env.VERDICT_PG_STATEMENT_USER ?? "verdict_stmt";
+const pgStatementUser2 = process.env.VERDICT_PG_STATEMENT_USER_2 ?? "verdict_stmt_2";
+
+/** `url` logged in as `user` (deploy/local gives every role the same password). */
+function asUser(url: string, user: string): string {
+  const u = new URL(url);
+  u.username = user;
+  u.password = pgPassword;
+  return u.toString();
+}
 
 export const services = {
   pgUrlA:
@@ -15,6 +26,12 @@ export const services = {
   pgAdminUrl:
     process.env.VERDICT_PG_ADMIN_URL ??
     `postgres://verdict:${pgPassword}@127.0.0.1:${pgPort}/postgres`,
+  pgStatementUser,
+  pgStatementUser2,
+  /** A participant's `statementRoles` with deploy/local's default statement role. */
+  pgStatementRoles: { default: { user: pgStatementUser, password: pgPassword } },
+  /** A database URL as another role, e.g. as the statement role that prepared a branch. */
+  pgUrlAs: asUser,
   redisUrl:
     process.env.VERDICT_REDIS_URL ??
     `redis://127.0.0.1:${process.env.VERDICT_REDIS_PORT ?? "56379"}`,

@@ -78,9 +78,20 @@ async function rollbackPrepared(rows: readonly PreparedRow[]): Promise<void> {
   for (const r of rows) await dbaRollback(r.database === "verdict_a" ? "pg-a" : "pg-b", r.gid);
 }
 
-/** ROLLBACK PREPARED by hand, from a connection of its own, as a DBA would. */
+/**
+ * ROLLBACK PREPARED by hand, from a connection of its own, as a DBA would: as the role that
+ * prepared it (PostgreSQL lets only that role or a superuser finish it; deploy/local gives
+ * its roles one password).
+ */
 export async function dbaRollback(db: Db, gid: string): Promise<void> {
-  await withClient(databases[db], (c) =>
+  const { rows } = await withClient(databases[db], (c) =>
+    c.query<{ owner: string }>(
+      "select owner::text as owner from pg_prepared_xacts where gid = $1",
+      [gid],
+    ),
+  );
+  const owner = rows[0]?.owner ?? services.pgStatementUser;
+  await withClient(services.pgUrlAs(databases[db], owner), (c) =>
     c.query(`rollback prepared '${gid.replaceAll("'", "''")}'`),
   );
 }

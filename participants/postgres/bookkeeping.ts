@@ -1,0 +1,98 @@
+/**
+ * Verdict's own reads and writes of its schema, always on the bookkeeping role's
+ * connections (never inside a branch): the branch's transaction record, the verified
+ * marker, tombstones, cleanup. A marker counts only if it was written by the branch's own
+ * transaction (its xid matches `branch_xact`); any other marker for the gid was forged by
+ * some other transaction through `mark`, and is ignored and reported.
+ */
+import type pg from "pg";
+import type { BranchId } from "../participant.js";
+import type { SchemaTables } from "../../shared/postgres/marker-tables.js";
+import { query } from "./sql.js";
+
+export interface BranchState {
+  readonly prepared: boolean;
+  /** A marker written by the branch's own transaction: the branch committed. */
+  readonly marker: boolean;
+  /** Markers for the gid from any other transaction (or from before xids were recorded). */
+  readonly forgedMarkers: number;
+  readonly tombstone: boolean;
+}
+
+/** The branch as pg_prepared_xacts shows it. */
+export interface PreparedRow {
+  readonly owner: string;
+  readonly transaction: string;
+}
+
+/** Runs one query on a bookkeeping connection (the caller classifies failures). */
+export type BookkeepingQuery = <R extends pg.QueryResultRow>(
+  text: string,
+  values: Parameters<typeof query>[2],
+) => Promise<pg.QueryResult<R>>;
+
+export class Bookkeeping {
+  constructor(
+    private readonly run: BookkeepingQuery,
+    private readonly t: SchemaTables,
+  ) {}
+
+  async branchState(gid: string): Promise<BranchState> {
+    const { t } = this;
+    const { rows } = await this.run<BranchState>(
+      `with x as (select xid from ${t.branchXact} where gid = $1)
+       select exists (select 1 from pg_prepared_xacts where gid = $1 and database = current_database()) as prepared,
+         exists (select 1 from ${t.marker} m, x where m.gid = $1 and xid(m.xid) = x.xid) as marker,
+         (select count(*)::int from ${t.marker} m where m.gid = $1
+            and not exists (select 1 from x where m.xid is not null and xid(m.xid) = x.xid)) as "forgedMarkers",
+         exists (select 1 from ${t.tombstone} where gid = $1) as tombstone`,
+      [gid],
+    );
+    const row = rows[0];
+    if (row === undefined) throw new Error("assertion: branch state query returned no row");
+    return row;
+  }
+
+  /** Records the transaction (`xid8` text from `mark`) that writes the branch's marker. */
+  async recordXid(gid: string, xid8: string): Promise<void> {
+    await this.run(
+      `insert into ${this.t.branchXact} (gid, xid) values ($1, xid($2::xid8))
+       on conflict (gid) do update set xid = excluded.xid, recorded_at = now()`,
+      [gid, xid8],
+    );
+  }
+
+  /**
+   * The prepared branch, if it is prepared; with `record`, its transaction (the truth from
+   * pg_prepared_xacts) is recorded in the same statement.
+   */
+  async prepared(gid: string, record: boolean): Promise<PreparedRow | undefined> {
+    const p = `select owner::text as owner, transaction from pg_prepared_xacts
+               where gid = $1 and database = current_database()`;
+    const text = record
+      ? `with p as (${p}),
+           r as (insert into ${this.t.branchXact} (gid, xid) select $1, transaction from p
+                 on conflict (gid) do update set xid = excluded.xid, recorded_at = now()
+                 where ${this.t.branchXact}.xid <> excluded.xid)
+         select owner, transaction::text as transaction from p`
+      : `select owner, transaction::text as transaction from (${p}) p`;
+    const { rows } = await this.run<PreparedRow>(text, [gid]);
+    return rows[0];
+  }
+
+  async insertTombstone(gid: string): Promise<void> {
+    await this.run(`insert into ${this.t.tombstone} (gid) values ($1) on conflict do nothing`, [
+      gid,
+    ]);
+  }
+
+  async forget(batch: readonly BranchId[]): Promise<void> {
+    const { t } = this;
+    await this.run(
+      `with m as (delete from ${t.marker} where gid = any($1::text[])),
+            x as (delete from ${t.branchXact} where gid = any($1::text[]))
+       delete from ${t.tombstone} where gid = any($1::text[])`,
+      [batch],
+    );
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The participant's connection pools, one per database role (docs/security.md):
+ *
+ * - bookkeeping: Verdict's own role; markers' verification, tombstones, transaction records,
+ *   recovery. Every statement runs under a short lock_timeout and statement_timeout, so
+ *   nothing a branch holds can stall it for long.
+ * - statement roles: `default` and one per configured principal; they run branch
+ *   statements and finish the prepared transactions they own (COMMIT/ROLLBACK PREPARED
+ *   must run as the preparing role). Without `statementRoles` (unsafe single-role mode) the
+ *   default statement pool logs in as the bookkeeping role.
+ */
+import pg from "pg";
+import type { ParticipantLogger } from "../common/logger.js";
+import type { PostgresParticipantConfig, StatementRoleConfig } from "./config.js";
+
+/** A pool of one statement role; `role` is its current_user, learned at start. */
+export interface StatementPool {
+  /** `default` or the principal it serves. */
+  readonly label: string;
+  readonly pool: pg.Pool;
+  role: string;
+}
+
+export interface Pools {
+  readonly bookkeeping: pg.Pool;
+  readonly byLabel: ReadonlyMap<string, StatementPool>;
+}
+
+export function createPools(config: PostgresParticipantConfig, logger: ParticipantLogger): Pools {
+  const connection = {
+    connectionString: config.connectionString,
+    host: config.host,
+    port: config.port,
+    database: config.database,
+    user: config.user,
+    password: config.password,
+  };
+  const bookkeeping = makePool(config, logger, {
+    ...connection,
+    max: config.bookkeepingPoolSize,
+    statement_timeout: config.bookkeepingStatementTimeoutMs,
+    lock_timeout: config.bookkeepingLockTimeoutMs,
+    application_name: `verdict:${config.name}`.slice(0, 63),
+  });
+  const statementPool = (label: string, role: StatementRoleConfig | undefined): StatementPool => ({
+    label,
+    role: "",
+    pool: makePool(config, logger, {
+      ...(role === undefined ? connection : roleConnection(config, role)),
+      max: config.poolSize,
+      statement_timeout: config.statementTimeoutMs,
+      // A coordinator cut off mid-branch must not hold locks for long.
+      idle_in_transaction_session_timeout: config.prepareTimeoutMs,
+      application_name: `verdict-stmt:${config.name}:${label}`.slice(0, 63),
+    }),
+  });
+  const byLabel = new Map<string, StatementPool>();
+  byLabel.set("default", statementPool("default", config.statementRoles?.default));
+  for (const [principal, role] of Object.entries(config.statementRoles?.byPrincipal ?? {})) {
+    byLabel.set(principal, statementPool(principal, role));
+  }
+  return { bookkeeping, byLabel };
+}
+
+/** The connection of a statement role: its own URL, or the participant's with its user. */
+function roleConnection(
+  config: PostgresParticipantConfig,
+  role: StatementRoleConfig,
+): pg.PoolConfig {
+  if (role.connectionString !== undefined) return { connectionString: role.connectionString };
+  if (config.connectionString === undefined) {
+    return {
+      host: config.host,
+      port: config.port,
+      database: config.database,
+      user: role.user,
+      password: role.password,
+    };
+  }
+  const url = new URL(config.connectionString);
+  url.username = encodeURIComponent(role.user ?? "");
+  url.password = encodeURIComponent(role.password ?? "");
+  return { connectionString: url.toString() };
+}
+
+function makePool(
+  config: PostgresParticipantConfig,
+  logger: ParticipantLogger,
+  options: pg.PoolConfig & { lock_timeout?: number },
+): pg.Pool {
+  const pool = new pg.Pool({
+    ...options,
+    connectionTimeoutMillis: config.connectTimeoutMs,
+    keepAlive: true,
+  });
+  // Without listeners a broken connection (idle, or checked out between queries, e.g.
+  // terminated by a rollback) would raise an uncaught 'error' and crash the process.
+  pool.on("error", (err) =>
+    logger.warn({ participant: config.name, err }, "idle connection failed"),
+  );
+  pool.on("connect", (client) =>
+    client.on("error", (err) =>
+      logger.warn({ participant: config.name, err }, "connection failed"),
+    ),
+  );
+  return pool;
+}
