@@ -56,16 +56,23 @@ describe("etcd decision log: fencing", () => {
     await cluster.deleteLeaderKey();
     const b = cluster.node("b");
     assert.ok(await b.leadership.campaign());
+    // Before B appends: only the leadership compare stands between A and log/3.
+    await assert.rejects(aLog.append(["a-3"]), NotLeaderError);
+    assert.equal(await cluster.get(cluster.layout.logKey(3)), undefined, "A wrote nothing");
     const bLog = await cluster.openLog(b);
     const landed = await bLog.append(["b-3"]);
     assert.equal(landed.firstIndex, 3);
     const before = await cluster.get(cluster.layout.logKey(3));
 
-    await assert.rejects(aLog.append(["a-3"]), NotLeaderError);
+    await assert.rejects(aLog.append(["a-4"]), NotLeaderError, "A's log stays stopped");
+    // Even sent straight at the landed index, A's term is refused and log/3 stays B's.
+    await assert.rejects(
+      sendAppendTxn(a.client, cluster.layout, aLog.term, 3, bytesOf(aLog.term, 3, "a-3")),
+      NotLeaderError,
+    );
     const afterKv = await cluster.get(cluster.layout.logKey(3));
     assert.equal(afterKv?.mod_revision, before?.mod_revision, "log/3 untouched");
     assert.equal(a.leadership.term, undefined, "A stepped down");
-    await assert.rejects(aLog.append(["a-4"]), NotLeaderError, "A's log stays stopped");
     const replayed = await bLog.replay();
     assert.deepEqual(
       replayed.entries.map((e) => e.record),
