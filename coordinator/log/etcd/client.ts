@@ -53,3 +53,8 @@ export function isNoSpace(error: unknown): boolean {
 export function isRequestRefused(error: unknown): boolean {
   return error instanceof GRPCInvalidArgumentError;
 }
+
+/** A read at a revision auto-compaction already discarded: re-sending it cannot succeed. */
+export function isCompacted(error: unknown): boolean {
+  return error instanceof Error && error.message.includes("required revision has been compacted");
+}

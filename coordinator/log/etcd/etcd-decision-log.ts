@@ -124,7 +124,9 @@ export class EtcdDecisionLog<R> implements ReplicatedDecisionLog<R> {
     );
     const pageKeys = Math.floor(o.replyBytesMax / (valueBytesMax + REQUEST_OVERHEAD_BYTES));
     assertLog(pageKeys >= 1, "the reply limit cannot hold one batch");
-    await ensureMeta(o.client, o.layout);
+    const stopped = () =>
+      o.leadership.term === term ? undefined : new NotLeaderError(undefined, term);
+    await resendUntilAnswered(() => ensureMeta(o.client, o.layout), stopped);
     return new EtcdDecisionLog(o, term, o.codec ?? jsonCodec<R>(), limits, pageKeys);
   }
 
@@ -141,7 +143,10 @@ export class EtcdDecisionLog<R> implements ReplicatedDecisionLog<R> {
 
   async replay(): Promise<{ snapshot?: LogSnapshot; entries: LogEntry<R>[] }> {
     if (this.failure !== undefined) throw this.failure;
-    const read = await readLog(this.o.client, this.o.layout, this.term, this.pageKeys);
+    const stopped = () =>
+      this.failure ??
+      (this.o.leadership.term === this.term ? undefined : new NotLeaderError(undefined, this.term));
+    const read = await readLog(this.o.client, this.o.layout, this.term, this.pageKeys, stopped);
     const base = read.snapshot?.pointer.index ?? 0;
     const entries: LogEntry<R>[] = [];
     for (const batch of read.batches) {

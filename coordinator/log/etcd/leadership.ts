@@ -15,6 +15,7 @@ import { NotLeaderError, assertLog } from "../errors.js";
 import { EtcdUnavailableError } from "./errors.js";
 import type { EtcdLayout } from "./layout.js";
 import { renewLease } from "./lease-keepalive.js";
+import { resendUntilAnswered } from "./resend.js";
 import { createRevisionIs, deleteRange, get, put, revision } from "./txn.js";
 import { decodeValue, encodeValue, schemas, type LeaderValue } from "./values.js";
 
@@ -39,6 +40,9 @@ export const leadershipDefaults = {
   demotionMarginMs: 1_000,
   requestTimeoutMs: 1_000,
 } as const;
+
+/** Delay before retrying a renewal that failed (not one that was acknowledged). */
+const RENEW_RETRY_MS = 200;
 
 export type LostReason = "lease-deadline" | "lease-gone" | "superseded" | "resigned" | "closed";
 
@@ -105,6 +109,7 @@ export class Leadership {
   /**
    * Tries to become leader: grants a lease, then creates `leader` on it only if absent.
    * Resolves with the term, or undefined when another node leads (its lease then revoked).
+   * Rejects EtcdUnavailableError when etcd did not answer: the caller campaigns again later.
    */
   async campaign(): Promise<number | undefined> {
     assertLog(
@@ -123,7 +128,11 @@ export class Leadership {
     const { client, layout } = this.o;
     // The deadline counts from the grant's send time: etcd starts the TTL no earlier.
     const sentMs = this.clockMs();
-    const grant = await client.leaseClient.leaseGrant({ TTL: this.o.leaseTtlSeconds });
+    const grant = await client.leaseClient
+      .leaseGrant({ TTL: this.o.leaseTtlSeconds })
+      .catch((err: unknown) =>
+        Promise.reject(new EtcdUnavailableError("lease grant", { cause: err })),
+      );
     const leaseId = grant.ID;
     const value: LeaderValue = { version: 1, nodeId: this.o.nodeId, url: this.o.url };
     let res;
@@ -160,12 +169,25 @@ export class Leadership {
     const run = this.run;
     if (!run?.active) return;
     this.demote(run, "resigned");
-    await this.o.client.kv
-      .txn({
+    const deleteKey = () =>
+      this.o.client.kv.txn({
         compare: [createRevisionIs(this.o.layout.leader, run.term)],
         success: [deleteRange(this.o.layout.leader)],
-      })
-      .catch(() => undefined); // the revoke (in demote) or the lease's expiry removes it too
+      });
+    await this.untilLeaseEnd(run, deleteKey);
+  }
+
+  /**
+   * Re-sends `send` after transient errors until answered or until the lease has surely
+   * expired (then etcd removed the key itself): resigning and revoking are best effort.
+   */
+  private async untilLeaseEnd(run: Run, send: () => Promise<unknown>): Promise<void> {
+    const endMs = run.lastAckSendMs + this.leaseTtlMs;
+    const stopped = () =>
+      this.clockMs() > endMs
+        ? new EtcdUnavailableError("lease end", { cause: "expired" })
+        : undefined;
+    await resendUntilAnswered(send, stopped).catch(() => undefined);
   }
 
   /** Demotes the given term if it is still the current one (idempotent). */
@@ -236,9 +258,12 @@ export class Leadership {
     run.demotionTimer = setTimeout(() => this.demote(run, "lease-deadline"), delayMs);
   }
 
-  /** Renews every TTL/3, so two renewals can be lost before the deadline. */
-  private scheduleRenewal(run: Run): void {
-    run.renewTimer = setTimeout(() => void this.renewOnce(run), this.leaseTtlMs / 3);
+  /**
+   * Renews every TTL/3, so two renewals can be lost before the deadline; a failed renewal
+   * is retried sooner (an etcd leader election or a dead member fails it fast).
+   */
+  private scheduleRenewal(run: Run, delayMs = this.leaseTtlMs / 3): void {
+    run.renewTimer = setTimeout(() => void this.renewOnce(run), delayMs);
   }
 
   private async renewOnce(run: Run): Promise<void> {
@@ -251,7 +276,9 @@ export class Leadership {
       run.lastAckSendMs = Math.max(run.lastAckSendMs, sentMs);
       this.armDemotion(run);
     } catch {
-      // Unanswered: the next interval tries again; the demotion timer bounds how long.
+      // Unanswered: try again soon; the demotion timer bounds how long.
+      if (run.active) this.scheduleRenewal(run, RENEW_RETRY_MS);
+      return;
     }
     if (run.active) this.scheduleRenewal(run);
   }
@@ -262,7 +289,7 @@ export class Leadership {
     clearTimeout(run.demotionTimer);
     clearTimeout(run.renewTimer);
     for (const l of this.listeners) l.lostLeadership?.(run.term, reason, run.lastAckSendMs);
-    void this.revoke(run.leaseId);
+    void this.untilLeaseEnd(run, () => this.o.client.leaseClient.leaseRevoke({ ID: run.leaseId }));
   }
 
   private async revoke(leaseId: string): Promise<void> {

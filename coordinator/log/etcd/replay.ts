@@ -4,14 +4,17 @@
  * election key's create revision), so it sees every append any earlier term made. Paginated:
  * a page holds at most `pageKeys` keys, sized so a page of the largest values stays under
  * the client's reply limit. The entries after the snapshot must be contiguous, or the node
- * refuses to lead (LogGapError).
+ * refuses to lead (LogGapError). Each request is re-sent after a transient error (a read is
+ * idempotent) until `stopped` says the term is over.
  */
 import { createHash } from "node:crypto";
 import type { Etcd3, IKeyValue } from "etcd3";
-import { assertLog } from "../errors.js";
+import { assertLog, type LogError } from "../errors.js";
 import { decodeBatch, type Batch } from "./batch-codec.js";
 import { EtcdFormatError, LogGapError } from "./errors.js";
 import { prefixEnd, type EtcdLayout } from "./layout.js";
+import { isCompacted } from "./client.js";
+import { resendUntilAnswered } from "./resend.js";
 import { revision } from "./txn.js";
 import { decodeValue, schemas, type SnapshotPointer } from "./values.js";
 
@@ -35,34 +38,37 @@ export async function readLog(
   layout: EtcdLayout,
   term: number,
   pageKeys: number,
+  stopped: () => LogError | undefined,
 ): Promise<ReadLog> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await readLogOnce(client, layout, term, pageKeys);
+      return await readLogOnce({ client, pageKeys, stopped }, layout, term);
     } catch (err) {
-      const compacted = err instanceof Error && err.message.includes("compacted");
-      if (!compacted || attempt >= COMPACTED_RESTARTS_MAX) throw err;
+      if (!isCompacted(err) || attempt >= COMPACTED_RESTARTS_MAX) throw err;
     }
   }
 }
 
-async function readLogOnce(
-  client: Etcd3,
-  layout: EtcdLayout,
-  term: number,
-  pageKeys: number,
-): Promise<ReadLog> {
+/** How to read: the client, keys per page, and when to give up re-sending. */
+interface Reader {
+  readonly client: Etcd3;
+  readonly pageKeys: number;
+  readonly stopped: () => LogError | undefined;
+}
+
+async function readLogOnce(reader: Reader, layout: EtcdLayout, term: number): Promise<ReadLog> {
   // A linearizable read fixes the revision: everything else is read at exactly it.
-  const first = await client.kv.range({ key: layout.snapshotPointer });
+  const first = await resendUntilAnswered(
+    () => reader.client.kv.range({ key: layout.snapshotPointer }),
+    reader.stopped,
+  );
   const rev = revision(first.header.revision);
   assertLog(rev >= term, `replay revision ${rev} is before the term ${term}`);
   const pointerKv = first.kvs[0];
   const snapshot =
-    pointerKv === undefined
-      ? undefined
-      : await readSnapshot(client, layout, pointerKv, rev, pageKeys);
+    pointerKv === undefined ? undefined : await readSnapshot(reader, layout, pointerKv, rev);
   const batches: Batch[] = [];
-  for await (const kv of rangeAt(client, layout.logPrefix, rev, pageKeys)) {
+  for await (const kv of rangeAt(reader, layout.logPrefix, rev)) {
     const decoded = decodeBatch(kv.value);
     if (decoded.status !== "ok") throw new EtcdFormatError(kv.key.toString(), decoded.reason);
     if (decoded.batch.firstIndex !== layout.indexOfLogKey(kv.key))
@@ -95,20 +101,14 @@ export function contiguousAfter(base: number, batches: readonly Batch[]): Batch[
 }
 
 async function readSnapshot(
-  client: Etcd3,
+  reader: Reader,
   layout: EtcdLayout,
   kv: IKeyValue,
   rev: number,
-  pageKeys: number,
 ): Promise<NonNullable<ReadLog["snapshot"]>> {
   const pointer = decodeValue(schemas.pointer, layout.snapshotPointer, kv.value);
   const chunks: Buffer[] = [];
-  for await (const chunk of rangeAt(
-    client,
-    layout.snapshotChunksPrefix(pointer.index),
-    rev,
-    pageKeys,
-  ))
+  for await (const chunk of rangeAt(reader, layout.snapshotChunksPrefix(pointer.index), rev))
     chunks.push(chunk.value);
   const data = Buffer.concat(chunks);
   const sha256 = createHash("sha256").update(data).digest("hex");
@@ -125,21 +125,20 @@ async function readSnapshot(
 }
 
 /** Every key under `prefix` at revision `rev`, in key order, `pageKeys` keys per request. */
-async function* rangeAt(
-  client: Etcd3,
-  prefix: Buffer,
-  rev: number,
-  pageKeys: number,
-): AsyncGenerator<IKeyValue> {
+async function* rangeAt(reader: Reader, prefix: Buffer, rev: number): AsyncGenerator<IKeyValue> {
   const end = prefixEnd(prefix);
   let from = prefix;
   for (;;) {
-    const res = await client.kv.range({
-      key: from,
-      range_end: end,
-      revision: rev,
-      limit: pageKeys,
-    });
+    const res = await resendUntilAnswered(
+      () =>
+        reader.client.kv.range({
+          key: from,
+          range_end: end,
+          revision: rev,
+          limit: reader.pageKeys,
+        }),
+      reader.stopped,
+    );
     yield* res.kvs;
     const last = res.kvs.at(-1);
     if (!res.more || last === undefined) return;

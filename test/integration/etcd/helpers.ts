@@ -7,12 +7,14 @@ import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Etcd3 } from "etcd3";
 import { connectEtcd, connectionDefaults } from "../../../coordinator/log/etcd/client.js";
 import {
   EtcdDecisionLog,
   type EtcdDecisionLogOptions,
 } from "../../../coordinator/log/etcd/etcd-decision-log.js";
+import { EtcdUnavailableError } from "../../../coordinator/log/etcd/errors.js";
 import { EtcdLayout, prefixEnd } from "../../../coordinator/log/etcd/layout.js";
 import {
   Leadership,
@@ -71,6 +73,18 @@ export class TestCluster {
     });
     this.leaderships.push(leadership);
     return { client, leadership };
+  }
+
+  /** Campaigns until etcd answers (a member may be down): the term, or undefined. */
+  async campaign(node: Node): Promise<number | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await node.leadership.campaign();
+      } catch (err) {
+        if (!(err instanceof EtcdUnavailableError) || attempt >= 20) throw err;
+        await sleep(250);
+      }
+    }
   }
 
   /** Opens a log for the node's current term and replays it (the takeover). */
