@@ -6,6 +6,7 @@
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Etcd3 } from "etcd3";
@@ -56,11 +57,16 @@ export interface Node {
 
 export class TestCluster {
   readonly layout = new EtcdLayout(`test-${randomUUID().slice(0, 8)}`);
-  readonly admin = connect();
-  private readonly clients: Etcd3[] = [this.admin];
+  readonly admin: Etcd3;
+  private readonly clients: Etcd3[];
   private readonly leaderships: Leadership[] = [];
 
-  node(nodeId: string, options: Partial<LeadershipOptions> = {}, hosts = endpoints): Node {
+  constructor(private readonly hosts: readonly string[] = endpoints) {
+    this.admin = connect(hosts);
+    this.clients = [this.admin];
+  }
+
+  node(nodeId: string, options: Partial<LeadershipOptions> = {}, hosts = this.hosts): Node {
     const client = connect(hosts);
     this.clients.push(client);
     const leadership = new Leadership({
@@ -158,4 +164,17 @@ export function killMember(member: number): void {
 
 export function restartMembers(): void {
   execFileSync(path.join(root, "deploy/local/local.sh"), ["up", "etcd"], { stdio: "ignore" });
+}
+
+/** The etcd binary deploy/local built (deploy/local/etcd.sh caches it per machine). */
+export function etcdBinary(): string {
+  const version = process.env.VERDICT_ETCD_VERSION ?? "3.6.16";
+  const cache =
+    process.env.VERDICT_ETCD_CACHE ??
+    path.join(
+      process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"),
+      "verdict",
+      `etcd-v${version}`,
+    );
+  return path.join(cache, "bin", "etcd");
 }
