@@ -3,10 +3,13 @@
  * - keeps every acknowledged append: a new leader's takeover replay returns exactly the
  *   records appended, at the indices the appends were given, in call order;
  * - commits in groups: many concurrent appends share few Txns (one in flight at a time);
- * - replays a snapshot plus the entries after it, and the snapshot cut the covered keys.
+ * - replays a snapshot plus the entries after it, and the snapshot cut the covered keys;
+ * - refuses to lead on a log with a hole: a takeover replay that finds log/<i> missing
+ *   between landed entries rejects LogGapError.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { LogGapError } from "../../../coordinator/log/etcd/errors.js";
 import { ensureEtcd, TestCluster } from "./helpers.js";
 
 describe("etcd decision log: append and replay", () => {
@@ -62,5 +65,18 @@ describe("etcd decision log: append and replay", () => {
       replayed.entries.map((e) => e.record),
       ["more-3", "more-4"],
     );
+  });
+
+  test("a takeover replay refuses a log with a hole", async () => {
+    await cluster.deleteLeaderKey();
+    const d = cluster.node("d");
+    assert.ok(await d.leadership.campaign());
+    const log = await cluster.openLog(d);
+    for (let i = 0; i < 3; i++) await log.append([`hole-${i}`]);
+    await cluster.admin
+      .delete()
+      .key(cluster.layout.logKey(log.lastIndex() - 1))
+      .exec();
+    await assert.rejects(log.replay(), LogGapError);
   });
 });
