@@ -7,7 +7,8 @@
  *   expired); the key goes once the lease does, and another node can then lead;
  * - confirmLeadership is a linearizable read: it refuses once the key is gone even though the
  *   node's lease clock still says it leads; concurrent callers share one read;
- * - resign deletes the key, and a standby's watch sees it go.
+ * - resign deletes the key, and a standby's watch sees it go;
+ * - nodes/<id> lists the live nodes with their role; a closed node's entry goes with its lease.
  */
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,6 +16,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NotLeaderError } from "../../../coordinator/log/errors.js";
 import type { LostReason } from "../../../coordinator/log/etcd/leadership.js";
+import { NodeRegistration, listNodes } from "../../../coordinator/log/etcd/node-registry.js";
 import { FaultProxy } from "./fault-proxy.js";
 import { endpoints, ensureEtcd, TestCluster } from "./helpers.js";
 
@@ -126,5 +128,25 @@ describe("etcd leadership", () => {
     await gone;
     assert.equal(await cluster.get(cluster.layout.leader), undefined);
     assert.ok(await b.leadership.campaign());
+  });
+
+  test("nodes register on their own leases; a closed node disappears", async () => {
+    const a = new NodeRegistration(cluster.admin, cluster.layout, "a", "http://a.test", 5);
+    const b = new NodeRegistration(cluster.admin, cluster.layout, "b", "http://b.test", 5);
+    await a.register();
+    await b.register();
+    await a.setRole("leader");
+    const roles = (await listNodes(cluster.admin, cluster.layout)).map((n) => [n.nodeId, n.role]);
+    assert.deepEqual(roles, [
+      ["a", "leader"],
+      ["b", "standby"],
+    ]);
+    await b.close();
+    const left = await listNodes(cluster.admin, cluster.layout);
+    assert.deepEqual(
+      left.map((n) => n.nodeId),
+      ["a"],
+    );
+    await a.close();
   });
 });
