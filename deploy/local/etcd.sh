@@ -77,19 +77,32 @@ etcd_member_dir() { echo "$ETCD_DIR/member-$1"; }
 etcd_member_pid() { echo "$ETCD_DIR/member-$1.pid"; }
 etcd_member_log() { echo "$ETCD_DIR/member-$1.log"; }
 
+# etcd_member_alive N: the pid file names a live (not zombie) etcd of THIS member: tests kill
+# members with SIGKILL, and a recycled pid must not pass for a running member.
+etcd_member_alive() {
+  local pidfile pid state
+  pidfile=$(etcd_member_pid "$1")
+  pid_alive "$pidfile" || return 1
+  pid=$(cat "$pidfile")
+  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [ "$state" != Z ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--data-dir $(etcd_member_dir "$1") "
+}
+
 # etcd_member_start N: start member N unless it runs. fsync stays on (etcd's default; there is
 # no flag that turns it off but --unsafe-no-fsync, never used here).
 etcd_member_start() {
   local n=$1 pidfile
   pidfile=$(etcd_member_pid "$n")
-  pid_alive "$pidfile" && return 0
+  etcd_member_alive "$n" && return 0
   local port
   for port in "$(etcd_client_port "$n")" "$(etcd_peer_port "$n")"; do
     port_open "$port" && die "port $port (etcd member $n) is taken by another process"
   done
   mkdir -p "$(etcd_member_dir "$n")"
   log "starting etcd member $n on 127.0.0.1:$(etcd_client_port "$n") (peer $(etcd_peer_port "$n"))"
-  nohup "$ETCD_BIN" \
+  # setsid: a member outlives the process group that started it (a test runner under
+  # `timeout` signals its whole group), so only `down` or a test's deliberate kill stops it.
+  setsid nohup "$ETCD_BIN" \
     --name "verdict-etcd-$n" \
     --data-dir "$(etcd_member_dir "$n")" \
     --listen-client-urls "http://127.0.0.1:$(etcd_client_port "$n")" \
@@ -111,8 +124,11 @@ etcd_member_start() {
 
 etcd_member_stop() {
   local n=$1
-  pid_alive "$(etcd_member_pid "$n")" && log "stopping etcd member $n"
-  stop_pid "etcd member $n" "$(etcd_member_pid "$n")"
+  if etcd_member_alive "$n"; then
+    log "stopping etcd member $n"
+    stop_pid "etcd member $n" "$(etcd_member_pid "$n")"
+  fi
+  rm -f "$(etcd_member_pid "$n")"
 }
 
 etcd_healthy() { "$ETCDCTL_BIN" --endpoints="$(etcd_endpoints)" --command-timeout=2s endpoint health >/dev/null 2>&1; }
@@ -133,7 +149,7 @@ etcd_down() {
 
 etcd_status() {
   local n running=0
-  for n in "${ETCD_MEMBERS[@]}"; do pid_alive "$(etcd_member_pid "$n")" && running=$((running + 1)); done
+  for n in "${ETCD_MEMBERS[@]}"; do etcd_member_alive "$n" && running=$((running + 1)); done
   if [ "$running" -gt 0 ] && [ -x "$ETCDCTL_BIN" ] && etcd_healthy; then
     log "etcd      up    $(etcd_endpoints)  ($running/3 members; quota $VERDICT_ETCD_QUOTA_BYTES bytes; data $ETCD_DIR)"
   elif [ "$running" -gt 0 ]; then

@@ -235,6 +235,7 @@ export class Leadership {
   /**
    * Watches `leader` (standbys campaign when it disappears). The callback gets the new
    * leader, or undefined on deletion. A watch is a hint: decisions re-read linearizably.
+   * Resolves once the watch is established; the caller cancels the watcher when done.
    */
   async watchLeader(onChange: (leader: LeaderInfo | undefined) => void): Promise<Watcher> {
     const watcher = await this.o.client.watch().key(this.o.layout.leader).create();

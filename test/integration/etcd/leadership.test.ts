@@ -118,14 +118,18 @@ describe("etcd leadership", () => {
     const a = cluster.node("a");
     const b = cluster.node("b");
     assert.ok(await a.leadership.campaign());
-    const gone = new Promise<void>((resolve) => {
-      void b.leadership.watchLeader((leader) => {
-        if (leader === undefined) resolve();
-      });
+    let resolveGone = () => {};
+    const gone = new Promise<void>((resolve) => (resolveGone = resolve));
+    // The watch is established when watchLeader resolves.
+    const watcher = await b.leadership.watchLeader((leader) => {
+      if (leader === undefined) resolveGone();
     });
-    await sleep(200); // the watch is established
-    await a.leadership.resign();
-    await gone;
+    try {
+      await a.leadership.resign();
+      await gone;
+    } finally {
+      await watcher.cancel();
+    }
     assert.equal(await cluster.get(cluster.layout.leader), undefined);
     assert.ok(await b.leadership.campaign());
   });
