@@ -134,6 +134,14 @@ export class EtcdDecisionLog<R> implements ReplicatedDecisionLog<R> {
     return this.failure === undefined && this.o.leadership.term === this.term;
   }
 
+  /** Why appends are refused (closed, failed, or leadership lost), for readiness probes. */
+  refusal(): Error | undefined {
+    if (this.failure !== undefined) return this.failure;
+    return this.o.leadership.term === this.term
+      ? undefined
+      : new NotLeaderError(undefined, this.term);
+  }
+
   confirmLeadership(): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.o.leadership.term !== this.term)
