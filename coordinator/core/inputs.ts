@@ -66,10 +66,19 @@ export type Reply =
 /** What one recovery scan found and did, by branch. */
 export interface RecoveryReport {
   readonly found: number;
+  /** Branches the scan logged a commit for, then a rollback for (carried out after the reply). */
   readonly committed: number;
   readonly rolledBack: number;
   /** Living, being driven, or changed while the scan ran: left for later. */
   readonly left: number;
+  /** The branches counted in `committed` and `rolledBack`, for the shell to verify. */
+  readonly settling: readonly SettlingBranch[];
+}
+
+export interface SettlingBranch {
+  readonly participant: string;
+  readonly branchId: string;
+  readonly action: "commit" | "rollback";
 }
 
 /** One participant's answer to `recover()`: the prepared branches it holds. */

@@ -4,7 +4,7 @@
  * then carries the decision out once the record is applied, like any other.
  */
 import { parseBranchId, xidBeganAtMs, type Xid } from "./ids.js";
-import type { RecoveredInput } from "./inputs.js";
+import type { RecoveredInput, SettlingBranch } from "./inputs.js";
 import { recoveryPrincipal, type Leader } from "./leader.js";
 import type { BranchSpec } from "./records.js";
 import { orphanAction, type ScanContext } from "./recovery-decision.js";
@@ -26,6 +26,7 @@ export function recovered(l: Leader, input: RecoveredInput): void {
   let found = 0;
   let committed = 0;
   let rolledBack = 0;
+  const settling: SettlingBranch[] = [];
   for (const list of input.found) {
     for (const branchId of list.branchIds) {
       found += 1;
@@ -47,12 +48,17 @@ export function recovered(l: Leader, input: RecoveredInput): void {
       );
       if (action === "commit") committed += 1;
       else rolledBack += 1;
+      settling.push({
+        participant: list.participant,
+        branchId,
+        action: action === "commit" ? "commit" : "rollback",
+      });
     }
   }
   for (const [xid, group] of groups) proposeRecover(l, xid, group);
   l.reply(input.req, {
     kind: "recovery",
-    report: { found, committed, rolledBack, left: found - committed - rolledBack },
+    report: { found, committed, rolledBack, left: found - committed - rolledBack, settling },
   });
 }
 

@@ -27,6 +27,7 @@ import type { Metrics } from "../telemetry/metrics.js";
 import type { Failpoints } from "../failpoints/failpoints.js";
 import { inSpan } from "../telemetry/tracing.js";
 import { withTimeout } from "./deadline.js";
+import { verifySettled } from "./recovery-verify.js";
 import { ParticipantCallError } from "./errors.js";
 import { InvariantError } from "../core/assert.js";
 
@@ -39,7 +40,9 @@ type Request = Extract<Input, { req: ReqId }>;
 export type ResolveCall = Omit<Extract<Input, { type: "resolve" }>, "req" | "prepared">;
 
 /** What one recovery scan found and did, and which participants it could not list. */
-export interface RecoveryResult extends RecoveryReport {
+export interface RecoveryResult extends Omit<RecoveryReport, "settling"> {
+  /** Logged for commit or rollback but still prepared when the scan stopped waiting. */
+  readonly pending: number;
   readonly startedAtMs: number;
   readonly finishedAtMs: number;
   readonly errors: readonly { readonly participant: string; readonly message: string }[];
@@ -57,6 +60,8 @@ export interface DriverDeps {
   readonly snapshotEveryEntries: number;
   /** The driver's own bound on any participant call (each participant keeps shorter ones). */
   readonly participantCallTimeoutMs: number;
+  /** A recovery scan's wait to verify its own commits and rollbacks (recovery-verify.ts). */
+  readonly recoveryVerifyMs: number;
   /** How often recovery scans the participants for branches the log does not explain. */
   readonly recoveryIntervalMs: number;
 }
@@ -154,11 +159,21 @@ export class Driver {
     await this.d.failpoints.hit("recovery-after-scan");
     const found = lists.filter((l): l is FoundBranches => l !== undefined);
     const reply = await this.request({ type: "recovered", startedAtIndex, found });
-    const report =
-      reply.kind === "recovery" ? reply.report : { found: 0, committed: 0, rolledBack: 0, left: 0 };
+    const logged =
+      reply.kind === "recovery"
+        ? reply.report
+        : { found: 0, committed: 0, rolledBack: 0, left: 0, settling: [] };
+    const verified = await verifySettled(
+      logged.settling,
+      (name) => this.listPrepared(name),
+      this.d.now,
+      this.d.recoveryVerifyMs,
+    );
+    const report = { found: logged.found, left: logged.left, ...verified };
     this.d.metrics.recoveryBranches.inc({ action: "committed" }, report.committed);
     this.d.metrics.recoveryBranches.inc({ action: "rolled-back" }, report.rolledBack);
     this.d.metrics.recoveryBranches.inc({ action: "left" }, report.left);
+    this.d.metrics.recoveryBranches.inc({ action: "pending" }, report.pending);
     if (report.committed + report.rolledBack > 0 || errors.length > 0) {
       this.d.logger.warn(
         { ...report, errors },
