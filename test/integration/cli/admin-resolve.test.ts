@@ -97,6 +97,7 @@ describe("verdict admin resolve and recovery", () => {
       "branchesCommitted",
       "branchesFound",
       "branchesLeft",
+      "branchesPending",
       "branchesRolledBack",
       "errors",
       "finishedAt",
