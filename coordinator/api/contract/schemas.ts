@@ -129,12 +129,15 @@ export function buildSchemas(limits: ApiLimits) {
   const key = text(limits.keyCharsMax).min(1);
   const value = text(limits.valueCharsMax);
   /** Decimal integers in a path or query string. */
+  // Path and query integers: decimal digits on the wire, documented as the integer they
+  // denote with its range (a pattern cannot say `min`..`max`, and a fuzzer reads the range).
   const intString = (min: number, max: number) =>
     z
       .string()
       .regex(/^[0-9]{1,9}$/)
       .transform(Number)
-      .pipe(z.int().min(min).max(max));
+      .pipe(z.int().min(min).max(max))
+      .meta({ type: "integer", minimum: min, maximum: max });
 
   const labels = z
     .record(
