@@ -43,6 +43,11 @@ export interface FuzzResult {
   /** Requests sent, by the status class they were answered with (`2xx`, `4xx`, `5xx`…). */
   readonly requestsByClass: Readonly<Record<string, number>>;
   readonly requests: number;
+  /**
+   * xids of the transactions its accepted (2xx) calls named: in a begin's answer or a call's
+   * path. Even `--mode negative` sends some valid requests (e.g. an optional field left out).
+   */
+  readonly acceptedXids: ReadonlySet<string>;
 }
 
 export async function runSchemathesis(st: string, run: FuzzRun): Promise<FuzzResult> {
@@ -67,9 +72,15 @@ export async function runSchemathesis(st: string, run: FuzzRun): Promise<FuzzRes
       `--report-dir=${dir}`,
     ];
     const { exitCode, output } = await spawnBounded(st, args, dir, run.maxTimeS * 1000 + overrunMs);
-    const requestsByClass = await statusClasses(dir);
-    const requests = Object.values(requestsByClass).reduce((a, b) => a + b, 0);
-    return { exitCode, output, requestsByClass, requests };
+    const entries = await harEntries(dir);
+    const requestsByClass = statusClasses(entries);
+    return {
+      exitCode,
+      output,
+      requestsByClass,
+      requests: entries.length,
+      acceptedXids: acceptedXids(entries),
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -98,18 +109,41 @@ function spawnBounded(
   });
 }
 
-interface Har {
-  readonly log: { readonly entries: readonly { readonly response: { readonly status: number } }[] };
+interface HarEntry {
+  readonly request: { readonly url: string };
+  readonly response: { readonly status: number; readonly content?: { readonly text?: string } };
 }
 
-async function statusClasses(dir: string): Promise<Record<string, number>> {
+async function harEntries(dir: string): Promise<readonly HarEntry[]> {
   const harFile = (await readdir(dir)).find((f) => f.startsWith("har-"));
-  if (!harFile) return {};
-  const har = JSON.parse(await readFile(join(dir, harFile), "utf8")) as Har;
+  if (!harFile) return [];
+  const har = JSON.parse(await readFile(join(dir, harFile), "utf8")) as {
+    log: { entries: HarEntry[] };
+  };
+  return har.log.entries;
+}
+
+function statusClasses(entries: readonly HarEntry[]): Record<string, number> {
   const counts: Record<string, number> = {};
-  for (const e of har.log.entries) {
+  for (const e of entries) {
     const cls = e.response.status === 0 ? "none" : `${Math.floor(e.response.status / 100)}xx`;
     counts[cls] = (counts[cls] ?? 0) + 1;
   }
   return counts;
+}
+
+function acceptedXids(entries: readonly HarEntry[]): Set<string> {
+  const xids = new Set<string>();
+  for (const e of entries) {
+    if (e.response.status < 200 || e.response.status > 299) continue;
+    const inPath = /\/transactions\/([^/?]+)/.exec(new URL(e.request.url).pathname)?.[1];
+    if (inPath) xids.add(decodeURIComponent(inPath));
+    try {
+      const body = JSON.parse(e.response.content?.text ?? "null") as { xid?: unknown } | null;
+      if (typeof body?.xid === "string") xids.add(body.xid);
+    } catch {
+      // Not JSON (a probe's text answer): names no transaction.
+    }
+  }
+  return xids;
 }
