@@ -39,9 +39,9 @@ scripts/setup-node.sh || exit 1
 
 # Which services were up before, so that we stop only what we started.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-declare -A port=([postgres]=${VERDICT_PG_PORT:-55432} [redis]=${VERDICT_REDIS_PORT:-56379} [kafka]=${VERDICT_KAFKA_PORT:-59092})
+declare -A port=([postgres]=${VERDICT_PG_PORT:-55432} [redis]=${VERDICT_REDIS_PORT:-56379} [kafka]=${VERDICT_KAFKA_PORT:-59092} [etcd]=${VERDICT_ETCD_CLIENT_PORT_1:-52379})
 ours=()
-for s in postgres redis kafka; do port_open "${port[$s]}" || ours+=("$s"); done
+for s in postgres redis kafka etcd; do port_open "${port[$s]}" || ours+=("$s"); done
 stop_ours() { [ ${#ours[@]} -eq 0 ] || deploy/local/local.sh down "${ours[@]}"; }
 trap stop_ours EXIT
 

@@ -1,6 +1,6 @@
 /**
  * Service-prepared PostgreSQL branches in one call: the service's own work on its own
- * connection, prepared with the gid Verdict issued (docs/architecture.md §2).
+ * connection, prepared with the gid Verdict issued (docs/architecture.md §7.1).
  */
 import { pgServicePrepared } from "./branches.js";
 import type { VerdictClient } from "./client.js";

@@ -1,6 +1,6 @@
 /**
  * The API contract as the SDK speaks it: the JSON shapes of requests, answers and errors
- * (docs/architecture.md §5), written out as plain types so that the published package
+ * (docs/architecture.md §8), written out as plain types so that the published package
  * needs neither zod nor the coordinator's sources. The coordinator's schemas
  * (coordinator/api/contract/schemas.ts) stay the one validator; test/unit/client/wire.test.ts
  * type-checks that every shape here equals the schema's, so the two cannot drift apart.

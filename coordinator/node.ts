@@ -116,6 +116,7 @@ export async function startNode(
     tickMs: config.protocol.tickMs,
     snapshotEveryEntries: config.log.snapshotEveryEntries,
     participantCallTimeoutMs: config.protocol.participantCallTimeoutMs,
+    recoveryVerifyMs: config.protocol.recoveryVerifyMs,
     recoveryIntervalMs: config.protocol.recoveryIntervalMs,
   });
   await driver.start();

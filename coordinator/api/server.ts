@@ -494,6 +494,7 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
           branchesFound: r.found,
           branchesCommitted: r.committed,
           branchesRolledBack: r.rolledBack,
+          branchesPending: r.pending,
           branchesLeft: r.left,
           errors: r.errors.slice(0, 100).map((e) => ({
             participant: e.participant,

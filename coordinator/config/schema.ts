@@ -55,6 +55,8 @@ export const configSchema = z.strictObject({
       recoveryIntervalMs: z.int().min(1).max(3_600_000).default(30_000),
       /** The driver's own bound on one participant call (participants keep shorter ones). */
       participantCallTimeoutMs: z.int().min(100).max(600_000).default(60_000),
+      /** How long a recovery scan waits to verify its own commits and rollbacks before reporting the rest pending. */
+      recoveryVerifyMs: z.int().min(0).max(600_000).default(10_000),
       /** On SIGTERM: how long transactions under way get to finish before the node aborts the rest. */
       shutdownGraceMs: z.int().min(0).max(600_000).default(10_000),
     })
@@ -67,6 +69,7 @@ export const configSchema = z.strictObject({
       commitWaitMs: 10_000,
       recoveryIntervalMs: 30_000,
       participantCallTimeoutMs: 60_000,
+      recoveryVerifyMs: 10_000,
       shutdownGraceMs: 10_000,
     }),
   /** `GET /metrics`: cached rendering, optionally a bearer token and a listener of its own. */

@@ -14,7 +14,7 @@ import type {
 } from "./records.js";
 import { assertNever, invariant } from "./assert.js";
 import type { LogIndex, Term, Xid } from "./ids.js";
-import type { TxnState } from "./txn.js";
+import { isFinished, type TxnState } from "./txn.js";
 
 export type Heuristic = "heuristic-commit" | "heuristic-rollback" | "heuristic-mixed";
 
@@ -77,10 +77,6 @@ export function durableState(t: DurableTxn): TxnState {
   const done = t.branches.every((b) => t.acks.has(b.n));
   if (t.decision.decision === "commit") return done ? "committed" : "committing";
   return done ? "aborted" : "aborting";
-}
-
-export function isFinished(state: TxnState): boolean {
-  return state === "committed" || state === "aborted";
 }
 
 /** Heuristic outcome of a transaction, from its acknowledgements, if any branch went its own way. */

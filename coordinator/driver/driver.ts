@@ -9,7 +9,9 @@
 import type { Logger } from "pino";
 import type { Health, Participant } from "../../participants/participant.js";
 import type {
+  CallError,
   Engine,
+  Proposal,
   FoundBranches,
   Input,
   Output,
@@ -25,7 +27,9 @@ import type { Metrics } from "../telemetry/metrics.js";
 import type { Failpoints } from "../failpoints/failpoints.js";
 import { inSpan } from "../telemetry/tracing.js";
 import { withTimeout } from "./deadline.js";
+import { verifySettled } from "./recovery-verify.js";
 import { ParticipantCallError } from "./errors.js";
+import { InvariantError } from "../core/assert.js";
 
 export type ClientInput = Extract<
   Input,
@@ -36,7 +40,9 @@ type Request = Extract<Input, { req: ReqId }>;
 export type ResolveCall = Omit<Extract<Input, { type: "resolve" }>, "req" | "prepared">;
 
 /** What one recovery scan found and did, and which participants it could not list. */
-export interface RecoveryResult extends RecoveryReport {
+export interface RecoveryResult extends Omit<RecoveryReport, "settling"> {
+  /** Logged for commit or rollback but still prepared when the scan stopped waiting. */
+  readonly pending: number;
   readonly startedAtMs: number;
   readonly finishedAtMs: number;
   readonly errors: readonly { readonly participant: string; readonly message: string }[];
@@ -54,6 +60,8 @@ export interface DriverDeps {
   readonly snapshotEveryEntries: number;
   /** The driver's own bound on any participant call (each participant keeps shorter ones). */
   readonly participantCallTimeoutMs: number;
+  /** A recovery scan's wait to verify its own commits and rollbacks (recovery-verify.ts). */
+  readonly recoveryVerifyMs: number;
   /** How often recovery scans the participants for branches the log does not explain. */
   readonly recoveryIntervalMs: number;
 }
@@ -61,7 +69,7 @@ export interface DriverDeps {
 export class Driver {
   private nextReq: ReqId = 1;
   private readonly waiting = new Map<ReqId, (reply: Reply) => void>();
-  private readonly reorder = new Map<number, Entry>();
+  private readonly reorder = new Map<number, { entry: Entry; proposal?: Proposal }>();
   private nextToApply = 1;
   private timer: NodeJS.Timeout | undefined;
   private recoveryTimer: NodeJS.Timeout | undefined;
@@ -94,7 +102,9 @@ export class Driver {
       "log replayed",
     );
     await this.fenceAll();
-    this.run(this.d.engine.becomeLeader(this.d.now()));
+    // Single node: the local log's term is fixed; the whole log is replayed, so the new
+    // leadership has caught up at once.
+    this.run(this.d.engine.becomeLeader(localTerm, this.d.now(), this.d.log.lastIndex()));
     this.timer = setInterval(() => this.input({ type: "tick" }), this.d.tickMs);
     this.timer.unref();
     // A periodic scan is skipped while another is pending: slow scans never pile up.
@@ -149,11 +159,21 @@ export class Driver {
     await this.d.failpoints.hit("recovery-after-scan");
     const found = lists.filter((l): l is FoundBranches => l !== undefined);
     const reply = await this.request({ type: "recovered", startedAtIndex, found });
-    const report =
-      reply.kind === "recovery" ? reply.report : { found: 0, committed: 0, rolledBack: 0, left: 0 };
+    const logged =
+      reply.kind === "recovery"
+        ? reply.report
+        : { found: 0, committed: 0, rolledBack: 0, left: 0, settling: [] };
+    const verified = await verifySettled(
+      logged.settling,
+      (name) => this.listPrepared(name),
+      this.d.now,
+      this.d.recoveryVerifyMs,
+    );
+    const report = { found: logged.found, left: logged.left, ...verified };
     this.d.metrics.recoveryBranches.inc({ action: "committed" }, report.committed);
     this.d.metrics.recoveryBranches.inc({ action: "rolled-back" }, report.rolledBack);
     this.d.metrics.recoveryBranches.inc({ action: "left" }, report.left);
+    this.d.metrics.recoveryBranches.inc({ action: "pending" }, report.pending);
     if (report.committed + report.rolledBack > 0 || errors.length > 0) {
       this.d.logger.warn(
         { ...report, errors },
@@ -301,7 +321,7 @@ export class Driver {
         return;
       }
       case "append":
-        return this.append(o.record);
+        return this.append(o.record, o.proposal);
       case "prepare":
         return void this.participantCall(o.branch.participant, "prepare", async (p) => {
           await this.d.failpoints.hit("before-prepare");
@@ -345,7 +365,7 @@ export class Driver {
               { xid: o.xid, branch: o.branch.n, err: errorText(e) },
               `${o.type} failed, will retry`,
             );
-            this.input({ type: "phase2-failed", xid: o.xid, n: o.branch.n, error: errorText(e) });
+            this.input({ type: "phase2-failed", xid: o.xid, n: o.branch.n, error: callError(e) });
           },
         );
       case "commit-one-phase":
@@ -388,7 +408,7 @@ export class Driver {
     }
   }
 
-  private append(record: LogRecord): void {
+  private append(record: LogRecord, proposal: Proposal): void {
     const started = performance.now();
     void this.d.failpoints
       .hit(record.type === "decide" ? "before-decision-append" : "before-append")
@@ -407,20 +427,20 @@ export class Driver {
               { err: errorText(e), record: record.type },
               "durable append reported failed",
             );
-            this.input({ type: "append-failed", record, error: errorText(e) });
+            this.input({ type: "append-failed", record, proposal, error: errorText(e) });
           }
-          this.feedApplied(entry);
+          this.feedApplied(entry, proposal);
         },
         (e: unknown) => {
           this.d.logger.error({ err: errorText(e), record: record.type }, "log append failed");
-          this.input({ type: "append-failed", record, error: errorText(e) });
+          this.input({ type: "append-failed", record, proposal, error: errorText(e) });
         },
       );
   }
 
   /** Feeds entries to the engine strictly in index order. */
-  private feedApplied(entry: Entry): void {
-    this.reorder.set(entry.index, entry);
+  private feedApplied(entry: Entry, proposal?: Proposal): void {
+    this.reorder.set(entry.index, { entry, ...(proposal ? { proposal } : {}) });
     for (
       let next = this.reorder.get(this.nextToApply);
       next;
@@ -428,8 +448,9 @@ export class Driver {
     ) {
       this.reorder.delete(this.nextToApply);
       this.nextToApply += 1;
-      this.input({ type: "applied", entry: next });
-      if (next.record.type === "decide") this.countDecision(next.record.xid, next.index);
+      this.input({ type: "applied", ...next });
+      const { record, index } = next.entry;
+      if (record.type === "decide") this.countDecision(record.xid, index);
     }
     this.maybeSnapshot();
   }
@@ -486,10 +507,24 @@ export class Driver {
       return await inSpan(`${op} ${name}`, { "verdict.participant": name, "verdict.op": op }, () =>
         withTimeout(call(p), Math.min(boundMs, this.d.participantCallTimeoutMs), `${op} ${name}`),
       );
+    } catch (e) {
+      // A broken invariant is never a participant failure to retry: the process dies.
+      if (e instanceof InvariantError) crash(e);
+      throw e;
     } finally {
       end();
     }
   }
+}
+
+const localTerm = 1 as Term;
+
+/** Rethrows `e` outside any promise chain, so that it crashes the process (then fails over). */
+function crash(e: InvariantError): never {
+  process.nextTick(() => {
+    throw e;
+  });
+  throw e;
 }
 
 const afterDurable = {
@@ -499,6 +534,16 @@ const afterDurable = {
   acks: "after-append",
   forget: "after-append",
 } as const satisfies Record<LogRecord["type"], string>;
+
+/** A failed call's typed error as the engine takes it: its code and whether a retry can help. */
+function callError(e: unknown): CallError {
+  const typed = e as { code?: unknown; retryable?: unknown };
+  return {
+    code: typeof typed.code === "string" ? typed.code : "error",
+    message: errorText(e),
+    retryable: typeof typed.retryable === "boolean" ? typed.retryable : true,
+  };
+}
 
 function errorText(e: unknown): string {
   return e instanceof Error ? `${e.name}: ${e.message}` : String(e);

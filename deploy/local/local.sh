@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # deploy/local: real PostgreSQL, Redis and Kafka on loopback, without Docker.
 #
-#   deploy/local/local.sh up [postgres|redis|kafka ...]   install what is missing, start, wait until ready
+#   deploy/local/local.sh up [postgres|redis|kafka|etcd ...]  install what is missing, start, wait until ready
 #   deploy/local/local.sh down [service ...]              stop (no process is left behind)
 #   deploy/local/local.sh status                          what runs, and where
 #   deploy/local/local.sh reset                           down, then delete all local data
 #   deploy/local/local.sh env                             print the connection settings as shell exports
 #
+# etcd (a 3-member cluster, docs/etcd.md) is built from source once per machine; its binaries are
+# cached in $VERDICT_ETCD_CACHE (default ~/.cache/verdict/etcd-v<version>), which `reset` keeps.
 # All data lives under $VERDICT_LOCAL_DIR (default: <project>/.local, git-ignored).
 # Ports are configurable through the environment; the defaults avoid the standard ones.
 set -euo pipefail
@@ -18,6 +20,17 @@ export VERDICT_PG_PORT="${VERDICT_PG_PORT:-55432}"
 export VERDICT_REDIS_PORT="${VERDICT_REDIS_PORT:-56379}"
 export VERDICT_KAFKA_PORT="${VERDICT_KAFKA_PORT:-59092}"
 export VERDICT_KAFKA_CONTROLLER_PORT="${VERDICT_KAFKA_CONTROLLER_PORT:-59093}"
+export VERDICT_ETCD_CLIENT_PORT_1="${VERDICT_ETCD_CLIENT_PORT_1:-52379}"
+export VERDICT_ETCD_CLIENT_PORT_2="${VERDICT_ETCD_CLIENT_PORT_2:-52389}"
+export VERDICT_ETCD_CLIENT_PORT_3="${VERDICT_ETCD_CLIENT_PORT_3:-52399}"
+export VERDICT_ETCD_PEER_PORT_1="${VERDICT_ETCD_PEER_PORT_1:-52380}"
+export VERDICT_ETCD_PEER_PORT_2="${VERDICT_ETCD_PEER_PORT_2:-52390}"
+export VERDICT_ETCD_PEER_PORT_3="${VERDICT_ETCD_PEER_PORT_3:-52400}"
+export VERDICT_ETCD_HEARTBEAT_MS="${VERDICT_ETCD_HEARTBEAT_MS:-100}"
+export VERDICT_ETCD_ELECTION_TIMEOUT_MS="${VERDICT_ETCD_ELECTION_TIMEOUT_MS:-1000}"
+# Revisions of history kept by auto-compaction, and the backend quota (NOSPACE above it).
+export VERDICT_ETCD_COMPACTION_RETENTION="${VERDICT_ETCD_COMPACTION_RETENTION:-10000}"
+export VERDICT_ETCD_QUOTA_BYTES="${VERDICT_ETCD_QUOTA_BYTES:-2147483648}"
 # A loopback-only development password; production deployments configure their own.
 export VERDICT_PG_PASSWORD="${VERDICT_PG_PASSWORD:-verdict-local-only}"
 
@@ -94,8 +107,10 @@ stop_pid() {
 . "$LOCAL_SCRIPT_DIR/redis.sh"
 # shellcheck source=deploy/local/kafka.sh
 . "$LOCAL_SCRIPT_DIR/kafka.sh"
+# shellcheck source=deploy/local/etcd.sh
+. "$LOCAL_SCRIPT_DIR/etcd.sh"
 
-ALL_SERVICES=(postgres redis kafka)
+ALL_SERVICES=(postgres redis kafka etcd)
 
 print_env() {
   cat <<EOF
@@ -106,6 +121,7 @@ export VERDICT_PG_STATEMENT_USER='verdict_stmt'
 export VERDICT_PG_STATEMENT_USER_2='verdict_stmt_2'
 export VERDICT_REDIS_URL='redis://127.0.0.1:$VERDICT_REDIS_PORT'
 export VERDICT_KAFKA_BROKERS='127.0.0.1:$VERDICT_KAFKA_PORT'
+export VERDICT_ETCD_ENDPOINTS='$(etcd_endpoints)'
 EOF
 }
 

@@ -1,6 +1,6 @@
 /**
  * The PostgreSQL participant: branches are PostgreSQL prepared transactions
- * (docs/architecture.md §2). Branch statements run as statement roles, Verdict's own
+ * (docs/architecture.md §7.1). Branch statements run as statement roles, Verdict's own
  * bookkeeping as its own role (roles.ts, docs/security.md); every phase-2 outcome that
  * cannot find its prepared transaction is classified from the branch's verified marker
  * (already done vs heuristic).

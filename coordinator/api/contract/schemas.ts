@@ -432,8 +432,22 @@ export function buildSchemas(limits: ApiLimits) {
       startedAt: isoTime,
       finishedAt: isoTime,
       branchesFound: z.int().min(0),
-      branchesCommitted: z.int().min(0),
-      branchesRolledBack: z.int().min(0),
+      branchesCommitted: z
+        .int()
+        .min(0)
+        .meta({ description: "Logged for commit and verified gone from the participant." }),
+      branchesRolledBack: z
+        .int()
+        .min(0)
+        .meta({ description: "Logged for rollback and verified gone from the participant." }),
+      branchesPending: z
+        .int()
+        .min(0)
+        .meta({
+          description:
+            "Logged for commit or rollback but still prepared when the scan stopped waiting " +
+            "(10 s); phase 2 keeps retrying them.",
+        }),
       branchesLeft: z.int().min(0).meta({ description: "Live or unreachable: left for later." }),
       errors: z.array(z.object({ participant, message }).strict()).max(recoveryErrorsMax),
     })

@@ -102,6 +102,7 @@ export function formatRecovery(r: RecoveryResponse): string {
       ["branches found", String(r.branchesFound)],
       ["committed", String(r.branchesCommitted)],
       ["rolled back", String(r.branchesRolledBack)],
+      ["pending (still prepared)", String(r.branchesPending)],
       ["left for later", String(r.branchesLeft)],
     ]),
   ];

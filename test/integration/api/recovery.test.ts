@@ -6,6 +6,9 @@
  *   transaction of ours is left, their row changes are gone, and each xid is shown aborted
  *   with reason presumed-abort, principal verdict-recovery and a `recovery` history entry;
  *   a branch of another cluster whose id merely starts like ours is left alone (G6);
+ * - it reports only what it verified: when the rollback cannot be carried out (a failpoint
+ *   holds the rollback past the scan's wait), the branch counts as pending, not rolled back,
+ *   and stays prepared;
  * - periodically: with a small `recoveryIntervalMs` orphans disappear with no call at all;
  * - recovery never hurts the living: scans every 5 ms under concurrent load (coordinator-
  *   executed and service-prepared branches, some held prepared between prepare and commit)
@@ -165,10 +168,11 @@ describe("recovery on demand", () => {
         found: report.branchesFound,
         committed: report.branchesCommitted,
         rolledBack: report.branchesRolledBack,
+        pending: report.branchesPending,
         left: report.branchesLeft,
         errors: report.errors,
       },
-      { found: 4, committed: 0, rolledBack: 4, left: 0, errors: [] },
+      { found: 4, committed: 0, rolledBack: 4, pending: 0, left: 0, errors: [] },
     );
     assert.ok(Date.parse(report.finishedAt) >= Date.parse(report.startedAt));
 
@@ -203,6 +207,48 @@ describe("recovery on demand", () => {
       await metricValue(node.url, "verdict_recovery_branches_total", { action: "rolled-back" }),
       4,
     );
+  });
+});
+
+describe("recovery reports what it verified", () => {
+  let node: ApiNode;
+
+  before(async () => {
+    // The first rollback hangs until the driver's call bound (5 s); the scan verifies for 1 s.
+    process.env.VERDICT_FAILPOINTS = "before-rollback=hang";
+    try {
+      node = await startApiNode({
+        protocol: {
+          recoveryIntervalMs: 3_600_000,
+          recoveryVerifyMs: 1_000,
+          participantCallTimeoutMs: 5_000,
+        },
+      });
+    } finally {
+      delete process.env.VERDICT_FAILPOINTS;
+    }
+  });
+  after(async () => node?.stop());
+
+  test("a rollback that cannot be carried out is pending, never counted rolled back", async () => {
+    const cluster = node.node.clusterId;
+    const accounts = await createAccounts({ "pg-a": [[1, 100]], "pg-b": [] });
+    const gid = `${cluster}:${orphanXid(Date.now())}:1`;
+    try {
+      await prepareOrphan("pg-a", gid, node.schema, `update ${accounts.table} set balance = 0`);
+      const report = await runRecovery(node);
+      assert.deepEqual(
+        [report.branchesFound, report.branchesRolledBack, report.branchesPending],
+        [1, 0, 1],
+      );
+      assert.deepEqual(
+        (await preparedOf(cluster)).map((p) => p.gid),
+        [gid],
+      );
+    } finally {
+      await dbaRollback("pg-a", gid).catch(() => undefined);
+      await accounts.drop();
+    }
   });
 });
 

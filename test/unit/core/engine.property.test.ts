@@ -1,8 +1,9 @@
 // Proves, by seeded simulation of one coordinator node (harness.ts), that the pure 2PC engine
 // keeps G1–G5 and G7 under crashes, lost and ambiguous log appends, transient participant
 // failures, lost answers, out-of-order delivery, deadlines and client retries, checked after
-// every step and, after a healed phase, that everything settles (G3). It also proves the
-// checkers can fail: two deliberately broken engines (mutants.ts) are caught within a bounded
+// every step and, after a healed phase, that everything settles (G3); a restarted leader may
+// start before its table holds the whole log. It also proves the checkers can fail: four
+// deliberately broken engines (mutants.ts) are caught within a bounded
 // number of runs. Replay one seed with SEED=<n>; run more with RUNS=<n>.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,7 +14,12 @@ import {
   type SimResult,
   type SimStats,
 } from "./harness.js";
-import { commitBeforeDurable, decideOverwrites, recoveryIgnoresTheLiving } from "./mutants.js";
+import {
+  answersBeforeCatchingUp,
+  commitBeforeDurable,
+  decideOverwrites,
+  recoveryIgnoresTheLiving,
+} from "./mutants.js";
 
 const runs = Number(process.env.RUNS ?? 2000);
 const onlySeed = process.env.SEED === undefined ? undefined : Number(process.env.SEED);
@@ -101,6 +107,11 @@ describe("the checkers catch broken engines", () => {
     // Either a transaction still driven is presumed aborted, or a stale list makes recovery
     // roll back a branch of one that committed and was forgotten while the scan ran.
     assert.match(r.violations[0] ?? "", /^(living|G3): recovery presumed/);
+    console.log(`found at seed ${r.seed}: ${r.violations[0]}`);
+  });
+  test("a new leader answering from its table before catching up is found", () => {
+    const r = hunt(answersBeforeCatchingUp, runsMax);
+    assert.ok(r, `no violation found in ${runsMax} runs`);
     console.log(`found at seed ${r.seed}: ${r.violations[0]}`);
   });
   test("a later decide overwriting the first is found (G2)", () => {

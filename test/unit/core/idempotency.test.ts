@@ -27,7 +27,7 @@ function leader(inFlightMax: number): {
     },
     () => 0.5,
   );
-  engine.becomeLeader(1_000);
+  engine.becomeLeader(1 as Term, 1_000);
   return { engine, feed: (i, nowMs = 1_000) => engine.handle(i, nowMs) };
 }
 
@@ -138,11 +138,12 @@ describe("idempotency keys are bounded", () => {
     feed({
       type: "applied",
       entry: { index: 1 as LogIndex, term: 1 as Term, record: append.record },
+      proposal: append.proposal,
     });
 
     const next = new Engine(engineConfig(false), () => 0.5);
     next.loadSnapshot(engine.table.snapshot());
-    next.becomeLeader(2_000);
+    next.becomeLeader(2 as Term, 2_000);
     assert.equal(replyOf(next.handle(commit("x2"), 2_000)), "idempotency-key-reused");
   });
 });

@@ -5,6 +5,7 @@
 import { Engine, type Input, type Output } from "../../../coordinator/core/engine.js";
 import type { BranchId, BranchNo, Term, Xid } from "../../../coordinator/core/ids.js";
 import type { Entry } from "../../../coordinator/core/table.js";
+import type { TxnView } from "../../../coordinator/core/view.js";
 import type { EngineFactory } from "./harness.js";
 
 /** Breaks G1: tells participants to commit as soon as the `decide commit` append is proposed. */
@@ -77,6 +78,7 @@ class RecoveryIgnoresTheLiving extends Engine {
             reason: "mutant",
             atMs: nowMs,
           },
+          proposal: { id: -1, term: 0 as Term },
         });
       }
     }
@@ -86,3 +88,40 @@ class RecoveryIgnoresTheLiving extends Engine {
 
 export const recoveryIgnoresTheLiving: EngineFactory = (cfg, random) =>
   new RecoveryIgnoresTheLiving(cfg, random);
+
+/**
+ * Breaks "a new leader serves nothing from the table before it has caught up": while catching
+ * up it answers outcome calls from what its table holds so far — the presumed abort for a
+ * transaction whose entries it has not applied yet.
+ */
+class AnswersBeforeCatchingUp extends Engine {
+  override handle(input: Input, nowMs: number): Output[] {
+    return super.handle(input, nowMs).map((o) => {
+      const caughtUp = !(
+        o.type === "reply" &&
+        o.reply.kind === "error" &&
+        o.reply.details?.retryAfterMs !== undefined
+      );
+      if (caughtUp || o.type !== "reply") return o;
+      if (input.type !== "commit" && input.type !== "prepare" && input.type !== "abort") return o;
+      const view = this.view(input.xid) ?? presumedAborted(input.xid);
+      return { ...o, reply: { kind: "txn", view } };
+    });
+  }
+}
+
+function presumedAborted(xid: Xid): TxnView {
+  const reason = { code: "presumed-abort", message: "mutant" };
+  return {
+    xid,
+    state: "aborted",
+    decision: "abort",
+    reason,
+    deadlineMs: 0,
+    labels: {},
+    branches: [],
+  };
+}
+
+export const answersBeforeCatchingUp: EngineFactory = (cfg, random) =>
+  new AnswersBeforeCatchingUp(cfg, random);

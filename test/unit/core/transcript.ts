@@ -22,6 +22,8 @@
  *   crash                        unsynced appends are lost; a new engine replays and leads
  *   step-down [lost]             the engine loses leadership (`lost`: pending appends with it)
  *   lead                         the same engine leads again, in a new term
+ *   become-leader term=<n>       the same engine leads in term n; the log holds the pending
+ *                                appends too, so it catches up until `apply` applies them
  *   keys                         how many idempotency keys the engine holds
  *   view <xid>
  */
@@ -29,6 +31,7 @@ import {
   Engine,
   type Input,
   type Output,
+  type Proposal,
   type Reply,
   type ResolveAction,
 } from "../../../coordinator/core/engine.js";
@@ -46,11 +49,11 @@ export class TranscriptDriver {
   private term = 1;
   private nextReq = 1;
   private readonly durable: Entry[] = [];
-  private pending: { record: LogRecord; term: Term }[] = [];
+  private pending: { record: LogRecord; term: Term; proposal: Proposal }[] = [];
 
   constructor() {
     this.engine = this.newEngine();
-    this.engine.becomeLeader(this.nowMs);
+    this.engine.becomeLeader(this.term as Term, this.nowMs);
   }
 
   private newEngine(): Engine {
@@ -141,8 +144,10 @@ export class TranscriptDriver {
         this.term += 1;
         return [
           `leading in term ${this.term}`,
-          ...this.print(this.engine.becomeLeader(this.nowMs)),
+          ...this.print(this.engine.becomeLeader(this.term as Term, this.nowMs)),
         ];
+      case "become-leader":
+        return this.becomeLeader(Number(opts.term));
       case "keys":
         return [`keys held: ${this.engine.keysHeld()}`];
       case "apply":
@@ -171,7 +176,7 @@ export class TranscriptDriver {
           type: "phase2-failed",
           xid: xid(),
           n: Number(arg(1)) as never,
-          error: "unavailable",
+          error: { code: "unavailable", message: "unavailable", retryable: true },
         });
       case "one-phase": {
         const o = arg(1);
@@ -205,7 +210,9 @@ export class TranscriptDriver {
   private print(outputs: readonly Output[]): string[] {
     const lines: string[] = [];
     for (const o of outputs) {
-      if (o.type === "append") this.pending.push({ record: o.record, term: this.term as Term });
+      if (o.type === "append") {
+        this.pending.push({ record: o.record, term: this.term as Term, proposal: o.proposal });
+      }
       lines.push(describe(o));
     }
     return lines;
@@ -221,7 +228,9 @@ export class TranscriptDriver {
       };
       this.durable.push(entry);
       lines.push(`durable #${entry.index}: ${describeRecord(entry.record)}`);
-      lines.push(...this.feed({ type: "applied", entry }).map((l) => `  ${l}`));
+      lines.push(
+        ...this.feed({ type: "applied", entry, proposal: p.proposal }).map((l) => `  ${l}`),
+      );
     }
     return lines;
   }
@@ -230,7 +239,23 @@ export class TranscriptDriver {
     const p = this.pending[i - 1];
     if (!p) throw new Error(`no pending append ${i}`);
     if (!landed) this.pending.splice(i - 1, 1);
-    return this.feed({ type: "append-failed", record: p.record, error: "timeout" });
+    return this.feed({
+      type: "append-failed",
+      record: p.record,
+      proposal: p.proposal,
+      error: "timeout",
+    });
+  }
+
+  private becomeLeader(term: number): string[] {
+    if (!(term > this.term))
+      throw new Error(`become-leader: term ${term} is not after ${this.term}`);
+    this.term = term;
+    const logIndex = this.durable.length + this.pending.length;
+    return [
+      `leading in term ${term}, the log at #${logIndex}`,
+      ...this.print(this.engine.becomeLeader(term as Term, this.nowMs, logIndex)),
+    ];
   }
 
   private crash(): string[] {
@@ -243,7 +268,7 @@ export class TranscriptDriver {
     }
     return [
       `restarted in term ${this.term}, replayed ${this.durable.length} entries`,
-      ...this.print(this.engine.becomeLeader(this.nowMs)),
+      ...this.print(this.engine.becomeLeader(this.term as Term, this.nowMs)),
     ];
   }
 }

@@ -1,0 +1,128 @@
+/**
+ * Phase 1: once `preparing` is durable, prepare the branches one at a time, count the votes,
+ * and decide — abort on a no, commit (or, prepare-only, stop at `prepared`) on all yes. A
+ * one-phase branch is committed in one call instead, and its outcome is the decision.
+ */
+import type { Vote } from "../../participants/participant.js";
+import type { BranchNo, Xid } from "./ids.js";
+import type { OnePhaseResult } from "./inputs.js";
+import { only, type Leader } from "./leader.js";
+import { enter, newPreparing, proposing, undecidedOf, type LiveTxn } from "./phase.js";
+import { backoffMs } from "./backoff.js";
+import { proposeDecision } from "./propose.js";
+import type { Ack } from "./records.js";
+import { txnReply } from "./replies.js";
+
+/** `preparing` of `live` was applied: start phase 1, or the one-phase commit. */
+export function preparingApplied(l: Leader, live: LiveTxn, onePhase: boolean): void {
+  const active = live.phase;
+  if (active.kind !== "active") return;
+  enter(live, newPreparing());
+  if (onePhase && active.abortTried) {
+    // An abort whose append was reported failed may have landed anyway, and a one-phase
+    // commit is itself the decision: abort again rather than race it.
+    return proposeDecision(l, live, "abort", active.abortTried);
+  }
+  if (onePhase) {
+    l.emit({
+      type: "commit-one-phase",
+      xid: live.header.xid,
+      branch: only(live.branches).spec,
+      deadlineMs: live.header.deadlineMs,
+      principal: live.header.principal,
+    });
+    return;
+  }
+  sendPrepares(l, live);
+  decideFromVotes(l, live); // a transaction without branches has all its votes
+}
+
+/**
+ * Prepares one branch at a time, in participant-name order. Two transactions that touch the
+ * same rows in two databases then lock them in the same order: preparing in parallel, each
+ * could hold a row the other needs in a different database — a deadlock no database can
+ * see, broken only by the deadline. The cost is one prepare's latency per extra branch.
+ */
+export function sendPrepares(l: Leader, live: LiveTxn): void {
+  const p = undecidedOf(live.phase);
+  if (p?.kind !== "preparing" || p.outstanding.size > 0) return;
+  const next = [...live.branches]
+    .sort((a, b) => (a.spec.participant < b.spec.participant ? -1 : 1))
+    .find((b) => p.votes.get(b.spec.n)?.vote !== "yes");
+  if (!next || p.votes.has(next.spec.n)) return;
+  p.outstanding.add(next.spec.n);
+  l.emit({
+    type: "prepare",
+    xid: live.header.xid,
+    branch: next.spec,
+    deadlineMs: live.header.deadlineMs,
+    principal: live.header.principal,
+  });
+}
+
+export function voted(l: Leader, xid: Xid, n: BranchNo, vote: Vote): void {
+  const live = l.live.get(xid);
+  const p = live && undecidedOf(live.phase);
+  if (!live || p?.kind !== "preparing") return;
+  p.outstanding.delete(n);
+  p.votes.set(n, vote);
+  if (vote.vote === "yes") sendPrepares(l, live);
+  decideFromVotes(l, live);
+}
+
+/** Aborts on a no vote; once every branch voted yes, commits or (prepare only) stops. */
+export function decideFromVotes(l: Leader, live: LiveTxn): void {
+  const p = live.phase;
+  if (p.kind !== "preparing") return;
+  for (const [n, vote] of p.votes) {
+    if (vote.vote === "no") {
+      return proposeDecision(l, live, "abort", {
+        code: vote.reason === "participant-error" ? "prepare-failed" : "vote-no",
+        reason: `branch ${n} voted no: ${vote.reason}: ${vote.detail}`,
+        branch: n as BranchNo,
+      });
+    }
+  }
+  if (p.votes.size < live.branches.length) return;
+  if (live.prepareOnly) {
+    enter(live, { kind: "prepared", votes: p.votes });
+    for (const w of live.waiting.splice(0)) l.reply(w.req, txnReply(l.liveView(live)));
+    return;
+  }
+  const code = live.branches.length === 0 ? "no-branches" : "all-voted-yes";
+  proposeDecision(l, live, "commit", { code, reason: "all branches voted yes" });
+}
+
+export function onePhaseDone(l: Leader, xid: Xid, outcome: OnePhaseResult): void {
+  const live = l.live.get(xid);
+  const p = live && undecidedOf(live.phase);
+  if (!live || p?.kind !== "preparing") return;
+  const b = only(live.branches);
+  const ack: Ack = { xid, n: b.spec.n, outcome: "done" };
+  switch (outcome.outcome) {
+    case "committed":
+      return proposeDecision(l, live, "commit", {
+        code: "one-phase",
+        reason: "committed in one phase",
+        acks: [ack],
+      });
+    case "aborted":
+      return proposeDecision(l, live, "abort", {
+        code: "vote-no",
+        reason: `one-phase commit failed: ${outcome.reason}: ${outcome.detail}`,
+        acks: [ack],
+        branch: b.spec.n,
+      });
+    case "unknown":
+      p.onePhaseCheckDueMs = l.nowMs + backoffMs(l.cfg.phase2Backoff, 1, l.random);
+      return;
+  }
+}
+
+/** Resumes phase 1 (after a restart, or a decision the log did not take). */
+export function resumePhase1(l: Leader, live: LiveTxn): void {
+  // A one-phase branch is settled by its own outcome instead.
+  if (proposing(live.phase) !== undefined || l.onePhasePending(live)) return;
+  sendPrepares(l, live);
+  decideFromVotes(l, live);
+}

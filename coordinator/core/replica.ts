@@ -1,0 +1,51 @@
+/**
+ * The replicated state: the transaction table and what is derived from it, nothing else.
+ * Every node applies the same entries in the same order and reaches the same replica, leader
+ * or not; what only a leader holds lives in leader.ts and is dropped with the leadership.
+ */
+import type { Xid } from "./ids.js";
+import { TxnTable, type ApplyResult, type Entry } from "./table.js";
+
+export class Replica {
+  /** Transactions the log holds in `preparing` without a decision. */
+  readonly undecided = new Set<Xid>();
+  /** Index of the last `forget` applied: a scan older than it may list what it forgot. */
+  private lastForget = 0;
+
+  constructor(readonly table: TxnTable = new TxnTable()) {
+    for (const t of table.all()) if (!t.decision) this.undecided.add(t.header.xid);
+  }
+
+  static restore(snapshot: Uint8Array): Replica {
+    return new Replica(TxnTable.restore(snapshot));
+  }
+
+  get appliedIndex(): number {
+    return this.table.appliedIndex;
+  }
+
+  get lastForgetIndex(): number {
+    return this.lastForget;
+  }
+
+  apply(entry: Entry): ApplyResult {
+    const result = this.table.apply(entry);
+    const r = entry.record;
+    switch (r.type) {
+      case "preparing":
+        // A repeated `preparing` may land after the decision: it is not undecided again.
+        if (!this.table.get(r.txn.xid)?.decision) this.undecided.add(r.txn.xid);
+        break;
+      case "decide":
+        this.undecided.delete(r.xid);
+        break;
+      case "forget":
+        this.lastForget = entry.index;
+        break;
+      case "acks":
+      case "recover":
+        break;
+    }
+    return result;
+  }
+}
