@@ -237,13 +237,20 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
     ],
     { error: "a precondition is one of {key, equals}, {key, absent: true}, {key, exists: true}" },
   );
+  // The JSON parser refuses a `__proto__` key anywhere (prototype poisoning): say so here.
+  const headerName = z
+    .string()
+    .min(1)
+    .max(limits.keyCharsMax)
+    .refine((k) => k !== "__proto__", "__proto__ is not a header name")
+    .meta({ not: { const: "__proto__" } });
   const kafkaMessage = z
     .object({
       topic: z.string().regex(kafkaTopicPattern),
       key: text(limits.keyCharsMax).optional(),
       value,
       headers: z
-        .record(z.string().min(1).max(limits.keyCharsMax), value)
+        .record(headerName, value)
         .refine((h) => Object.keys(h).length <= limits.headersPerMessageMax, {
           message: `at most ${limits.headersPerMessageMax} headers`,
         })
