@@ -37,11 +37,13 @@ function report(label: string, r: FuzzResult): void {
 }
 
 function assertClean(label: string, r: FuzzResult): void {
-  const failures = r.output.indexOf("FAILURES");
-  const excerpt = r.output.slice(
-    failures < 0 ? -4_000 : failures,
-    (failures < 0 ? 0 : failures) + 20_000,
-  );
+  // From the first section that says what went wrong (errors come before failures), else the
+  // summary at the end.
+  const found = [" ERRORS ", " FAILURES "]
+    .map((title) => r.output.indexOf(title))
+    .filter((i) => i >= 0);
+  const start = found.length > 0 ? Math.min(...found) : Math.max(0, r.output.length - 4_000);
+  const excerpt = r.output.slice(start, start + 20_000);
   assert.equal(r.exitCode, 0, `schemathesis ${label} exited ${r.exitCode}:\n${excerpt}`);
   assert.ok(r.requests > 0, `schemathesis ${label} sent no request`);
   assert.equal(r.requestsByClass["5xx"] ?? 0, 0, `schemathesis ${label}: server errors`);
