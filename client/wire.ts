@@ -19,6 +19,7 @@ export type ErrorCode =
   | "forbidden"
   | "participant-forbidden"
   | "not-found"
+  | "method-not-allowed"
   | "transaction-not-found"
   | "branch-not-found"
   | "idempotency-key-reused"

@@ -10,7 +10,7 @@ import type { Participant } from "../participants/participant.js";
 import { createKafkaParticipant } from "../participants/kafka/participant.js";
 import { createPostgresParticipant } from "../participants/postgres/participant.js";
 import { createRedisParticipant } from "../participants/redis/participant.js";
-import { buildSchemas } from "./api/contract/schemas.js";
+import { buildSchemas, participantNamesByKind } from "./api/contract/schemas.js";
 import { NodeHealth, type NodeLifecycle } from "./api/health.js";
 import { describeParticipants } from "./api/participants-report.js";
 import { buildServer, type ApiBackend } from "./api/server.js";
@@ -179,7 +179,7 @@ export async function startNode(
   const scrapeToken = metricsToken(config.metrics);
   const server = buildServer({
     backend,
-    schemas: buildSchemas(config.limits),
+    schemas: buildSchemas(config.limits, participantNamesByKind(config.participants)),
     tokens: config.tokens.map((t) => ({
       id: t.id,
       secret: tokenSecret(t),

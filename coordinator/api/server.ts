@@ -3,6 +3,7 @@
  * authentication, validation with the contract's schemas, and the mapping of engine replies
  * to statuses and bodies — the only place that knows HTTP statuses.
  */
+import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
@@ -17,6 +18,7 @@ import { buildOpenApiDocument } from "./contract/openapi.js";
 import { buildRoutes, fastifyPath, type RouteSpec } from "./contract/routes.js";
 import {
   branchPayloadBytes,
+  participantNamePattern,
   type AdminListQuery,
   type ClusterResponse,
   type EnlistCommand,
@@ -30,6 +32,7 @@ import { inRequestSpan } from "../telemetry/tracing.js";
 import { bearerOf, matchesDigest, secretDigest } from "./bearer.js";
 import { parseJsonBody, writeClientError, type StringParser } from "./wire.js";
 import { metricsHandler } from "./metrics-route.js";
+import { methodNotAllowedHook } from "./methods.js";
 import { inFlightPerPrincipalMax } from "./contract/limits.js";
 import { PrincipalLimits, type BeginSlot } from "./principal-limits.js";
 
@@ -126,6 +129,11 @@ export function buildServer(opts: {
     // Node answers malformed requests (431: headers over its limit) before any route: in the
     // API's one error shape too.
     clientErrorHandler: writeClientError,
+    // A path parameter the router will not take (over maxParamLength, bad percent-encoding)
+    // is an invalid parameter, documented on every route that has one.
+    frameworkErrors: (err, _req, reply) => {
+      void sendError(reply, frameworkError(err));
+    },
   });
   const limits = new PrincipalLimits({
     requestsPerSecond: schemas.limits.requestsPerSecondPerPrincipal,
@@ -170,6 +178,14 @@ export function buildServer(opts: {
     opts.logger.error({ err }, "unexpected error");
     return sendError(reply, new ApiError("internal", "internal error"));
   });
+  app.addHook(
+    "onRequest",
+    methodNotAllowedHook([
+      ...routes.map((r) => ({ path: r.path, methods: [r.method] })),
+      { path: "/openapi.json", methods: ["GET"] },
+      ...(opts.metrics.onApiListener ? [{ path: "/metrics", methods: ["GET"] }] : []),
+    ]),
+  );
   app.setNotFoundHandler((req, reply) =>
     sendError(reply, new ApiError("not-found", `no route ${req.method} ${req.url}`)),
   );
@@ -207,6 +223,8 @@ export function buildServer(opts: {
           throw new ApiError("forbidden", "this route needs an admin token");
         }
         const params = parse(route.params, req.params, "params");
+        // An unknown participant is its own code, before the schema (which names the known ones).
+        if (route.id === "enlistBranch") refuseUnknownParticipant(backend, req.body);
         const body = parse(route.body, req.body === undefined ? {} : req.body, "body");
         const query = parse(route.query, req.query ?? {}, "query");
         const idem = idempotency(req, route, schemas, body);
@@ -248,6 +266,15 @@ export function buildServer(opts: {
     });
   }
   return app;
+}
+
+function frameworkError(err: Error & { code?: string }): ApiError {
+  if (err.code === "FST_ERR_MAX_PARAM_LENGTH" || err.code === "FST_ERR_BAD_URL") {
+    return new ApiError("validation-failed", err.message, {
+      issues: [{ path: "params", message: err.message }],
+    });
+  }
+  return new ApiError("bad-request", err.message);
 }
 
 /** Every 429 says when to come back: the limit's own estimate, else one second. */
@@ -356,11 +383,8 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
     enlistBranch: async ({ principal, token, params, body, idem }) => {
       const b = body as EnlistCommand;
       const kind = backend.participantKinds.get(b.participant);
-      if (!kind) {
-        throw new ApiError("unknown-participant", `no participant ${b.participant}`, {
-          participant: b.participant,
-        });
-      }
+      // refuseUnknownParticipant ran before the body was parsed.
+      assert(kind, `participant ${b.participant} passed the unknown-participant check`);
       if (token.participants && !token.participants.includes(b.participant)) {
         throw new ApiError("participant-forbidden", `this token may not enlist ${b.participant}`, {
           participant: b.participant,
@@ -445,13 +469,9 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
             (q.state === undefined || f.view.state === q.state) &&
             (q.inDoubt === undefined || f.inDoubt === q.inDoubt),
         );
-      // The cursor is an offset into this ordering (in doubt first, newest first).
-      const start = q.cursor === undefined ? 0 : Number.parseInt(q.cursor, 10);
-      if (!Number.isSafeInteger(start) || start < 0) {
-        throw new ApiError("validation-failed", "cursor is not one this node gave", {
-          issues: [{ path: "query.cursor", message: "unknown cursor" }],
-        });
-      }
+      // The cursor is an offset into this ordering (in doubt first, newest first); one past
+      // the end answers an empty last page.
+      const start = q.cursor ?? 0;
       const page = matching.slice(start, start + q.limit);
       const next = start + page.length < matching.length ? String(start + page.length) : null;
       return Promise.resolve({
@@ -511,6 +531,18 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
         body: toApiView(view),
       })),
   };
+}
+
+/**
+ * `unknown-participant` for an enlist body naming a participant the node does not have. Run
+ * before the schema, which names the known ones: a value that cannot be a name is the schema's.
+ */
+function refuseUnknownParticipant(backend: ApiBackend, body: unknown): void {
+  if (typeof body !== "object" || body === null || !("participant" in body)) return;
+  const name = body.participant;
+  if (typeof name !== "string" || !participantNamePattern.test(name)) return;
+  if (backend.participantKinds.has(name)) return;
+  throw new ApiError("unknown-participant", `no participant ${name}`, { participant: name });
 }
 
 /** The participant payload of an enlist body, refused when it is not this participant's kind. */

@@ -25,6 +25,7 @@ export const errorCatalogue = {
     retryable: false,
     when:
       "A path parameter, query parameter, header or body does not match its schema: wrong type, " +
+      "a path parameter over the router's `maxParamLength` or not valid percent-encoding, " +
       "unknown field, a string or list over its bound, two branch kinds at once. " +
       "`details.issues` lists the problems (path and message). Nothing was changed.",
   },
@@ -62,6 +63,13 @@ export const errorCatalogue = {
     status: 404,
     retryable: false,
     when: "No such route.",
+  },
+  "method-not-allowed": {
+    status: 405,
+    retryable: false,
+    when:
+      "The path exists but not with this method; the `Allow` header lists its methods. " +
+      "Nothing was read or changed.",
   },
   "transaction-not-found": {
     status: 404,

@@ -152,9 +152,11 @@ function renderOperation(
   if (route.idempotent) parameters.push({ $ref: "#/components/parameters/IdempotencyKey" });
 
   const responses: Record<string, JsonSchema> = {};
+  const links = linksOf(route.id);
   for (const [status, schema] of Object.entries(route.responses)) {
     responses[status] = {
       description: schema.description ?? nameOf(schema, route.id),
+      ...(links ? { links } : {}),
       content: {
         "application/json": { schema: { $ref: schemaRef(nameOf(schema, route.id)) } },
       },
@@ -183,8 +185,8 @@ function renderOperation(
     ...(route.body
       ? {
           requestBody: {
-            // Calls whose body is `{}` also accept none.
-            required: nameOf(route.body, route.id) !== "EmptyRequest",
+            // The server reads a missing body as `{}`: a body `{}` satisfies need not be sent.
+            required: !route.body.safeParse({}).success,
             content: {
               "application/json": { schema: { $ref: schemaRef(nameOf(route.body, route.id)) } },
             },
@@ -193,6 +195,47 @@ function renderOperation(
       : {}),
     responses,
   };
+}
+
+/**
+ * The transaction's life as OpenAPI links: what a caller may do next with the xid a success
+ * answered (begin's body carries it; the calls on a transaction have it in their path). Tools
+ * that follow links (a stateful fuzzer, a client generator) chain the calls with them.
+ */
+const transactionLinks: Readonly<Record<string, readonly string[]>> = {
+  beginTransaction: [
+    "enlistBranch",
+    "prepareTransaction",
+    "commitTransaction",
+    "abortTransaction",
+    "getTransaction",
+  ],
+  enlistBranch: [
+    "reportBranchPrepared",
+    "prepareTransaction",
+    "commitTransaction",
+    "abortTransaction",
+    "getTransaction",
+  ],
+  reportBranchPrepared: ["prepareTransaction", "getTransaction"],
+  prepareTransaction: ["commitTransaction", "abortTransaction", "getTransaction"],
+  commitTransaction: ["getTransaction"],
+  abortTransaction: ["getTransaction"],
+};
+
+function linksOf(routeId: string): JsonSchema | undefined {
+  const targets = transactionLinks[routeId];
+  if (!targets) return undefined;
+  // begin answers the xid it created; every other call has it in its path already.
+  const xid = routeId === "beginTransaction" ? "$response.body#/xid" : "$request.path.xid";
+  const links: JsonSchema = {};
+  for (const target of targets) {
+    const parameters: Record<string, string> = { xid };
+    // The branch enlist created (or added work to) is the one its report names.
+    if (target === "reportBranchPrepared") parameters.n = "$response.body#/branch";
+    links[target] = { operationId: target, parameters };
+  }
+  return links;
 }
 
 function securityOf(auth: RouteSpec["auth"]): JsonSchema[] {

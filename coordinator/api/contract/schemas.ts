@@ -109,9 +109,30 @@ export const historyEntryKinds = [
   "forget",
 ] as const;
 
-const participantKindSchema = z.enum(["postgres", "redis", "kafka"]);
+const participantKinds = ["postgres", "redis", "kafka"] as const;
+const participantKindSchema = z.enum(participantKinds);
+export type ParticipantKind = (typeof participantKinds)[number];
 
-export function buildSchemas(limits: ApiLimits) {
+/** The node's configured participant names by kind: what an enlist may name. */
+export type ParticipantNames = Readonly<Record<ParticipantKind, readonly string[]>>;
+
+/** Participant names grouped by kind, from the node's participant list. */
+export function participantNamesByKind(
+  list: readonly { readonly name: string; readonly kind: ParticipantKind }[],
+): ParticipantNames {
+  const names = (kind: ParticipantKind) => list.filter((p) => p.kind === kind).map((p) => p.name);
+  return { postgres: names("postgres"), redis: names("redis"), kafka: names("kafka") };
+}
+
+/** A cursor of the admin list: the decimal offset of the page's first entry. */
+export const cursorPattern = /^(0|[1-9][0-9]{0,14})$/;
+
+/**
+ * `participants`: the node's participants, so that the enlist schema (and the document the
+ * node serves) names exactly the participants it accepts; without them (a document built
+ * without a node) any well-formed name.
+ */
+export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames) {
   const text = (max: number) => z.string().max(max);
   const message = text(messageCharsMax);
   const xid = z.string().regex(xidPattern).meta({ description: "Transaction id." });
@@ -119,6 +140,15 @@ export function buildSchemas(limits: ApiLimits) {
     .string()
     .regex(participantNamePattern)
     .meta({ description: "A participant name from the cluster's configuration." });
+  /** The participant of a branch of this kind: one of the node's, when it is known. */
+  const participantOf = (kind: ParticipantKind): z.ZodType<string, string> => {
+    if (!participants) return participant;
+    const [first, ...rest] = participants[kind];
+    if (first === undefined) {
+      return z.never().meta({ description: `This node has no ${kind} participant.` });
+    }
+    return z.enum([first, ...rest]).meta({ description: `A ${kind} participant of this node.` });
+  };
   const branchNumber = z.int().min(1).max(limits.branchesPerTransactionMax);
   const branchId = z
     .string()
@@ -129,12 +159,15 @@ export function buildSchemas(limits: ApiLimits) {
   const key = text(limits.keyCharsMax).min(1);
   const value = text(limits.valueCharsMax);
   /** Decimal integers in a path or query string. */
+  // Path and query integers: decimal digits on the wire, documented as the integer they
+  // denote with its range (a pattern cannot say `min`..`max`, and a fuzzer reads the range).
   const intString = (min: number, max: number) =>
     z
       .string()
       .regex(/^[0-9]{1,9}$/)
       .transform(Number)
-      .pipe(z.int().min(min).max(max));
+      .pipe(z.int().min(min).max(max))
+      .meta({ type: "integer", minimum: min, maximum: max });
 
   const labels = z
     .record(
@@ -204,13 +237,20 @@ export function buildSchemas(limits: ApiLimits) {
     ],
     { error: "a precondition is one of {key, equals}, {key, absent: true}, {key, exists: true}" },
   );
+  // The JSON parser refuses a `__proto__` key anywhere (prototype poisoning): say so here.
+  const headerName = z
+    .string()
+    .min(1)
+    .max(limits.keyCharsMax)
+    .refine((k) => k !== "__proto__", "__proto__ is not a header name")
+    .meta({ not: { const: "__proto__" } });
   const kafkaMessage = z
     .object({
       topic: z.string().regex(kafkaTopicPattern),
       key: text(limits.keyCharsMax).optional(),
       value,
       headers: z
-        .record(z.string().min(1).max(limits.keyCharsMax), value)
+        .record(headerName, value)
         .refine((h) => Object.keys(h).length <= limits.headersPerMessageMax, {
           message: `at most ${limits.headersPerMessageMax} headers`,
         })
@@ -222,7 +262,7 @@ export function buildSchemas(limits: ApiLimits) {
 
   const pgStatementsBranch = z
     .object({
-      participant,
+      participant: participantOf("postgres"),
       statements: z.array(statement).min(1).max(limits.statementsPerBranchMax),
     })
     .strict()
@@ -230,7 +270,7 @@ export function buildSchemas(limits: ApiLimits) {
       description: "PostgreSQL, coordinator-executed: Verdict runs the statements at prepare.",
     });
   const pgServicePreparedBranch = z
-    .object({ participant, servicePrepared: z.literal(true) })
+    .object({ participant: participantOf("postgres"), servicePrepared: z.literal(true) })
     .strict()
     .meta({
       description:
@@ -238,7 +278,7 @@ export function buildSchemas(limits: ApiLimits) {
     });
   const redisBranch = z
     .object({
-      participant,
+      participant: participantOf("redis"),
       ops: z.array(redisOp).min(1).max(limits.opsPerBranchMax),
       preconditions: z.array(redisPrecondition).max(limits.preconditionsPerBranchMax).optional(),
     })
@@ -246,7 +286,7 @@ export function buildSchemas(limits: ApiLimits) {
     .meta({ description: "Redis: operations staged at prepare and applied at commit." });
   const kafkaBranch = z
     .object({
-      participant,
+      participant: participantOf("kafka"),
       messages: z.array(kafkaMessage).min(1).max(limits.messagesPerBranchMax),
     })
     .strict()
@@ -354,13 +394,18 @@ export function buildSchemas(limits: ApiLimits) {
         .transform((v) => v === "true")
         .optional(),
       limit: intString(1, limits.listPageSizeMax).default(limits.listPageSizeDefault),
-      cursor: z.string().min(1).max(512).optional(),
+      cursor: z
+        .string()
+        .regex(cursorPattern)
+        .transform(Number)
+        .optional()
+        .meta({ description: "The `nextCursor` of the previous page." }),
     })
     .strict();
   const adminListResponse = z
     .object({
       transactions: z.array(adminTransactionSummary).max(limits.listPageSizeMax),
-      nextCursor: z.string().max(512).nullable(),
+      nextCursor: z.string().regex(cursorPattern).nullable(),
     })
     .strict()
     .meta({ description: "In-doubt transactions first, then newest first." });

@@ -4,8 +4,10 @@
  *   checked no route fails);
  * - every documented path + method is routed (never the 404 `not-found` route error), the
  *   probes (/livez, /readyz, /healthz) without a token;
- * - every other method on a documented path and an undocumented path answer 404 `not-found`
- *   in the one error shape;
+ * - every other method on a documented path answers 405 `method-not-allowed` with `Allow` (before
+ *   its body is read), an undocumented path 404 `not-found`, in the one error shape;
+ * - the enlist schema names exactly this node's participants of each branch kind, and a path
+ *   parameter over the router's length limit answers the documented 400 `validation-failed`;
  * - beside the document, the node serves only /openapi.json and /metrics.
  * And /metrics exposes verdict_transactions_in_flight (following a begin and its abort) and
  * verdict_log_fsync_seconds (observing the fsyncs of a commit).
@@ -96,17 +98,54 @@ describe("the OpenAPI document matches the router", () => {
     }
   });
 
-  test("other methods on documented paths answer 404 not-found", async () => {
+  test("other methods on documented paths answer 405 method-not-allowed with Allow", async () => {
     let tried = 0;
     for (const [path, ops] of Object.entries(paths)) {
-      for (const method of methods) {
+      const allow = methods.filter((m) => m.toLowerCase() in ops).join(", ");
+      for (const method of [...methods, "QUERY"]) {
         if (method.toLowerCase() in ops) continue;
-        const answer = await raw(node.url, method, concrete(path), { token: node.adminToken });
-        assertError(answer, 404, "not-found", `${method} ${path}`);
+        // A body the parser would refuse: the 405 comes before any body is read (fetch sends
+        // none with GET).
+        const answer = await raw(node.url, method, concrete(path), {
+          token: node.adminToken,
+          ...(method === "GET" ? {} : { rawBody: "{" }),
+        });
+        assertError(answer, 405, "method-not-allowed", `${method} ${path}`);
+        assert.equal(answer.headers.get("allow"), allow, `${method} ${path}: Allow`);
         tried += 1;
       }
     }
     assert.ok(tried > 0, "no other method was tried");
+  });
+
+  test("the served enlist schema names exactly this node's participants", async () => {
+    const doc = (await raw(node.url, "GET", "/openapi.json")).body as {
+      components: { schemas: Record<string, { properties: { participant: unknown } }> };
+    };
+    const { schemas } = doc.components;
+    const pg = { enum: ["pg-a", "pg-b"], description: "A postgres participant of this node." };
+    assert.deepEqual(schemas.PgStatementsBranch?.properties.participant, { type: "string", ...pg });
+    assert.deepEqual(schemas.PgServicePreparedBranch?.properties.participant, {
+      type: "string",
+      ...pg,
+    });
+    for (const [component, kind] of [
+      ["RedisBranch", "redis"],
+      ["KafkaBranch", "kafka"],
+    ]) {
+      assert.deepEqual(
+        schemas[component ?? ""]?.properties.participant,
+        { not: {}, description: `This node has no ${kind} participant.` },
+        component,
+      );
+    }
+  });
+
+  test("a path parameter over the router's length limit answers 400 validation-failed", async () => {
+    const answer = await raw(node.url, "GET", `/v1/transactions/${"x".repeat(5_000)}`, {
+      token: node.adminToken,
+    });
+    assertError(answer, 400, "validation-failed", "a 5,000-character xid");
   });
 
   test("an undocumented path answers 404 not-found; operational endpoints are served", async () => {
