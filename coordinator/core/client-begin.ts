@@ -12,8 +12,11 @@ import type { BranchSpec } from "./records.js";
 import { errorReply, invalidState, overLimit } from "./replies.js";
 
 /** Transactions in flight: live on this leader, or undecided in the log. */
+/** Transactions this leader drives, and undecided ones in the log it has not taken up: each once. */
 export function inFlight(l: Leader): number {
-  return l.live.size + l.replica.undecided.size;
+  let n = l.live.size;
+  for (const xid of l.replica.undecided) if (!l.live.has(xid)) n += 1;
+  return n;
 }
 
 export function begin(l: Leader, input: BeginInput, draining: boolean): void {

@@ -83,12 +83,16 @@ export function createMetrics(): Metrics {
     }),
     inFlight: new Gauge({
       name: "verdict_transactions_in_flight",
-      help: "Transactions begun and not yet decided.",
+      help:
+        "Transactions counted against inFlightTransactionsMax: begun and not yet finished " +
+        "(a decided one counts until every branch is acknowledged).",
       registers: [registry],
     }),
     inDoubt: new Gauge({
       name: "verdict_transactions_in_doubt",
-      help: "Decided transactions with branches not yet acknowledged.",
+      help:
+        "Transactions in doubt: prepared and waiting for the client's commit, or decided " +
+        "with branches not yet acknowledged (committing, aborting).",
       registers: [registry],
     }),
     renders: new Counter({

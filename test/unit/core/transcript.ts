@@ -25,6 +25,7 @@
  *   become-leader term=<n>       the same engine leads in term n; the log holds the pending
  *                                appends too, so it catches up until `apply` applies them
  *   keys                         how many idempotency keys the engine holds
+ *   in-flight                    how many transactions count against inFlightTransactionsMax
  *   view <xid>
  */
 import {
@@ -150,6 +151,8 @@ export class TranscriptDriver {
         return this.becomeLeader(Number(opts.term));
       case "keys":
         return [`keys held: ${this.engine.keysHeld()}`];
+      case "in-flight":
+        return [`in flight: ${this.engine.inFlight()}`];
       case "apply":
         return this.apply(args[0] === undefined ? this.pending.length : Number(args[0]));
       case "fail-append":
