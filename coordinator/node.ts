@@ -29,6 +29,7 @@ import { LOCAL_TERM, LocalDecisionLog } from "./log/local-decision-log.js";
 import { NodeStorage } from "./log/node-storage.js";
 import { createLogger } from "./telemetry/logger.js";
 import { createMetrics } from "./telemetry/metrics.js";
+import { startTracing } from "./telemetry/otel.js";
 
 export const version = "0.1.0";
 
@@ -61,6 +62,9 @@ export async function startNode(
   config: Config,
   logger = createLogger(config.log.level, config.node.id),
 ): Promise<RunningNode> {
+  const tracing = startTracing(config.tracing, config.node.id);
+  if (tracing.endpoint !== undefined)
+    logger.info({ endpoint: tracing.endpoint }, "exporting traces");
   await mkdir(config.node.dataDir, { recursive: true });
   const clusterId = await loadOrCreateClusterId(config.node.dataDir);
   const metrics = createMetrics();
@@ -172,6 +176,8 @@ export async function startNode(
       metrics.renders.inc();
       metrics.inFlight.set(engine.inFlight());
       metrics.inDoubt.set(engine.inDoubt());
+      const oldest = engine.oldestInDoubtBeganAtMs();
+      metrics.inDoubtOldestSeconds.set(oldest === undefined ? 0 : (Date.now() - oldest) / 1000);
       return metrics.registry.metrics();
     },
     metricsContentType: metrics.registry.contentType,
@@ -227,6 +233,7 @@ export async function startNode(
       await metricsListener?.close();
       await log.close();
       await Promise.all([...participants.values()].map((p) => p.close()));
+      await tracing.shutdown();
       logger.info({ clusterId }, "verdict node stopped");
     },
   };

@@ -72,6 +72,23 @@ export const configSchema = z.strictObject({
       recoveryVerifyMs: 10_000,
       shutdownGraceMs: 10_000,
     }),
+  /**
+   * Traces over OTLP/HTTP (docs/observability.md). Off unless `otlpEndpoint` is set here or
+   * the standard `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is.
+   */
+  tracing: z
+    .strictObject({
+      /** The collector's traces URL, e.g. http://127.0.0.1:4318/v1/traces. */
+      otlpEndpoint: z
+        .url({ protocol: /^https?$/ })
+        .max(2048)
+        .optional(),
+      /** `service.name` of the spans (`OTEL_SERVICE_NAME` wins when set). */
+      serviceName: z.string().min(1).max(128).default("verdict"),
+      /** Spans are sent in batches at most this long after they end. */
+      exportDelayMs: z.int().min(10).max(60_000).default(1000),
+    })
+    .default({ serviceName: "verdict", exportDelayMs: 1000 }),
   /** `GET /metrics`: cached rendering, optionally a bearer token and a listener of its own. */
   metrics: z
     .strictObject({
@@ -104,3 +121,4 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 export type TokenConfig = z.output<typeof tokenSchema>;
 export type MetricsConfig = z.output<typeof configSchema>["metrics"];
+export type TracingConfig = z.output<typeof configSchema>["tracing"];

@@ -88,6 +88,17 @@ export class ReadModel {
     return n;
   }
 
+  /** When the oldest transaction now in doubt began (undefined: none in doubt). */
+  oldestInDoubtBeganAtMs(): number | undefined {
+    let oldest: number | undefined;
+    for (const live of this.leader()?.live.values() ?? []) {
+      if (!isInDoubt(stateOf(live.phase))) continue;
+      const began = live.header.beganAtMs;
+      if (oldest === undefined || began < oldest) oldest = began;
+    }
+    return oldest;
+  }
+
   inFlight(): number {
     const l = this.leader();
     return l ? inFlight(l) : this.replicaOf().undecided.size;

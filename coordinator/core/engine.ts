@@ -144,6 +144,10 @@ export class Engine {
     return this.reads.inDoubt();
   }
 
+  oldestInDoubtBeganAtMs(): number | undefined {
+    return this.reads.oldestInDoubtBeganAtMs();
+  }
+
   inFlight(): number {
     return this.reads.inFlight();
   }

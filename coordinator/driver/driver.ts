@@ -105,6 +105,8 @@ export class Driver {
     // Single node: the local log's term is fixed; the whole log is replayed, so the new
     // leadership has caught up at once.
     this.run(this.d.engine.becomeLeader(localTerm, this.d.now(), this.d.log.lastIndex()));
+    this.d.metrics.leadershipChanges.inc({ change: "gained" });
+    this.d.metrics.leader.set(1);
     this.timer = setInterval(() => this.input({ type: "tick" }), this.d.tickMs);
     this.timer.unref();
     // A periodic scan is skipped while another is pending: slow scans never pile up.
@@ -239,7 +241,16 @@ export class Driver {
 
   /** `name`'s health within `boundMs` (a probe's budget). Throws ParticipantCallError. */
   participantHealth(name: string, boundMs: number): Promise<Health> {
-    return this.directCall(name, "health", (p) => p.health(), boundMs);
+    return this.directCall(name, "health", (p) => p.health(), boundMs).then(
+      (health) => {
+        this.d.metrics.participantUp.set({ participant: name }, health.ok ? 1 : 0);
+        return health;
+      },
+      (e: unknown) => {
+        this.d.metrics.participantUp.set({ participant: name }, 0);
+        throw e;
+      },
+    );
   }
 
   /** A participant call made for a caller, not the engine: its failures are typed. */
@@ -301,6 +312,8 @@ export class Driver {
     if (this.timer) clearInterval(this.timer);
     if (this.recoveryTimer) clearInterval(this.recoveryTimer);
     this.run(this.d.engine.stepDown());
+    this.d.metrics.leadershipChanges.inc({ change: "lost" });
+    this.d.metrics.leader.set(0);
   }
 
   private input(input: Input): void {
@@ -365,6 +378,7 @@ export class Driver {
               { xid: o.xid, branch: o.branch.n, err: errorText(e) },
               `${o.type} failed, will retry`,
             );
+            this.d.metrics.phase2Retries.inc({ participant: o.branch.participant, op: o.type });
             this.input({ type: "phase2-failed", xid: o.xid, n: o.branch.n, error: callError(e) });
           },
         );
@@ -412,7 +426,9 @@ export class Driver {
     const started = performance.now();
     void this.d.failpoints
       .hit(record.type === "decide" ? "before-decision-append" : "before-append")
-      .then(() => this.d.log.append([record]))
+      .then(() =>
+        inSpan("log append", { "verdict.record": record.type }, () => this.d.log.append([record])),
+      )
       .then(
         async (res) => {
           this.d.metrics.appendSeconds.observe((performance.now() - started) / 1000);

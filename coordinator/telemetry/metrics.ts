@@ -14,6 +14,11 @@ export interface Metrics {
   readonly entriesPerFsync: Histogram;
   readonly inFlight: Gauge;
   readonly inDoubt: Gauge;
+  readonly inDoubtOldestSeconds: Gauge;
+  readonly phase2Retries: Counter<"participant" | "op">;
+  readonly leadershipChanges: Counter<"change">;
+  readonly leader: Gauge;
+  readonly participantUp: Gauge<"participant">;
   /** Renderings of /metrics: at most one per `metrics.cacheMs` however many scrape. */
   readonly renders: Counter;
 }
@@ -93,6 +98,34 @@ export function createMetrics(): Metrics {
       help:
         "Transactions in doubt: prepared and waiting for the client's commit, or decided " +
         "with branches not yet acknowledged (committing, aborting).",
+      registers: [registry],
+    }),
+    inDoubtOldestSeconds: new Gauge({
+      name: "verdict_in_doubt_oldest_age_seconds",
+      help: "Age of the oldest transaction in doubt, from its begin (0 when none is in doubt).",
+      registers: [registry],
+    }),
+    phase2Retries: new Counter({
+      name: "verdict_phase2_retries_total",
+      help: "Phase-2 calls (commit, rollback) that failed and will be retried, by participant.",
+      labelNames: ["participant", "op"],
+      registers: [registry],
+    }),
+    leadershipChanges: new Counter({
+      name: "verdict_leadership_changes_total",
+      help: "Times this node became leader (gained) or stopped leading (lost).",
+      labelNames: ["change"],
+      registers: [registry],
+    }),
+    leader: new Gauge({
+      name: "verdict_leader",
+      help: "1 while this node leads (its table caught up or catching up), else 0.",
+      registers: [registry],
+    }),
+    participantUp: new Gauge({
+      name: "verdict_participant_up",
+      help: "1 if the participant's last health check (/healthz, the participants view) passed, else 0.",
+      labelNames: ["participant"],
       registers: [registry],
     }),
     renders: new Counter({

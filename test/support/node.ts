@@ -43,6 +43,8 @@ export interface TestNodeOptions {
    * test cluster gets its own (pass the same one again for a restart of the same cluster).
    */
   readonly schema?: string;
+  /** The `tracing` section (OTLP export); none by default. */
+  readonly tracing?: Record<string, unknown>;
 }
 
 export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNode> {
@@ -79,6 +81,7 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
       limits: { inFlightTransactionsMax: 256, ...opts.limits },
       protocol: { tickMs: 10, phase2BackoffBaseMs: 20, phase2BackoffMaxMs: 500, ...opts.protocol },
       metrics: opts.metrics ?? { cacheMs: 0 },
+      ...(opts.tracing ? { tracing: opts.tracing } : {}),
       log: { level: "warn" },
     },
     "test",

@@ -126,7 +126,7 @@ export async function metricValue(
   const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   let sum = 0;
   for (const line of text.split("\n")) {
-    const m = /^([a-z_]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+    const m = /^([a-z0-9_]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
     if (m?.[1] !== name) continue;
     const have = (m[2] ?? "").split(",");
     if (wanted.every((w) => have.includes(w))) sum += Number(m[3]);
