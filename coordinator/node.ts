@@ -27,6 +27,7 @@ import { startParticipant } from "./driver/late-start.js";
 import { parseFailpoints } from "./failpoints/failpoints.js";
 import { LOCAL_TERM, LocalDecisionLog } from "./log/local-decision-log.js";
 import { NodeStorage } from "./log/node-storage.js";
+import { AuditLog } from "./audit/audit-log.js";
 import { createLogger } from "./telemetry/logger.js";
 import { createMetrics } from "./telemetry/metrics.js";
 import { startTracing } from "./telemetry/otel.js";
@@ -109,7 +110,13 @@ export async function startNode(
     },
     Math.random,
   );
+  const audit = await AuditLog.open({
+    dir: join(config.node.dataDir, "audit"),
+    ...config.audit,
+    nowMs: () => Date.now(),
+  });
   const driver = new Driver({
+    audit,
     engine,
     log,
     participants,
@@ -199,6 +206,7 @@ export async function startNode(
       ...(scrapeToken === undefined ? {} : { token: scrapeToken }),
       onApiListener: config.metrics.listen === undefined,
     },
+    audit,
     nowMs: () => Date.now(),
   });
   const address = await server.listen({ host: config.node.host, port: config.node.port });
@@ -232,6 +240,7 @@ export async function startNode(
       await server.close();
       await metricsListener?.close();
       await log.close();
+      await audit.close();
       await Promise.all([...participants.values()].map((p) => p.close()));
       await tracing.shutdown();
       logger.info({ clusterId }, "verdict node stopped");

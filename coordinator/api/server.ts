@@ -20,6 +20,7 @@ import {
   branchPayloadBytes,
   participantNamePattern,
   type AdminListQuery,
+  type AuditListQuery,
   type ClusterResponse,
   type EnlistCommand,
   type ParticipantsResponse,
@@ -35,6 +36,7 @@ import { metricsHandler } from "./metrics-route.js";
 import { methodNotAllowedHook } from "./methods.js";
 import { inFlightPerPrincipalMax } from "./contract/limits.js";
 import { PrincipalLimits, type BeginSlot } from "./principal-limits.js";
+import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
 
 export interface ApiToken {
   readonly id: string;
@@ -93,6 +95,8 @@ export type BackendCall =
 type Idem = { key: string; fingerprint: string };
 
 type Handler = (ctx: {
+  /** Adds to the audit record of this call (admin routes). */
+  note: (add: Partial<AuditEvent>) => void;
   principal: Principal;
   token: ApiToken;
   /** Set on begin: the principal's quota slot, freed with the xid it began. */
@@ -118,6 +122,7 @@ export function buildServer(opts: {
   logger: Logger;
   version: string;
   metrics: MetricsServing;
+  audit: Pick<AuditLog, "append" | "page">;
   nowMs: () => number;
 }) {
   const { backend, schemas } = opts;
@@ -146,7 +151,11 @@ export function buildServer(opts: {
     },
   });
   const audit = opts.logger.child({ component: "api" });
-  const handlers = makeHandlers(backend);
+  /** What the audit record of an admin call says beyond its route and status. */
+  const notes = new WeakMap<FastifyRequest, Partial<AuditEvent>>();
+  const note = (req: FastifyRequest, add: Partial<AuditEvent>) =>
+    notes.set(req, { ...notes.get(req), ...add });
+  const handlers = makeHandlers(backend, opts.audit);
   const routes = buildRoutes(schemas).filter(
     (r) => handlers[r.id] !== undefined || r.auth === "public",
   );
@@ -161,8 +170,11 @@ export function buildServer(opts: {
     // Fastify's own JSON parser (it refuses __proto__ and constructor keys) takes a callback.
     parseJsonBody(app.getDefaultJsonParser("error", "error") as StringParser),
   );
-  app.setErrorHandler((err: unknown, _req, reply) => {
-    if (err instanceof ApiError) return sendError(reply, err);
+  app.setErrorHandler((err: unknown, req, reply) => {
+    if (err instanceof ApiError) {
+      note(req, { code: err.code });
+      return sendError(reply, err);
+    }
     const e = err as { code?: string; statusCode?: number; message?: string };
     if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       return sendError(
@@ -190,6 +202,27 @@ export function buildServer(opts: {
     sendError(reply, new ApiError("not-found", `no route ${req.method} ${req.url}`)),
   );
 
+  // Every admin action, and every refused admin call, is in the audit trail before its answer
+  // leaves (docs/security.md, "Audit trail").
+  app.addHook("onSend", async (req, reply, payload) => {
+    const url = req.routeOptions.url;
+    if (url === undefined || !url.startsWith("/admin/")) return payload;
+    // Reads are recorded only when access was refused (a lookup that found nothing is not).
+    if (req.method === "GET" && ![401, 403, 429].includes(reply.statusCode)) return payload;
+    const n = notes.get(req) ?? {};
+    const action = routeIds.get(`${req.method} ${url}`) ?? url;
+    const xid = (req.params as { xid?: string } | undefined)?.xid;
+    await opts.audit
+      .append({
+        principal: n.principal ?? null,
+        action,
+        status: reply.statusCode,
+        ...(xid === undefined ? {} : { xid: xid.slice(0, 256) }),
+        ...n,
+      })
+      .catch((err: unknown) => opts.logger.error({ err, action }, "audit record not written"));
+    return payload;
+  });
   // Every answer is timed, errors included, by route id (or registered path) and status.
   const routeIds = new Map(routes.map((r) => [`${r.method} ${fastifyPath(r.path)}`, r.id]));
   app.addHook("onResponse", (req, reply, done) => {
@@ -218,6 +251,7 @@ export function buildServer(opts: {
       url: fastifyPath(route.path),
       handler: async (req, reply) => {
         const token = authenticate(req, tokens);
+        note(req, { principal: token.id });
         limits.takeRequest(token.id);
         if (route.auth === "admin" && token.role !== "admin") {
           throw new ApiError("forbidden", "this route needs an admin token");
@@ -237,6 +271,7 @@ export function buildServer(opts: {
             { "verdict.principal": token.id, ...(xid ? { "verdict.xid": xid } : {}) },
             () =>
               handler({
+                note: (add) => note(req, add),
                 principal: { id: token.id, admin: token.role === "admin" },
                 token,
                 ...(slot ? { slot } : {}),
@@ -318,7 +353,10 @@ function idempotency(
   return { key, fingerprint };
 }
 
-function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> {
+function makeHandlers(
+  backend: ApiBackend,
+  audit: Pick<AuditLog, "page">,
+): Record<string, Handler | undefined> {
   const xidOf = (params: Record<string, unknown>) => params.xid as Xid;
   /** A prepare, commit or abort call, with its Idempotency-Key when it came with one. */
   const xidCall = (
@@ -485,11 +523,16 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
       if (!facts) throw new ApiError("transaction-not-found", `no transaction ${xid}`, { xid });
       return Promise.resolve({ status: 200, body: toAdminView(facts) });
     },
-    adminResolveTransaction: async ({ principal, params, body }) => {
+    adminResolveTransaction: async ({ principal, params, body, note }) => {
       const xid = xidOf(params);
       const b = body as ResolveRequest;
       // A forget leaves nothing to read afterwards: what it forgot is answered instead.
       const before = backend.adminFacts(xid);
+      note({
+        reason: b.reason,
+        ...(b.branch === undefined ? {} : { branch: b.branch }),
+        ...(before ? { stateBefore: before.view.state } : {}),
+      });
       const reply = await backend.resolve({
         type: "resolve",
         principal,
@@ -502,6 +545,7 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
       if (reply.kind !== "txn") throw new ApiError("internal", `resolve answered ${reply.kind}`);
       const facts = backend.adminFacts(xid) ?? (before && { ...before, view: reply.view });
       if (!facts) throw new ApiError("transaction-not-found", `no transaction ${xid}`, { xid });
+      note({ stateAfter: b.action === "forget" ? "forgotten" : facts.view.state });
       return { status: 200, body: toAdminView(facts) };
     },
     adminRunRecovery: async () => {
@@ -521,6 +565,14 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
             message: e.message.slice(0, 4000),
           })),
         },
+      };
+    },
+    adminListAudit: async ({ query }) => {
+      const q = query as AuditListQuery;
+      const { records, next } = await audit.page(q.cursor ?? 0, q.limit);
+      return {
+        status: 200,
+        body: { records, nextCursor: next === null ? null : String(next) },
       };
     },
     adminListParticipants: async () => ({ status: 200, body: await backend.participants() }),

@@ -89,6 +89,20 @@ export const configSchema = z.strictObject({
       exportDelayMs: z.int().min(10).max(60_000).default(1000),
     })
     .default({ serviceName: "verdict", exportDelayMs: 1000 }),
+  /** The audit trail's files (docs/security.md, "Audit trail"): size bounded by rotation. */
+  audit: z
+    .strictObject({
+      fileBytesMax: z
+        .int()
+        .min(4096)
+        .max(1 << 30)
+        .default(16 << 20),
+      /** Rotated files kept besides the current one. */
+      filesMax: z.int().min(1).max(10_000).default(20),
+      /** Records waiting for the disk; beyond it an append is refused and logged. */
+      pendingMax: z.int().min(1).max(100_000).default(1000),
+    })
+    .default({ fileBytesMax: 16 << 20, filesMax: 20, pendingMax: 1000 }),
   /** `GET /metrics`: cached rendering, optionally a bearer token and a listener of its own. */
   metrics: z
     .strictObject({

@@ -6,6 +6,7 @@
  * reorder buffer holds any that become durable out of order), and only once durable, so
  * the engine's G1 rule — act on a decision only after it is applied — holds here.
  */
+import type { AuditLog } from "../audit/audit-log.js";
 import type { Logger } from "pino";
 import type { Health, Participant } from "../../participants/participant.js";
 import type {
@@ -64,6 +65,8 @@ export interface DriverDeps {
   readonly recoveryVerifyMs: number;
   /** How often recovery scans the participants for branches the log does not explain. */
   readonly recoveryIntervalMs: number;
+  /** Where heuristic outcomes are recorded beside operator actions (audit/audit-log.ts). */
+  readonly audit: Pick<AuditLog, "append">;
 }
 
 export class Driver {
@@ -370,6 +373,16 @@ export class Driver {
             if (outcome.outcome.startsWith("heuristic")) {
               this.d.metrics.heuristics.inc({ outcome: outcome.outcome });
               this.d.logger.error({ xid: o.xid, branch: o.branch.n, outcome }, "heuristic outcome");
+              this.d.audit
+                .append({
+                  principal: null,
+                  action: "heuristic-outcome",
+                  xid: o.xid,
+                  branch: o.branch.n,
+                  code: outcome.outcome,
+                  ...("detail" in outcome ? { reason: outcome.detail.slice(0, 4000) } : {}),
+                })
+                .catch((err: unknown) => this.d.logger.error({ err }, "audit record not written"));
             }
             this.input({ type: "phase2-done", xid: o.xid, n: o.branch.n, outcome });
           },

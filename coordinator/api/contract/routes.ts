@@ -243,6 +243,17 @@ export function buildRoutes(s: Schemas): readonly RouteSpec[] {
       idempotent: false,
     },
     {
+      id: "adminListAudit",
+      method: "GET",
+      path: "/admin/v1/audit",
+      auth: "admin",
+      summary: "The audit trail: operator actions, refused admin calls, heuristic outcomes",
+      query: s.auditListQuery,
+      responses: { 200: s.auditListResponse },
+      errors: errors(paramErrors, ["forbidden"]),
+      idempotent: false,
+    },
+    {
       id: "adminRunRecovery",
       method: "POST",
       path: "/admin/v1/recovery",

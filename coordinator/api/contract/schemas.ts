@@ -409,6 +409,39 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
     })
     .strict()
     .meta({ description: "In-doubt transactions first, then newest first." });
+  const auditListQuery = z
+    .object({
+      limit: intString(1, limits.listPageSizeMax).default(limits.listPageSizeDefault),
+      cursor: z
+        .string()
+        .regex(cursorPattern)
+        .transform(Number)
+        .optional()
+        .meta({ description: "The `nextCursor` of the previous page (a record's `seq`)." }),
+    })
+    .strict();
+  const auditRecord = z
+    .object({
+      seq: z.int().min(1),
+      at: z.iso.datetime(),
+      principal: z.string().nullable(),
+      action: z.string(),
+      xid: z.string().optional(),
+      branch: z.int().optional(),
+      reason: z.string().optional(),
+      status: z.int().optional(),
+      code: z.string().optional(),
+      stateBefore: z.string().optional(),
+      stateAfter: z.string().optional(),
+    })
+    .strict();
+  const auditListResponse = z
+    .object({
+      records: z.array(auditRecord).max(limits.listPageSizeMax),
+      nextCursor: z.string().regex(cursorPattern).nullable(),
+    })
+    .strict()
+    .meta({ description: "Oldest first; rotated-away records are gone (docs/security.md)." });
   const resolveRequest = z
     .object({
       action: z.enum(resolveActions),
@@ -545,6 +578,8 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
     historyEntry,
     adminListQuery,
     adminListResponse,
+    auditListQuery,
+    auditListResponse,
     resolveRequest,
     participantsResponse,
     clusterResponse,
@@ -570,6 +605,8 @@ export type PgServicePreparedBranch = z.input<Schemas["pgServicePreparedBranch"]
 export type RedisBranch = z.input<Schemas["redisBranch"]>;
 export type KafkaBranch = z.input<Schemas["kafkaBranch"]>;
 export type Statement = z.input<Schemas["statement"]>;
+export type AuditListQuery = z.output<Schemas["auditListQuery"]>;
+export type AuditListResponse = z.output<Schemas["auditListResponse"]>;
 export type SqlParam = z.input<Schemas["sqlParam"]>;
 export type RedisOp = z.input<Schemas["redisOp"]>;
 export type RedisPrecondition = z.input<Schemas["redisPrecondition"]>;

@@ -9,6 +9,7 @@ import {
   xidPattern,
   type AdminListResponse,
   type AdminTransactionView,
+  type AuditListResponse,
   type ClusterResponse,
   type ParticipantsResponse,
   type RecoveryResponse,
@@ -17,6 +18,7 @@ import {
 import { intFlag, parseCommand, wantsHelp } from "../args.js";
 import { UsageError } from "../errors.js";
 import {
+  formatAudit,
   formatCluster,
   formatList,
   formatParticipants,
@@ -33,6 +35,8 @@ const timeoutMsMax = 600_000;
 const listLimitMax = 1000;
 const branchMax = 1000;
 const cursorCharsMax = 512;
+/** Pages of the server's default size: more than the default rotation keeps (docs/security.md). */
+const auditExportPagesMax = 100_000;
 const reasonCharsMax = 4000;
 
 export const adminUsage = `usage: verdict admin [global flags] <command> [flags]
@@ -46,6 +50,9 @@ commands:
   recovery                run recovery now and print what it did
   participants            participants: health and prepared branches
   cluster                 members, leader, term, commit index
+  audit [--limit N] [--cursor C] [--export]
+                          the audit trail, oldest first; --export prints every
+                          record as JSON lines (for archiving)
 
 global flags:
   --url URL               the node (default $VERDICT_URL, else ${defaultAdminUrl})
@@ -70,6 +77,7 @@ const options = {
   reason: { type: "string" },
   branch: { type: "string" },
   token: { type: "string" },
+  export: { type: "boolean" },
 } as const;
 
 type Flag = keyof typeof options;
@@ -83,6 +91,7 @@ const commandFlags: Readonly<Record<string, readonly Flag[]>> = {
   recovery: [],
   participants: [],
   cluster: [],
+  audit: ["limit", "cursor", "export"],
 };
 const globalFlags: readonly Flag[] = ["url", "token-env", "json", "timeout-ms"];
 
@@ -158,6 +167,8 @@ export async function runAdmin(
       const a = await adminRequest(target, "GET", "/admin/v1/cluster");
       return show<ClusterResponse>(a.text, a.body, formatCluster);
     }
+    case "audit":
+      return values.export ? exportAudit(target) : auditPage(target, values, show);
     default:
       throw new UsageError(`unknown admin command ${command}`, adminUsage);
   }
@@ -200,6 +211,11 @@ function listQuery(values: Values): string {
     }
     q.set("state", values.state);
   }
+  return pageQuery(values, q);
+}
+
+/** `--limit` and `--cursor`, added to `q`. */
+function pageQuery(values: Values, q = new URLSearchParams()): string {
   const limit = intFlag("limit", values.limit, { min: 1, max: listLimitMax }, adminUsage);
   if (limit !== undefined) q.set("limit", String(limit));
   if (values.cursor !== undefined) {
@@ -240,4 +256,29 @@ function resolveBody(values: Values): ResolveRequest {
     reason,
     ...(branch === undefined ? {} : { branch }),
   };
+}
+
+async function auditPage(
+  target: AdminTarget,
+  values: Values,
+  show: <T>(text: string, body: unknown, format: (b: T) => string) => string,
+): Promise<string> {
+  const q = pageQuery(values);
+  const a = await adminRequest(target, "GET", `/admin/v1/audit${q === "" ? "" : `?${q}`}`);
+  return show<AuditListResponse>(a.text, a.body, formatAudit);
+}
+
+/** Every record, one JSON object a line, following the cursor to the end (bounded). */
+async function exportAudit(target: AdminTarget): Promise<string> {
+  const lines: string[] = [];
+  let cursor: string | null = null;
+  for (let pages = 0; pages < auditExportPagesMax; pages++) {
+    const q: string = cursor === null ? "" : `?cursor=${cursor}`;
+    const body = (await adminRequest(target, "GET", `/admin/v1/audit${q}`))
+      .body as AuditListResponse;
+    lines.push(...body.records.map((r) => JSON.stringify(r)));
+    cursor = body.nextCursor;
+    if (cursor === null) return lines.join("\n");
+  }
+  throw new UsageError(`the audit trail has over ${auditExportPagesMax} pages`, adminUsage);
 }

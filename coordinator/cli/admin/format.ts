@@ -7,6 +7,7 @@ import type {
   AdminListResponse,
   AdminTransactionSummary,
   AdminTransactionView,
+  AuditListResponse,
   ClusterResponse,
   ParticipantsResponse,
   RecoveryResponse,
@@ -161,4 +162,21 @@ function indent(text: string): string {
     .split("\n")
     .map((l) => `  ${l}`)
     .join("\n");
+}
+
+export function formatAudit(body: AuditListResponse): string {
+  if (body.records.length === 0) return "no audit records";
+  const rows = body.records.map((r) => [
+    String(r.seq),
+    r.at,
+    r.principal ?? "(no token)",
+    r.action,
+    r.xid ?? "",
+    r.status === undefined ? "" : String(r.status),
+    r.code ?? r.stateAfter ?? "",
+    cell(r.reason ?? "", 200),
+  ]);
+  const out = [table(["SEQ", "AT", "WHO", "WHAT", "XID", "STATUS", "RESULT", "WHY"], rows)];
+  if (body.nextCursor !== null) out.push(`next cursor: ${body.nextCursor}`);
+  return out.join("\n");
 }

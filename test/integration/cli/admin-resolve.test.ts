@@ -6,7 +6,9 @@
  *   change in both databases and no prepared branch is left; the reason is in the log (dump);
  * - repeating the same resolve answers the same (exit 0); abort after the commit is refused
  *   (exit 1: the decision never changes); an unknown xid exits 1 with transaction-not-found;
- * - recovery prints its counts and "errors: none"; --json is the recovery report.
+ * - recovery prints its counts and "errors: none"; --json is the recovery report;
+ * - `admin audit` lists the resolutions and the refused abort; `--export` prints every record
+ *   as JSON lines, in sequence.
  */
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -104,6 +106,34 @@ describe("verdict admin resolve and recovery", () => {
       "startedAt",
     ]);
     assert.deepEqual(report.errors, []);
+  });
+
+  test("admin audit shows the resolutions and the refusal; --export is JSON lines", async () => {
+    const r = await admin(["audit"]);
+    assert.equal(r.code, 0, shown(r));
+    const rows = r.stdout.split("\n").filter((l) => l.includes(xid));
+    assert.ok(
+      rows.some((l) => / adminResolveTransaction .* 200 +committed/.test(l)),
+      r.stdout,
+    );
+    assert.ok(
+      rows.some((l) => / 409 +(invalid-state|transaction-committed)/.test(l)),
+      r.stdout,
+    );
+    const e = await admin(["audit", "--export"]);
+    assert.equal(e.code, 0, shown(e));
+    const records = e.stdout
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l) as { seq: number; reason?: string });
+    assert.deepEqual(
+      records.map((x) => x.seq),
+      records.map((_, i) => i + 1),
+    );
+    assert.ok(records.some((x) => x.reason === reason));
+    const page = await admin(["audit", "--limit", "1", "--json"]);
+    assert.equal(page.code, 0, shown(page));
+    assert.equal((JSON.parse(page.stdout) as { nextCursor: string | null }).nextCursor, "1");
   });
 
   test("the operator's reason is in the decision log", async () => {
