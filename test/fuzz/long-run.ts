@@ -3,7 +3,10 @@
  * Schemathesis in every phase for as long as asked, with a client token and then an admin
  * token. Prints the request counts by status class and exits non-zero on any failure or 5xx.
  *
- *   node --import tsx test/fuzz/long-run.ts [--seconds 900] [--seed 1] [--max-examples 20000]
+ *   node --import tsx test/fuzz/long-run.ts [--seconds 900] [--seed 1] [--runs 1] [--max-examples 20000]
+ *
+ * One seed's run ends when Schemathesis has nothing new to generate (about 16,000 requests
+ * for both tokens); `--runs N` repeats it with seeds seed … seed+N−1 on the same node.
  */
 import { parseArgs } from "node:util";
 import { startFuzzNode } from "./fuzz-node.js";
@@ -14,11 +17,13 @@ const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "900" },
     seed: { type: "string", default: "1" },
+    runs: { type: "string", default: "1" },
     "max-examples": { type: "string", default: "20000" },
   },
 });
 const seconds = Number(values.seconds);
-const seed = Number(values.seed);
+const firstSeed = Number(values.seed);
+const runs = Number(values.runs);
 const maxExamples = Number(values["max-examples"]);
 
 const st = installSchemathesis();
@@ -26,28 +31,30 @@ const node = await startFuzzNode();
 let failed = false;
 let total = 0;
 try {
-  for (const [label, token] of [
-    ["client", node.clientToken],
-    ["admin", node.adminToken],
-  ] as const) {
-    const r = await runSchemathesis(st, {
-      url: node.url,
-      token,
-      mode: "all",
-      phases: ["examples", "coverage", "fuzzing", "stateful"],
-      maxExamples,
-      maxTimeS: seconds,
-      seed,
-    });
-    total += r.requests;
-    const serverErrors = r.requestsByClass["5xx"] ?? 0;
-    const summary = r.output.slice(r.output.lastIndexOf("Test cases:")).split("\n")[1] ?? "";
-    console.log(
-      `${label}: ${r.requests} requests ${JSON.stringify(r.requestsByClass)}; exit ${r.exitCode}; ${summary.trim()}`,
-    );
-    if (r.exitCode !== 0 || serverErrors > 0) {
-      failed = true;
-      console.log(r.output.slice(-20_000));
+  for (let seed = firstSeed; seed < firstSeed + runs; seed++) {
+    for (const [label, token] of [
+      ["client", node.clientToken],
+      ["admin", node.adminToken],
+    ] as const) {
+      const r = await runSchemathesis(st, {
+        url: node.url,
+        token,
+        mode: "all",
+        phases: ["examples", "coverage", "fuzzing", "stateful"],
+        maxExamples,
+        maxTimeS: seconds,
+        seed,
+      });
+      total += r.requests;
+      const serverErrors = r.requestsByClass["5xx"] ?? 0;
+      const summary = r.output.slice(r.output.lastIndexOf("Test cases:")).split("\n")[1] ?? "";
+      console.log(
+        `seed ${seed}, ${label}: ${r.requests} requests ${JSON.stringify(r.requestsByClass)}; exit ${r.exitCode}; ${summary.trim()}`,
+      );
+      if (r.exitCode !== 0 || serverErrors > 0) {
+        failed = true;
+        console.log(r.output.slice(-20_000));
+      }
     }
   }
 } finally {
