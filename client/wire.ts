@@ -10,6 +10,8 @@
 /** The API's stable error codes (the catalogue in coordinator/api/contract/errors.ts). */
 export type ErrorCode =
   | "bad-request"
+  | "json-too-deep"
+  | "request-timeout"
   | "validation-failed"
   | "invalid-utf8"
   | "headers-too-large"

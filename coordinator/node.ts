@@ -207,6 +207,7 @@ export async function startNode(
       onApiListener: config.metrics.listen === undefined,
     },
     audit,
+    http: config.http,
     nowMs: () => Date.now(),
   });
   const address = await server.listen({ host: config.node.host, port: config.node.port });

@@ -32,6 +32,7 @@ import { toAdminSummary, toAdminView, toApiView } from "./views.js";
 import { inRequestSpan } from "../telemetry/tracing.js";
 import { bearerOf, matchesDigest, secretDigest } from "./bearer.js";
 import { parseJsonBody, writeClientError, type StringParser } from "./wire.js";
+import { boundedServer, type HttpBounds } from "./http-guards.js";
 import { metricsHandler } from "./metrics-route.js";
 import { methodNotAllowedHook } from "./methods.js";
 import { inFlightPerPrincipalMax } from "./contract/limits.js";
@@ -123,11 +124,17 @@ export function buildServer(opts: {
   version: string;
   metrics: MetricsServing;
   audit: Pick<AuditLog, "append" | "page">;
+  http: HttpBounds & { readonly jsonDepthMax: number };
   nowMs: () => number;
 }) {
   const { backend, schemas } = opts;
   const tokens = opts.tokens.map((t) => ({ token: t, digest: secretDigest(t.secret) }));
   const app = Fastify({
+    serverFactory: (handler) => boundedServer(opts.http, handler),
+    // The same bounds for Fastify, which would otherwise set its own on the server.
+    keepAliveTimeout: opts.http.keepAliveTimeoutMs,
+    requestTimeout: opts.http.requestTimeoutMs,
+    connectionTimeout: opts.http.requestTimeoutMs,
     // Per-request lines would drown the transaction logs: the HTTP layer logs warnings only.
     loggerInstance: opts.logger.child({ component: "http" }, { level: "warn" }),
     bodyLimit: schemas.limits.bodyBytesMax,
@@ -168,7 +175,10 @@ export function buildServer(opts: {
     "application/json",
     { parseAs: "buffer" },
     // Fastify's own JSON parser (it refuses __proto__ and constructor keys) takes a callback.
-    parseJsonBody(app.getDefaultJsonParser("error", "error") as StringParser),
+    parseJsonBody(
+      app.getDefaultJsonParser("error", "error") as StringParser,
+      opts.http.jsonDepthMax,
+    ),
   );
   app.setErrorHandler((err: unknown, req, reply) => {
     if (err instanceof ApiError) {

@@ -103,6 +103,32 @@ export const configSchema = z.strictObject({
       pendingMax: z.int().min(1).max(100_000).default(1000),
     })
     .default({ fileBytesMax: 16 << 20, filesMax: 20, pendingMax: 1000 }),
+  /** Bounds on HTTP clients before any route runs (docs/security.md, "API abuse resistance"). */
+  http: z
+    .strictObject({
+      headersTimeoutMs: z.int().min(100).max(120_000).default(10_000),
+      requestTimeoutMs: z.int().min(100).max(600_000).default(30_000),
+      keepAliveTimeoutMs: z.int().min(100).max(600_000).default(5_000),
+      connectionsPerAddressMax: z.int().min(1).max(100_000).default(256),
+      connectionsMax: z.int().min(1).max(1_000_000).default(8_192),
+      jsonDepthMax: z.int().min(4).max(1_000).default(32),
+    })
+    .refine((h) => h.headersTimeoutMs <= h.requestTimeoutMs, {
+      message: "headersTimeoutMs must not exceed requestTimeoutMs",
+      path: ["headersTimeoutMs"],
+    })
+    .refine((h) => h.connectionsPerAddressMax <= h.connectionsMax, {
+      message: "connectionsPerAddressMax must not exceed connectionsMax",
+      path: ["connectionsPerAddressMax"],
+    })
+    .default({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 5_000,
+      connectionsPerAddressMax: 256,
+      connectionsMax: 8_192,
+      jsonDepthMax: 32,
+    }),
   /** `GET /metrics`: cached rendering, optionally a bearer token and a listener of its own. */
   metrics: z
     .strictObject({
@@ -136,3 +162,4 @@ export type Config = z.output<typeof configSchema>;
 export type TokenConfig = z.output<typeof tokenSchema>;
 export type MetricsConfig = z.output<typeof configSchema>["metrics"];
 export type TracingConfig = z.output<typeof configSchema>["tracing"];
+export type HttpConfig = z.output<typeof configSchema>["http"];

@@ -43,6 +43,8 @@ export interface TestNodeOptions {
    * test cluster gets its own (pass the same one again for a restart of the same cluster).
    */
   readonly schema?: string;
+  /** The `http` section (client bounds); the defaults otherwise. */
+  readonly http?: Record<string, unknown>;
   /** The `tracing` section (OTLP export); none by default. */
   readonly tracing?: Record<string, unknown>;
 }
@@ -82,6 +84,7 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
       protocol: { tickMs: 10, phase2BackoffBaseMs: 20, phase2BackoffMaxMs: 500, ...opts.protocol },
       metrics: opts.metrics ?? { cacheMs: 0 },
       ...(opts.tracing ? { tracing: opts.tracing } : {}),
+      ...(opts.http ? { http: opts.http } : {}),
       log: { level: "warn" },
     },
     "test",

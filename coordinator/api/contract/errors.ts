@@ -20,6 +20,13 @@ export const errorCatalogue = {
     retryable: false,
     when: "The body is not valid JSON, or the request is malformed in a way no schema describes.",
   },
+  "json-too-deep": {
+    status: 400,
+    retryable: false,
+    when:
+      "The JSON body nests arrays and objects deeper than `jsonDepthMax` (checked before it is " +
+      "parsed). `details.max` gives the bound. Nothing was changed.",
+  },
   "validation-failed": {
     status: 400,
     retryable: false,
@@ -133,6 +140,13 @@ export const errorCatalogue = {
     status: 415,
     retryable: false,
     when: "A body was sent with a Content-Type other than application/json.",
+  },
+  "request-timeout": {
+    status: 408,
+    retryable: true,
+    when:
+      "The request's header fields or body did not arrive within `http.headersTimeoutMs` or " +
+      "`http.requestTimeoutMs`; the connection is closed. Sent on the socket, before any route.",
   },
   "body-too-large": {
     status: 413,

@@ -49,6 +49,7 @@ const paramErrors: readonly ErrorCode[] = ["validation-failed"];
 const bodyErrors: readonly ErrorCode[] = [
   "bad-request",
   "invalid-utf8",
+  "json-too-deep",
   "validation-failed",
   "body-too-large",
   "unsupported-media-type",
