@@ -22,6 +22,7 @@ import {
   type AdminListQuery,
   type ClusterResponse,
   type EnlistCommand,
+  type ParticipantKind,
   type ParticipantsResponse,
   type ResolveRequest,
   type Schemas,
@@ -33,7 +34,8 @@ import { bearerOf, matchesDigest, secretDigest } from "./bearer.js";
 import { parseJsonBody, writeClientError, type StringParser } from "./wire.js";
 import { metricsHandler } from "./metrics-route.js";
 import { methodNotAllowedHook } from "./methods.js";
-import { inFlightPerPrincipalMax } from "./contract/limits.js";
+import { inFlightPerPrincipalMax } from "../config/limits.js";
+import type { BranchWork } from "../../shared/branch-work.js";
 import { PrincipalLimits, type BeginSlot } from "./principal-limits.js";
 
 export interface ApiToken {
@@ -83,7 +85,7 @@ export type BackendCall =
       xid: Xid;
       participant: string;
       kind: "postgres" | "redis" | "kafka";
-      payload: unknown;
+      payload: BranchWork;
       payloadBytes: number;
       idem?: { key: string; fingerprint: string };
     }
@@ -546,8 +548,8 @@ function refuseUnknownParticipant(backend: ApiBackend, body: unknown): void {
 }
 
 /** The participant payload of an enlist body, refused when it is not this participant's kind. */
-function payloadOf(b: EnlistCommand, kind: string): unknown {
-  const [payload, wants] =
+function payloadOf(b: EnlistCommand, kind: string): BranchWork {
+  const [payload, wants]: [BranchWork, ParticipantKind] =
     "statements" in b
       ? [{ kind: "statements", statements: b.statements }, "postgres"]
       : "servicePrepared" in b

@@ -4,7 +4,7 @@
  * docs/configuration.md.
  */
 import { z } from "zod";
-import { apiLimitsSchema } from "../api/contract/limits.js";
+import { apiLimitsSchema } from "./limits.js";
 
 const tokenSchema = z.strictObject({
   /** The principal: who began a transaction, who resolved a heuristic case. */
