@@ -14,7 +14,7 @@
  * table, so a broken table cannot hide its own faults.
  */
 import type { ParticipantKind, Phase2Outcome, Vote } from "../../../participants/participant.js";
-import type { BranchWork } from "../../../shared/branch-work.js";
+import type { BranchWork, RecordedWork } from "../../../shared/branch-work.js";
 import {
   Engine,
   type EngineConfig,
@@ -153,7 +153,7 @@ function payloadFor(kind: ParticipantKind, rng: Rng, failing: boolean): BranchWo
   }
 }
 
-const fails = (payload: unknown): boolean => JSON.stringify(payload).includes("FAIL");
+const fails = (work: RecordedWork): boolean => JSON.stringify(work).includes("FAIL");
 
 // ---- fake participants --------------------------------------------------------------------
 
