@@ -78,6 +78,8 @@ export const fixedLimits = {
   walPendingAppendsMax: 10_000,
 } as const;
 
+export type FixedLimits = { readonly [K in keyof typeof fixedLimits]: number };
+
 const count = (max: number) => z.int().min(1).max(max);
 const c = branchWorkCeilings;
 
@@ -197,7 +199,7 @@ export const defaultApiLimits: ApiLimits = apiLimitsSchema.parse({});
  * Problems with the relations that involve fixed limits (empty when all hold). Asserted below
  * at load; exported so a test can show that each relation is checked.
  */
-export function fixedRelationProblems(f: typeof fixedLimits = fixedLimits): string[] {
+export function fixedRelationProblems(f: FixedLimits = fixedLimits): string[] {
   const problems: string[] = [];
   const need = (holds: boolean, relation: string) => holds || problems.push(relation);
   // A forget record of a full batch (each xid quoted, comma-separated) fits any record's overhead.
