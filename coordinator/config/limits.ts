@@ -74,7 +74,9 @@ export const fixedLimits = {
   redisStagedBytesMax: 256 * MiB,
   /** Record bytes of one Kafka branch's messages (the broker's default request cap is 100 MiB). */
   kafkaBranchBytesMax: 64 * MiB,
-  /** Appends the local log (WAL) queues or writes at once; over it it refuses (LogBusyError). */
+  /** On shutdown, how long the aborts of never-prepared transactions get to become durable. */
+  abandonWaitMsMax: 5_000,
+  /** Appends the local log (WAL) queues or writes at once; over it it refuses (LogFullError). */
   walPendingAppendsMax: 10_000,
 } as const;
 

@@ -291,7 +291,10 @@ export class Driver {
     this.input({ type: "drain" });
     await this.until(() => this.d.engine.drainPending() === 0, graceMs);
     this.input({ type: "abandon" });
-    await this.until(() => this.d.engine.drainPending() === 0, Math.min(graceMs, 5_000));
+    await this.until(
+      () => this.d.engine.drainPending() === 0,
+      Math.min(graceMs, fixedLimits.abandonWaitMsMax),
+    );
     this.d.logger.info(
       { unfinished: this.d.engine.drainPending() },
       "drained: the next start finishes what is left",
