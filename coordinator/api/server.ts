@@ -34,7 +34,7 @@ import { bearerOf, matchesDigest, secretDigest } from "./bearer.js";
 import { parseJsonBody, writeClientError, type StringParser } from "./wire.js";
 import { metricsHandler } from "./metrics-route.js";
 import { methodNotAllowedHook } from "./methods.js";
-import { inFlightPerPrincipalMax } from "../config/limits.js";
+import { inFlightPerPrincipalMax, responseLimits } from "../config/limits.js";
 import type { BranchWork } from "../../shared/branch-work.js";
 import { PrincipalLimits, type BeginSlot } from "./principal-limits.js";
 
@@ -518,9 +518,9 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
           branchesRolledBack: r.rolledBack,
           branchesPending: r.pending,
           branchesLeft: r.left,
-          errors: r.errors.slice(0, 100).map((e) => ({
+          errors: r.errors.slice(0, responseLimits.recoveryErrorsMax).map((e) => ({
             participant: e.participant,
-            message: e.message.slice(0, 4000),
+            message: e.message.slice(0, responseLimits.messageCharsMax),
           })),
         },
       };

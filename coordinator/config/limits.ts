@@ -80,6 +80,27 @@ export const fixedLimits = {
   walPendingAppendsMax: 10_000,
 } as const;
 
+/**
+ * Bounds of what the API answers: each response schema states them (so the OpenAPI document
+ * publishes them) and each producer cuts what it reports to them, from this one place.
+ */
+export const responseLimits = {
+  /** Characters of a message, detail, warning or reason in an answer. */
+  messageCharsMax: 4000,
+  /** Participants in a health or participants answer: as many as a configuration may hold. */
+  participantsMax: 100,
+  /** Warnings listed per participant. */
+  warningsMax: 100,
+  /** Prepared branches listed per participant (the answer says when it cut the list). */
+  preparedBranchesListedMax: 1000,
+  /** Participant errors listed in a recovery answer. */
+  recoveryErrorsMax: 100,
+  /** Log entries in one transaction's admin history. */
+  historyEntriesMax: 10_000,
+  /** Members in the cluster answer. */
+  membersMax: 64,
+} as const;
+
 export type FixedLimits = { readonly [K in keyof typeof fixedLimits]: number };
 
 const count = (max: number) => z.int().min(1).max(max);

@@ -14,7 +14,7 @@ import { errorBodySchema } from "./errors.js";
 import { healthSchemas } from "./health.js";
 import { branchWorkSchemas } from "../../../shared/branch-work.js";
 import type { ApiLimits } from "../../config/limits.js";
-import { defaultApiLimits, fixedLimits } from "../../config/limits.js";
+import { defaultApiLimits, fixedLimits, responseLimits } from "../../config/limits.js";
 
 /** xid: URL-safe, no `:` (the branch id separator). */
 export const xidPattern = /^[A-Za-z0-9_-]{1,64}$/;
@@ -35,11 +35,14 @@ export const idempotencyKeyPattern = /^[\x21-\x7e]+$/;
  */
 export const traceparentPattern = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const { branchIdCharsMax } = fixedLimits;
-const messageCharsMax = 4000;
-const membersMax = 64;
-const recoveryErrorsMax = 100;
-const historyEntriesMax = 10_000;
-const preparedBranchesListedMax = 1000;
+const {
+  messageCharsMax,
+  membersMax,
+  recoveryErrorsMax,
+  historyEntriesMax,
+  preparedBranchesListedMax,
+  warningsMax,
+} = responseLimits;
 
 /** The states of docs/architecture.md §4, as the engine defines them. */
 export { txnStates as transactionStates } from "../../core/txn.js";
@@ -370,7 +373,7 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
             kind: participantKindSchema,
             ok: z.boolean(),
             detail: message,
-            warnings: z.array(message).max(100),
+            warnings: z.array(message).max(warningsMax),
             preparedBranches: z.array(branchId).max(preparedBranchesListedMax),
             preparedBranchesTruncated: z.boolean(),
           })
