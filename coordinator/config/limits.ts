@@ -1,11 +1,12 @@
 /**
- * Every limit of the node, in one module (docs/configuration.md lists them). Two kinds:
+ * Every limit of the node, in one module (docs/configuration.md lists them):
  * - `apiLimitsSchema`: the configurable ones (the config file's `limits`), each with a default
  *   and a ceiling, and the relations between them refined at load;
- * - `fixedLimits`: bounds no deployment needs to change, and `branchWorkCeilings`, the ceilings
- *   of the branch-work limits (participants re-validate work with them).
+ * - `fixedLimits`: bounds no deployment needs to change; `branchWorkCeilings`, the ceilings
+ *   of the branch-work limits (participants re-validate work with them); `responseLimits`,
+ *   the bounds of what the API answers.
  * The relations that involve fixed limits are asserted when this module loads
- * (`assertFixedRelations`): a build that breaks one never starts. Over a limit the node answers
+ * (`fixedRelationProblems`): a build that breaks one never starts. Over a limit the node answers
  * a fast typed refusal (4xx/429/503), never queues.
  *
  * A leaf module: it imports nothing of the node, so the API, the engine's shell, the
@@ -41,6 +42,7 @@ export type BranchWorkBounds = { readonly [K in keyof typeof branchWorkCeilings]
 const payloadBytesPerTransactionCeiling = 256 * MiB;
 const callsWaitingPerTransactionCeiling = 10_000;
 const operatorCallsWaitingCeiling = 10_000;
+const recordOverheadBytes = 128 * KiB;
 
 export const fixedLimits = {
   /** Transactions one `forget` record drops (the engine forgets in batches of at most this). */
@@ -57,9 +59,9 @@ export const fixedLimits = {
    */
   participantInFlightMax: 100_000,
   /** Bytes a log record takes beyond its branches' work: header, ids, labels, keys, a forget batch. */
-  recordOverheadBytes: 128 * KiB,
+  recordOverheadBytes,
   /** Bytes the log dump (`verdict log`) reads in one record: any record any configuration writes. */
-  recordBytesReadMax: 2 * payloadBytesPerTransactionCeiling + 128 * KiB,
+  recordBytesReadMax: 2 * payloadBytesPerTransactionCeiling + recordOverheadBytes,
   /**
    * Engine replies the driver awaits at once (client calls, operator resolutions, recovery scans);
    * over it a call is refused `503 unavailable` before it reaches the engine.

@@ -17,7 +17,7 @@ import type { ApiLimits } from "../../config/limits.js";
 import { defaultApiLimits, fixedLimits, responseLimits } from "../../config/limits.js";
 
 /** xid: URL-safe, no `:` (the branch id separator). */
-export const xidPattern = /^[A-Za-z0-9_-]{1,64}$/;
+export const xidPattern = new RegExp(`^[A-Za-z0-9_-]{1,${fixedLimits.xidCharsMax}}$`);
 /** Participant names, as configured. */
 export const participantNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** Label names: no spaces or control characters. */
