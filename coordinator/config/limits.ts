@@ -76,6 +76,8 @@ export const fixedLimits = {
   redisStagedBytesMax: 256 * MiB,
   /** Record bytes of one Kafka branch's messages (the broker's default request cap is 100 MiB). */
   kafkaBranchBytesMax: 64 * MiB,
+  /** Bytes of the acknowledgements one `acks` record carries (as JSON); the rest go in the next. */
+  acksBytesPerRecordMax: 64 * KiB,
   /** On shutdown, how long the aborts of never-prepared transactions get to become durable. */
   abandonWaitMsMax: 5_000,
   /** Appends the local log (WAL) queues or writes at once; over it it refuses (LogFullError). */
@@ -242,6 +244,14 @@ export function fixedRelationProblems(f: FixedLimits = fixedLimits): string[] {
   need(
     f.walPendingAppendsMax <= f.driverAppendsInFlightMax,
     "walPendingAppendsMax <= driverAppendsInFlightMax",
+  );
+  // Any one ack (its detail cut to an answer's message) fits a batch, and a full batch plus the
+  // record's own fields fits any record. JSON may write a character in up to 6 bytes (\uXXXX).
+  const ackBytesMax = 200 + f.xidCharsMax + 6 * responseLimits.messageCharsMax;
+  need(ackBytesMax <= f.acksBytesPerRecordMax, "one ack at its largest <= acksBytesPerRecordMax");
+  need(
+    f.acksBytesPerRecordMax + 1024 <= f.recordOverheadBytes,
+    "acksBytesPerRecordMax + 1 KiB <= recordOverheadBytes",
   );
   // One transaction's waiting calls and every operator's always fit among the driver's waiting
   // replies, whatever the configuration: only many transactions at once can fill it.

@@ -29,6 +29,11 @@ describe("limits", () => {
       [{ recordBytesReadMax: 1024 }, /recordBytesReadMax/],
       [{ walPendingAppendsMax: fixedLimits.driverAppendsInFlightMax + 1 }, /walPendingAppendsMax/],
       [{ driverRepliesWaitingMax: 100 }, /driverRepliesWaitingMax/],
+      [{ acksBytesPerRecordMax: 1024 }, /one ack at its largest/],
+      [
+        { acksBytesPerRecordMax: fixedLimits.recordOverheadBytes },
+        /acksBytesPerRecordMax \+ 1 KiB/,
+      ],
     ];
     for (const [change, named] of cases) {
       const problems = fixedRelationProblems({ ...fixedLimits, ...change });
