@@ -1,9 +1,10 @@
 // Lint holds the boundaries STYLE.md names: no floating promises, no import
-// cycles, and no I/O imports inside the pure cores.
+// cycles, no I/O imports inside the pure cores, and no API imports in participants or config.
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
-import importX from "eslint-plugin-import-x";
+import importX, { createNodeResolver } from "eslint-plugin-import-x";
 
+const apiBan = "Import the contract from a neutral module (shared/, coordinator/config/limits.ts).";
 const ioModules = ["pg", "ioredis", "kafkajs", "fastify", "pino", "prom-client", "node:*"];
 
 export default tseslint.config(
@@ -36,6 +37,31 @@ export default tseslint.config(
         { argsIgnorePattern: "^_", varsIgnorePattern: "^_" },
       ],
       "import-x/no-cycle": ["error", { ignoreExternal: true }],
+    },
+  },
+  {
+    // Participants and the configuration know nothing of the API: the contract types they
+    // share with it (branch work, limits) live in neutral modules (shared/, config/limits.ts).
+    // The zones compare resolved files, so the resolver maps `./x.js` imports to `./x.ts`.
+    files: ["participants/**/*.ts", "coordinator/config/**/*.ts"],
+    settings: {
+      "import-x/resolver-next": [
+        createNodeResolver({
+          extensions: [".ts", ".js"],
+          extensionAlias: { ".js": [".ts", ".js"] },
+        }),
+      ],
+    },
+    rules: {
+      "import-x/no-restricted-paths": [
+        "error",
+        {
+          zones: [
+            { target: "./participants", from: "./coordinator/api", message: apiBan },
+            { target: "./coordinator/config", from: "./coordinator/api", message: apiBan },
+          ],
+        },
+      ],
     },
   },
   {

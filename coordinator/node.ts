@@ -14,10 +14,10 @@ import { buildSchemas, participantNamesByKind } from "./api/contract/schemas.js"
 import { NodeHealth, type NodeLifecycle } from "./api/health.js";
 import { describeParticipants } from "./api/participants-report.js";
 import { buildServer, type ApiBackend } from "./api/server.js";
-import { branchWorkOverLimit } from "./api/branch-limits.js";
 import { loadOrCreateClusterId } from "./config/cluster-id.js";
 import { metricsToken, splitHostPort, tokenSecret } from "./config/load.js";
 import { listenMetrics } from "./api/metrics-route.js";
+import { fixedLimits, participantInFlightMax, recordBytesMax } from "./config/limits.js";
 import type { Config } from "./config/schema.js";
 import { Engine } from "./core/engine.js";
 import { newXid, type BranchId, type ClusterId } from "./core/ids.js";
@@ -31,6 +31,7 @@ import { AuditLog } from "./audit/audit-log.js";
 import { createLogger } from "./telemetry/logger.js";
 import { createMetrics } from "./telemetry/metrics.js";
 import { startTracing } from "./telemetry/otel.js";
+import { workOverLimit } from "../shared/branch-work.js";
 
 export const version = "0.1.0";
 
@@ -71,19 +72,15 @@ export async function startNode(
   const metrics = createMetrics();
   const participants = new Map<string, Participant>();
   for (const p of config.participants) {
-    const participant = createParticipant(
-      p,
-      logger,
-      Math.min(config.limits.inFlightTransactionsMax, 100_000),
-    );
+    const participant = createParticipant(p, logger, participantInFlightMax(config.limits));
     participants.set(p.name, await startParticipant(participant, clusterId, logger));
   }
   const log = await LocalDecisionLog.open<LogRecord>({
     storage: new NodeStorage(),
     dir: join(config.node.dataDir, "log"),
     segmentBytesMax: config.log.segmentBytesMax,
-    // A `preparing` record carries every branch's payload.
-    recordBytesMax: config.limits.payloadBytesPerTransactionMax * 2 + 64 * 1024,
+    recordBytesMax: recordBytesMax(config.limits),
+    pendingAppendsMax: fixedLimits.walPendingAppendsMax,
     onFsync: (ms, entries) => {
       metrics.fsyncSeconds.observe(ms / 1000);
       metrics.entriesPerFsync.observe(entries);
@@ -95,13 +92,13 @@ export async function startNode(
       inFlightMax: config.limits.inFlightTransactionsMax,
       branchesPerTxnMax: config.limits.branchesPerTransactionMax,
       payloadBytesPerTxnMax: config.limits.payloadBytesPerTransactionMax,
-      branchWorkOverLimit: branchWorkOverLimit(config.limits),
+      branchWorkOverLimit: (work) => workOverLimit(config.limits, work),
       phase2Backoff: {
         baseMs: config.protocol.phase2BackoffBaseMs,
         maxMs: config.protocol.phase2BackoffMaxMs,
       },
       retentionMs: config.protocol.retentionMs,
-      forgetBatchMax: 1000,
+      forgetBatchMax: fixedLimits.forgetBatchMax,
       onePhase: config.protocol.onePhase,
       idempotencyKeysMax: config.limits.idempotencyKeysMax,
       idempotencyKeyAgeMsMax: config.limits.idempotencyKeyAgeMsMax,

@@ -12,6 +12,7 @@
  * - A rollback never overtakes a prepare still in flight on the same branch.
  * - `recover` lists this cluster's prepared branches only (exact prefix match).
  */
+import type { RecordedWork } from "../shared/branch-work.js";
 
 /** `<clusterId>:<xid>:<n>`; PostgreSQL limits a gid to 200 bytes. */
 export type BranchId = string & { readonly __brand: "BranchId" };
@@ -54,9 +55,12 @@ export interface Health {
   readonly warnings: readonly string[];
 }
 
-export interface BranchRef<P> {
+export interface BranchRef<P extends RecordedWork = RecordedWork> {
   readonly branchId: BranchId;
-  /** The participant-specific work of the branch (statements, ops, messages), already validated. */
+  /**
+   * The branch's work (shared/branch-work.ts), validated at enlist; a branch recovery found
+   * without any record of its work (`orphan`) is only ever committed or rolled back.
+   */
   readonly payload: P;
 }
 
@@ -82,7 +86,7 @@ export interface Phase2Context {
   readonly evidence?: string;
 }
 
-export interface Participant<P = unknown> {
+export interface Participant<P extends RecordedWork = RecordedWork> {
   readonly name: string;
   readonly kind: ParticipantKind;
   /** Checks server settings and registers the cluster id; throws a clear error if unsafe. */

@@ -8,6 +8,7 @@
  * other transaction goes on.
  */
 import { messageOf } from "../../participants/common/errors.js";
+import { responseLimits } from "../config/limits.js";
 import { LogClosedError } from "../log/errors.js";
 import { ApiError } from "./contract/errors.js";
 import type { HealthzResponse, logStates, nodeLifecycles } from "./contract/health.js";
@@ -22,7 +23,7 @@ type ParticipantKind = HealthzResponse["participants"][number]["kind"];
  * and concurrent /healthz calls share one round of asking): a probe must answer quickly.
  */
 export const participantHealthBoundMs = 2_000;
-const detailCharsMax = 4000;
+const { messageCharsMax: detailCharsMax } = responseLimits;
 
 /** What the probes read from the node. */
 export interface HealthSource {

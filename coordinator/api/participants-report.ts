@@ -4,6 +4,7 @@
  * A participant that cannot answer is listed as not ok with the reason: the listing never fails.
  */
 import { messageOf } from "../../participants/common/errors.js";
+import { responseLimits } from "../config/limits.js";
 import type { ParticipantsResponse } from "./contract/schemas.js";
 
 type ParticipantKind = ParticipantsResponse["participants"][number]["kind"];
@@ -17,8 +18,11 @@ export interface ParticipantProbe {
   listPrepared(name: string): Promise<readonly string[]>;
 }
 
-const preparedListedMax = 1000;
-const detailCharsMax = 4000;
+const {
+  preparedBranchesListedMax: preparedListedMax,
+  messageCharsMax: detailCharsMax,
+  warningsMax,
+} = responseLimits;
 
 export async function describeParticipants(
   configured: readonly { name: string; kind: ParticipantKind }[],
@@ -46,7 +50,7 @@ export async function describeParticipants(
             .slice(0, detailCharsMax),
           warnings:
             health.status === "fulfilled"
-              ? health.value.warnings.map((w) => w.slice(0, detailCharsMax))
+              ? health.value.warnings.slice(0, warningsMax).map((w) => w.slice(0, detailCharsMax))
               : [],
           preparedBranches: branches.slice(0, preparedListedMax),
           preparedBranchesTruncated: branches.length > preparedListedMax,

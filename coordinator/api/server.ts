@@ -23,6 +23,7 @@ import {
   type AuditListQuery,
   type ClusterResponse,
   type EnlistCommand,
+  type ParticipantKind,
   type ParticipantsResponse,
   type ResolveRequest,
   type Schemas,
@@ -35,7 +36,8 @@ import { parseJsonBody, writeClientError, type StringParser } from "./wire.js";
 import { boundedServer, type HttpBounds } from "./http-guards.js";
 import { metricsHandler } from "./metrics-route.js";
 import { methodNotAllowedHook } from "./methods.js";
-import { inFlightPerPrincipalMax } from "./contract/limits.js";
+import { inFlightPerPrincipalMax, responseLimits } from "../config/limits.js";
+import type { BranchWork } from "../../shared/branch-work.js";
 import { PrincipalLimits, type BeginSlot } from "./principal-limits.js";
 import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
 
@@ -86,7 +88,7 @@ export type BackendCall =
       xid: Xid;
       participant: string;
       kind: "postgres" | "redis" | "kafka";
-      payload: unknown;
+      payload: BranchWork;
       payloadBytes: number;
       idem?: { key: string; fingerprint: string };
     }
@@ -570,9 +572,9 @@ function makeHandlers(
           branchesRolledBack: r.rolledBack,
           branchesPending: r.pending,
           branchesLeft: r.left,
-          errors: r.errors.slice(0, 100).map((e) => ({
+          errors: r.errors.slice(0, responseLimits.recoveryErrorsMax).map((e) => ({
             participant: e.participant,
-            message: e.message.slice(0, 4000),
+            message: e.message.slice(0, responseLimits.messageCharsMax),
           })),
         },
       };
@@ -608,8 +610,8 @@ function refuseUnknownParticipant(backend: ApiBackend, body: unknown): void {
 }
 
 /** The participant payload of an enlist body, refused when it is not this participant's kind. */
-function payloadOf(b: EnlistCommand, kind: string): unknown {
-  const [payload, wants] =
+function payloadOf(b: EnlistCommand, kind: string): BranchWork {
+  const [payload, wants]: [BranchWork, ParticipantKind] =
     "statements" in b
       ? [{ kind: "statements", statements: b.statements }, "postgres"]
       : "servicePrepared" in b

@@ -4,7 +4,7 @@
  * docs/configuration.md.
  */
 import { z } from "zod";
-import { apiLimitsSchema } from "../api/contract/limits.js";
+import { apiLimitsSchema, responseLimits } from "./limits.js";
 
 const tokenSchema = z.strictObject({
   /** The principal: who began a transaction, who resolved a heuristic case. */
@@ -34,7 +34,8 @@ export const configSchema = z.strictObject({
     port: z.int().min(0).max(65535).default(7400),
   }),
   tokens: z.array(tokenSchema).max(1000).default([]),
-  participants: z.array(participantSchema).min(1).max(100),
+  // Every configured participant appears in the health and participants answers.
+  participants: z.array(participantSchema).min(1).max(responseLimits.participantsMax),
   limits: apiLimitsSchema.default(apiLimitsSchema.parse({})),
   protocol: z
     .strictObject({

@@ -6,7 +6,7 @@ import { invariant } from "./assert.js";
 import { branchIdOf, type BranchNo } from "./ids.js";
 import type { BeginInput, EnlistInput, ReportPreparedInput, ReqId } from "./inputs.js";
 import { isServicePrepared, type Leader } from "./leader.js";
-import { mergePayloads } from "./payload.js";
+import { mergeWork } from "./payload.js";
 import { stateOf, type Active, type LiveTxn } from "./phase.js";
 import type { BranchSpec } from "./records.js";
 import { errorReply, invalidState, overLimit } from "./replies.js";
@@ -115,11 +115,13 @@ function mergeInto(
       ),
     );
   }
-  const merged = mergePayloads(existing.spec.payload, input.payload);
-  const over = merged.ok ? l.cfg.branchWorkOverLimit(merged.payload) : undefined;
+  // The work recorded for a live branch is an enlist's (only recovery records an orphan's).
+  invariant(existing.spec.payload.kind !== "orphan", "a live branch holds an orphan's work");
+  const merged = mergeWork(existing.spec.payload, input.payload);
+  const over = merged.ok ? l.cfg.branchWorkOverLimit(merged.work) : undefined;
   if (over) return l.reply(input.req, overLimit(over.limit, over.max));
   if (!merged.ok) return l.reply(input.req, invalidState(live.header.xid, "active", merged.why));
-  existing.spec = { ...existing.spec, payload: merged.payload };
+  existing.spec = { ...existing.spec, payload: merged.work };
   phase.payloadBytes += input.payloadBytes;
   l.holdKey(input, { xid: input.xid, branch: { n: existing.spec.n, created: false } });
   replyBranch(l, input.req, existing.spec, false);

@@ -8,6 +8,7 @@ import type {
   ParticipantKind,
   Vote,
 } from "../../participants/participant.js";
+import type { BranchWork } from "../../shared/branch-work.js";
 import type { KeyLimits, Idem } from "./idempotency.js";
 import type { BackoffConfig } from "./backoff.js";
 import type { BranchNo, ClusterId, Term, Xid } from "./ids.js";
@@ -114,7 +115,7 @@ export type EnlistInput = XidCall & {
   readonly type: "enlist";
   readonly participant: string;
   readonly kind: ParticipantKind;
-  readonly payload: unknown;
+  readonly payload: BranchWork;
   /** Size of the payload's work, counted against payloadBytesPerTxnMax. */
   readonly payloadBytes: number;
   readonly idem?: Idem;
@@ -250,7 +251,7 @@ export interface EngineConfig extends KeyLimits {
   /** Bytes of all branch work of one transaction (it is all kept in the `preparing` record). */
   readonly payloadBytesPerTxnMax: number;
   /** A limit the merged work of one branch breaks (statements, ops or messages per branch). */
-  readonly branchWorkOverLimit: (payload: unknown) => { limit: string; max: number } | undefined;
+  readonly branchWorkOverLimit: (work: BranchWork) => { limit: string; max: number } | undefined;
   readonly phase2Backoff: BackoffConfig;
   /** How long a finished transaction stays visible before it is forgotten. */
   readonly retentionMs: number;

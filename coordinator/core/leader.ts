@@ -7,6 +7,7 @@
  * A new leader starts catching up: it serves nothing that depends on the table until the
  * table has applied everything the log held when the leadership began (`catchUpIndex`).
  */
+import type { RecordedWork } from "../../shared/branch-work.js";
 import { invariant } from "./assert.js";
 import type { Term, Xid } from "./ids.js";
 import { IdempotencyKeys, type KeyUse } from "./idempotency.js";
@@ -243,12 +244,8 @@ function durableView(t: DurableTxn, phase: Phase | undefined): TxnView {
   );
 }
 
-export function isServicePrepared(payload: unknown): boolean {
-  return (
-    typeof payload === "object" &&
-    payload !== null &&
-    (payload as { kind?: unknown }).kind === "service-prepared"
-  );
+export function isServicePrepared(work: RecordedWork): boolean {
+  return work.kind === "service-prepared";
 }
 
 export function only<T>(items: readonly T[]): T {

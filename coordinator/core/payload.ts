@@ -1,32 +1,40 @@
 /**
  * Merging a second enlist into the branch a participant already has (one branch per
  * participant per transaction: two branches on one database would deadlock each other).
- * Payloads are participant-specific objects whose work lives in arrays (statements, ops,
- * preconditions, messages): merging appends them in order.
+ * Work is the one branch-work type (shared/branch-work.ts); merging appends the second
+ * enlist's lists (statements, ops and preconditions, messages) after the first's, in order.
  */
-export type MergeResult = { ok: true; payload: unknown } | { ok: false; why: string };
+import type { BranchWork } from "../../shared/branch-work.js";
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
+export type MergeResult = { ok: true; work: BranchWork } | { ok: false; why: string };
 
-export function mergePayloads(first: unknown, second: unknown): MergeResult {
-  if (!isRecord(first) || !isRecord(second)) return { ok: false, why: "payloads are not objects" };
-  if (first.kind !== second.kind) {
-    return {
-      ok: false,
-      why: `cannot add ${String(second.kind)} work to a ${String(first.kind)} branch`,
-    };
+export function mergeWork(first: BranchWork, second: BranchWork): MergeResult {
+  const refused = (): MergeResult => ({
+    ok: false,
+    why: `cannot add ${second.kind} work to a ${first.kind} branch`,
+  });
+  switch (first.kind) {
+    case "statements":
+      if (second.kind !== "statements") return refused();
+      return {
+        ok: true,
+        work: { ...first, statements: [...first.statements, ...second.statements] },
+      };
+    case "ops":
+      if (second.kind !== "ops") return refused();
+      return {
+        ok: true,
+        work: {
+          ...first,
+          ops: [...first.ops, ...second.ops],
+          preconditions: [...first.preconditions, ...second.preconditions],
+        },
+      };
+    case "messages":
+      if (second.kind !== "messages") return refused();
+      return { ok: true, work: { ...first, messages: [...first.messages, ...second.messages] } };
+    case "service-prepared":
+      // The service prepared it whole: no other work can join it.
+      return refused();
   }
-  const merged: Record<string, unknown> = { ...first };
-  for (const [key, value] of Object.entries(second)) {
-    const prior = first[key];
-    if (Array.isArray(prior) && Array.isArray(value)) {
-      merged[key] = [...(prior as unknown[]), ...(value as unknown[])];
-    } else if (prior === undefined) merged[key] = value;
-    else if (JSON.stringify(prior) !== JSON.stringify(value)) {
-      return { ok: false, why: `field ${key} differs between the two enlists` };
-    }
-  }
-  return { ok: true, payload: merged };
 }

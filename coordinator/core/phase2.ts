@@ -4,9 +4,11 @@
  * G1: nothing here runs before the decision is applied (startPhase2 asserts it).
  */
 import type { Phase2Outcome } from "../../participants/participant.js";
+import { fixedLimits, responseLimits } from "../config/limits.js";
 import { invariant } from "./assert.js";
 import type { BranchNo, Xid } from "./ids.js";
 import type { CallError } from "./inputs.js";
+import type { Ack } from "./records.js";
 import type { Leader } from "./leader.js";
 import { enter, type LiveTxn, type Phase2 } from "./phase.js";
 import { firstTrack, isDue, retryLater } from "./phase2-retry.js";
@@ -74,7 +76,10 @@ export function phase2Done(l: Leader, xid: Xid, n: BranchNo, outcome: Phase2Outc
     xid,
     n,
     outcome: outcome.outcome,
-    ...("detail" in outcome ? { detail: outcome.detail } : {}),
+    // Cut to what an answer shows, so that any one ack fits an `acks` record.
+    ...("detail" in outcome
+      ? { detail: outcome.detail.slice(0, responseLimits.messageCharsMax) }
+      : {}),
   });
   flushAcks(l);
   sendDuePhase2(l, p.live);
@@ -97,12 +102,31 @@ export function dropTrack(l: Leader, xid: Xid, n: number): void {
   phase2Of(l, xid)?.phase.tracks.delete(n);
 }
 
-/** Proposes the acknowledgements heard so far, one `acks` record at a time. */
+/**
+ * Proposes the acknowledgements heard so far, one `acks` record at a time, each within
+ * `acksBytesPerRecordMax` (the rest go in the next record, once this one is applied).
+ */
 export function flushAcks(l: Leader): void {
   if (l.acksProposal !== undefined || l.pendingAcks.length === 0) return;
-  const acks = l.pendingAcks;
-  l.pendingAcks = [];
+  const acks = l.pendingAcks.splice(
+    0,
+    ackBatchSize(l.pendingAcks, fixedLimits.acksBytesPerRecordMax),
+  );
   l.acksProposal = l.propose({ type: "acks", v: 1, acks, atMs: l.nowMs });
+}
+
+const utf8 = new TextEncoder();
+
+/** How many of the first `acks` fit in `bytesMax` (as JSON); at least one, so each is logged. */
+export function ackBatchSize(acks: readonly Ack[], bytesMax: number): number {
+  let bytes = 0;
+  let n = 0;
+  for (const a of acks) {
+    bytes += utf8.encode(JSON.stringify(a)).length + 1;
+    if (n > 0 && bytes > bytesMax) break;
+    n += 1;
+  }
+  return n;
 }
 
 /** Every branch of `xid` is acknowledged in the log: answer its callers and let it go. */

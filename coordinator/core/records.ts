@@ -6,6 +6,7 @@
  * previous one.
  */
 import type { ParticipantKind, Phase2Outcome } from "../../participants/participant.js";
+import type { RecordedWork } from "../../shared/branch-work.js";
 import type { BranchId, BranchNo, Xid } from "./ids.js";
 
 export const recordFormatVersion = 1;
@@ -48,8 +49,8 @@ export interface BranchSpec {
   readonly branchId: BranchId;
   readonly participant: string;
   readonly kind: ParticipantKind;
-  /** Participant-specific work, validated at enlist; kept so that it survives any crash. */
-  readonly payload: unknown;
+  /** The branch's work, validated at enlist; kept so that it survives any crash. */
+  readonly payload: RecordedWork;
 }
 
 /** How phase 2 ended on a branch; `settled-by-operator`: an operator settled it by hand. */

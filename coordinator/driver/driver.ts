@@ -5,6 +5,11 @@
  * Ordering contract: entries are fed to the engine as `applied` strictly in log order (a
  * reorder buffer holds any that become durable out of order), and only once durable, so
  * the engine's G1 rule — act on a decision only after it is applied — holds here.
+ *
+ * Bounds (coordinator/config/limits.ts): replies awaited at once (`repliesWaitingMax`; over it
+ * a call is answered `unavailable` without reaching the engine), and appends in flight plus
+ * entries held for in-order apply (`appendsInFlightMax`; over it an append is refused as
+ * `append-failed`, so its proposer hears a typed failure). Neither map grows past its bound.
  */
 import type { AuditLog } from "../audit/audit-log.js";
 import type { Logger } from "pino";
@@ -30,7 +35,9 @@ import { inSpan } from "../telemetry/tracing.js";
 import { withTimeout } from "./deadline.js";
 import { verifySettled } from "./recovery-verify.js";
 import { ParticipantCallError } from "./errors.js";
-import { InvariantError } from "../core/assert.js";
+import { InvariantError, invariant } from "../core/assert.js";
+import { tooManyWaiting } from "../core/replies.js";
+import { fixedLimits } from "../config/limits.js";
 
 export type ClientInput = Extract<
   Input,
@@ -67,6 +74,15 @@ export interface DriverDeps {
   readonly recoveryIntervalMs: number;
   /** Where heuristic outcomes are recorded beside operator actions (audit/audit-log.ts). */
   readonly audit: Pick<AuditLog, "append">;
+  /** The driver's own bounds; the fixed limits unless a test sets smaller ones. */
+  readonly bounds?: DriverBounds;
+}
+
+export interface DriverBounds {
+  /** Engine replies awaited at once (`waiting`). */
+  readonly repliesWaitingMax: number;
+  /** Log appends in flight plus durable entries waiting for an earlier one (`reorder`). */
+  readonly appendsInFlightMax: number;
 }
 
 export class Driver {
@@ -74,6 +90,8 @@ export class Driver {
   private readonly waiting = new Map<ReqId, (reply: Reply) => void>();
   private readonly reorder = new Map<number, { entry: Entry; proposal?: Proposal }>();
   private nextToApply = 1;
+  private appendsInFlight = 0;
+  private readonly bounds: DriverBounds;
   private timer: NodeJS.Timeout | undefined;
   private recoveryTimer: NodeJS.Timeout | undefined;
   /** Scans run one after another: an on-demand one starts after any under way. */
@@ -83,7 +101,12 @@ export class Driver {
   private lastSnapshotIndex = 0;
   private closed = false;
 
-  constructor(private readonly d: DriverDeps) {}
+  constructor(private readonly d: DriverDeps) {
+    this.bounds = d.bounds ?? {
+      repliesWaitingMax: fixedLimits.driverRepliesWaitingMax,
+      appendsInFlightMax: fixedLimits.driverAppendsInFlightMax,
+    };
+  }
 
   /** Replays the log into the engine, then leads (single node: a Raft group of one). */
   async start(): Promise<void> {
@@ -282,7 +305,10 @@ export class Driver {
     this.input({ type: "drain" });
     await this.until(() => this.d.engine.drainPending() === 0, graceMs);
     this.input({ type: "abandon" });
-    await this.until(() => this.d.engine.drainPending() === 0, Math.min(graceMs, 5_000));
+    await this.until(
+      () => this.d.engine.drainPending() === 0,
+      Math.min(graceMs, fixedLimits.abandonWaitMsMax),
+    );
     this.d.logger.info(
       { unfinished: this.d.engine.drainPending() },
       "drained: the next start finishes what is left",
@@ -302,6 +328,11 @@ export class Driver {
   }
 
   private request(input: WithoutReq<Request>): Promise<Reply> {
+    if (this.waiting.size >= this.bounds.repliesWaitingMax) {
+      return Promise.resolve(
+        tooManyWaiting("driverRepliesWaitingMax", this.bounds.repliesWaitingMax),
+      );
+    }
     const req = this.nextReq++;
     return new Promise<Reply>((resolve) => {
       this.waiting.set(req, resolve);
@@ -436,6 +467,16 @@ export class Driver {
   }
 
   private append(record: LogRecord, proposal: Proposal): void {
+    const max = this.bounds.appendsInFlightMax;
+    if (this.appendsInFlight + this.reorder.size >= max) {
+      // Heard after the outputs of this step, like any append's outcome.
+      const error = `over driverAppendsInFlightMax (${max}): the log is behind`;
+      void Promise.resolve().then(() =>
+        this.input({ type: "append-failed", record, proposal, error }),
+      );
+      return;
+    }
+    this.appendsInFlight += 1;
     const started = performance.now();
     void this.d.failpoints
       .hit(record.type === "decide" ? "before-decision-append" : "before-append")
@@ -458,9 +499,11 @@ export class Driver {
             );
             this.input({ type: "append-failed", record, proposal, error: errorText(e) });
           }
+          this.appendsInFlight -= 1;
           this.feedApplied(entry, proposal);
         },
         (e: unknown) => {
+          this.appendsInFlight -= 1;
           this.d.logger.error({ err: errorText(e), record: record.type }, "log append failed");
           this.input({ type: "append-failed", record, proposal, error: errorText(e) });
         },
@@ -470,6 +513,11 @@ export class Driver {
   /** Feeds entries to the engine strictly in index order. */
   private feedApplied(entry: Entry, proposal?: Proposal): void {
     this.reorder.set(entry.index, { entry, ...(proposal ? { proposal } : {}) });
+    // Each held entry came from an append counted against the bound when it was accepted.
+    invariant(
+      this.reorder.size <= this.bounds.appendsInFlightMax,
+      `reorder buffer over ${this.bounds.appendsInFlightMax} entries`,
+    );
     for (
       let next = this.reorder.get(this.nextToApply);
       next;

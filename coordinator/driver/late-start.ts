@@ -47,7 +47,7 @@ export async function startParticipant(
 class LateStartParticipant implements Participant {
   readonly name: string;
   readonly kind: Participant["kind"];
-  readonly commitOnePhase?: (b: BranchRef<unknown>, c: PrepareContext) => Promise<OnePhaseOutcome>;
+  readonly commitOnePhase?: (b: BranchRef, c: PrepareContext) => Promise<OnePhaseOutcome>;
   readonly isCommitted?: (branchId: BranchId) => Promise<boolean>;
   private started = false;
   private closed = false;
@@ -99,7 +99,7 @@ class LateStartParticipant implements Participant {
     return Promise.resolve();
   }
 
-  prepare(branch: BranchRef<unknown>, ctx: PrepareContext): Promise<Vote> {
+  prepare(branch: BranchRef, ctx: PrepareContext): Promise<Vote> {
     if (!this.started) {
       return Promise.resolve({
         vote: "no",
@@ -110,11 +110,11 @@ class LateStartParticipant implements Participant {
     return this.p.prepare(branch, ctx);
   }
 
-  commit(branch: BranchRef<unknown>, ctx: Phase2Context): Promise<Phase2Outcome> {
+  commit(branch: BranchRef, ctx: Phase2Context): Promise<Phase2Outcome> {
     return Promise.resolve().then(() => this.ready().commit(branch, ctx));
   }
 
-  rollback(branch: BranchRef<unknown>, ctx: Phase2Context): Promise<Phase2Outcome> {
+  rollback(branch: BranchRef, ctx: Phase2Context): Promise<Phase2Outcome> {
     return Promise.resolve().then(() => this.ready().rollback(branch, ctx));
   }
 

@@ -11,6 +11,7 @@
  * (a listed file can vanish before it is read); both are reported, never fatal.
  */
 import { AssertionError } from "node:assert";
+import { fixedLimits } from "../config/limits.js";
 import { isCode } from "./node-storage.js";
 import { joinPath } from "./storage.js";
 import type { Storage } from "./storage.js";
@@ -27,7 +28,7 @@ export interface WalReadLimits {
 }
 
 export const walReadDefaults: WalReadLimits = {
-  recordBytesMax: 256 * 1024 * 1024,
+  recordBytesMax: fixedLimits.recordBytesReadMax,
   snapshotBytesMax: 1024 * 1024 * 1024,
 };
 

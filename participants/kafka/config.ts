@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { participantNameSchema, parseParticipantConfig } from "../common/config.js";
 import { KafkaConfigError } from "./errors.js";
-import { kafkaPayloadLimits } from "./payload.js";
+import { branchWorkCeilings, fixedLimits } from "../../coordinator/config/limits.js";
 
 const saslOf = <M extends string>(mechanism: M) =>
   z.strictObject({
@@ -73,13 +73,18 @@ export const kafkaParticipantConfigSchema = z.strictObject({
   topicInfoCacheMs: z.number().int().min(0).max(600_000).default(10_000),
   /** Topics whose metadata is cached at once. */
   topicInfoCacheEntriesMax: z.number().int().min(1).max(100_000).default(1_000),
-  messagesPerBranchMax: z.number().int().min(1).max(kafkaPayloadLimits.messagesMax).default(1_000),
+  messagesPerBranchMax: z
+    .number()
+    .int()
+    .min(1)
+    .max(branchWorkCeilings.messagesPerBranchMax)
+    .default(1_000),
   /** Estimated record bytes of one branch (all messages, keys, headers). */
   branchBytesMax: z
     .number()
     .int()
     .min(1024)
-    .max(kafkaPayloadLimits.branchBytesMax)
+    .max(fixedLimits.kafkaBranchBytesMax)
     .default(8 * MiB),
   /** Phase-2 calls waiting for the same transactional id in this process. */
   waitingAttemptsPerIdMax: z.number().int().min(1).max(100_000).default(1_000),

@@ -1,50 +1,16 @@
 /**
- * What a Kafka branch carries, and its schema. The API validated it already; the participant
- * validates again (defensively) before it trusts anything. Limits here are hard ceilings; the
- * participant's configuration and the API may impose lower ones.
+ * What a Kafka branch carries: the one branch-work type's `messages` variant
+ * (shared/branch-work.ts). The API validated it already; the participant validates again
+ * (defensively, at the ceilings) before it trusts anything; its configuration may impose lower
+ * limits (`messagesPerBranchMax`, `branchBytesMax`).
  */
-import { z } from "zod";
+import { workAtCeilings, type KafkaMessage } from "../../shared/branch-work.js";
 
-const MiB = 1024 * 1024;
+export type { KafkaMessage, KafkaWork as KafkaPayload } from "../../shared/branch-work.js";
 
-export const kafkaPayloadLimits = {
-  messagesMax: 10_000,
-  headersPerMessageMax: 1_000,
-  keyBytesMax: 1 * MiB,
-  /** All records of a branch; below the broker's default `socket.request.max.bytes` (100 MiB). */
-  branchBytesMax: 64 * MiB,
-} as const;
-
-/** Kafka's own rule for topic names. */
-export const kafkaTopicPattern = /^[A-Za-z0-9._-]{1,249}$/;
+export const kafkaPayloadSchema = workAtCeilings.messagesWork;
 
 const byteLength = (s: string): number => Buffer.byteLength(s, "utf8");
-
-export const kafkaMessageSchema = z.strictObject({
-  topic: z.string().regex(kafkaTopicPattern),
-  key: z
-    .string()
-    .refine((s) => byteLength(s) <= kafkaPayloadLimits.keyBytesMax, {
-      message: `a key is at most ${kafkaPayloadLimits.keyBytesMax} bytes`,
-    })
-    .optional(),
-  value: z.string(),
-  headers: z
-    .record(z.string().min(1), z.string())
-    .refine((h) => Object.keys(h).length <= kafkaPayloadLimits.headersPerMessageMax, {
-      message: `at most ${kafkaPayloadLimits.headersPerMessageMax} headers`,
-    })
-    .optional(),
-  partition: z.number().int().min(0).max(1_000_000).optional(),
-});
-
-export const kafkaPayloadSchema = z.strictObject({
-  kind: z.literal("messages"),
-  messages: z.array(kafkaMessageSchema).min(1).max(kafkaPayloadLimits.messagesMax),
-});
-
-export type KafkaMessage = z.infer<typeof kafkaMessageSchema>;
-export type KafkaPayload = z.infer<typeof kafkaPayloadSchema>;
 
 /** Bytes a record batch adds around its records (Kafka's v2 batch header). */
 export const recordBatchOverheadBytes = 61;

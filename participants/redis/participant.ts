@@ -35,7 +35,7 @@ import {
   RedisUnavailableError,
 } from "./errors.js";
 import { isReservedKey, namespaceKeys, type NamespaceKeys } from "./keys.js";
-import { redisPayloadLimits, redisPayloadSchema, type RedisPayload } from "./payload.js";
+import { redisPayloadSchema, stagedBytesMax, type RedisPayload } from "./payload.js";
 import { programKeys, stagedProgram } from "./program.js";
 import { loadScripts, runScript } from "./script-runner.js";
 import { checkServer, redactedUrl, registerCluster } from "./startup.js";
@@ -323,11 +323,11 @@ class RedisParticipantImpl implements RedisParticipant {
       };
     }
     const encoded = JSON.stringify(program);
-    if (encoded.length > redisPayloadLimits.stagedBytesMax) {
+    if (encoded.length > stagedBytesMax) {
       return {
         kind: "refused",
         reason: redisNoVoteReasons.payloadInvalid,
-        detail: `the staged branch is over ${redisPayloadLimits.stagedBytesMax} bytes`,
+        detail: `the staged branch is over ${stagedBytesMax} bytes`,
       };
     }
     return { kind: "program", program: encoded };

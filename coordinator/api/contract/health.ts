@@ -4,13 +4,13 @@
  * draining); the health summary says how well, participant by participant.
  */
 import { z } from "zod";
+import { responseLimits } from "../../config/limits.js";
 
 export const nodeLifecycles = ["starting", "serving", "draining", "stopped"] as const;
 export const logStates = ["open", "closed", "failed"] as const;
 export const healthStatuses = ["ok", "degraded", "unavailable"] as const;
 
-const detailCharsMax = 4000;
-const participantsMax = 100;
+const { messageCharsMax: detailCharsMax, participantsMax } = responseLimits;
 
 const livezResponse = z
   .object({ status: z.literal("alive") })

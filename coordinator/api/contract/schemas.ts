@@ -12,15 +12,14 @@ import {
 } from "../../core/txn.js";
 import { errorBodySchema } from "./errors.js";
 import { healthSchemas } from "./health.js";
-import type { ApiLimits } from "./limits.js";
-import { defaultApiLimits } from "./limits.js";
+import { branchWorkSchemas } from "../../../shared/branch-work.js";
+import type { ApiLimits } from "../../config/limits.js";
+import { defaultApiLimits, fixedLimits, responseLimits } from "../../config/limits.js";
 
 /** xid: URL-safe, no `:` (the branch id separator). */
-export const xidPattern = /^[A-Za-z0-9_-]{1,64}$/;
+export const xidPattern = new RegExp(`^[A-Za-z0-9_-]{1,${fixedLimits.xidCharsMax}}$`);
 /** Participant names, as configured. */
 export const participantNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-/** Kafka's own rule for topic names. */
-export const kafkaTopicPattern = /^[A-Za-z0-9._-]{1,249}$/;
 /** Label names: no spaces or control characters. */
 export const labelNamePattern = /^[A-Za-z0-9][A-Za-z0-9_./-]*$/;
 /** Label values: no C0 control characters but tab (they would corrupt logs and terminals). */
@@ -35,13 +34,15 @@ export const idempotencyKeyPattern = /^[\x21-\x7e]+$/;
  * malformed one is ignored (a new trace starts), so the document publishes it as a hint only.
  */
 export const traceparentPattern = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
-/** PostgreSQL limits a gid to 200 bytes; branch ids are ASCII. */
-export const branchIdCharsMax = 200;
-const messageCharsMax = 4000;
-const membersMax = 64;
-const recoveryErrorsMax = 100;
-const historyEntriesMax = 10_000;
-const preparedBranchesListedMax = 1000;
+const { branchIdCharsMax } = fixedLimits;
+const {
+  messageCharsMax,
+  membersMax,
+  recoveryErrorsMax,
+  historyEntriesMax,
+  preparedBranchesListedMax,
+  warningsMax,
+} = responseLimits;
 
 /** The states of docs/architecture.md §4, as the engine defines them. */
 export { txnStates as transactionStates } from "../../core/txn.js";
@@ -156,8 +157,6 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
     .max(branchIdCharsMax)
     .meta({ description: "`<clusterId>:<xid>:<n>`; for PostgreSQL the gid." });
   const isoTime = z.iso.datetime();
-  const key = text(limits.keyCharsMax).min(1);
-  const value = text(limits.valueCharsMax);
   /** Decimal integers in a path or query string. */
   // Path and query integers: decimal digits on the wire, documented as the integer they
   // denote with its range (a pattern cannot say `min`..`max`, and a fuzzer reads the range).
@@ -195,75 +194,14 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
     })
     .strict();
 
-  const sqlParam = z.union([text(limits.valueCharsMax), z.number(), z.boolean(), z.null()]);
-  const statement = z
-    .object({
-      sql: z.string().min(1).max(limits.sqlCharsMax),
-      params: z.array(sqlParam).max(limits.paramsPerStatementMax).optional(),
-      expectRows: z.int().min(0).optional().meta({
-        description: "Rows the statement must affect (or return), else the branch votes no.",
-      }),
-    })
-    .strict();
-
-  const redisOp = z.discriminatedUnion("op", [
-    z
-      .object({
-        op: z.literal("set"),
-        key,
-        value,
-        ttlMs: z.int().min(1).optional().meta({ description: "Expiry (SET … PX)." }),
-      })
-      .strict(),
-    z.object({ op: z.literal("del"), key }).strict(),
-    z.object({ op: z.literal("incrby"), key, by: z.int() }).strict(),
-    z.object({ op: z.literal("hset"), key, field: key, value }).strict(),
-    z.object({ op: z.literal("hdel"), key, field: key }).strict(),
-    ...(["sadd", "srem", "lpush", "rpush"] as const).map((op) =>
-      z
-        .object({
-          op: z.literal(op),
-          key,
-          values: z.array(value).min(1).max(limits.valuesPerOpMax),
-        })
-        .strict(),
-    ),
-  ]);
-  const redisPrecondition = z.union(
-    [
-      z.object({ key, equals: value }).strict(),
-      z.object({ key, absent: z.literal(true) }).strict(),
-      z.object({ key, exists: z.literal(true) }).strict(),
-    ],
-    { error: "a precondition is one of {key, equals}, {key, absent: true}, {key, exists: true}" },
-  );
-  // The JSON parser refuses a `__proto__` key anywhere (prototype poisoning): say so here.
-  const headerName = z
-    .string()
-    .min(1)
-    .max(limits.keyCharsMax)
-    .refine((k) => k !== "__proto__", "__proto__ is not a header name")
-    .meta({ not: { const: "__proto__" } });
-  const kafkaMessage = z
-    .object({
-      topic: z.string().regex(kafkaTopicPattern),
-      key: text(limits.keyCharsMax).optional(),
-      value,
-      headers: z
-        .record(headerName, value)
-        .refine((h) => Object.keys(h).length <= limits.headersPerMessageMax, {
-          message: `at most ${limits.headersPerMessageMax} headers`,
-        })
-        .meta({ maxProperties: limits.headersPerMessageMax })
-        .optional(),
-      partition: z.int().min(0).max(1_000_000).optional(),
-    })
-    .strict();
+  // The branch work's shapes are shared with the engine and the participants: one definition.
+  const work = branchWorkSchemas(limits);
+  const { sqlParam, statement, redisOp, redisPrecondition, kafkaMessage } = work;
 
   const pgStatementsBranch = z
     .object({
       participant: participantOf("postgres"),
-      statements: z.array(statement).min(1).max(limits.statementsPerBranchMax),
+      statements: work.statements,
     })
     .strict()
     .meta({
@@ -279,15 +217,15 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
   const redisBranch = z
     .object({
       participant: participantOf("redis"),
-      ops: z.array(redisOp).min(1).max(limits.opsPerBranchMax),
-      preconditions: z.array(redisPrecondition).max(limits.preconditionsPerBranchMax).optional(),
+      ops: work.ops,
+      preconditions: work.preconditions.optional(),
     })
     .strict()
     .meta({ description: "Redis: operations staged at prepare and applied at commit." });
   const kafkaBranch = z
     .object({
       participant: participantOf("kafka"),
-      messages: z.array(kafkaMessage).min(1).max(limits.messagesPerBranchMax),
+      messages: work.messages,
     })
     .strict()
     .meta({ description: "Kafka: messages produced at commit, exactly once." });
@@ -468,7 +406,7 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
             kind: participantKindSchema,
             ok: z.boolean(),
             detail: message,
-            warnings: z.array(message).max(100),
+            warnings: z.array(message).max(warningsMax),
             preparedBranches: z.array(branchId).max(preparedBranchesListedMax),
             preparedBranchesTruncated: z.boolean(),
           })

@@ -4,8 +4,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { apiLimitsSchema, defaultApiLimits } from "../../../coordinator/api/contract/limits.js";
-import type { ApiLimits } from "../../../coordinator/api/contract/limits.js";
+import { apiLimitsSchema, defaultApiLimits } from "../../../coordinator/config/limits.js";
+import type { ApiLimits } from "../../../coordinator/config/limits.js";
 import {
   branchPayloadBytes,
   buildSchemas,

@@ -14,6 +14,7 @@
  * table, so a broken table cannot hide its own faults.
  */
 import type { ParticipantKind, Phase2Outcome, Vote } from "../../../participants/participant.js";
+import type { BranchWork, RecordedWork } from "../../../shared/branch-work.js";
 import {
   Engine,
   type EngineConfig,
@@ -137,19 +138,22 @@ const stranger: Principal = { id: "svc-b", admin: false };
 const admin: Principal = { id: "ops", admin: true };
 
 /** Work for a branch; the fakes vote no on any payload that contains `FAIL`. */
-function payloadFor(kind: ParticipantKind, rng: Rng, failing: boolean): unknown {
+function payloadFor(kind: ParticipantKind, rng: Rng, failing: boolean): BranchWork {
   const tag = failing ? "FAIL" : `w${rng.int(1000)}`;
   switch (kind) {
     case "postgres":
-      return { kind: "sql", statements: [{ sql: `update t set v = v + 1 -- ${tag}`, params: [] }] };
+      return {
+        kind: "statements",
+        statements: [{ sql: `update t set v = v + 1 -- ${tag}`, params: [] }],
+      };
     case "redis":
-      return { kind: "redis", ops: [{ op: "incrby", key: `k:${tag}`, by: 1 }] };
+      return { kind: "ops", ops: [{ op: "incrby", key: `k:${tag}`, by: 1 }], preconditions: [] };
     case "kafka":
-      return { kind: "kafka", messages: [{ topic: "events", key: tag, value: "v" }] };
+      return { kind: "messages", messages: [{ topic: "events", key: tag, value: "v" }] };
   }
 }
 
-const fails = (payload: unknown): boolean => JSON.stringify(payload).includes("FAIL");
+const fails = (work: RecordedWork): boolean => JSON.stringify(work).includes("FAIL");
 
 // ---- fake participants --------------------------------------------------------------------
 
@@ -851,7 +855,7 @@ export class Sim {
       // The same call again: same key, same body.
       const [key, sent] = retry;
       const spec = this.participant(sent.participant);
-      const body = JSON.parse(sent.fingerprint) as { payload: unknown };
+      const body = JSON.parse(sent.fingerprint) as { payload: BranchWork };
       return this.send(
         {
           type: "enlist",

@@ -1,43 +1,67 @@
-// Proves that merging a second enlist into a participant's branch appends its work in order,
-// keeps equal scalar fields, and refuses different kinds or conflicting fields.
+// Proves that merging a second enlist into a participant's branch appends its work in order
+// (statements; ops and preconditions; messages), leaves the first enlist's work untouched, and
+// refuses work of another kind or any work joining a service-prepared branch.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mergePayloads } from "../../../coordinator/core/payload.js";
+import { mergeWork } from "../../../coordinator/core/payload.js";
+import type { BranchWork } from "../../../shared/branch-work.js";
 
-describe("mergePayloads", () => {
-  test("work arrays are appended in order", () => {
-    const first = { kind: "sql", statements: [{ sql: "a" }], expect: 1 };
-    const second = { kind: "sql", statements: [{ sql: "b" }, { sql: "c" }], expect: 1 };
-    assert.deepEqual(mergePayloads(first, second), {
+describe("mergeWork", () => {
+  test("statements are appended in order; the first work is left untouched", () => {
+    const first: BranchWork = { kind: "statements", statements: [{ sql: "a" }] };
+    const second: BranchWork = { kind: "statements", statements: [{ sql: "b" }, { sql: "c" }] };
+    assert.deepEqual(mergeWork(first, second), {
       ok: true,
-      payload: { kind: "sql", statements: [{ sql: "a" }, { sql: "b" }, { sql: "c" }], expect: 1 },
+      work: { kind: "statements", statements: [{ sql: "a" }, { sql: "b" }, { sql: "c" }] },
     });
-    assert.deepEqual(first.statements, [{ sql: "a" }], "the first payload is left untouched");
+    assert.deepEqual(first.statements, [{ sql: "a" }], "the first work is left untouched");
   });
 
-  test("fields only the second has are added", () => {
-    const r = mergePayloads(
-      { kind: "redis", ops: [{ op: "set" }] },
-      { kind: "redis", ops: [], preconditions: [{ key: "k", exists: true }] },
+  test("ops and preconditions are both appended", () => {
+    const r = mergeWork(
+      { kind: "ops", ops: [{ op: "del", key: "a" }], preconditions: [] },
+      { kind: "ops", ops: [{ op: "del", key: "b" }], preconditions: [{ key: "k", exists: true }] },
     );
     assert.deepEqual(r, {
       ok: true,
-      payload: { kind: "redis", ops: [{ op: "set" }], preconditions: [{ key: "k", exists: true }] },
+      work: {
+        kind: "ops",
+        ops: [
+          { op: "del", key: "a" },
+          { op: "del", key: "b" },
+        ],
+        preconditions: [{ key: "k", exists: true }],
+      },
+    });
+  });
+
+  test("messages are appended in order", () => {
+    const r = mergeWork(
+      { kind: "messages", messages: [{ topic: "t", value: "1" }] },
+      { kind: "messages", messages: [{ topic: "t", value: "2" }] },
+    );
+    assert.deepEqual(r, {
+      ok: true,
+      work: {
+        kind: "messages",
+        messages: [
+          { topic: "t", value: "1" },
+          { topic: "t", value: "2" },
+        ],
+      },
     });
   });
 
   test("another kind of work is refused", () => {
-    const r = mergePayloads({ kind: "sql", statements: [] }, { kind: "redis", ops: [] });
+    const r = mergeWork(
+      { kind: "statements", statements: [{ sql: "a" }] },
+      { kind: "ops", ops: [{ op: "del", key: "a" }], preconditions: [] },
+    );
+    assert.deepEqual(r, { ok: false, why: "cannot add ops work to a statements branch" });
+  });
+
+  test("nothing joins a service-prepared branch", () => {
+    const r = mergeWork({ kind: "service-prepared" }, { kind: "service-prepared" });
     assert.equal(r.ok, false);
-  });
-
-  test("a conflicting scalar field is refused", () => {
-    const r = mergePayloads({ kind: "sql", database: "a" }, { kind: "sql", database: "b" });
-    assert.deepEqual(r, { ok: false, why: "field database differs between the two enlists" });
-  });
-
-  test("non-objects are refused", () => {
-    assert.equal(mergePayloads([], { kind: "sql" }).ok, false);
-    assert.equal(mergePayloads({ kind: "sql" }, null).ok, false);
   });
 });

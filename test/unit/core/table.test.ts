@@ -26,7 +26,7 @@ const branch = (xid: string, n: number, participant: string): BranchSpec => ({
   branchId: `c1:${xid}:${n}` as BranchId,
   participant,
   kind: "postgres",
-  payload: { kind: "sql", statements: [{ sql: `w${n}` }] },
+  payload: { kind: "statements", statements: [{ sql: `w${n}` }] },
 });
 
 const records: LogRecord[] = [

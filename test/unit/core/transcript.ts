@@ -40,6 +40,7 @@ import type { LogIndex, Term, Xid } from "../../../coordinator/core/ids.js";
 import type { LogRecord } from "../../../coordinator/core/records.js";
 import type { Entry } from "../../../coordinator/core/table.js";
 import type { ParticipantKind, Phase2Outcome } from "../../../participants/participant.js";
+import type { BranchWork } from "../../../shared/branch-work.js";
 import { describeRecord, engineConfig } from "./harness.js";
 
 const startMs = 1_000;
@@ -283,14 +284,14 @@ function kindOf(participant: string): ParticipantKind {
   throw new Error(`cannot tell the kind of ${participant}`);
 }
 
-function payloadOf(kind: ParticipantKind, work: string): unknown {
+function payloadOf(kind: ParticipantKind, work: string): BranchWork {
   switch (kind) {
     case "postgres":
-      return { kind: "sql", statements: [{ sql: work, params: [] }] };
+      return { kind: "statements", statements: [{ sql: work, params: [] }] };
     case "redis":
-      return { kind: "redis", ops: [{ op: "set", key: work, value: "1" }] };
+      return { kind: "ops", ops: [{ op: "set", key: work, value: "1" }], preconditions: [] };
     case "kafka":
-      return { kind: "kafka", messages: [{ topic: "events", value: work }] };
+      return { kind: "messages", messages: [{ topic: "events", value: work }] };
   }
 }
 
