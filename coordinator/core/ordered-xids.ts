@@ -80,7 +80,7 @@ export function* mergeInOrder(a: Iterator<ListKey>, b: Iterator<ListKey>): Gener
       yield x.value as ListKey;
       x = a.next();
     } else {
-      yield y.value as ListKey;
+      yield y.value;
       y = b.next();
     }
   }

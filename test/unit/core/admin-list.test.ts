@@ -96,7 +96,7 @@ class Node {
   list(query: ListQuery): { facts: readonly AdminFacts[]; next?: ListCursor } {
     const [reply] = this.feed({ type: "admin-list", req: this.req++, principal: ops, query });
     assert.equal(reply?.kind, "page", JSON.stringify(reply));
-    return reply as Extract<Reply, { kind: "page" }>;
+    return reply;
   }
 
   /** The whole list the slow way: every xid's facts, sorted as the list documents. */
