@@ -48,6 +48,17 @@ export class OrderedXids {
     this.keys.splice(i, 1);
   }
 
+  /** Deletes many at once in one pass: a `forget` drops a batch of the oldest. */
+  deleteAll(xids: readonly Xid[]): void {
+    let dropped = 0;
+    for (const xid of xids) if (this.members.delete(xid)) dropped += 1;
+    if (dropped === 0) return;
+    let kept = 0;
+    for (const key of this.keys) if (this.members.get(key.xid) === key) this.keys[kept++] = key;
+    invariant(kept === this.members.size, "list index out of step with its members");
+    this.keys.length = kept;
+  }
+
   /**
    * In list order, the keys after `after` (all of them without it). Read it to the end or
    * drop it before changing the index: it walks the index as it is.

@@ -55,7 +55,12 @@ export class Replica {
       case "recover":
         break;
     }
-    for (const xid of xidsOf(r)) this.index(xid);
+    if (r.type === "forget") {
+      // In one pass: a batch of the oldest (the table keeps one that recovery reopened).
+      const gone = r.xids.filter((xid) => !this.table.get(xid));
+      this.listInDoubt.deleteAll(gone);
+      this.listRest.deleteAll(gone);
+    } else for (const xid of xidsOf(r)) this.index(xid);
     return result;
   }
 
