@@ -1,16 +1,16 @@
 /**
  * The two-phase-commit protocol engine: pure and deterministic. It takes inputs (client
- * calls, reads, log entries that became durable, votes, phase-2 results, ticks) and returns outputs
- * (records to append, participant calls to make, replies to send). It never awaits, reads a
- * clock or draws a random number of its own: `nowMs` arrives with every input and `random`
- * is injected.
+ * calls, reads, log entries that became durable, votes, phase-2 results, ticks) and returns
+ * outputs (records to append, participant calls to make, replies to send). It never awaits,
+ * reads a clock or draws a random number of its own: `nowMs` arrives with every input and
+ * `random` is injected.
  *
  * Its shape follows etcd-io/raft: a `Replica` (replica.ts) every node applies the log to, and
  * while this node leads, a `Leader` (leader.ts) built by `becomeLeader` and dropped whole by
  * `stepDown`. This file only routes inputs; each concern has its module: client-begin.ts and
  * client-commit.ts (client calls), phase1.ts, phase2.ts (+ phase2-retry.ts), applied.ts,
- * recovery.ts (+ recovery-decision.ts), operator.ts, deadlines.ts, admin.ts (reads: inputs too,
- * answered in order with the writes, refused like them while not leading or catching up).
+ * recovery.ts (+ recovery-decision.ts), operator.ts, deadlines.ts, admin.ts (reads: inputs
+ * too, answered in order with the writes, refused like them while not leading or catching up).
  *
  * Invariants it keeps (docs/architecture.md):
  * - G1: a participant is told to commit, or to roll back a branch it may have prepared, only
