@@ -22,6 +22,7 @@ import type { Config } from "./config/schema.js";
 import { Engine } from "./core/engine.js";
 import { newXid, type BranchId, type ClusterId } from "./core/ids.js";
 import type { LogRecord } from "./core/records.js";
+import { isDecided } from "./core/txn.js";
 import { Driver } from "./driver/driver.js";
 import { startParticipant } from "./driver/late-start.js";
 import { parseFailpoints } from "./failpoints/failpoints.js";
@@ -135,11 +136,7 @@ export async function startNode(
   const backend: ApiBackend = {
     participantKinds: new Map(config.participants.map((p) => [p.name, p.kind])),
     call: (input) => driver.call(input),
-    view: (xid) => engine.view(xid),
-    principalOf: (xid) => engine.principalOf(xid),
-    adminFacts: (xid) => engine.adminFacts(xid),
-    adminList: () => engine.adminList(),
-    resolve: (input) => driver.resolve(input),
+    isUndecided: (xid) => !isDecided(engine.view(xid)?.state ?? "aborted"),
     runRecovery: () => driver.recover(),
     participants: () =>
       describeParticipants(config.participants, driver, config.protocol.participantCallTimeoutMs),

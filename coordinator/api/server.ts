@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { z } from "zod";
 import type { AdminFacts, Principal, Reply } from "../core/engine.js";
 import type { Xid } from "../core/ids.js";
-import type { RecoveryResult, ResolveCall } from "../driver/driver.js";
+import type { Call as BackendCall, RecoveryResult } from "../driver/driver.js";
 import { ParticipantCallError } from "../driver/errors.js";
 import type { TxnView } from "../core/view.js";
 import { ApiError, errorBody, validationFailed, type ErrorCode } from "./contract/errors.js";
@@ -30,6 +30,7 @@ import {
 } from "./contract/schemas.js";
 import { healthRoutes, type NodeHealth } from "./health.js";
 import { toAdminSummary, toAdminView, toApiView } from "./views.js";
+import { formatCursor } from "./contract/cursor.js";
 import { inRequestSpan } from "../telemetry/tracing.js";
 import { bearerOf, matchesDigest, secretDigest } from "./bearer.js";
 import { parseJsonBody, writeClientError, type StringParser } from "./wire.js";
@@ -48,15 +49,19 @@ export interface ApiToken {
   readonly participants?: readonly string[];
 }
 
-/** What the routes need from the node; the admin and cluster routes add to it later. */
+/**
+ * What the routes need from the node: one `call` for everything the engine answers — client
+ * calls, reads and operators' resolutions, in order with the writes — and what is not the
+ * engine's: recovery scans, participants, cluster status, health and metrics.
+ */
 export interface ApiBackend {
   readonly participantKinds: ReadonlyMap<string, "postgres" | "redis" | "kafka">;
   call(input: BackendCall): Promise<Reply>;
-  view(xid: Xid): TxnView | undefined;
-  principalOf(xid: Xid): string | undefined;
-  adminFacts(xid: Xid): AdminFacts | undefined;
-  adminList(): AdminFacts[];
-  resolve(input: ResolveCall): Promise<Reply>;
+  /**
+   * Whether this node's table holds `xid` undecided: a hint for the per-principal quota's
+   * pruning only, never an answer to a caller (those are `call`s).
+   */
+  isUndecided(xid: Xid): boolean;
   runRecovery(): Promise<RecoveryResult>;
   participants(): Promise<ParticipantsResponse>;
   cluster(): ClusterResponse;
@@ -73,27 +78,7 @@ export interface ApiBackend {
   readonly metricsContentType: string;
 }
 
-export type BackendCall =
-  | {
-      type: "begin";
-      principal: Principal;
-      xid: Xid;
-      timeoutMs: number;
-      labels: Record<string, string>;
-      idem?: { key: string; fingerprint: string };
-    }
-  | {
-      type: "enlist";
-      principal: Principal;
-      xid: Xid;
-      participant: string;
-      kind: "postgres" | "redis" | "kafka";
-      payload: BranchWork;
-      payloadBytes: number;
-      idem?: { key: string; fingerprint: string };
-    }
-  | { type: "report-prepared"; principal: Principal; xid: Xid; n: number; idem?: Idem }
-  | { type: "prepare" | "commit" | "abort"; principal: Principal; xid: Xid; idem?: Idem };
+export type { Call as BackendCall } from "../driver/driver.js";
 
 type Idem = { key: string; fingerprint: string };
 
@@ -154,10 +139,7 @@ export function buildServer(opts: {
     burst: schemas.limits.requestBurstPerPrincipal,
     inFlightMax: inFlightPerPrincipalMax(schemas.limits),
     nowMs: opts.nowMs,
-    isUndecided: (xid) => {
-      const state = backend.view(xid)?.state;
-      return state === "active" || state === "preparing" || state === "prepared";
-    },
+    isUndecided: (xid) => backend.isUndecided(xid),
   });
   const audit = opts.logger.child({ component: "api" });
   /** What the audit record of an admin call says beyond its route and status. */
@@ -378,26 +360,30 @@ function makeHandlers(
     idem: Idem | undefined,
   ): BackendCall => ({ type, principal, xid: xidOf(params), ...(idem ? { idem } : {}) });
 
-  /** A transaction the caller may read: its own, or any for an admin. */
-  const readable = (principal: Principal, xid: Xid): TxnView => {
-    const owner = backend.principalOf(xid);
-    const view = backend.view(xid);
-    if (!view || owner === undefined)
-      throw new ApiError("transaction-not-found", `no transaction ${xid}`, { xid });
-    if (!principal.admin && owner !== principal.id) {
-      throw new ApiError("forbidden", "the transaction belongs to another principal", { xid });
-    }
-    return view;
+  /** What the engine answered, or the error it answered with. */
+  const answer = async <K extends Reply["kind"]>(
+    call: BackendCall,
+    kind: K,
+  ): Promise<Extract<Reply, { kind: K }>> => {
+    const reply = await backend.call(call);
+    if (reply.kind === "error") throw engineError(reply);
+    if (reply.kind !== kind) throw new Error(`${call.type} answered ${reply.kind}`);
+    return reply as Extract<Reply, { kind: K }>;
   };
+
+  /** A transaction the caller may read: its own, or any for an admin. */
+  const readable = async (principal: Principal, xid: Xid): Promise<TxnView> =>
+    (await answer({ type: "view", principal, xid }, "txn")).view;
+
+  /** An operator's facts about one transaction. */
+  const factsOf = async (principal: Principal, xid: Xid): Promise<AdminFacts> =>
+    (await answer({ type: "admin-facts", principal, xid }, "facts")).facts;
 
   const outcome = async (
     call: BackendCall,
     ok: (view: TxnView) => { status: number; body: unknown },
   ) => {
-    const reply = await backend.call(call);
-    if (reply.kind === "error") throw engineError(reply);
-    if (reply.kind !== "txn") throw new Error(`unexpected reply ${reply.kind}`);
-    return ok(reply.view);
+    return ok((await answer(call, "txn")).view);
   };
 
   const aborted = (view: TxnView) => ({
@@ -428,8 +414,10 @@ function makeHandlers(
         },
       );
     },
-    getTransaction: ({ principal, params }) =>
-      Promise.resolve({ status: 200, body: toApiView(readable(principal, xidOf(params))) }),
+    getTransaction: async ({ principal, params }) => ({
+      status: 200,
+      body: toApiView(await readable(principal, xidOf(params))),
+    }),
     enlistBranch: async ({ principal, token, params, body, idem }) => {
       const b = body as EnlistCommand;
       const kind = backend.participantKinds.get(b.participant);
@@ -470,7 +458,8 @@ function makeHandlers(
         ...(idem ? { idem } : {}),
       });
       if (reply.kind === "error") throw engineError(reply);
-      const branch = toApiView(readable(principal, xid)).branches.find((b) => b.branch === n);
+      const view = toApiView(await readable(principal, xid));
+      const branch = view.branches.find((b) => b.branch === n);
       if (!branch) throw new ApiError("branch-not-found", `no branch ${n}`, { xid, branch: n });
       // The vote counts only once the participant shows the branch prepared: say so now.
       const problem = await backend
@@ -510,55 +499,62 @@ function makeHandlers(
         if (view.state === "committing") return { status: 202, body: toApiView(view) };
         return aborted(view);
       }),
-    adminListTransactions: ({ query }) => {
+    adminListTransactions: async ({ principal, query }) => {
       const q = query as AdminListQuery;
-      const matching = backend
-        .adminList()
-        .filter(
-          (f) =>
-            (q.state === undefined || f.view.state === q.state) &&
-            (q.inDoubt === undefined || f.inDoubt === q.inDoubt),
-        );
-      // The cursor is an offset into this ordering (in doubt first, newest first); one past
-      // the end answers an empty last page.
-      const start = q.cursor ?? 0;
-      const page = matching.slice(start, start + q.limit);
-      const next = start + page.length < matching.length ? String(start + page.length) : null;
-      return Promise.resolve({
+      const page = await answer(
+        {
+          type: "admin-list",
+          principal,
+          query: {
+            limit: q.limit,
+            ...(q.state === undefined ? {} : { state: q.state }),
+            ...(q.inDoubt === undefined ? {} : { inDoubt: q.inDoubt }),
+            ...(q.cursor === undefined ? {} : { after: { ...q.cursor, xid: q.cursor.xid as Xid } }),
+          },
+        },
+        "page",
+      );
+      return {
         status: 200,
-        body: { transactions: page.map(toAdminSummary), nextCursor: next },
-      });
+        body: {
+          transactions: page.facts.map(toAdminSummary),
+          nextCursor: page.next ? formatCursor(page.next) : null,
+        },
+      };
     },
-    adminGetTransaction: ({ params }) => {
-      const xid = xidOf(params);
-      const facts = backend.adminFacts(xid);
-      if (!facts) throw new ApiError("transaction-not-found", `no transaction ${xid}`, { xid });
-      return Promise.resolve({ status: 200, body: toAdminView(facts) });
-    },
+    adminGetTransaction: async ({ principal, params }) => ({
+      status: 200,
+      body: toAdminView(await factsOf(principal, xidOf(params))),
+    }),
     adminResolveTransaction: async ({ principal, params, body, note }) => {
       const xid = xidOf(params);
       const b = body as ResolveRequest;
       // A forget leaves nothing to read afterwards: what it forgot is answered instead.
-      const before = backend.adminFacts(xid);
+      const before = await factsOf(principal, xid).catch(() => undefined);
       note({
         reason: b.reason,
         ...(b.branch === undefined ? {} : { branch: b.branch }),
         ...(before ? { stateBefore: before.view.state } : {}),
       });
-      const reply = await backend.resolve({
-        type: "resolve",
-        principal,
-        xid,
-        action: b.action,
-        reason: b.reason,
-        ...(b.branch === undefined ? {} : { branch: b.branch }),
+      const { view } = await answer(
+        {
+          type: "resolve",
+          principal,
+          xid,
+          action: b.action,
+          reason: b.reason,
+          ...(b.branch === undefined ? {} : { branch: b.branch }),
+        },
+        "txn",
+      );
+      const after = await factsOf(principal, xid).catch((e: unknown) => {
+        if (before && e instanceof ApiError && e.code === "transaction-not-found") {
+          return { ...before, view };
+        }
+        throw e;
       });
-      if (reply.kind === "error") throw engineError(reply);
-      if (reply.kind !== "txn") throw new ApiError("internal", `resolve answered ${reply.kind}`);
-      const facts = backend.adminFacts(xid) ?? (before && { ...before, view: reply.view });
-      if (!facts) throw new ApiError("transaction-not-found", `no transaction ${xid}`, { xid });
-      note({ stateAfter: b.action === "forget" ? "forgotten" : facts.view.state });
-      return { status: 200, body: toAdminView(facts) };
+      note({ stateAfter: b.action === "forget" ? "forgotten" : after.view.state });
+      return { status: 200, body: toAdminView(after) };
     },
     adminRunRecovery: async () => {
       const r = await backend.runRecovery();

@@ -23,7 +23,7 @@ export function toApiView(v: TxnView): TransactionView {
       state: b.state,
       ...(b.vote ? { vote: b.vote.vote } : {}),
       ...(b.vote?.vote === "no"
-        ? { voteReason: `${b.vote.reason}: ${b.vote.detail}`.slice(0, 4000) }
+        ? { voteReason: `${b.vote.error.code}: ${b.vote.error.message}`.slice(0, 4000) }
         : {}),
     })),
     ...(abortReason
@@ -49,10 +49,17 @@ export function toAdminView(f: AdminFacts): AdminTransactionView {
     principal: f.principal,
     branches: base.branches.map((b) => {
       const lastError = f.lastErrors.get(b.branch);
+      const vote = f.view.branches.find((v) => v.branch === b.branch)?.vote;
       return {
         ...b,
         attempts: f.attempts.get(b.branch) ?? 0,
-        ...(lastError === undefined ? {} : { lastError: lastError.slice(0, 4000) }),
+        ...(lastError === undefined
+          ? {}
+          : {
+              lastError: lastError.message.slice(0, 4000),
+              lastErrorCode: lastError.code.slice(0, 200),
+            }),
+        ...(vote?.vote === "no" ? { voteCode: vote.error.code.slice(0, 200) } : {}),
       };
     }),
     history: f.history.map((h) => ({

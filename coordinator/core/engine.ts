@@ -1,15 +1,16 @@
 /**
  * The two-phase-commit protocol engine: pure and deterministic. It takes inputs (client
- * calls, log entries that became durable, votes, phase-2 results, ticks) and returns outputs
- * (records to append, participant calls to make, replies to send). It never awaits, reads a
- * clock or draws a random number of its own: `nowMs` arrives with every input and `random`
- * is injected.
+ * calls, reads, log entries that became durable, votes, phase-2 results, ticks) and returns
+ * outputs (records to append, participant calls to make, replies to send). It never awaits,
+ * reads a clock or draws a random number of its own: `nowMs` arrives with every input and
+ * `random` is injected.
  *
  * Its shape follows etcd-io/raft: a `Replica` (replica.ts) every node applies the log to, and
  * while this node leads, a `Leader` (leader.ts) built by `becomeLeader` and dropped whole by
  * `stepDown`. This file only routes inputs; each concern has its module: client-begin.ts and
  * client-commit.ts (client calls), phase1.ts, phase2.ts (+ phase2-retry.ts), applied.ts,
- * recovery.ts (+ recovery-decision.ts), operator.ts, deadlines.ts, admin.ts (reads).
+ * recovery.ts (+ recovery-decision.ts), operator.ts, deadlines.ts, admin.ts (reads: inputs
+ * too, answered in order with the writes, refused like them while not leading or catching up).
  *
  * Invariants it keeps (docs/architecture.md):
  * - G1: a participant is told to commit, or to roll back a branch it may have prepared, only
@@ -19,36 +20,50 @@
  * - G4: no commit decision → abort: on a no vote, on a deadline, on a client's abort.
  *   Nothing live is aborted by a leader change or a tick before its deadline.
  */
-import { ReadModel } from "./admin.js";
+import {
+  answerRead,
+  drainPending,
+  oldestInDoubtBeganAtMs,
+  inDoubtCount,
+  inFlightCount,
+  relist,
+  viewOf,
+  type ReadSource,
+} from "./admin.js";
 import { forgettable, leaderAppendFailed, leaderApplied } from "./applied.js";
 import { invariant } from "./assert.js";
 import { begin, enlist, reportPrepared } from "./client-begin.js";
 import { abort, commitOrPrepare } from "./client-commit.js";
 import { abandon, tick } from "./deadlines.js";
 import type { Term, Xid } from "./ids.js";
-import type { AdminFacts, EngineConfig, Input, Output, Proposal } from "./inputs.js";
+import type { EngineConfig, Input, Output, Proposal } from "./inputs.js";
 import { Leader, type Io } from "./leader.js";
 import { abdicate, catchUp } from "./leadership.js";
 import { resolve } from "./operator.js";
 import { onePhaseDone, voted } from "./phase1.js";
 import { phase2Done, phase2Failed } from "./phase2.js";
 import { recovered } from "./recovery.js";
-import { Replica } from "./replica.js";
+import { Replica, xidsOf } from "./replica.js";
 import { catchingUp, notLeader } from "./replies.js";
 import type { Entry, TxnTable } from "./table.js";
 import type { TxnView } from "./view.js";
 
+export { branchVote, failedVote } from "./phase1.js";
 export type {
   AdminFacts,
+  BranchVote,
   CallError,
   EngineConfig,
   EngineErrorCode,
   FoundBranches,
   Idem,
   Input,
+  ListCursor,
+  ListQuery,
   Output,
   Principal,
   Proposal,
+  ReadInput,
   RecoveryReport,
   Reply,
   ReqId,
@@ -66,10 +81,6 @@ export class Engine {
   private lastTerm = 0;
   private draining = false;
   private readonly io: Io = { nowMs: 0, out: [] };
-  private readonly reads = new ReadModel(
-    () => this.replica,
-    () => (this.leader?.caughtUp ? this.leader : undefined),
-  );
 
   constructor(
     private readonly cfg: EngineConfig,
@@ -124,41 +135,37 @@ export class Engine {
     return this.take();
   }
 
+  /**
+   * The shell's own look at a transaction, on this node's table: no answer to a client (those
+   * are `view` inputs, answered in order with the writes).
+   */
   view(xid: Xid): TxnView | undefined {
-    return this.reads.view(xid);
-  }
-
-  principalOf(xid: Xid): string | undefined {
-    return this.reads.principalOf(xid);
-  }
-
-  adminFacts(xid: Xid): AdminFacts | undefined {
-    return this.reads.facts(xid);
-  }
-
-  adminList(): AdminFacts[] {
-    return this.reads.list();
+    return viewOf(this.reads(), xid);
   }
 
   inDoubt(): number {
-    return this.reads.inDoubt();
+    return inDoubtCount(this.reads().leader);
   }
 
   oldestInDoubtBeganAtMs(): number | undefined {
-    return this.reads.oldestInDoubtBeganAtMs();
+    return oldestInDoubtBeganAtMs(this.reads().leader);
   }
 
   inFlight(): number {
-    return this.reads.inFlight();
+    return inFlightCount(this.reads());
   }
 
   drainPending(): number {
-    return this.reads.drainPending();
+    return drainPending(this.reads().leader);
   }
 
   /** Idempotency keys held now (bounded by `idempotencyKeysMax`). */
   keysHeld(): number {
     return this.leader?.keys.size ?? 0;
+  }
+
+  private reads(): ReadSource {
+    return { replica: this.replica, leader: this.leader?.caughtUp ? this.leader : undefined };
   }
 
   private take(): Output[] {
@@ -172,8 +179,10 @@ export class Engine {
     const serving = l?.caughtUp ? l : undefined;
     const forgotten = serving ? forgettable(serving, entry.record) : [];
     const result = this.replica.apply(entry);
-    if (serving) leaderApplied(serving, entry, result, forgotten, proposal);
-    else if (l && this.replica.appliedIndex >= l.catchUpIndex) catchUp(l);
+    if (serving) {
+      leaderApplied(serving, entry, result, forgotten, proposal);
+      relist(serving, xidsOf(entry.record));
+    } else if (l && this.replica.appliedIndex >= l.catchUpIndex) catchUp(l);
   }
 
   private step(input: LeaderInput): void {
@@ -183,7 +192,17 @@ export class Engine {
         this.io.out.push({ type: "reply", req: input.req, reply: l ? catchingUp() : notLeader() });
       return;
     }
+    this.act(l, input);
+    if ("xid" in input) relist(l, [input.xid]);
+    else if (input.type === "append-failed") relist(l, xidsOf(input.record));
+  }
+
+  private act(l: Leader, input: LeaderInput): void {
     switch (input.type) {
+      case "view":
+      case "admin-facts":
+      case "admin-list":
+        return answerRead(l, input);
       case "begin":
         return begin(l, input, this.draining);
       case "enlist":

@@ -6,14 +6,15 @@ import type {
   OnePhaseOutcome,
   Phase2Outcome,
   ParticipantKind,
-  Vote,
 } from "../../participants/participant.js";
 import type { BranchWork } from "../../shared/branch-work.js";
 import type { KeyLimits, Idem } from "./idempotency.js";
 import type { BackoffConfig } from "./backoff.js";
 import type { BranchNo, ClusterId, Term, Xid } from "./ids.js";
 import type { BranchSpec, LogRecord } from "./records.js";
+import type { ListKey } from "./ordered-xids.js";
 import type { Entry, HistoryItem } from "./table.js";
+import type { TxnState } from "./txn.js";
 import type { TxnView } from "./view.js";
 
 export type { Idem } from "./idempotency.js";
@@ -62,7 +63,14 @@ export type Reply =
       readonly message: string;
       readonly details?: Record<string, unknown>;
     }
-  | { readonly kind: "recovery"; readonly report: RecoveryReport };
+  | { readonly kind: "recovery"; readonly report: RecoveryReport }
+  | { readonly kind: "facts"; readonly facts: AdminFacts }
+  | {
+      readonly kind: "page";
+      readonly facts: readonly AdminFacts[];
+      /** Where the next page starts; absent on the last page. */
+      readonly next?: ListCursor;
+    };
 
 /** What one recovery scan found and did, by branch. */
 export interface RecoveryReport {
@@ -139,6 +147,32 @@ export type ResolveInput = XidCall & {
   readonly prepared: ReadonlySet<string>;
 };
 
+/** The admin list's query: filters, page size, and where the previous page ended. */
+export interface ListQuery {
+  readonly state?: TxnState;
+  readonly inDoubt?: boolean;
+  readonly limit: number;
+  readonly after?: ListCursor;
+}
+
+/** Where a page ended: its last transaction's place in the list (in doubt first, then key). */
+export interface ListCursor extends ListKey {
+  readonly inDoubt: boolean;
+}
+
+/**
+ * Reads, answered in order with the writes: a client's or admin's view of one transaction,
+ * an operator's facts about one, a page of the admin list.
+ */
+export type ReadInput =
+  | (XidCall & { readonly type: "view" | "admin-facts" })
+  | {
+      readonly type: "admin-list";
+      readonly req: ReqId;
+      readonly principal: Principal;
+      readonly query: ListQuery;
+    };
+
 export type RecoveredInput = {
   /** A recovery scan's lists, taken after the table had applied `startedAtIndex`. */
   readonly type: "recovered";
@@ -158,7 +192,21 @@ export interface CallError {
   readonly retryable: boolean;
 }
 
+/**
+ * A prepare's answer as the engine takes it: yes, or no with a typed error — the participant's
+ * reason as its code (`lock-conflict`, …), or, when the call failed, the failure's own code.
+ */
+export type BranchVote =
+  | { readonly vote: "yes"; readonly evidence?: string }
+  | {
+      readonly vote: "no";
+      readonly error: CallError;
+      /** No answer came: the call failed or timed out (decided as `prepare-failed`). */
+      readonly failed: boolean;
+    };
+
 export type Input =
+  | ReadInput
   | BeginInput
   | EnlistInput
   | ReportPreparedInput
@@ -175,7 +223,7 @@ export type Input =
       readonly proposal: Proposal;
       readonly error: string;
     }
-  | { readonly type: "voted"; readonly xid: Xid; readonly n: BranchNo; readonly vote: Vote }
+  | { readonly type: "voted"; readonly xid: Xid; readonly n: BranchNo; readonly vote: BranchVote }
   | {
       readonly type: "phase2-done";
       readonly xid: Xid;
@@ -240,8 +288,8 @@ export interface AdminFacts {
   readonly history: readonly HistoryItem[];
   /** Branch number → phase-2 attempts that failed so far. */
   readonly attempts: ReadonlyMap<number, number>;
-  /** Branch number → the error of its last failed phase-2 attempt. */
-  readonly lastErrors: ReadonlyMap<number, string>;
+  /** Branch number → the typed error of its last failed phase-2 attempt. */
+  readonly lastErrors: ReadonlyMap<number, CallError>;
 }
 
 export interface EngineConfig extends KeyLimits {

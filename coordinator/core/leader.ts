@@ -22,6 +22,7 @@ import type {
   WaitType,
   XidCall,
 } from "./inputs.js";
+import { OrderedXids } from "./ordered-xids.js";
 import { enter, newPreparing, stateOf, votesOf, type LiveTxn, type Phase } from "./phase.js";
 import type { Ack, LogRecord, TxnHeader } from "./records.js";
 import type { Replica } from "./replica.js";
@@ -53,6 +54,9 @@ export class Leader {
   forgetProposal: number | undefined;
   /** Finished transactions in the order their retention time runs out. */
   readonly finishedAt: { xid: Xid; atMs: number }[] = [];
+  /** The admin list's overlay on the replica's (admin.ts): prepared ones, and those only live. */
+  readonly listPrepared = new OrderedXids();
+  readonly listLiveOnly = new OrderedXids();
   private nextProposal = 1;
   private caughtUpState = false;
 

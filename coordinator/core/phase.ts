@@ -10,19 +10,18 @@
  * propose (an append reported failed that landed), so phase 2 may follow any undecided phase.
  * Every change of phase goes through `enter`, which asserts the phase it starts from.
  */
-import type { Vote } from "../../participants/participant.js";
 import { assertNever, invariant } from "./assert.js";
-import type { ReqId, WaitType } from "./inputs.js";
+import type { BranchVote, CallError, ReqId, WaitType } from "./inputs.js";
 import type { BranchSpec, Decision, DecisionCode, LoggedKey, TxnHeader } from "./records.js";
 import type { TxnState } from "./txn.js";
 
-export type Votes = Map<number, Vote>;
+export type Votes = Map<number, BranchVote>;
 
 export interface Phase2Track {
   inFlight: boolean;
   attempt: number;
   dueMs: number;
-  lastError?: string;
+  lastError?: CallError;
 }
 
 export interface Active {
@@ -156,7 +155,7 @@ export function undecidedOf(phase: Phase): Undecided | undefined {
 }
 
 /** Votes heard so far (none before preparing). */
-export function votesOf(phase: Phase): ReadonlyMap<number, Vote> | undefined {
+export function votesOf(phase: Phase): ReadonlyMap<number, BranchVote> | undefined {
   const p = phase.kind === "deciding" ? phase.from : phase;
   return p.kind === "active" || p.kind === "finished" ? undefined : p.votes;
 }

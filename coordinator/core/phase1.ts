@@ -5,7 +5,7 @@
  */
 import type { Vote } from "../../participants/participant.js";
 import type { BranchNo, Xid } from "./ids.js";
-import type { OnePhaseResult } from "./inputs.js";
+import type { BranchVote, CallError, OnePhaseResult } from "./inputs.js";
 import { only, type Leader } from "./leader.js";
 import { enter, newPreparing, proposing, undecidedOf, type LiveTxn } from "./phase.js";
 import { backoffMs } from "./backoff.js";
@@ -60,7 +60,17 @@ export function sendPrepares(l: Leader, live: LiveTxn): void {
   });
 }
 
-export function voted(l: Leader, xid: Xid, n: BranchNo, vote: Vote): void {
+/** A participant's answer as the engine takes it: a no vote's reason becomes its code. */
+export function branchVote(vote: Vote): BranchVote {
+  if (vote.vote === "yes") return vote;
+  const error = { code: vote.reason, message: vote.detail, retryable: false };
+  return { vote: "no", error, failed: false };
+}
+
+/** A prepare call that failed (or timed out): a no vote carrying the call's typed error. */
+export const failedVote = (error: CallError): BranchVote => ({ vote: "no", error, failed: true });
+
+export function voted(l: Leader, xid: Xid, n: BranchNo, vote: BranchVote): void {
   const live = l.live.get(xid);
   const p = live && undecidedOf(live.phase);
   if (!live || p?.kind !== "preparing") return;
@@ -76,9 +86,10 @@ export function decideFromVotes(l: Leader, live: LiveTxn): void {
   if (p.kind !== "preparing") return;
   for (const [n, vote] of p.votes) {
     if (vote.vote === "no") {
+      const what = vote.failed ? "could not prepare" : "voted no";
       return proposeDecision(l, live, "abort", {
-        code: vote.reason === "participant-error" ? "prepare-failed" : "vote-no",
-        reason: `branch ${n} voted no: ${vote.reason}: ${vote.detail}`,
+        code: vote.failed ? "prepare-failed" : "vote-no",
+        reason: `branch ${n} ${what}: ${vote.error.code}: ${vote.error.message}`,
         branch: n as BranchNo,
       });
     }

@@ -24,7 +24,7 @@ export function retryLater(
   random: () => number,
 ): void {
   track.inFlight = false;
-  track.lastError = error.message;
+  track.lastError = error;
   track.attempt += 1;
   track.dueMs = nowMs + backoffMs(backoff, track.attempt, random);
 }

@@ -2,8 +2,8 @@
  * Writes 1 and 2 of a commit: proposing `preparing` and `decide` for a live transaction. The
  * keys of the calls waiting on it ride along, so a repeat after a restart answers the same.
  */
-import type { Vote } from "../../participants/participant.js";
 import type { BranchNo } from "./ids.js";
+import type { BranchVote } from "./inputs.js";
 import type { Leader } from "./leader.js";
 import { enter, proposing, undecidedOf, votesOf, type LiveTxn } from "./phase.js";
 import type { Ack, Decision, DecisionCode, LoggedKey, Operator } from "./records.js";
@@ -95,7 +95,7 @@ function keysToLog(l: Leader, live: LiveTxn): { keys?: LoggedKey[] } {
 }
 
 /** The yes votes' evidence by branch number, for the decide record (records.ts). */
-function evidenceOf(votes: ReadonlyMap<number, Vote>): { evidence?: Record<string, string> } {
+function evidenceOf(votes: ReadonlyMap<number, BranchVote>): { evidence?: Record<string, string> } {
   const evidence: Record<string, string> = {};
   for (const [n, vote] of votes) {
     if (vote.vote === "yes" && vote.evidence !== undefined) evidence[n] = vote.evidence;

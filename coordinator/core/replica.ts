@@ -4,16 +4,25 @@
  * or not; what only a leader holds lives in leader.ts and is dropped with the leadership.
  */
 import type { Xid } from "./ids.js";
-import { TxnTable, type ApplyResult, type Entry } from "./table.js";
+import { OrderedXids } from "./ordered-xids.js";
+import type { LogRecord } from "./records.js";
+import { durableState, TxnTable, type ApplyResult, type Entry } from "./table.js";
+import { isInDoubt } from "./txn.js";
 
 export class Replica {
   /** Transactions the log holds in `preparing` without a decision. */
   readonly undecided = new Set<Xid>();
+  /** The table's transactions in the admin list's order: those in doubt, and the rest. */
+  readonly listInDoubt = new OrderedXids();
+  readonly listRest = new OrderedXids();
   /** Index of the last `forget` applied: a scan older than it may list what it forgot. */
   private lastForget = 0;
 
   constructor(readonly table: TxnTable = new TxnTable()) {
-    for (const t of table.all()) if (!t.decision) this.undecided.add(t.header.xid);
+    for (const t of table.all()) {
+      if (!t.decision) this.undecided.add(t.header.xid);
+      this.index(t.header.xid);
+    }
   }
 
   static restore(snapshot: Uint8Array): Replica {
@@ -46,6 +55,40 @@ export class Replica {
       case "recover":
         break;
     }
+    if (r.type === "forget") {
+      // In one pass: a batch of the oldest (the table keeps one that recovery reopened).
+      const gone = r.xids.filter((xid) => !this.table.get(xid));
+      this.listInDoubt.deleteAll(gone);
+      this.listRest.deleteAll(gone);
+    } else for (const xid of xidsOf(r)) this.index(xid);
     return result;
+  }
+
+  /** Files `xid` under its list: in doubt, the rest, or neither once the table forgot it. */
+  private index(xid: Xid): void {
+    const t = this.table.get(xid);
+    if (!t) {
+      this.listInDoubt.delete(xid);
+      this.listRest.delete(xid);
+      return;
+    }
+    const inDoubt = isInDoubt(durableState(t));
+    (inDoubt ? this.listRest : this.listInDoubt).delete(xid);
+    (inDoubt ? this.listInDoubt : this.listRest).add({ beganAtMs: t.header.beganAtMs, xid });
+  }
+}
+
+/** The transactions a record is about. */
+export function xidsOf(r: LogRecord): readonly Xid[] {
+  switch (r.type) {
+    case "preparing":
+      return [r.txn.xid];
+    case "decide":
+    case "recover":
+      return [r.xid];
+    case "acks":
+      return [...new Set(r.acks.map((a) => a.xid))];
+    case "forget":
+      return r.xids;
   }
 }

@@ -27,3 +27,8 @@ export function isDecided(state: TxnState): boolean {
 export function isFinished(state: TxnState): boolean {
   return state === "committed" || state === "aborted";
 }
+
+/** Decided but unfinished, or prepared and waiting for its decision: an operator's "in doubt". */
+export function isInDoubt(state: TxnState): boolean {
+  return state === "committing" || state === "aborting" || state === "prepared";
+}

@@ -1,6 +1,7 @@
 /** The read model of a transaction that clients and operators see. */
-import type { ParticipantKind, Vote } from "../../participants/participant.js";
+import type { ParticipantKind } from "../../participants/participant.js";
 import type { BranchId, BranchNo, Xid } from "./ids.js";
+import type { BranchVote } from "./inputs.js";
 import type { BranchSpec, Decision, TxnHeader } from "./records.js";
 import { durableState, heuristicOf, type DurableTxn, type Heuristic } from "./table.js";
 import type { TxnState } from "./txn.js";
@@ -23,7 +24,7 @@ export interface BranchView {
   readonly participant: string;
   readonly kind: ParticipantKind;
   readonly state: BranchState;
-  readonly vote?: Vote;
+  readonly vote?: BranchVote;
 }
 
 export interface TxnView {
@@ -41,7 +42,7 @@ export interface TxnView {
 /** Volatile facts the leader holds about a branch before the log knows its fate. */
 export interface LiveBranchFacts {
   readonly spec: BranchSpec;
-  readonly vote?: Vote;
+  readonly vote?: BranchVote;
 }
 
 export function viewOfLive(
@@ -70,7 +71,7 @@ function liveBranchState(state: TxnState, b: LiveBranchFacts): BranchState {
 
 export function viewOfDurable(
   t: DurableTxn,
-  votes?: ReadonlyMap<number, Vote>,
+  votes?: ReadonlyMap<number, BranchVote>,
   stateOverride?: TxnState,
 ): TxnView {
   const state = stateOverride ?? durableState(t);
@@ -102,7 +103,7 @@ export function viewOfDurable(
   };
 }
 
-function durableBranchState(t: DurableTxn, n: number, vote: Vote | undefined): BranchState {
+function durableBranchState(t: DurableTxn, n: number, vote: BranchVote | undefined): BranchState {
   const ack = t.acks.get(n);
   if (!t.decision) {
     return vote?.vote === "yes" ? "prepared" : "preparing";

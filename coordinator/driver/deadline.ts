@@ -1,6 +1,8 @@
 /** A bound on how long the driver waits for any one participant call. */
 export class CallTimeoutError extends Error {
   override readonly name = "CallTimeoutError";
+  /** The code the engine sees (a failed vote's, a phase-2 failure's). */
+  readonly code = "timeout";
 }
 
 /**

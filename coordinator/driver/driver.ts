@@ -14,16 +14,19 @@
 import type { AuditLog } from "../audit/audit-log.js";
 import type { Logger } from "pino";
 import type { Health, Participant } from "../../participants/participant.js";
-import type {
-  CallError,
-  Engine,
-  Proposal,
-  FoundBranches,
-  Input,
-  Output,
-  RecoveryReport,
-  Reply,
-  ReqId,
+import {
+  branchVote,
+  failedVote,
+  type CallError,
+  type Engine,
+  type Proposal,
+  type FoundBranches,
+  type Input,
+  type Output,
+  type ReadInput,
+  type RecoveryReport,
+  type Reply,
+  type ReqId,
 } from "../core/engine.js";
 import type { BranchId, LogIndex, Term, Xid } from "../core/ids.js";
 import type { BranchSpec, LogRecord } from "../core/records.js";
@@ -46,6 +49,10 @@ export type ClientInput = Extract<
 type WithoutReq<T> = T extends unknown ? Omit<T, "req"> : never;
 type Request = Extract<Input, { req: ReqId }>;
 export type ResolveCall = Omit<Extract<Input, { type: "resolve" }>, "req" | "prepared">;
+/** What the API asks the engine: a client's call, a read, an operator's resolution. */
+export type Call = WithoutReq<ClientInput | ReadInput> | ResolveCall;
+
+const readTypes: ReadonlySet<Call["type"]> = new Set(["view", "admin-facts", "admin-list"]);
 
 /** What one recovery scan found and did, and which participants it could not list. */
 export interface RecoveryResult extends Omit<RecoveryReport, "settling"> {
@@ -72,6 +79,12 @@ export interface DriverDeps {
   readonly recoveryVerifyMs: number;
   /** How often recovery scans the participants for branches the log does not explain. */
   readonly recoveryIntervalMs: number;
+  /**
+   * What a read waits for before the engine answers it: the seam of linearizable reads (a
+   * leader confirms it still leads, and its table has applied what the log held then). A
+   * single node's log is its own: without one, reads go in at once.
+   */
+  readonly readBarrier?: () => Promise<void>;
   /** Where heuristic outcomes are recorded beside operator actions (audit/audit-log.ts). */
   readonly audit: Pick<AuditLog, "append">;
   /** The driver's own bounds; the fixed limits unless a test sets smaller ones. */
@@ -322,8 +335,10 @@ export class Driver {
     }
   }
 
-  /** A client call: resolves with the engine's reply once it has one. */
-  call(input: WithoutReq<ClientInput>): Promise<Reply> {
+  /** A call the engine answers, reads included: resolves with its reply once it has one. */
+  async call(input: Call): Promise<Reply> {
+    if (input.type === "resolve") return this.resolve(input);
+    if (readTypes.has(input.type)) await this.d.readBarrier?.();
     return this.request(input);
   }
 
@@ -379,13 +394,14 @@ export class Driver {
           await this.d.failpoints.hit("after-prepare");
           return vote;
         }).then(
-          (vote) => this.input({ type: "voted", xid: o.xid, n: o.branch.n, vote }),
+          (vote) =>
+            this.input({ type: "voted", xid: o.xid, n: o.branch.n, vote: branchVote(vote) }),
           (e: unknown) =>
             this.input({
               type: "voted",
               xid: o.xid,
               n: o.branch.n,
-              vote: { vote: "no", reason: "participant-error", detail: errorText(e) },
+              vote: failedVote(callError(e)),
             }),
         );
       case "commit":

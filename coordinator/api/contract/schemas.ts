@@ -10,6 +10,7 @@ import {
   txnStates as transactionStates,
   type TxnState as TransactionState,
 } from "../../core/txn.js";
+import { cursorPattern, parseCursor } from "./cursor.js";
 import { errorBodySchema } from "./errors.js";
 import { healthSchemas } from "./health.js";
 import { branchWorkSchemas } from "../../../shared/branch-work.js";
@@ -43,6 +44,8 @@ const {
   preparedBranchesListedMax,
   warningsMax,
 } = responseLimits;
+/** A participant's error or vote code as the admin view shows it. */
+const errorCodeCharsMax = 200;
 
 /** The states of docs/architecture.md §4, as the engine defines them. */
 export { txnStates as transactionStates } from "../../core/txn.js";
@@ -125,8 +128,7 @@ export function participantNamesByKind(
   return { postgres: names("postgres"), redis: names("redis"), kafka: names("kafka") };
 }
 
-/** A cursor of the admin list: the decimal offset of the page's first entry. */
-export const cursorPattern = /^(0|[1-9][0-9]{0,14})$/;
+export { cursorPattern };
 
 /**
  * `participants`: the node's participants, so that the enlist schema (and the document the
@@ -136,6 +138,7 @@ export const cursorPattern = /^(0|[1-9][0-9]{0,14})$/;
 export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames) {
   const text = (max: number) => z.string().max(max);
   const message = text(messageCharsMax);
+  const errorCode = text(errorCodeCharsMax);
   const xid = z.string().regex(xidPattern).meta({ description: "Transaction id." });
   const participant = z
     .string()
@@ -294,6 +297,12 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
     .extend({
       attempts: z.int().min(0).meta({ description: "Phase-2 attempts so far." }),
       lastError: message.optional(),
+      lastErrorCode: errorCode
+        .optional()
+        .meta({ description: "The code of the last phase-2 attempt's error." }),
+      voteCode: errorCode.optional().meta({
+        description: "A no vote's code: the participant's reason, or the failed call's error code.",
+      }),
       acknowledgedAt: isoTime.optional(),
     })
     .strict();
@@ -332,12 +341,10 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
         .transform((v) => v === "true")
         .optional(),
       limit: intString(1, limits.listPageSizeMax).default(limits.listPageSizeDefault),
-      cursor: z
-        .string()
-        .regex(cursorPattern)
-        .transform(Number)
-        .optional()
-        .meta({ description: "The `nextCursor` of the previous page." }),
+      cursor: z.string().regex(cursorPattern).transform(parseCursor).optional().meta({
+        description:
+          "The `nextCursor` of the previous page: `<1 in doubt | 0>.<began at, ms>.<xid>` of its last transaction.",
+      }),
     })
     .strict();
   const adminListResponse = z

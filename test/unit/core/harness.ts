@@ -16,7 +16,9 @@
 import type { ParticipantKind, Phase2Outcome, Vote } from "../../../participants/participant.js";
 import type { BranchWork, RecordedWork } from "../../../shared/branch-work.js";
 import {
+  branchVote,
   Engine,
+  failedVote,
   type EngineConfig,
   type FoundBranches,
   type Input,
@@ -685,8 +687,8 @@ export class Sim {
           n,
           vote:
             result?.type === "vote"
-              ? result.vote
-              : { vote: "no", reason: "participant-error", detail: "unavailable" },
+              ? branchVote(result.vote)
+              : failedVote({ code: "unavailable", message: "unavailable", retryable: true }),
         });
         return;
       case "commit":
@@ -1093,7 +1095,7 @@ export class Sim {
     reply: Reply,
   ): void {
     const d = this.decisionOf(req.xid);
-    if (reply.kind === "branch" || reply.kind === "recovery")
+    if (reply.kind !== "txn" && reply.kind !== "error")
       return this.violate("reply", `${req.type} answered with ${reply.kind}`);
     if (reply.kind === "error") {
       if (reply.code === "transaction-committed" && d !== "commit")
@@ -1237,6 +1239,8 @@ function describeInput(i: Input): string {
     case "drain":
     case "abandon":
       return i.type;
+    case "admin-list":
+      return `admin-list req ${i.req}`;
     default:
       return `${i.type} ${i.xid} req ${i.req} as ${i.principal.id}`;
   }
@@ -1272,7 +1276,7 @@ function describeOutput(o: Output): string {
     case "append":
       return `append ${describeRecord(o.record)}`;
     case "reply":
-      return `reply ${o.req} ${o.reply.kind === "txn" ? `${o.reply.view.xid} ${o.reply.view.state}` : o.reply.kind === "branch" ? `branch ${o.reply.branch} created=${o.reply.created}` : o.reply.kind === "recovery" ? `recovery ${JSON.stringify(o.reply.report)}` : `error ${o.reply.code}`}`;
+      return `reply ${o.req} ${o.reply.kind === "txn" ? `${o.reply.view.xid} ${o.reply.view.state}` : o.reply.kind === "branch" ? `branch ${o.reply.branch} created=${o.reply.created}` : o.reply.kind === "recovery" ? `recovery ${JSON.stringify(o.reply.report)}` : o.reply.kind === "error" ? `error ${o.reply.code}` : o.reply.kind}`;
     case "forgotten":
       return `forgotten ${o.branches.length}`;
     default:

@@ -11,10 +11,12 @@
  *   enlist <xid> <participant> [work=<tag>] [key=<k>] [as=<principal>]   (work `FAIL` votes no)
  *   prepare|commit|abort <xid> [as=<principal>] [key=<k>]   (a key's body is the call and xid)
  *   resolve <xid> commit|abort|settle|forget    an operator's resolution (as=ops)
- *   scan <participant> <branchId>...   a recovery scan lists these branches prepared
+ *   recover [from=<i>] <participant> <branchId>...   a recovery scan, begun when the table
+ *                                had applied entry i (by default: now), lists these branches
  *   apply [<n>]                  the first n pending appends (all by default) become durable
  *   fail-append <i> [landed]     pending append i fails: dropped, or `landed` anyway
- *   vote <xid> <n> yes|no [evidence=<e>]   the prepare of branch n answers
+ *   vote <xid> <n> yes|no|failed [evidence=<e>]   the prepare of branch n answers (`failed`:
+ *                                the call failed, with its typed error)
  *   done <xid> <n> [outcome]     phase 2 of branch n answers (done, already-done, heuristic-*)
  *   fail <xid> <n>               phase 2 of branch n fails
  *   one-phase <xid> committed|aborted|unknown
@@ -26,11 +28,19 @@
  *                                appends too, so it catches up until `apply` applies them
  *   keys                         how many idempotency keys the engine holds
  *   in-flight                    how many transactions count against inFlightTransactionsMax
- *   view <xid>
+ *   view <xid>                   the shell's own look at the table (no input, never refused)
+ *   read <xid> [as=<principal>]  a client's read of the transaction, an input like the calls
+ *   facts <xid>                  an operator's facts about it (as=ops)
+ *   list [in-doubt=true|false] [state=<s>] [limit=<n>] [after=<cursor>]   a page of the admin
+ *                                list (as=ops); a cursor is printed as `<0|1>.<beganAtMs>.<xid>`
  */
 import {
+  branchVote,
   Engine,
+  failedVote,
+  type AdminFacts,
   type Input,
+  type ListQuery,
   type Output,
   type Proposal,
   type Reply,
@@ -39,11 +49,13 @@ import {
 import type { LogIndex, Term, Xid } from "../../../coordinator/core/ids.js";
 import type { LogRecord } from "../../../coordinator/core/records.js";
 import type { Entry } from "../../../coordinator/core/table.js";
+import type { TxnState } from "../../../coordinator/core/txn.js";
 import type { ParticipantKind, Phase2Outcome } from "../../../participants/participant.js";
 import type { BranchWork } from "../../../shared/branch-work.js";
 import { describeRecord, engineConfig } from "./harness.js";
 
 const startMs = 1_000;
+const ops = { id: "ops", admin: true };
 
 export class TranscriptDriver {
   private engine: Engine;
@@ -126,18 +138,29 @@ export class TranscriptDriver {
         return this.feed({
           type: "resolve",
           req: this.nextReq++,
-          principal: { id: "ops", admin: true },
+          principal: ops,
           xid: xid(),
           action: arg(1) as ResolveAction,
           reason: "by hand",
           prepared: new Set(),
         });
-      case "scan":
+      case "recover":
         return this.feed({
           type: "recovered",
           req: this.nextReq++,
-          startedAtIndex: this.durable.length,
+          startedAtIndex: opts.from === undefined ? this.durable.length : Number(opts.from),
           found: [{ participant: arg(0), kind: kindOf(arg(0)), branchIds: args.slice(1) }],
+        });
+      case "read":
+        return this.feed({ type: "view", req: this.nextReq++, principal, xid: xid() });
+      case "facts":
+        return this.feed({ type: "admin-facts", req: this.nextReq++, principal: ops, xid: xid() });
+      case "list":
+        return this.feed({
+          type: "admin-list",
+          req: this.nextReq++,
+          principal: ops,
+          query: listQuery(opts),
         });
       case "step-down":
         if (args[0] === "lost") this.pending = [];
@@ -166,7 +189,9 @@ export class TranscriptDriver {
           vote:
             arg(2) === "yes"
               ? { vote: "yes", ...(opts.evidence === undefined ? {} : { evidence: opts.evidence }) }
-              : { vote: "no", reason: "statement-failed", detail: "the work failed" },
+              : arg(2) === "failed"
+                ? failedVote({ code: "timeout", message: "no answer in time", retryable: true })
+                : branchVote({ vote: "no", reason: "statement-failed", detail: "the work failed" }),
         });
       case "done":
         return this.feed({
@@ -320,8 +345,40 @@ function describe(o: Output): string {
   }
 }
 
+function listQuery(opts: Record<string, string>): ListQuery {
+  const after = opts.after?.split(".");
+  return {
+    limit: Number(opts.limit ?? 10),
+    ...(opts["in-doubt"] === undefined ? {} : { inDoubt: opts["in-doubt"] === "true" }),
+    ...(opts.state === undefined ? {} : { state: opts.state as TxnState }),
+    ...(after === undefined
+      ? {}
+      : {
+          after: { inDoubt: after[0] === "1", beganAtMs: Number(after[1]), xid: after[2] as Xid },
+        }),
+  };
+}
+
+function describeFacts(f: AdminFacts): string {
+  const branches = f.view.branches.map((b) => {
+    const vote = b.vote?.vote === "no" ? ` vote=no:${b.vote.error.code}` : "";
+    const error = f.lastErrors.get(b.branch);
+    const attempts = f.attempts.get(b.branch);
+    const tries = attempts ? ` attempts=${attempts}` : "";
+    return `${b.branch}:${b.participant}=${b.state}${vote}${tries}${error ? ` last=${error.code}` : ""}`;
+  });
+  const doubt = f.inDoubt ? " in-doubt" : "";
+  return `${f.view.xid} ${f.view.state}${doubt} by ${f.principal} [${branches.join(" ")}]`;
+}
+
 function describeReply(r: Reply): string {
   switch (r.kind) {
+    case "facts":
+      return `facts ${describeFacts(r.facts)}`;
+    case "page": {
+      const next = r.next ? `${r.next.inDoubt ? 1 : 0}.${r.next.beganAtMs}.${r.next.xid}` : "none";
+      return [`page next=${next}`, ...r.facts.map((f) => `  ${describeFacts(f)}`)].join("\n");
+    }
     case "txn": {
       const v = r.view;
       const reason = v.reason ? ` (${v.reason.code})` : "";
