@@ -129,6 +129,8 @@ export function participantNamesByKind(
 }
 
 export { cursorPattern };
+/** A cursor of the audit trail: the `seq` of the last record of the previous page. */
+export const auditCursorPattern = /^(0|[1-9][0-9]{0,14})$/;
 
 /**
  * `participants`: the node's participants, so that the enlist schema (and the document the
@@ -359,7 +361,7 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
       limit: intString(1, limits.listPageSizeMax).default(limits.listPageSizeDefault),
       cursor: z
         .string()
-        .regex(cursorPattern)
+        .regex(auditCursorPattern)
         .transform(Number)
         .optional()
         .meta({ description: "The `nextCursor` of the previous page (a record's `seq`)." }),
@@ -383,7 +385,7 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
   const auditListResponse = z
     .object({
       records: z.array(auditRecord).max(limits.listPageSizeMax),
-      nextCursor: z.string().regex(cursorPattern).nullable(),
+      nextCursor: z.string().regex(auditCursorPattern).nullable(),
     })
     .strict()
     .meta({ description: "Oldest first; rotated-away records are gone (docs/security.md)." });
