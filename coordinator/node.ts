@@ -16,7 +16,8 @@ import { describeParticipants } from "./api/participants-report.js";
 import { buildServer, type ApiBackend } from "./api/server.js";
 import { branchWorkOverLimit } from "./api/branch-limits.js";
 import { loadOrCreateClusterId } from "./config/cluster-id.js";
-import { metricsToken, splitHostPort, tokenSecret } from "./config/load.js";
+import { metricsToken, sha256Hex, splitHostPort, tokenSecret } from "./config/load.js";
+import { TokenStore, type ApiToken } from "./api/tokens.js";
 import { listenMetrics } from "./api/metrics-route.js";
 import type { Config } from "./config/schema.js";
 import { Engine } from "./core/engine.js";
@@ -34,11 +35,26 @@ import { startTracing } from "./telemetry/otel.js";
 
 export const version = "0.1.0";
 
+/** The configured tokens as the API holds them: digests only. */
+function apiTokens(configured: Config["tokens"]): ApiToken[] {
+  return configured.map((t) => ({
+    id: t.id,
+    role: t.role,
+    digest: Buffer.from(t.secretSha256 ?? sha256Hex(tokenSecret(t)), "hex"),
+    ...(t.participants ? { participants: t.participants } : {}),
+  }));
+}
+
 export interface RunningNode {
   readonly url: string;
   /** The listener of /metrics when it has its own (`metrics.listen`). */
   readonly metricsUrl?: string;
   readonly clusterId: ClusterId;
+  /**
+   * Takes the tokens of a reloaded configuration (SIGHUP); tokens it drops stay valid for
+   * its `tokenRotationGraceMs`.
+   */
+  reloadTokens(config: Config): void;
   stop(): Promise<void>;
 }
 
@@ -190,15 +206,11 @@ export async function startNode(
     metricsContentType: metrics.registry.contentType,
   };
   const scrapeToken = metricsToken(config.metrics);
+  const tokens = new TokenStore(apiTokens(config.tokens), () => Date.now());
   const server = buildServer({
     backend,
     schemas: buildSchemas(config.limits, participantNamesByKind(config.participants)),
-    tokens: config.tokens.map((t) => ({
-      id: t.id,
-      secret: tokenSecret(t),
-      role: t.role,
-      ...(t.participants ? { participants: t.participants } : {}),
-    })),
+    tokens,
     logger,
     version,
     metrics: {
@@ -232,6 +244,10 @@ export async function startNode(
     url: address,
     ...(metricsListener ? { metricsUrl: metricsListener.url } : {}),
     clusterId,
+    reloadTokens(next: Config) {
+      tokens.replace(apiTokens(next.tokens), next.tokenRotationGraceMs);
+      logger.info({ ...tokens.count() }, "tokens reloaded");
+    },
     async stop() {
       // Clients may still commit what they began while the node drains; then nothing is taken.
       lifecycle = "draining";
