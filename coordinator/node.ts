@@ -15,7 +15,8 @@ import { NodeHealth, type NodeLifecycle } from "./api/health.js";
 import { describeParticipants } from "./api/participants-report.js";
 import { buildServer, type ApiBackend } from "./api/server.js";
 import { loadOrCreateClusterId } from "./config/cluster-id.js";
-import { metricsToken, splitHostPort, tokenSecret } from "./config/load.js";
+import { metricsToken, sha256Hex, splitHostPort, tokenSecret } from "./config/load.js";
+import { TokenStore, type ApiToken } from "./api/tokens.js";
 import { listenMetrics } from "./api/metrics-route.js";
 import { fixedLimits, participantInFlightMax, recordBytesMax } from "./config/limits.js";
 import type { Config } from "./config/schema.js";
@@ -36,11 +37,26 @@ import { workOverLimit } from "../shared/branch-work.js";
 
 export const version = "0.1.0";
 
+/** The configured tokens as the API holds them: digests only. */
+function apiTokens(configured: Config["tokens"]): ApiToken[] {
+  return configured.map((t) => ({
+    id: t.id,
+    role: t.role,
+    digest: Buffer.from(t.secretSha256 ?? sha256Hex(tokenSecret(t)), "hex"),
+    ...(t.participants ? { participants: t.participants } : {}),
+  }));
+}
+
 export interface RunningNode {
   readonly url: string;
   /** The listener of /metrics when it has its own (`metrics.listen`). */
   readonly metricsUrl?: string;
   readonly clusterId: ClusterId;
+  /**
+   * Takes the tokens of a reloaded configuration (SIGHUP); tokens it drops stay valid for
+   * its `tokenRotationGraceMs`.
+   */
+  reloadTokens(config: Config): void;
   stop(): Promise<void>;
 }
 
@@ -184,15 +200,11 @@ export async function startNode(
     metricsContentType: metrics.registry.contentType,
   };
   const scrapeToken = metricsToken(config.metrics);
+  const tokens = new TokenStore(apiTokens(config.tokens), () => Date.now());
   const server = buildServer({
     backend,
     schemas: buildSchemas(config.limits, participantNamesByKind(config.participants)),
-    tokens: config.tokens.map((t) => ({
-      id: t.id,
-      secret: tokenSecret(t),
-      role: t.role,
-      ...(t.participants ? { participants: t.participants } : {}),
-    })),
+    tokens,
     logger,
     version,
     metrics: {
@@ -226,6 +238,10 @@ export async function startNode(
     url: address,
     ...(metricsListener ? { metricsUrl: metricsListener.url } : {}),
     clusterId,
+    reloadTokens(next: Config) {
+      tokens.replace(apiTokens(next.tokens), next.tokenRotationGraceMs);
+      logger.info({ ...tokens.count() }, "tokens reloaded");
+    },
     async stop() {
       // Clients may still commit what they began while the node drains; then nothing is taken.
       lifecycle = "draining";

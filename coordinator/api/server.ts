@@ -32,7 +32,8 @@ import { healthRoutes, type NodeHealth } from "./health.js";
 import { toAdminSummary, toAdminView, toApiView } from "./views.js";
 import { formatCursor } from "./contract/cursor.js";
 import { inRequestSpan } from "../telemetry/tracing.js";
-import { bearerOf, matchesDigest, secretDigest } from "./bearer.js";
+import { bearerOf } from "./bearer.js";
+import { isOperator, mayCall, type ApiToken, type TokenStore } from "./tokens.js";
 import { parseJsonBody, writeClientError, type StringParser } from "./wire.js";
 import { boundedServer, type HttpBounds } from "./http-guards.js";
 import { metricsHandler } from "./metrics-route.js";
@@ -41,13 +42,6 @@ import { inFlightPerPrincipalMax, responseLimits } from "../config/limits.js";
 import type { BranchWork } from "../../shared/branch-work.js";
 import { PrincipalLimits, type BeginSlot } from "./principal-limits.js";
 import type { AuditEvent, AuditLog } from "../audit/audit-log.js";
-
-export interface ApiToken {
-  readonly id: string;
-  readonly secret: string;
-  readonly role: "client" | "admin";
-  readonly participants?: readonly string[];
-}
 
 /**
  * What the routes need from the node: one `call` for everything the engine answers — client
@@ -106,7 +100,7 @@ export interface MetricsServing {
 export function buildServer(opts: {
   backend: ApiBackend;
   schemas: Schemas;
-  tokens: readonly ApiToken[];
+  tokens: TokenStore;
   logger: Logger;
   version: string;
   metrics: MetricsServing;
@@ -115,7 +109,7 @@ export function buildServer(opts: {
   nowMs: () => number;
 }) {
   const { backend, schemas } = opts;
-  const tokens = opts.tokens.map((t) => ({ token: t, digest: secretDigest(t.secret) }));
+  const tokens = opts.tokens;
   const app = Fastify({
     serverFactory: (handler) => boundedServer(opts.http, handler),
     // The same bounds for Fastify, which would otherwise set its own on the server.
@@ -247,8 +241,10 @@ export function buildServer(opts: {
         const token = authenticate(req, tokens);
         note(req, { principal: token.id });
         limits.takeRequest(token.id);
-        if (route.auth === "admin" && token.role !== "admin") {
-          throw new ApiError("forbidden", "this route needs an admin token");
+        if (!mayCall(token.role, route)) {
+          throw new ApiError("forbidden", `a ${token.role} token may not call ${route.id}`, {
+            role: token.role,
+          });
         }
         const params = parse(route.params, req.params, "params");
         // An unknown participant is its own code, before the schema (which names the known ones).
@@ -266,7 +262,8 @@ export function buildServer(opts: {
             () =>
               handler({
                 note: (add) => note(req, add),
-                principal: { id: token.id, admin: token.role === "admin" },
+                // Any transaction: `mayCall` above already keeps auditors to admin reads.
+                principal: { id: token.id, admin: token.role !== "client" },
                 token,
                 ...(slot ? { slot } : {}),
                 params: (params ?? {}) as Record<string, unknown>,
@@ -276,7 +273,7 @@ export function buildServer(opts: {
               }),
           );
           // Admins act by hand, on any transaction: each of their actions is logged by name.
-          if (token.role === "admin" && route.method === "POST") {
+          if (isOperator(token.role) && route.method === "POST") {
             audit.info(
               {
                 principal: token.id,
@@ -322,14 +319,12 @@ function parse(schema: z.ZodType | undefined, value: unknown, where: string): un
   return r.data;
 }
 
-function authenticate(
-  req: FastifyRequest,
-  tokens: readonly { token: ApiToken; digest: Buffer }[],
-): ApiToken {
+function authenticate(req: FastifyRequest, tokens: TokenStore): ApiToken {
   const given = bearerOf(req.headers.authorization);
   if (given === undefined) throw new ApiError("unauthorized", "send Authorization: Bearer <token>");
-  for (const t of tokens) if (matchesDigest(given, t.digest)) return t.token;
-  throw new ApiError("unauthorized", "unknown token");
+  const token = tokens.authenticate(given);
+  if (token === undefined) throw new ApiError("unauthorized", "unknown token");
+  return token;
 }
 
 function idempotency(

@@ -10,7 +10,8 @@ import { CliError, exitCodes, UsageError } from "./errors.js";
 export const startUsage = `usage: verdict start --config FILE
 
 Runs a coordinator node with the configuration in FILE (YAML or JSON; see
-docs/configuration.md) and prints where it listens. SIGTERM or SIGINT stops it.
+docs/configuration.md) and prints where it listens. SIGTERM or SIGINT stops it;
+SIGHUP reloads the tokens from FILE (the old ones stay valid for tokenRotationGraceMs).
 
   -c, --config FILE   the configuration file (required)`;
 
@@ -28,7 +29,8 @@ export async function runStart(args: readonly string[]): Promise<void> {
   if (positionals.length > 0)
     throw new UsageError(`unexpected argument ${positionals[0]}`, startUsage);
   if (!values.config) throw new UsageError("--config FILE is required", startUsage);
-  const config = await loadConfig(values.config).catch((e: unknown) => {
+  const configPath = values.config;
+  const config = await loadConfig(configPath).catch((e: unknown) => {
     throw e instanceof ConfigError ? new CliError(exitCodes.refused, e.message) : e;
   });
   const node = await startNode(config);
@@ -45,6 +47,17 @@ export async function runStart(args: readonly string[]): Promise<void> {
       },
     );
   };
+  // SIGHUP reloads the tokens from the same file (rotation without a restart); anything else
+  // in the file needs a restart. A file that no longer loads changes nothing.
+  process.on("SIGHUP", () => {
+    loadConfig(configPath).then(
+      (next) => {
+        node.reloadTokens(next);
+        process.stderr.write(`SIGHUP: tokens reloaded from ${configPath}\n`);
+      },
+      (e: unknown) => process.stderr.write(`SIGHUP: ${configPath} not reloaded: ${String(e)}\n`),
+    );
+  });
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
 }

@@ -1,4 +1,5 @@
 /** Reads and validates the configuration file; every failure names the file and the field. */
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
@@ -82,9 +83,19 @@ export function validateConfig(raw: unknown, source: string, env = process.env):
   }
   const ids = new Set<string>();
   const secrets = new Map<string, string>();
-  const checkSecret = (who: string, inline?: string, envName?: string): void => {
-    if ((inline === undefined) === (envName === undefined)) {
-      problems.push(`${who}: give exactly one of secret or secretEnv`);
+  const checkSecret = (who: string, inline?: string, envName?: string, sha256?: string): void => {
+    const given = [inline, envName, sha256].filter((v) => v !== undefined).length;
+    if (given !== 1) {
+      problems.push(
+        `${who}: give exactly one of secret or secretEnv${sha256 === undefined && who.startsWith("token") ? " or secretSha256" : ""}`,
+      );
+      return;
+    }
+    if (sha256 !== undefined) {
+      // Only the digest is known: its strength cannot be checked (docs/security.md, "Roles").
+      const other = secrets.get(sha256);
+      if (other !== undefined) problems.push(`${who}: same secret as ${other}`);
+      secrets.set(sha256, who);
       return;
     }
     const from = envName === undefined ? "secret" : `environment variable ${envName}`;
@@ -93,19 +104,20 @@ export function validateConfig(raw: unknown, source: string, env = process.env):
     const weak = weakSecretProblem(secret);
     if (weak !== undefined) return void problems.push(`${who}: ${from} is weak: ${weak}`);
     // One secret for two tokens would make them one principal with two names (or roles).
-    const other = secrets.get(secret);
+    const digest = sha256Hex(secret);
+    const other = secrets.get(digest);
     if (other !== undefined) problems.push(`${who}: same secret as ${other}`);
-    secrets.set(secret, who);
+    secrets.set(digest, who);
   };
   for (const t of config.tokens) {
     if (ids.has(t.id)) problems.push(`token id ${t.id} is configured twice`);
     ids.add(t.id);
-    checkSecret(`token ${t.id}`, t.secret, t.secretEnv);
+    checkSecret(`token ${t.id}`, t.secret, t.secretEnv, t.secretSha256);
     for (const name of t.participants ?? []) {
       if (!names.has(name)) problems.push(`token ${t.id} is scoped to unknown participant ${name}`);
     }
-    if (t.role === "admin" && t.participants)
-      problems.push(`token ${t.id}: admin tokens are not scoped`);
+    if (t.role !== "client" && t.participants)
+      problems.push(`token ${t.id}: only client tokens are scoped to participants`);
   }
   const m = config.metrics;
   if (m.token !== undefined || m.tokenEnv !== undefined) {
@@ -140,6 +152,11 @@ function hasStatementRoles(p: Record<string, unknown>): boolean {
 }
 
 /** The secret of a token, from the file or the environment (validated by validateConfig). */
+/** SHA-256 of a secret in hex: the form `secretSha256` takes. */
+export function sha256Hex(secret: string): string {
+  return createHash("sha256").update(secret).digest("hex");
+}
+
 export function tokenSecret(
   t: { readonly secret?: string; readonly secretEnv?: string },
   env = process.env,

@@ -9,10 +9,18 @@ import { apiLimitsSchema, responseLimits } from "./limits.js";
 const tokenSchema = z.strictObject({
   /** The principal: who began a transaction, who resolved a heuristic case. */
   id: z.string().min(1).max(128),
-  /** The bearer secret, inline or read from an environment variable (preferred). */
+  /**
+   * The bearer secret: inline, read from an environment variable, or (preferred) only its
+   * SHA-256 digest in hex (`printf %s "$SECRET" | sha256sum`), so the file holds no secret.
+   */
   secret: z.string().min(1).max(512).optional(),
   secretEnv: z.string().min(1).max(128).optional(),
-  role: z.enum(["client", "admin"]),
+  secretSha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits")
+    .optional(),
+  /** client; operator (resolve, recovery, leadership); auditor (read-only admin); admin = operator. */
+  role: z.enum(["client", "operator", "auditor", "admin"]),
   /** A client token may be scoped to the participants it may enlist. */
   participants: z.array(z.string().min(1)).optional(),
 });
@@ -34,6 +42,12 @@ export const configSchema = z.strictObject({
     port: z.int().min(0).max(65535).default(7400),
   }),
   tokens: z.array(tokenSchema).max(1000).default([]),
+  /** After a reload (SIGHUP), tokens no longer configured stay valid this long. */
+  tokenRotationGraceMs: z
+    .int()
+    .min(0)
+    .max(7 * 24 * 3_600_000)
+    .default(5 * 60_000),
   // Every configured participant appears in the health and participants answers.
   participants: z.array(participantSchema).min(1).max(responseLimits.participantsMax),
   limits: apiLimitsSchema.default(apiLimitsSchema.parse({})),

@@ -43,6 +43,8 @@ export interface TestNodeOptions {
    * test cluster gets its own (pass the same one again for a restart of the same cluster).
    */
   readonly schema?: string;
+  /** Tokens configured after client-a, client-b and admin (e.g. operator and auditor ones). */
+  readonly extraTokens?: Record<string, unknown>[];
   /** The `http` section (client bounds); the defaults otherwise. */
   readonly http?: Record<string, unknown>;
   /** The `tracing` section (OTLP export); none by default. */
@@ -68,6 +70,7 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
           ...(opts.scopedParticipants ? { participants: opts.scopedParticipants } : {}),
         },
         { id: "admin", role: "admin", secret: adminToken },
+        ...(opts.extraTokens ?? []),
       ],
       participants: [
         ...(["pg-a", "pg-b"] as const).map((name) => ({
