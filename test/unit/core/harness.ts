@@ -125,7 +125,7 @@ export const engineConfig = (onePhase: boolean): EngineConfig => ({
   operatorCallsWaitingMax: 8,
 });
 
-const participantSpecs: readonly { name: string; kind: ParticipantKind }[] = [
+export const participantSpecs: readonly { name: string; kind: ParticipantKind }[] = [
   { name: "pg-a", kind: "postgres" },
   { name: "pg-b", kind: "postgres" },
   { name: "redis-a", kind: "redis" },
@@ -137,7 +137,7 @@ const stranger: Principal = { id: "svc-b", admin: false };
 const admin: Principal = { id: "ops", admin: true };
 
 /** Work for a branch; the fakes vote no on any payload that contains `FAIL`. */
-function payloadFor(kind: ParticipantKind, rng: Rng, failing: boolean): unknown {
+export function payloadFor(kind: ParticipantKind, rng: Rng, failing: boolean): unknown {
   const tag = failing ? "FAIL" : `w${rng.int(1000)}`;
   switch (kind) {
     case "postgres":
@@ -175,7 +175,7 @@ export interface FakeBranch {
   works: number;
 }
 
-type CallResult =
+export type CallResult =
   | { type: "vote"; vote: Vote }
   | { type: "phase2"; outcome: Phase2Outcome }
   | { type: "one-phase"; committed: boolean };
@@ -238,6 +238,9 @@ export class FakeParticipant {
         b.works += 1;
         return { type: "one-phase", committed: true };
       case "check-one-phase":
+        // Fences the marker key first, as the PostgreSQL participant does (INSERT fence ON
+        // CONFLICT DO NOTHING): a one-phase commit arriving later fails on the key.
+        if (b.state === "none") b.state = "rolled-back";
         return { type: "one-phase", committed: b.state === "committed" };
     }
   }
@@ -248,6 +251,46 @@ const no = (reason: string, detail: string): CallResult => ({
   vote: { vote: "no", reason, detail },
 });
 const phase2 = (outcome: Phase2Outcome): CallResult => ({ type: "phase2", outcome });
+
+/** What the shell feeds back for a call; `undefined` is an error or a timeout. */
+export function answerOf(call: CallOutput, result: CallResult | undefined): Input {
+  const { xid } = call;
+  const n = call.branch.n;
+  switch (call.type) {
+    case "prepare":
+      return {
+        type: "voted",
+        xid,
+        n,
+        vote:
+          result?.type === "vote"
+            ? result.vote
+            : { vote: "no", reason: "participant-error", detail: "unavailable" },
+      };
+    case "commit":
+    case "rollback":
+      return result?.type === "phase2"
+        ? { type: "phase2-done", xid, n, outcome: result.outcome }
+        : {
+            type: "phase2-failed",
+            xid,
+            n,
+            error: { code: "unavailable", message: "unavailable", retryable: true },
+          };
+    case "commit-one-phase":
+    case "check-one-phase":
+      return {
+        type: "one-phase-done",
+        xid,
+        outcome:
+          result?.type !== "one-phase"
+            ? { outcome: "unknown", detail: "unavailable" }
+            : result.committed
+              ? { outcome: "committed" }
+              : { outcome: "aborted", reason: "not-committed", detail: "marker absent" },
+      };
+  }
+}
 
 // ---- the harness's model of the durable log -----------------------------------------------
 
@@ -671,47 +714,7 @@ export class Sim {
 
   /** Queues what the shell feeds back; `undefined` is an error or a timeout. */
   private answer(call: CallOutput, result: CallResult | undefined): void {
-    const { xid } = call;
-    const n = call.branch.n;
-    switch (call.type) {
-      case "prepare":
-        this.answers.push({
-          type: "voted",
-          xid,
-          n,
-          vote:
-            result?.type === "vote"
-              ? result.vote
-              : { vote: "no", reason: "participant-error", detail: "unavailable" },
-        });
-        return;
-      case "commit":
-      case "rollback":
-        this.answers.push(
-          result?.type === "phase2"
-            ? { type: "phase2-done", xid, n, outcome: result.outcome }
-            : {
-                type: "phase2-failed",
-                xid,
-                n,
-                error: { code: "unavailable", message: "unavailable", retryable: true },
-              },
-        );
-        return;
-      case "commit-one-phase":
-      case "check-one-phase":
-        this.answers.push({
-          type: "one-phase-done",
-          xid,
-          outcome:
-            result?.type !== "one-phase"
-              ? { outcome: "unknown", detail: "unavailable" }
-              : result.committed
-                ? { outcome: "committed" }
-                : { outcome: "aborted", reason: "not-committed", detail: "marker absent" },
-        });
-        return;
-    }
+    this.answers.push(answerOf(call, result));
   }
 
   private deliverAnswer(): void {
@@ -1208,7 +1211,7 @@ export class Sim {
   }
 }
 
-function describeInput(i: Input): string {
+export function describeInput(i: Input): string {
   switch (i.type) {
     case "applied":
       return `applied #${i.entry.index} ${describeRecord(i.entry.record)}`;
@@ -1263,7 +1266,7 @@ export function describeRecord(r: LogRecord): string {
   }
 }
 
-function describeOutput(o: Output): string {
+export function describeOutput(o: Output): string {
   switch (o.type) {
     case "append":
       return `append ${describeRecord(o.record)}`;
