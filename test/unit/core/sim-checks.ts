@@ -15,8 +15,13 @@ import type { Engine } from "../../../coordinator/core/engine.js";
 import type { Xid } from "../../../coordinator/core/ids.js";
 import type { BranchSpec, Decision, LogRecord } from "../../../coordinator/core/records.js";
 import type { TxnView } from "../../../coordinator/core/view.js";
-import type { CallOutput, FakeParticipant, FakeState } from "./harness.js";
-import type { EtcdModel } from "./sim-etcd.js";
+import {
+  describeRecord,
+  type CallOutput,
+  type FakeParticipant,
+  type FakeState,
+} from "./harness.js";
+import type { EtcdModel, LogValue } from "./sim-etcd.js";
 
 interface ModelTxn {
   branches: readonly BranchSpec[];
@@ -32,7 +37,7 @@ export class ClusterChecks {
   private readonly presumedAborted = new Set<Xid>();
   /** Branch id → the latest term whose request reached it. */
   private readonly touched = new Map<string, number>();
-  private readonly firstBytes = new Map<number, string>();
+  private readonly firstPut = new Map<number, LogValue>();
   private putsSeen = 0;
   private applied = 0;
 
@@ -135,11 +140,12 @@ export class ClusterChecks {
   }
 
   private checkPuts(): void {
-    for (const put of this.etcd.puts.slice(this.putsSeen)) {
-      const first = this.firstBytes.get(put.index);
-      if (first === undefined) this.firstBytes.set(put.index, put.bytes);
-      else if (first !== put.bytes)
-        this.violate("overwrite", `log/${put.index} overwritten: ${first} → ${put.bytes}`);
+    const text = (v: LogValue) => `term ${v.term}'s ${describeRecord(v.record)}`;
+    for (const { index, value } of this.etcd.puts.slice(this.putsSeen)) {
+      const first = this.firstPut.get(index);
+      if (first === undefined) this.firstPut.set(index, value);
+      else if (first.bytes !== value.bytes)
+        this.violate("overwrite", `log/${index}: ${text(first)} overwritten by ${text(value)}`);
     }
     this.putsSeen = this.etcd.puts.length;
   }

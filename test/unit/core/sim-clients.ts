@@ -15,6 +15,9 @@ const owner: Principal = { id: "svc-a", admin: false };
 interface ClientTxn {
   readonly xid: Xid;
   readonly deadlineMs: number;
+  /** Branches created for it so far, and enlists tried. */
+  branches: number;
+  enlists: number;
   /** The first final answer to a commit or abort. */
   answered?: Decision;
 }
@@ -55,10 +58,14 @@ export class Clients {
     if (this.txns.length < this.txnsMax && (open.length === 0 || this.rng.chance(0.15)))
       return this.begin();
     if (open.length === 0) return undefined;
-    const t = this.rng.pick(open);
+    // Mostly the newest: a transaction then often reaches commit within one term.
+    const t = this.rng.chance(0.6) ? (open.at(-1) as ClientTxn) : this.rng.pick(open);
+    // One to three branches, then commit (one branch: a one-phase commit when enabled).
     const r = this.rng.next();
-    if (r < 0.45) return this.enlist(t);
-    return this.call(r < 0.92 ? "commit" : "abort", t.xid);
+    // A transaction a leader change lost refuses enlists: its commit then hears `aborted`.
+    const first = t.branches === 0 && t.enlists < 3;
+    if (first || (t.branches > 0 && t.branches < 3 && r < 0.35)) return this.enlist(t);
+    return this.call(r < 0.93 ? "commit" : "abort", t.xid);
   }
 
   replied(req: number, reply: Reply): void {
@@ -67,8 +74,17 @@ export class Clients {
     this.requests.delete(req);
     if (r.type === "begin") {
       if (reply.kind === "txn" && reply.created !== false)
-        this.txns.push({ xid: reply.view.xid, deadlineMs: reply.view.deadlineMs });
+        this.txns.push({
+          xid: reply.view.xid,
+          deadlineMs: reply.view.deadlineMs,
+          branches: 0,
+          enlists: 0,
+        });
       return;
+    }
+    if (r.type === "enlist" && reply.kind === "branch" && reply.created) {
+      const t = this.txns.find((x) => x.xid === r.xid);
+      if (t) t.branches += 1;
     }
     if (r.type === "enlist" || reply.kind !== "txn") {
       if (reply.kind === "error" && reply.code === "transaction-committed")
@@ -93,6 +109,7 @@ export class Clients {
   }
 
   private enlist(t: ClientTxn): ClientInput {
+    t.enlists += 1;
     const spec = this.rng.pick(this.participants);
     const payload = payloadFor(spec.kind, this.rng, this.rng.chance(0.05));
     const fingerprint = JSON.stringify({ participant: spec.name, payload });

@@ -70,8 +70,11 @@ export interface ClusterStats {
   lateAfterSuccessor: number;
   /** Appends refused by the create-revision compare (a lagging leader). */
   conflicts: number;
-  /** Appends re-sent after a lost answer. */
+  /** Appends re-sent after a lost answer, and those that found their first send landed. */
   resends: number;
+  foundLanded: number;
+  /** Appends of a deposed term refused by the leadership compare. */
+  refusedAppends: number;
 }
 
 export interface ClusterResult {
@@ -140,6 +143,8 @@ export class ClusterSim {
     lateAfterSuccessor: 0,
     conflicts: 0,
     resends: 0,
+    foundLanded: 0,
+    refusedAppends: 0,
   };
 
   constructor(private readonly opts: ClusterOptions) {
@@ -171,6 +176,8 @@ export class ClusterSim {
     if (this.ok()) this.guard(() => this.heal());
     if (this.ok()) this.checks.final();
     this.stats.txns = this.clients.begun;
+    this.stats.foundLanded = this.etcd.foundLanded;
+    this.stats.refusedAppends = this.etcd.refused;
     for (const m of this.checks.model.values()) {
       if (m.decision === "commit") this.stats.committed += 1;
       if (m.decision === "abort") this.stats.aborted += 1;
@@ -203,7 +210,7 @@ export class ClusterSim {
     this.nowMs += this.rng.int(25);
     if (this.rng.chance(0.01)) this.nowMs += 500 + this.rng.int(2000);
     const leader = this.leader();
-    if (leader && this.rng.chance(0.02)) this.depose(leader, "lease lost");
+    if (leader && this.rng.chance(0.012)) this.depose(leader, "lease lost");
     else if (this.rng.chance(0.004)) this.crash(this.rng.pick(this.nodes));
     else if (!leader && this.rng.chance(0.3)) this.elect();
     else {
@@ -213,10 +220,17 @@ export class ClusterSim {
       else if (roll < 0.6) this.deliverAnswer();
       else if (roll < 0.72) this.deliverTxn();
       else if (roll < 0.8) this.deliverTxnAnswer();
-      else if (roll < 0.92) this.watch(this.rng.pick(this.nodes), 1 + this.rng.int(8));
+      else if (roll < 0.92) this.watch(this.watcher(), 1 + this.rng.int(8));
       else this.tick();
     }
     this.checks.afterStep(this.nodes.map((n) => n.engine));
+  }
+
+  /** Whose replica applies entries next: often a leader still catching up. */
+  private watcher(): SimNode {
+    const l = this.leader();
+    const catchingUp = l && l.engine.table.appliedIndex < l.catchUpTo;
+    return catchingUp && this.rng.chance(0.5) ? l : this.rng.pick(this.nodes);
   }
 
   private leader(): SimNode | undefined {
@@ -240,6 +254,8 @@ export class ClusterSim {
     this.note(
       `node ${node.id} leads term ${term}, log end ${end}${lag ? `, numbers from ${end + 1 - lag}` : ""}`,
     );
+    // Mostly the takeover read is replayed at once; otherwise the replica catches up later.
+    if (this.rng.chance(0.6)) this.watch(node, end);
     this.emit(node, node.engine.becomeLeader(term as Term, this.nowMs, end));
   }
 
@@ -309,9 +325,14 @@ export class ClusterSim {
     this.txns.push({ node: node.id, term: node.term, index: node.inflight.index, value });
   }
 
+  /** A Txn reaches etcd, or is lost on the way (then its sender re-sends it). */
   private deliverTxn(): void {
     const t = this.txns[this.rng.int(this.txns.length)];
-    if (t) this.execTxn(t);
+    if (!t) return;
+    if (this.healing || !this.rng.chance(0.05)) return this.execTxn(t);
+    this.txns = this.txns.filter((x) => x !== t);
+    this.note(`term ${t.term}'s append at ${t.index} lost on the way`);
+    this.resend(t);
   }
 
   /** etcd executes the Txn; its answer may be lost on the way back. */

@@ -35,8 +35,12 @@ export class EtcdModel {
   private leader: { term: number; node: number } | undefined;
   private readonly log = new Map<number, LogValue>();
   private end = 0;
-  /** Every put that landed, in order: index and bytes. */
-  readonly puts: { index: number; bytes: string }[] = [];
+  /** Every put that landed, in order. */
+  readonly puts: { index: number; value: LogValue }[] = [];
+  /** Appends whose failure branch found the sender's own bytes (an earlier send landed). */
+  foundLanded = 0;
+  /** Appends refused because another term, or none, holds the election key. */
+  refused = 0;
 
   constructor(private readonly opts: EtcdModelOptions) {}
 
@@ -82,10 +86,15 @@ export class EtcdModel {
       this.revision += 1;
       this.log.set(index, value);
       this.end = Math.max(this.end, index);
-      this.puts.push({ index, bytes: value.bytes });
+      this.puts.push({ index, value });
       return "landed";
     }
-    if (there?.bytes === value.bytes) return "landed";
-    return leads ? "conflict" : "not-leader";
+    if (there?.bytes === value.bytes) {
+      this.foundLanded += 1;
+      return "landed";
+    }
+    if (leads) return "conflict";
+    this.refused += 1;
+    return "not-leader";
   }
 }
