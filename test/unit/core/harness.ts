@@ -187,7 +187,7 @@ export class FakeParticipant {
   constructor(
     readonly name: string,
     readonly kind: ParticipantKind,
-    private readonly violation: (what: string) => void,
+    protected readonly violation: (what: string) => void,
   ) {}
 
   private branch(xid: Xid, branchId: string): FakeBranch {

@@ -5,8 +5,8 @@
  * - overwrite: a `log/<i>` that landed never changes (G2);
  * - split: a decided transaction has no branch that went the other way (G1/G2);
  * - term: no term sends a participant request after it ended (the term owns its loops);
- * - stale: no request of a term takes effect on a branch after a later term's request
- *   touched it (a deposed leader's late call is refused by the participant);
+ * - stale: no request of a term takes effect on a branch after a later term's request took
+ *   effect there (a deposed leader's late call is refused by the participant);
  * - G1: commit, rollback and one-phase commit are sent only after the entry that allows them
  *   landed; G7: an answer agrees with the log, and `committed` means committed at every branch;
  * - tables: every node's table holds the log's first decision (G2).
@@ -35,7 +35,7 @@ export class ClusterChecks {
   readonly forgotten = new Set<Xid>();
   /** Transactions someone was told are aborted while the log had no decision. */
   private readonly presumedAborted = new Set<Xid>();
-  /** Branch id → the latest term whose request reached it. */
+  /** Branch id → the latest term whose request changed it. */
   private readonly touched = new Map<string, number>();
   private readonly firstPut = new Map<number, LogValue>();
   private putsSeen = 0;
@@ -77,16 +77,17 @@ export class ClusterChecks {
   }
 
   /**
-   * A request of `term` reached its participant: it may change the branch only if no later
-   * term's did. Says whether a later term's request got there first.
+   * A request of `term` took its effect (or none) on its branch: it may change the branch only
+   * if no later term's request changed it first. Says whether one had.
    */
   executed(call: CallOutput, term: number, before: FakeState, after: FakeState): boolean {
     const id = call.branch.branchId;
     const latest = this.touched.get(id) ?? 0;
-    if (term < latest && before !== after)
+    if (before === after) return term < latest;
+    if (term < latest)
       this.violate(
         "stale",
-        `term ${term}'s ${call.type} moved ${id} ${before}→${after} after term ${latest}'s request`,
+        `term ${term}'s ${call.type} moved ${id} ${before}→${after} after term ${latest}'s request had`,
       );
     this.touched.set(id, Math.max(latest, term));
     return term < latest;

@@ -6,7 +6,7 @@
 // checkers (sim-checks.ts) run after every step: no split outcome, no overwritten entry or
 // decision, no request of an ended term, none taking effect after a later term's, answers
 // that agree with the log; then everything settles (G3). It also proves the checkers can
-// fail: four broken variants (sim-mutants.ts, mutants.ts) are each caught.
+// fail: five broken variants (sim-mutants.ts, mutants.ts) are each caught.
 // Run any seed range: SIM_SEEDS=<a>..<b> (or one seed, SIM_SEEDS=<n>), e.g.
 //   SIM_SEEDS=5000..9999 node --import tsx --test test/unit/core/sim-cluster.property.test.ts
 import { describe, test } from "node:test";
@@ -21,6 +21,7 @@ import {
 import {
   appendWithoutCreateRevisionCompare,
   loopsOutliveTheirTerm,
+  tombstoneOnlyRollback,
   unfencedOnePhaseCheck,
 } from "./sim-mutants.js";
 
@@ -71,6 +72,7 @@ describe("engine with overlapping leaders over a model of etcd", () => {
       crashes: 0,
       lateCalls: 0,
       lateAfterSuccessor: 0,
+      paused: 0,
       conflicts: 0,
       resends: 0,
       foundLanded: 0,
@@ -85,7 +87,14 @@ describe("engine with overlapping leaders over a model of etcd", () => {
     if (seeds.length >= 100) {
       for (const k of ["committed", "aborted", "takeovers"] as const)
         assert.ok(sum[k] > seeds.length, `too few ${k}: ${JSON.stringify(sum)}`);
-      const rare = ["lateAfterSuccessor", "conflicts", "foundLanded", "refusedAppends", "crashes"];
+      const rare = [
+        "lateAfterSuccessor",
+        "paused",
+        "conflicts",
+        "foundLanded",
+        "refusedAppends",
+        "crashes",
+      ];
       for (const k of rare as (keyof ClusterStats)[])
         assert.ok(sum[k] > seeds.length / 10, `too few ${k}: ${JSON.stringify(sum)}`);
     }
@@ -111,6 +120,11 @@ describe("the cluster checkers catch broken variants", () => {
       "an append without the create_revision = 0 compare",
       { etcd: appendWithoutCreateRevisionCompare },
       /^overwrite: /,
+    ],
+    [
+      "a rollback that does not claim the marker key",
+      { makeParticipant: tombstoneOnlyRollback },
+      /^(stale|G3): /,
     ],
   ];
   for (const [name, variant, expected] of cases) {

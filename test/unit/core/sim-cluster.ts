@@ -31,7 +31,6 @@ import {
   describeInput,
   describeOutput,
   engineConfig,
-  FakeParticipant,
   participantSpecs,
   Rng,
   type CallOutput,
@@ -40,13 +39,14 @@ import {
 } from "./harness.js";
 import { ClusterChecks } from "./sim-checks.js";
 import { Clients } from "./sim-clients.js";
+import { MarkerParticipant } from "./sim-postgres.js";
 import { EtcdModel, type AppendAnswer, type EtcdModelOptions, type LogValue } from "./sim-etcd.js";
 
 export type ParticipantFactory = (
   name: string,
   kind: ParticipantKind,
   violation: (what: string) => void,
-) => FakeParticipant;
+) => MarkerParticipant;
 
 export interface ClusterOptions {
   readonly seed: number;
@@ -66,8 +66,10 @@ export interface ClusterStats {
   crashes: number;
   /** Requests of an ended term that reached a participant. */
   lateCalls: number;
-  /** Of those, the ones that reached a branch after a later term's request. */
+  /** Of those, the ones that reached a branch after a later term's request changed it. */
   lateAfterSuccessor: number;
+  /** PostgreSQL prepares and one-phase commits paused while holding the marker key. */
+  paused: number;
   /** Appends refused by the create-revision compare (a lagging leader). */
   conflicts: number;
   /** Appends re-sent after a lost answer, and those that found their first send landed. */
@@ -120,13 +122,15 @@ export class ClusterSim {
   private readonly makeEngine: EngineFactory;
   private readonly etcd: EtcdModel;
   private readonly nodes: SimNode[];
-  private readonly participants: FakeParticipant[];
+  private readonly participants: MarkerParticipant[];
   private readonly checks: ClusterChecks;
   private readonly clients: Clients;
   private readonly endedTerms = new Set<number>();
   private txns: Txn[] = [];
   private txnAnswers: { node: number; term: number; index: number; answer: AppendAnswer }[] = [];
   private calls: Call[] = [];
+  /** Calls paused inside their participant after claiming the marker key. */
+  private paused: Call[] = [];
   private answers: { node: number; term: number; input: Input }[] = [];
   private healing = false;
   private nowMs = 1_000;
@@ -141,6 +145,7 @@ export class ClusterSim {
     crashes: 0,
     lateCalls: 0,
     lateAfterSuccessor: 0,
+    paused: 0,
     conflicts: 0,
     resends: 0,
     foundLanded: 0,
@@ -152,7 +157,7 @@ export class ClusterSim {
     this.cfg = engineConfig(opts.onePhase);
     this.makeEngine = opts.makeEngine ?? ((cfg, random) => new Engine(cfg, random));
     this.etcd = new EtcdModel(opts.etcd ?? { createRevisionCompare: true });
-    const make = opts.makeParticipant ?? ((n, k, v) => new FakeParticipant(n, k, v));
+    const make = opts.makeParticipant ?? ((n, k, v) => new MarkerParticipant(n, k, v));
     this.participants = participantSpecs.map((p) =>
       make(p.name, p.kind, (what) => this.violate("G1", what)),
     );
@@ -216,7 +221,8 @@ export class ClusterSim {
     else {
       const roll = this.rng.next();
       if (roll < 0.25) this.clientStep();
-      else if (roll < 0.45) this.deliverCall();
+      else if (roll < 0.42) this.deliverCall();
+      else if (roll < 0.45) this.resumePaused();
       else if (roll < 0.6) this.deliverAnswer();
       else if (roll < 0.72) this.deliverTxn();
       else if (roll < 0.8) this.deliverTxnAnswer();
@@ -392,24 +398,52 @@ export class ClusterSim {
     const c = ready[this.rng.int(ready.length)];
     if (!c) return;
     this.calls = this.calls.filter((x) => x !== c);
+    const p = this.participant(c.call);
     const transient = !this.healing && this.rng.chance(0.08);
-    const lost = !this.healing && !transient && this.rng.chance(0.05);
-    this.note(
-      `call ${c.call.type} ${c.call.branch.branchId} (term ${c.term})${transient ? " fails" : ""}`,
+    const what = `${c.call.type} ${c.call.branch.branchId} (term ${c.term})`;
+    if (!transient && !this.healing && this.rng.chance(0.15) && p.claim(c.call)) {
+      this.note(`call ${what} pauses holding the marker key`);
+      this.stats.paused += 1;
+      c.heldUntilStep = this.step + 1 + this.rng.int(60);
+      this.paused.push(c);
+      return;
+    }
+    this.note(`call ${what}${transient ? " fails" : ""}`);
+    this.answer(c, transient ? undefined : this.execute(c, () => p.run(c.call)));
+  }
+
+  /** A paused call resumes: PREPARE TRANSACTION or COMMIT. */
+  private resumePaused(): void {
+    const ready = this.paused.filter((c) => c.heldUntilStep <= this.step || this.healing);
+    const c = ready[this.rng.int(ready.length)];
+    if (!c) return;
+    this.paused = this.paused.filter((x) => x !== c);
+    this.note(`call ${c.call.type} ${c.call.branch.branchId} (term ${c.term}) resumes`);
+    this.answer(
+      c,
+      this.execute(c, () => this.participant(c.call).finish(c.call)),
     );
-    // A lost answer reaches the shell as a timeout, like a transient error.
-    const result = transient ? undefined : this.execute(c);
+  }
+
+  /** The shell hears the result; a lost answer reaches it as a timeout, like an error. */
+  private answer(c: Call, result: CallResult | undefined): void {
+    const lost = !this.healing && this.rng.chance(0.05);
     const input = answerOf(c.call, lost ? undefined : result);
     this.answers.push({ node: c.node, term: c.term, input });
   }
 
-  private execute(c: Call): CallResult {
-    const p = this.participants.find((q) => q.name === c.call.branch.participant);
-    if (!p) throw new Error(`no participant ${c.call.branch.participant}`);
+  private participant(call: CallOutput): MarkerParticipant {
+    const p = this.participants.find((q) => q.name === call.branch.participant);
+    if (!p) throw new Error(`no participant ${call.branch.participant}`);
+    return p;
+  }
+
+  private execute(c: Call, run: () => CallResult | undefined): CallResult | undefined {
+    const p = this.participant(c.call);
     if (this.endedTerms.has(c.term)) this.stats.lateCalls += 1;
     const stateNow = () => p.branches.get(c.call.branch.branchId)?.state ?? "none";
     const before = stateNow();
-    const result = p.execute(c.call);
+    const result = run();
     if (this.checks.executed(c.call, c.term, before, stateNow()))
       this.stats.lateAfterSuccessor += 1;
     return result;
@@ -465,6 +499,10 @@ export class ClusterSim {
           () => this.watch(node, 1),
         );
       this.drain(
+        () => this.paused.length > 0,
+        () => this.resumePaused(),
+      );
+      this.drain(
         () => this.calls.length > 0,
         () => this.deliverCall(),
       );
@@ -480,7 +518,8 @@ export class ClusterSim {
         l !== undefined &&
         l.queue.length === 0 &&
         !l.inflight &&
-        this.txns.length + this.txnAnswers.length + this.calls.length + this.answers.length === 0;
+        this.txns.length + this.txnAnswers.length + this.calls.length + this.answers.length === 0 &&
+        this.paused.length === 0;
       if (quiet && this.nowMs > settledAfterMs) return;
     }
     if (this.ok()) this.violate("G3", "not quiet after 400 healed rounds");
