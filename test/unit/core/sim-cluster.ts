@@ -11,9 +11,10 @@
  *   the same entry is re-sent at the same index and decided from what is there. Sometimes a new
  *   leader's shell numbers from a stale log end (a lagging leader): the create-revision compare
  *   refuses it, and it stops leading.
- * - Participants (harness.ts's fakes, whose one-phase check fences the marker key as the
- *   PostgreSQL participant does): a call stays on the wire after its sender is deposed and may
- *   arrive after the successor's; answers reach the node only while the term that asked leads.
+ * - Participants (sim-postgres.ts: harness.ts's fakes, whose one-phase check fences the marker
+ *   key, and PostgreSQL calls that can pause holding it): a call stays on the wire (sim-wire.ts)
+ *   after its sender is deposed and may arrive after the successor's; answers reach the node
+ *   only while the term that asked leads.
  * The checkers (sim-checks.ts) run after every step; a healed phase then checks that all settles.
  */
 import {
@@ -27,19 +28,17 @@ import type { LogRecord } from "../../../coordinator/core/records.js";
 import type { Proposal } from "../../../coordinator/core/inputs.js";
 import type { ParticipantKind } from "../../../participants/participant.js";
 import {
-  answerOf,
   describeInput,
   describeOutput,
   engineConfig,
   participantSpecs,
   Rng,
-  type CallOutput,
-  type CallResult,
   type EngineFactory,
 } from "./harness.js";
 import { ClusterChecks } from "./sim-checks.js";
 import { Clients } from "./sim-clients.js";
 import { MarkerParticipant } from "./sim-postgres.js";
+import { Wire, type WireStats } from "./sim-wire.js";
 import { EtcdModel, type AppendAnswer, type EtcdModelOptions, type LogValue } from "./sim-etcd.js";
 
 export type ParticipantFactory = (
@@ -58,18 +57,12 @@ export interface ClusterOptions {
   readonly etcd?: EtcdModelOptions;
 }
 
-export interface ClusterStats {
+export interface ClusterStats extends WireStats {
   txns: number;
   committed: number;
   aborted: number;
   takeovers: number;
   crashes: number;
-  /** Requests of an ended term that reached a participant. */
-  lateCalls: number;
-  /** Of those, the ones that reached a branch after a later term's request changed it. */
-  lateAfterSuccessor: number;
-  /** PostgreSQL prepares and one-phase commits paused while holding the marker key. */
-  paused: number;
   /** Appends refused by the create-revision compare (a lagging leader). */
   conflicts: number;
   /** Appends re-sent after a lost answer, and those that found their first send landed. */
@@ -105,12 +98,6 @@ interface Txn {
   readonly index: number;
   readonly value: LogValue;
 }
-interface Call {
-  readonly call: CallOutput;
-  readonly node: number;
-  readonly term: number;
-  heldUntilStep: number;
-}
 
 const nodesMax = 3;
 const healDrainMax = 10_000;
@@ -128,10 +115,7 @@ export class ClusterSim {
   private readonly endedTerms = new Set<number>();
   private txns: Txn[] = [];
   private txnAnswers: { node: number; term: number; index: number; answer: AppendAnswer }[] = [];
-  private calls: Call[] = [];
-  /** Calls paused inside their participant after claiming the marker key. */
-  private paused: Call[] = [];
-  private answers: { node: number; term: number; input: Input }[] = [];
+  private readonly wire: Wire;
   private healing = false;
   private nowMs = 1_000;
   private step = 0;
@@ -172,6 +156,15 @@ export class ClusterSim {
     const violate = (rule: string, what: string) => this.violate(rule, what);
     this.checks = new ClusterChecks(this.etcd, this.participants, violate);
     this.clients = new Clients(this.rng, this.participants, this.checks, opts.txnsMax, violate);
+    this.wire = new Wire({
+      rng: this.rng,
+      participants: this.participants,
+      checks: this.checks,
+      stats: this.stats,
+      note: (what) => this.note(what),
+      ended: (term) => this.endedTerms.has(term),
+      clock: () => ({ step: this.step, healing: this.healing }),
+    });
   }
 
   /** Fault phase, healed phase, final checks; stops at the first violation. */
@@ -221,8 +214,8 @@ export class ClusterSim {
     else {
       const roll = this.rng.next();
       if (roll < 0.25) this.clientStep();
-      else if (roll < 0.42) this.deliverCall();
-      else if (roll < 0.45) this.resumePaused();
+      else if (roll < 0.42) this.wire.deliverCall();
+      else if (roll < 0.45) this.wire.resumePaused();
       else if (roll < 0.6) this.deliverAnswer();
       else if (roll < 0.72) this.deliverTxn();
       else if (roll < 0.8) this.deliverTxnAnswer();
@@ -282,9 +275,7 @@ export class ClusterSim {
       if (this.rng.chance(0.5)) this.execTxn(t);
     this.etcd.expire(term);
     this.endedTerms.add(term);
-    for (const c of this.calls)
-      if (c.term === term && !this.healing && this.rng.chance(0.7))
-        c.heldUntilStep = this.step + 10 + this.rng.int(80);
+    this.wire.holdTerm(term);
   }
 
   private crash(node: SimNode): void {
@@ -313,7 +304,7 @@ export class ClusterSim {
         default: {
           const term = node.term ?? node.ledTerm;
           this.checks.sent(o, term, this.endedTerms.has(term));
-          this.calls.push({ call: o, node: node.id, term, heldUntilStep: 0 });
+          this.wire.send(o, node.id, term);
         }
       }
     }
@@ -391,72 +382,14 @@ export class ClusterSim {
     return node.term === undefined ? Infinity : node.catchUpTo;
   }
 
-  // ---- participants -------------------------------------------------------------------------
-
-  private deliverCall(): void {
-    const ready = this.calls.filter((c) => c.heldUntilStep <= this.step);
-    const c = ready[this.rng.int(ready.length)];
-    if (!c) return;
-    this.calls = this.calls.filter((x) => x !== c);
-    const p = this.participant(c.call);
-    const transient = !this.healing && this.rng.chance(0.08);
-    const what = `${c.call.type} ${c.call.branch.branchId} (term ${c.term})`;
-    if (!transient && !this.healing && this.rng.chance(0.15) && p.claim(c.call)) {
-      this.note(`call ${what} pauses holding the marker key`);
-      this.stats.paused += 1;
-      c.heldUntilStep = this.step + 1 + this.rng.int(60);
-      this.paused.push(c);
-      return;
-    }
-    this.note(`call ${what}${transient ? " fails" : ""}`);
-    this.answer(c, transient ? undefined : this.execute(c, () => p.run(c.call)));
-  }
-
-  /** A paused call resumes: PREPARE TRANSACTION or COMMIT. */
-  private resumePaused(): void {
-    const ready = this.paused.filter((c) => c.heldUntilStep <= this.step || this.healing);
-    const c = ready[this.rng.int(ready.length)];
-    if (!c) return;
-    this.paused = this.paused.filter((x) => x !== c);
-    this.note(`call ${c.call.type} ${c.call.branch.branchId} (term ${c.term}) resumes`);
-    this.answer(
-      c,
-      this.execute(c, () => this.participant(c.call).finish(c.call)),
-    );
-  }
-
-  /** The shell hears the result; a lost answer reaches it as a timeout, like an error. */
-  private answer(c: Call, result: CallResult | undefined): void {
-    const lost = !this.healing && this.rng.chance(0.05);
-    const input = answerOf(c.call, lost ? undefined : result);
-    this.answers.push({ node: c.node, term: c.term, input });
-  }
-
-  private participant(call: CallOutput): MarkerParticipant {
-    const p = this.participants.find((q) => q.name === call.branch.participant);
-    if (!p) throw new Error(`no participant ${call.branch.participant}`);
-    return p;
-  }
-
-  private execute(c: Call, run: () => CallResult | undefined): CallResult | undefined {
-    const p = this.participant(c.call);
-    if (this.endedTerms.has(c.term)) this.stats.lateCalls += 1;
-    const stateNow = () => p.branches.get(c.call.branch.branchId)?.state ?? "none";
-    const before = stateNow();
-    const result = run();
-    if (this.checks.executed(c.call, c.term, before, stateNow()))
-      this.stats.lateAfterSuccessor += 1;
-    return result;
-  }
-
   /** An answer reaches its node only while the term that asked still leads there. */
   private deliverAnswer(): void {
-    const a = this.answers.splice(this.rng.int(this.answers.length), 1)[0];
+    const a = this.wire.takeAnswer();
     const node = a && this.nodes[a.node];
     if (a && node?.term === a.term) this.feed(node, a.input);
   }
 
-  // ---- clients and time ---------------------------------------------------------------------
+  // ---- answers, clients and time ------------------------------------------------------------
 
   private clientStep(): void {
     const node = this.leader();
@@ -479,7 +412,7 @@ export class ClusterSim {
   /** No faults, no new clients: within a bounded number of rounds everything settles (G3). */
   private heal(): void {
     this.healing = true;
-    for (const c of this.calls) c.heldUntilStep = 0;
+    this.wire.releaseAll();
     const settledAfterMs =
       Math.max(this.nowMs, this.clients.deadlineMaxMs) +
       this.cfg.retentionMs +
@@ -499,15 +432,15 @@ export class ClusterSim {
           () => this.watch(node, 1),
         );
       this.drain(
-        () => this.paused.length > 0,
-        () => this.resumePaused(),
+        () => this.wire.pausedOut > 0,
+        () => this.wire.resumePaused(),
       );
       this.drain(
-        () => this.calls.length > 0,
-        () => this.deliverCall(),
+        () => this.wire.callsOut > 0,
+        () => this.wire.deliverCall(),
       );
       this.drain(
-        () => this.answers.length > 0,
+        () => this.wire.answersOut > 0,
         () => this.deliverAnswer(),
       );
       this.nowMs += 100;
@@ -518,8 +451,8 @@ export class ClusterSim {
         l !== undefined &&
         l.queue.length === 0 &&
         !l.inflight &&
-        this.txns.length + this.txnAnswers.length + this.calls.length + this.answers.length === 0 &&
-        this.paused.length === 0;
+        this.txns.length + this.txnAnswers.length === 0 &&
+        this.wire.callsOut + this.wire.pausedOut + this.wire.answersOut === 0;
       if (quiet && this.nowMs > settledAfterMs) return;
     }
     if (this.ok()) this.violate("G3", "not quiet after 400 healed rounds");
