@@ -128,7 +128,7 @@ export const engineConfig = (onePhase: boolean): EngineConfig => ({
   operatorCallsWaitingMax: 8,
 });
 
-const participantSpecs: readonly { name: string; kind: ParticipantKind }[] = [
+export const participantSpecs: readonly { name: string; kind: ParticipantKind }[] = [
   { name: "pg-a", kind: "postgres" },
   { name: "pg-b", kind: "postgres" },
   { name: "redis-a", kind: "redis" },
@@ -140,7 +140,7 @@ const stranger: Principal = { id: "svc-b", admin: false };
 const admin: Principal = { id: "ops", admin: true };
 
 /** Work for a branch; the fakes vote no on any payload that contains `FAIL`. */
-function payloadFor(kind: ParticipantKind, rng: Rng, failing: boolean): BranchWork {
+export function payloadFor(kind: ParticipantKind, rng: Rng, failing: boolean): BranchWork {
   const tag = failing ? "FAIL" : `w${rng.int(1000)}`;
   switch (kind) {
     case "postgres":
@@ -181,7 +181,7 @@ export interface FakeBranch {
   works: number;
 }
 
-type CallResult =
+export type CallResult =
   | { type: "vote"; vote: Vote }
   | { type: "phase2"; outcome: Phase2Outcome }
   | { type: "one-phase"; committed: boolean };
@@ -193,7 +193,7 @@ export class FakeParticipant {
   constructor(
     readonly name: string,
     readonly kind: ParticipantKind,
-    private readonly violation: (what: string) => void,
+    protected readonly violation: (what: string) => void,
   ) {}
 
   private branch(xid: Xid, branchId: string): FakeBranch {
@@ -244,6 +244,9 @@ export class FakeParticipant {
         b.works += 1;
         return { type: "one-phase", committed: true };
       case "check-one-phase":
+        // Fences the marker key first, as the PostgreSQL participant does (INSERT fence ON
+        // CONFLICT DO NOTHING): a one-phase commit arriving later fails on the key.
+        if (b.state === "none") b.state = "rolled-back";
         return { type: "one-phase", committed: b.state === "committed" };
     }
   }
@@ -254,6 +257,46 @@ const no = (reason: string, detail: string): CallResult => ({
   vote: { vote: "no", reason, detail },
 });
 const phase2 = (outcome: Phase2Outcome): CallResult => ({ type: "phase2", outcome });
+
+/** What the shell feeds back for a call; `undefined` is an error or a timeout. */
+export function answerOf(call: CallOutput, result: CallResult | undefined): Input {
+  const { xid } = call;
+  const n = call.branch.n;
+  switch (call.type) {
+    case "prepare":
+      return {
+        type: "voted",
+        xid,
+        n,
+        vote:
+          result?.type === "vote"
+            ? branchVote(result.vote)
+            : failedVote({ code: "unavailable", message: "unavailable", retryable: true }),
+      };
+    case "commit":
+    case "rollback":
+      return result?.type === "phase2"
+        ? { type: "phase2-done", xid, n, outcome: result.outcome }
+        : {
+            type: "phase2-failed",
+            xid,
+            n,
+            error: { code: "unavailable", message: "unavailable", retryable: true },
+          };
+    case "commit-one-phase":
+    case "check-one-phase":
+      return {
+        type: "one-phase-done",
+        xid,
+        outcome:
+          result?.type !== "one-phase"
+            ? { outcome: "unknown", detail: "unavailable" }
+            : result.committed
+              ? { outcome: "committed" }
+              : { outcome: "aborted", reason: "not-committed", detail: "marker absent" },
+      };
+  }
+}
 
 // ---- the harness's model of the durable log -----------------------------------------------
 
@@ -677,47 +720,7 @@ export class Sim {
 
   /** Queues what the shell feeds back; `undefined` is an error or a timeout. */
   private answer(call: CallOutput, result: CallResult | undefined): void {
-    const { xid } = call;
-    const n = call.branch.n;
-    switch (call.type) {
-      case "prepare":
-        this.answers.push({
-          type: "voted",
-          xid,
-          n,
-          vote:
-            result?.type === "vote"
-              ? branchVote(result.vote)
-              : failedVote({ code: "unavailable", message: "unavailable", retryable: true }),
-        });
-        return;
-      case "commit":
-      case "rollback":
-        this.answers.push(
-          result?.type === "phase2"
-            ? { type: "phase2-done", xid, n, outcome: result.outcome }
-            : {
-                type: "phase2-failed",
-                xid,
-                n,
-                error: { code: "unavailable", message: "unavailable", retryable: true },
-              },
-        );
-        return;
-      case "commit-one-phase":
-      case "check-one-phase":
-        this.answers.push({
-          type: "one-phase-done",
-          xid,
-          outcome:
-            result?.type !== "one-phase"
-              ? { outcome: "unknown", detail: "unavailable" }
-              : result.committed
-                ? { outcome: "committed" }
-                : { outcome: "aborted", reason: "not-committed", detail: "marker absent" },
-        });
-        return;
-    }
+    this.answers.push(answerOf(call, result));
   }
 
   private deliverAnswer(): void {
@@ -1214,7 +1217,7 @@ export class Sim {
   }
 }
 
-function describeInput(i: Input): string {
+export function describeInput(i: Input): string {
   switch (i.type) {
     case "applied":
       return `applied #${i.entry.index} ${describeRecord(i.entry.record)}`;
@@ -1271,7 +1274,7 @@ export function describeRecord(r: LogRecord): string {
   }
 }
 
-function describeOutput(o: Output): string {
+export function describeOutput(o: Output): string {
   switch (o.type) {
     case "append":
       return `append ${describeRecord(o.record)}`;
