@@ -6,7 +6,8 @@
  * not-leader with a hint; after the leader is SIGKILLed another node leads within about the
  * lease TTL, finishes phase 2 of a transaction decided before the kill, finishes (does not
  * roll back) a prepared one, and answers 409 aborted `leader-changed` for a transaction the
- * dead leader began that never reached preparing.
+ * dead leader began that never reached preparing; and an operator hands leadership to a named
+ * node, through any node, by the API or the CLI.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -21,6 +22,7 @@ import { createAccounts, raw, type Accounts } from "../api/harness.js";
 import { startCluster, type Cluster } from "../../support/cluster.js";
 import { ensureBuilt, killLeftovers } from "../../support/process-node.js";
 import { services } from "../../support/services.js";
+import { runCli, shown } from "../cli/cli.js";
 
 const leaseTtlMs = 3_000;
 
@@ -147,6 +149,49 @@ describe("a three-node cluster over etcd", () => {
       (loop.body as { error: { details: { leaderId?: string } } }).error.details.leaderId,
       leader.id,
     );
+  });
+  test("leadership is handed over to a named node, and work goes on there", async () => {
+    const { node: leader, term } = await cluster.waitForLeader();
+    const [standby, other] = cluster.nodes.filter((n) => n.id !== leader.id);
+    assert.ok(standby && other);
+    // Sent to the other standby: forwarded to the leader like any call.
+    const answer = await raw(other.url, "POST", "/admin/v1/cluster/leadership", {
+      token: cluster.adminToken,
+      body: { to: standby.id },
+    });
+    assert.equal(answer.status, 202, answer.text);
+    assert.deepEqual(answer.body, { fromNodeId: leader.id, fromTerm: term, to: standby.id });
+    const next = await cluster.waitForLeader({ not: leader.id, timeoutMs: 10_000 });
+    assert.equal(next.node.id, standby.id);
+    assert.ok(next.term > term);
+    const client = new VerdictClient({ baseUrl: leader.url, token: cluster.clientToken });
+    const xid = await transfer(client, accounts, 1, 10);
+    assert.equal((await client.commit(xid)).state, "committed");
+    assert.equal(await accounts.balance("pg-b", 1), 110);
+    // A node that is not live is refused.
+    const refused = await raw(standby.url, "POST", "/admin/v1/cluster/leadership", {
+      token: cluster.adminToken,
+      body: { to: "n9" },
+    });
+    assert.equal(refused.status, 409, refused.text);
+  });
+  test("the CLI shows the cluster and hands leadership over", async () => {
+    const { node: leader, term } = await cluster.waitForLeader();
+    const target = cluster.nodes.find((n) => n.id !== leader.id);
+    assert.ok(target);
+    const env = { VERDICT_ADMIN_TOKEN: cluster.adminToken };
+    const shownCluster = await runCli(["admin", "cluster", "--url", target.url], env);
+    assert.equal(shownCluster.code, 0, shown(shownCluster));
+    assert.match(shownCluster.stdout, /^mode\s+etcd$/m);
+    assert.match(shownCluster.stdout, new RegExp(`^leader\\s+${leader.id} `, "m"));
+    assert.match(shownCluster.stdout, new RegExp(`^  ${leader.id}\\s+leader\\s+yes`, "m"));
+    const handedOver = await runCli(
+      ["admin", "cluster", "handover", "--to", target.id, "--url", target.url],
+      env,
+    );
+    assert.equal(handedOver.code, 0, shown(handedOver));
+    assert.match(handedOver.stdout, new RegExp(`resigned term ${term}; ${target.id} takes over`));
+    assert.equal((await cluster.waitForLeader({ not: leader.id })).node.id, target.id);
   });
 });
 
