@@ -11,7 +11,7 @@
  * node, through any node, by the API or the CLI.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, test, type TestContext } from "node:test";
 import pg from "pg";
 import {
   pgStatements,
@@ -229,10 +229,10 @@ describe("failover after SIGKILL of the leader", () => {
     await accounts?.drop();
   });
 
-  test("another node leads within the TTL and finishes what the dead leader began", () =>
-    withLogs(cluster, failover));
+  test("another node leads within the TTL and finishes what the dead leader began", (t) =>
+    withLogs(cluster, () => failover(t)));
 
-  async function failover(): Promise<void> {
+  async function failover(t: TestContext): Promise<void> {
     const { node: first, term: firstTerm } = await cluster.waitForLeader();
     assert.equal(first.id, "n1");
     // Retries that outlast a failover (about the lease TTL).
@@ -276,6 +276,9 @@ describe("failover after SIGKILL of the leader", () => {
     const { node: next, term } = await cluster.waitForLeader({ not: first.id });
     const takeoverMs = Date.now() - killedAt;
     killed();
+    t.diagnostic(
+      `SIGKILL to the next leader serving: ${takeoverMs} ms (lease TTL ${leaseTtlMs} ms)`,
+    );
     assert.ok(term > firstTerm);
     assert.ok(takeoverMs < leaseTtlMs + 3_000, `took over after ${takeoverMs} ms`);
 
