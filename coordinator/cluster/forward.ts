@@ -18,6 +18,12 @@ const FORWARDED_REQUEST_HEADERS = [
   "content-type",
   "accept",
 ] as const;
+/**
+ * The longest one hop waits for the leader's answer: longer than any call's own bounds (a
+ * commit waits for phase 2, each participant call within 60 s by default), so a black-holed
+ * leader holds a standby's socket for a bounded time even if the client never gives up.
+ */
+export const FORWARD_TIMEOUT_MS = 180_000;
 const FORWARDED_REPLY_HEADERS = ["content-type", "retry-after", "allow"] as const;
 
 export async function forwardCall(
@@ -37,7 +43,7 @@ export async function forwardCall(
   const init: RequestInit & { duplex?: "half" } = {
     method: req.method,
     headers,
-    signal: abort.signal,
+    signal: AbortSignal.any([abort.signal, AbortSignal.timeout(FORWARD_TIMEOUT_MS)]),
     redirect: "manual",
   };
   // The body streams through unparsed: the leader applies its own limits to it.
