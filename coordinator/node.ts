@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { Participant } from "../participants/participant.js";
+import type { Health, Participant } from "../participants/participant.js";
 import { createKafkaParticipant } from "../participants/kafka/participant.js";
 import { createPostgresParticipant } from "../participants/postgres/participant.js";
 import { createRedisParticipant } from "../participants/redis/participant.js";
@@ -21,12 +21,17 @@ import { listenMetrics } from "./api/metrics-route.js";
 import { fixedLimits, participantInFlightMax, recordBytesMax } from "./config/limits.js";
 import type { Config } from "./config/schema.js";
 import { Engine } from "./core/engine.js";
-import { newXid, type BranchId, type ClusterId } from "./core/ids.js";
+import { newXid, type BranchId, type ClusterId, type Term } from "./core/ids.js";
 import type { LogRecord } from "./core/records.js";
 import { isDecided } from "./core/txn.js";
 import { Driver } from "./driver/driver.js";
+import { ClusterMode } from "./cluster/cluster-mode.js";
+import { newClusterXid } from "./cluster/xid-term.js";
 import { startParticipant } from "./driver/late-start.js";
+import { withTimeout } from "./driver/deadline.js";
+import { ParticipantCallError } from "./driver/errors.js";
 import { parseFailpoints } from "./failpoints/failpoints.js";
+import type { DecisionLog } from "./log/decision-log.js";
 import { LOCAL_TERM, LocalDecisionLog } from "./log/local-decision-log.js";
 import { NodeStorage } from "./log/node-storage.js";
 import { AuditLog } from "./audit/audit-log.js";
@@ -77,6 +82,36 @@ function createParticipant(
   }
 }
 
+/** A standby's health probe of a participant: bounded like the driver's, typed the same. */
+async function standbyHealth(
+  participants: ReadonlyMap<string, Participant>,
+  name: string,
+  boundMs: number,
+): Promise<Health> {
+  const p = participants.get(name);
+  if (!p) throw new ParticipantCallError(name, "health", "not configured", { retryable: false });
+  try {
+    return await withTimeout(p.health(), boundMs, `health ${name}`);
+  } catch (e) {
+    throw new ParticipantCallError(name, "health", String(e), { retryable: true, cause: e });
+  }
+}
+
+function notLeading(name: string): Promise<never> {
+  return Promise.reject(
+    new ParticipantCallError(name, "direct", "this node does not lead now", { retryable: true }),
+  );
+}
+
+/** What serves one leadership: the engine, its driver and the log they append to. */
+interface Serving {
+  readonly engine: Engine;
+  readonly driver: Driver;
+  readonly log: DecisionLog<LogRecord>;
+  /** The etcd term; undefined on the local log. */
+  readonly term?: Term;
+}
+
 export async function startNode(
   config: Config,
   logger = createLogger(config.log.level, config.node.id),
@@ -85,122 +120,164 @@ export async function startNode(
   if (tracing.endpoint !== undefined)
     logger.info({ endpoint: tracing.endpoint }, "exporting traces");
   await mkdir(config.node.dataDir, { recursive: true });
-  const clusterId = await loadOrCreateClusterId(config.node.dataDir);
+  // In a cluster the id is configuration (every node's branch ids must share its prefix).
+  const clusterId =
+    config.log.kind === "etcd" && config.log.clusterId !== undefined
+      ? (config.log.clusterId as ClusterId)
+      : await loadOrCreateClusterId(config.node.dataDir);
   const metrics = createMetrics();
   const participants = new Map<string, Participant>();
   for (const p of config.participants) {
     const participant = createParticipant(p, logger, participantInFlightMax(config.limits));
     participants.set(p.name, await startParticipant(participant, clusterId, logger));
   }
-  const log = await LocalDecisionLog.open<LogRecord>({
-    storage: new NodeStorage(),
-    dir: join(config.node.dataDir, "log"),
-    segmentBytesMax: config.log.segmentBytesMax,
-    recordBytesMax: recordBytesMax(config.limits),
-    pendingAppendsMax: fixedLimits.walPendingAppendsMax,
-    onFsync: (ms, entries) => {
-      metrics.fsyncSeconds.observe(ms / 1000);
-      metrics.entriesPerFsync.observe(entries);
-    },
-  });
-  const engine = new Engine(
-    {
-      clusterId,
-      inFlightMax: config.limits.inFlightTransactionsMax,
-      branchesPerTxnMax: config.limits.branchesPerTransactionMax,
-      payloadBytesPerTxnMax: config.limits.payloadBytesPerTransactionMax,
-      branchWorkOverLimit: (work) => workOverLimit(config.limits, work),
-      phase2Backoff: {
-        baseMs: config.protocol.phase2BackoffBaseMs,
-        maxMs: config.protocol.phase2BackoffMaxMs,
+  const newEngine = () =>
+    new Engine(
+      {
+        clusterId,
+        inFlightMax: config.limits.inFlightTransactionsMax,
+        branchesPerTxnMax: config.limits.branchesPerTransactionMax,
+        payloadBytesPerTxnMax: config.limits.payloadBytesPerTransactionMax,
+        branchWorkOverLimit: (work) => workOverLimit(config.limits, work),
+        phase2Backoff: {
+          baseMs: config.protocol.phase2BackoffBaseMs,
+          maxMs: config.protocol.phase2BackoffMaxMs,
+        },
+        retentionMs: config.protocol.retentionMs,
+        forgetBatchMax: fixedLimits.forgetBatchMax,
+        onePhase: config.protocol.onePhase,
+        idempotencyKeysMax: config.limits.idempotencyKeysMax,
+        idempotencyKeyAgeMsMax: config.limits.idempotencyKeyAgeMsMax,
+        callsWaitingPerTxnMax: config.limits.callsWaitingPerTransactionMax,
+        operatorCallsWaitingMax: config.limits.operatorCallsWaitingMax,
       },
-      retentionMs: config.protocol.retentionMs,
-      forgetBatchMax: fixedLimits.forgetBatchMax,
-      onePhase: config.protocol.onePhase,
-      idempotencyKeysMax: config.limits.idempotencyKeysMax,
-      idempotencyKeyAgeMsMax: config.limits.idempotencyKeyAgeMsMax,
-      callsWaitingPerTxnMax: config.limits.callsWaitingPerTransactionMax,
-      operatorCallsWaitingMax: config.limits.operatorCallsWaitingMax,
-    },
-    Math.random,
-  );
+      Math.random,
+    );
   const audit = await AuditLog.open({
     dir: join(config.node.dataDir, "audit"),
     ...config.audit,
     nowMs: () => Date.now(),
   });
-  const driver = new Driver({
-    audit,
-    engine,
-    log,
-    participants,
-    logger,
-    metrics,
-    failpoints: parseFailpoints(process.env.VERDICT_FAILPOINTS),
-    now: () => Date.now(),
-    tickMs: config.protocol.tickMs,
-    snapshotEveryEntries: config.log.snapshotEveryEntries,
-    participantCallTimeoutMs: config.protocol.participantCallTimeoutMs,
-    recoveryVerifyMs: config.protocol.recoveryVerifyMs,
-    recoveryIntervalMs: config.protocol.recoveryIntervalMs,
-  });
-  await driver.start();
+  const newDriver = (engine: Engine, log: DecisionLog<LogRecord>) =>
+    new Driver({
+      audit,
+      engine,
+      log,
+      participants,
+      logger,
+      metrics,
+      failpoints: parseFailpoints(process.env.VERDICT_FAILPOINTS),
+      now: () => Date.now(),
+      tickMs: config.protocol.tickMs,
+      snapshotEveryEntries: config.log.snapshotEveryEntries,
+      participantCallTimeoutMs: config.protocol.participantCallTimeoutMs,
+      recoveryVerifyMs: config.protocol.recoveryVerifyMs,
+      recoveryIntervalMs: config.protocol.recoveryIntervalMs,
+    });
+
+  let serving: Serving | undefined;
+  if (config.log.kind === "local") {
+    const log = await LocalDecisionLog.open<LogRecord>({
+      storage: new NodeStorage(),
+      dir: join(config.node.dataDir, "log"),
+      segmentBytesMax: config.log.segmentBytesMax,
+      recordBytesMax: recordBytesMax(config.limits),
+      pendingAppendsMax: fixedLimits.walPendingAppendsMax,
+      onFsync: (ms, entries) => {
+        metrics.fsyncSeconds.observe(ms / 1000);
+        metrics.entriesPerFsync.observe(entries);
+      },
+    });
+    const engine = newEngine();
+    const driver = newDriver(engine, log);
+    await driver.start();
+    serving = { engine, driver, log };
+  }
   let lifecycle: NodeLifecycle = "starting";
   /** The address the server listens on (the configured port may be 0: any free one). */
   let url = `http://${config.node.host}:${config.node.port}`;
+  const notLeader = () =>
+    Promise.resolve({
+      kind: "error",
+      code: "not-leader",
+      message: "this node does not lead the cluster now",
+    } as const);
 
   const backend: ApiBackend = {
     participantKinds: new Map(config.participants.map((p) => [p.name, p.kind])),
-    call: (input) => driver.call(input),
-    isUndecided: (xid) => !isDecided(engine.view(xid)?.state ?? "aborted"),
-    runRecovery: () => driver.recover(),
+    call: (input) => serving?.driver.call(input) ?? notLeader(),
+    isUndecided: (xid) => !isDecided(serving?.engine.view(xid)?.state ?? "aborted"),
+    runRecovery: () => {
+      if (serving === undefined) return Promise.reject(new Error("this node does not lead"));
+      return serving.driver.recover();
+    },
     participants: () =>
-      describeParticipants(config.participants, driver, config.protocol.participantCallTimeoutMs),
-    cluster: () => ({
-      clusterId,
-      nodeId: config.node.id,
-      // Single-node mode: a Raft group of one, always its own leader.
-      leaderId: config.node.id,
-      leaderUrl: null,
-      term: LOCAL_TERM,
-      commitIndex: log.lastIndex(),
-      appliedIndex: engine.table.appliedIndex,
-      members: [
-        {
-          id: config.node.id,
-          url,
-          role: "voter",
-          leader: true,
-          matchIndex: log.lastIndex(),
-          lagEntries: 0,
-          reachable: true,
-        },
-      ],
-    }),
-    newXid: () => newXid(Date.now(), randomBytes(10).toString("hex")),
+      describeParticipants(
+        config.participants,
+        directCalls,
+        config.protocol.participantCallTimeoutMs,
+      ),
+    cluster: () =>
+      cluster?.view() ??
+      Promise.resolve({
+        clusterId,
+        nodeId: config.node.id,
+        mode: "local" as const,
+        // Single-node mode: always its own leader.
+        leaderId: config.node.id,
+        leaderUrl: url,
+        term: LOCAL_TERM,
+        commitIndex: serving?.log.lastIndex() ?? 0,
+        appliedIndex: serving?.engine.table.appliedIndex ?? 0,
+        members: [{ id: config.node.id, url, role: "leader" as const, leader: true }],
+      }),
+    handOver: (to) =>
+      cluster?.handOver(to) ??
+      Promise.resolve({
+        ok: false,
+        code: "invalid-state",
+        message: "a single node on the local log has no one to hand leadership to",
+      } as const),
+    newXid: () => {
+      const hex = randomBytes(10).toString("hex");
+      const term = serving?.term;
+      return term === undefined ? newXid(Date.now(), hex) : newClusterXid(Date.now(), term, hex);
+    },
     checkServicePrepared: (name, branchId) =>
-      driver.checkServicePrepared(name, branchId as BranchId),
+      directCalls.checkServicePrepared(name, branchId as BranchId),
     observeRoute: (route, status, seconds) =>
       metrics.routeSeconds.observe({ route, status: String(status) }, seconds),
     health: new NodeHealth({
       lifecycle: () => lifecycle,
-      logRefusal: () => log.refusal(),
-      logLastIndex: () => log.lastIndex(),
+      // A standby takes calls (it forwards them): only a leader's log can refuse.
+      logRefusal: () => serving?.log.refusal(),
+      logLastIndex: () => serving?.log.lastIndex() ?? 0,
       participants: config.participants,
-      participantHealth: (name, boundMs) => driver.participantHealth(name, boundMs),
+      participantHealth: (name, boundMs) => directCalls.participantHealth(name, boundMs),
     }),
     metricsText: () => {
       metrics.renders.inc();
-      metrics.inFlight.set(engine.inFlight());
-      metrics.inDoubt.set(engine.inDoubt());
-      const oldest = engine.oldestInDoubtBeganAtMs();
+      metrics.inFlight.set(serving?.engine.inFlight() ?? 0);
+      metrics.inDoubt.set(serving?.engine.inDoubt() ?? 0);
+      const oldest = serving?.engine.oldestInDoubtBeganAtMs();
       metrics.inDoubtOldestSeconds.set(oldest === undefined ? 0 : (Date.now() - oldest) / 1000);
       return metrics.registry.metrics();
     },
     metricsContentType: metrics.registry.contentType,
   };
+  /** Calls made for a caller, not the engine. A standby forwards all but its health probes. */
+  const directCalls = {
+    participantHealth: (name: string, boundMs: number) =>
+      serving?.driver.participantHealth(name, boundMs) ??
+      standbyHealth(participants, name, boundMs),
+    listPrepared: (name: string) => serving?.driver.listPrepared(name) ?? notLeading(name),
+    checkServicePrepared: (name: string, branchId: BranchId) =>
+      serving?.driver.checkServicePrepared(name, branchId) ?? notLeading(name),
+  };
   const scrapeToken = metricsToken(config.metrics);
   const tokens = new TokenStore(apiTokens(config.tokens), () => Date.now());
+  /** Built after the server (it adds the routing hook), read by the backend. */
+  let cluster: ClusterMode | undefined;
   const server = buildServer({
     backend,
     schemas: buildSchemas(config.limits, participantNamesByKind(config.participants)),
@@ -216,6 +293,34 @@ export async function startNode(
     http: config.http,
     nowMs: () => Date.now(),
   });
+  if (config.log.kind === "etcd") {
+    cluster = new ClusterMode({
+      config,
+      clusterId,
+      logger,
+      addRequestHook: (hook) => server.addHook("onRequest", hook),
+      lead: async (term, log) => {
+        const engine = newEngine();
+        const driver = newDriver(engine, log);
+        const mine: Serving = { engine, driver, log, term };
+        try {
+          await driver.start({ term, fenceInBackground: true });
+        } catch (e) {
+          driver.stop();
+          throw e;
+        }
+        serving = mine;
+        return {
+          stop: () => {
+            if (serving === mine) serving = undefined;
+            driver.stop();
+          },
+        };
+      },
+      knows: (xid) => serving?.engine.view(xid) !== undefined,
+      appliedIndex: () => serving?.engine.table.appliedIndex ?? 0,
+    });
+  }
   const address = await server.listen({ host: config.node.host, port: config.node.port });
   const metricsListener =
     config.metrics.listen === undefined
@@ -228,6 +333,7 @@ export async function startNode(
           nowMs: () => Date.now(),
         });
   url = address;
+  await cluster?.start(config.node.advertiseUrl ?? address);
   lifecycle = "serving";
   logger.info(
     { url: address, clusterId, participants: [...participants.keys()] },
@@ -245,12 +351,15 @@ export async function startNode(
     async stop() {
       // Clients may still commit what they began while the node drains; then nothing is taken.
       lifecycle = "draining";
-      await driver.drain(config.protocol.shutdownGraceMs);
-      driver.stop();
+      const last = serving;
+      await last?.driver.drain(config.protocol.shutdownGraceMs);
+      // In a cluster, leaving hands leadership over (it stops the term's work).
+      await cluster?.close();
+      last?.driver.stop();
       lifecycle = "stopped";
       await server.close();
       await metricsListener?.close();
-      await log.close();
+      await last?.log.close();
       await audit.close();
       await Promise.all([...participants.values()].map((p) => p.close()));
       await tracing.shutdown();

@@ -22,6 +22,7 @@ import {
   type AdminListQuery,
   type AuditListQuery,
   type ClusterResponse,
+  type HandoverResponse,
   type EnlistCommand,
   type ParticipantKind,
   type ParticipantsResponse,
@@ -58,7 +59,14 @@ export interface ApiBackend {
   isUndecided(xid: Xid): boolean;
   runRecovery(): Promise<RecoveryResult>;
   participants(): Promise<ParticipantsResponse>;
-  cluster(): ClusterResponse;
+  cluster(): Promise<ClusterResponse>;
+  /** Hands leadership over (etcd mode); a refusal names its API error code. */
+  handOver(
+    to: string | undefined,
+  ): Promise<
+    | { ok: true; answer: HandoverResponse }
+    | { ok: false; code: "invalid-state" | "not-leader" | "unavailable"; message: string }
+  >;
   newXid(): Xid;
   /**
    * Whether the participant holds this service-prepared branch prepared (a no-vote's detail if
@@ -579,7 +587,12 @@ function makeHandlers(
       };
     },
     adminListParticipants: async () => ({ status: 200, body: await backend.participants() }),
-    adminGetCluster: () => Promise.resolve({ status: 200, body: backend.cluster() }),
+    adminGetCluster: async () => ({ status: 200, body: await backend.cluster() }),
+    adminHandOverLeadership: async ({ body }) => {
+      const r = await backend.handOver((body as { to?: string }).to);
+      if (!r.ok) throw new ApiError(r.code, r.message);
+      return { status: 202, body: r.answer };
+    },
     abortTransaction: ({ principal, params, idem }) =>
       outcome(xidCall("abort", principal, params, idem), (view) => ({
         status: view.state === "aborted" ? 200 : 202,

@@ -11,6 +11,7 @@ import {
   type AdminTransactionView,
   type AuditListResponse,
   type ClusterResponse,
+  type HandoverResponse,
   type ParticipantsResponse,
   type RecoveryResponse,
   type ResolveRequest,
@@ -20,6 +21,7 @@ import { UsageError } from "../errors.js";
 import {
   formatAudit,
   formatCluster,
+  formatHandover,
   formatList,
   formatParticipants,
   formatRecovery,
@@ -49,7 +51,9 @@ commands:
                           resolve an in-doubt transaction by hand (audited)
   recovery                run recovery now and print what it did
   participants            participants: health and prepared branches
-  cluster                 members, leader, term, commit index
+  cluster                 members, leader, term, lease, etcd members, log size
+  cluster handover [--to ID]
+                          hand leadership over (to a named live node, or any)
   audit [--limit N] [--cursor C] [--export]
                           the audit trail, oldest first; --export prints every
                           record as JSON lines (for archiving)
@@ -76,6 +80,7 @@ const options = {
   action: { type: "string" },
   reason: { type: "string" },
   branch: { type: "string" },
+  to: { type: "string" },
   token: { type: "string" },
   export: { type: "boolean" },
 } as const;
@@ -90,7 +95,7 @@ const commandFlags: Readonly<Record<string, readonly Flag[]>> = {
   resolve: ["action", "reason", "branch"],
   recovery: [],
   participants: [],
-  cluster: [],
+  cluster: ["to"],
   audit: ["limit", "cursor", "export"],
 };
 const globalFlags: readonly Flag[] = ["url", "token-env", "json", "timeout-ms"];
@@ -121,6 +126,11 @@ export async function runAdmin(
       throw new UsageError(`--${flag} is not a flag of admin ${command}`, adminUsage);
   }
   const wantsXid = command === "show" || command === "resolve";
+  const handover = command === "cluster" && operands[0] === "handover";
+  if (handover) operands.shift();
+  else if (values.to !== undefined) {
+    throw new UsageError("--to is a flag of admin cluster handover", adminUsage);
+  }
   if (operands.length !== (wantsXid ? 1 : 0)) {
     throw new UsageError(
       wantsXid
@@ -164,6 +174,11 @@ export async function runAdmin(
       return show<ParticipantsResponse>(a.text, a.body, formatParticipants);
     }
     case "cluster": {
+      if (handover) {
+        const body = values.to === undefined ? {} : { to: values.to };
+        const h = await adminRequest(target, "POST", "/admin/v1/cluster/leadership", body);
+        return show<HandoverResponse>(h.text, h.body, formatHandover);
+      }
       const a = await adminRequest(target, "GET", "/admin/v1/cluster");
       return show<ClusterResponse>(a.text, a.body, formatCluster);
     }

@@ -9,6 +9,7 @@ import type {
   AdminTransactionView,
   AuditListResponse,
   ClusterResponse,
+  HandoverResponse,
   ParticipantsResponse,
   RecoveryResponse,
 } from "../../api/contract/schemas.js";
@@ -133,28 +134,40 @@ export function formatParticipants(body: ParticipantsResponse): string {
 }
 
 export function formatCluster(c: ClusterResponse): string {
-  const members = c.members.map((m) => [
-    m.id,
-    m.role,
-    m.leader ? "yes" : "no",
-    cell(m.matchIndex),
-    cell(m.lagEntries),
-    m.reachable === null ? "-" : m.reachable ? "yes" : "no",
-    m.url,
+  const members = c.members.map((m) => [m.id, m.role, m.leader ? "yes" : "no", m.url]);
+  const etcd = (c.etcd?.endpoints ?? []).map((e) => [
+    e.endpoint,
+    e.healthy ? "yes" : "no",
+    e.leader ? "yes" : "no",
+    cell(e.dbSizeBytes),
+    cell(e.error, 120),
   ]);
+  const optional = (name: string, value: number | null | undefined): [string, string][] =>
+    value === undefined || value === null ? [] : [[name, String(value)]];
   return [
     fields([
       ["cluster", c.clusterId],
+      ["mode", c.mode],
       ["this node", c.nodeId],
       ["leader", c.leaderId === null ? "none known" : `${c.leaderId} ${c.leaderUrl ?? ""}`.trim()],
       ["term", String(c.term)],
+      ...optional("lease remaining ms", c.leaseRemainingMs),
       ["commit index", String(c.commitIndex)],
       ["applied index", String(c.appliedIndex)],
+      ...optional("snapshot index", c.snapshotIndex),
+      ...optional("log keys", c.logKeys),
     ]),
     "",
     "members",
-    indent(table(["ID", "ROLE", "LEADER", "MATCH", "LAG", "REACHABLE", "URL"], members)),
+    indent(table(["ID", "ROLE", "LEADER", "URL"], members)),
+    ...(etcd.length === 0
+      ? []
+      : ["", "etcd", indent(table(["ENDPOINT", "HEALTHY", "LEADER", "DB BYTES", "ERROR"], etcd))]),
   ].join("\n");
+}
+
+export function formatHandover(h: HandoverResponse): string {
+  return `${h.fromNodeId} resigned term ${h.fromTerm}; ${h.to === null ? "any live node" : h.to} takes over`;
 }
 
 function indent(text: string): string {
