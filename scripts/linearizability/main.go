@@ -86,7 +86,9 @@ func main() {
 			failed = true
 			if *vizDir != "" {
 				v.Viz = filepath.Join(*vizDir, fmt.Sprintf("xid-%d.html", len(verdicts)))
-				if err := porcupine.VisualizePath(model, info, v.Viz); err != nil {
+				if err := os.MkdirAll(*vizDir, 0o755); err != nil {
+					v.Viz = "not written: " + err.Error()
+				} else if err := porcupine.VisualizePath(model, info, v.Viz); err != nil {
 					v.Viz = "not written: " + err.Error()
 				}
 			}

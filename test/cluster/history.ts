@@ -42,8 +42,12 @@ const stageOf: Record<TransactionState, OpOutput> = {
 
 const nowNs = (): number => Number(process.hrtime.bigint());
 
+/** Transactions `recentXids` remembers. */
+const recentMax = 40;
+
 export class History {
   private readonly recorded: HistoryOp[] = [];
+  private readonly recent: string[] = [];
   private dropped = 0;
 
   /** `opsMax` bounds the memory of a long soak; calls past it are counted, not kept. */
@@ -58,7 +62,16 @@ export class History {
     return this.dropped;
   }
 
+  /** The xids begun last (at most 40), for readers that ask about transactions in flight. */
+  get recentXids(): readonly string[] {
+    return this.recent;
+  }
+
   add(op: HistoryOp): void {
+    if (op.kind === "begin") {
+      this.recent.push(op.xid);
+      if (this.recent.length > recentMax) this.recent.shift();
+    }
     if (this.recorded.length >= this.opsMax) this.dropped += 1;
     else this.recorded.push(op);
   }

@@ -4,7 +4,6 @@
  * built once per machine by scripts/linearizability.sh and cached under ~/.cache/verdict/.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { HistoryOp } from "./history.js";
@@ -40,7 +39,6 @@ export function checkLinearizable(
   visualizeDir?: string,
 ): LinearizabilityResult {
   const args = visualizeDir === undefined ? [] : ["-visualize", visualizeDir];
-  if (visualizeDir !== undefined) mkdirSync(visualizeDir, { recursive: true });
   const run = spawnSync(linearizabilityChecker(), ["-timeout", perTransactionTimeout, ...args], {
     input: JSON.stringify({ operations: ops }),
     encoding: "utf8",

@@ -54,6 +54,11 @@ export class PrivateEtcd {
     return etcd;
   }
 
+  /** Where the members' logs are (kept as evidence of a failed case). */
+  get logDir(): string {
+    return this.root;
+  }
+
   get endpoints(): string[] {
     return this.members.map((m) => `127.0.0.1:${m.clientPort}`);
   }
