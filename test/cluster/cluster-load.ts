@@ -20,6 +20,7 @@ import { checkLinearizable } from "./linearizability.js";
 /** A transaction's own deadline: long enough to ride out a failover's lease. */
 const transferTimeoutMs = 8_000;
 const readerPauseMs = 30;
+const failedPauseMs = 200;
 const historyOpsMax = 2_000_000;
 
 export interface LoadOptions {
@@ -105,7 +106,10 @@ export class Load {
         random,
       );
       const branches = soakBranches(this.fc.world, spec);
-      this.outcomes.push(await runTransfer(sdk, spec, branches, transferTimeoutMs));
+      const outcome = await runTransfer(sdk, spec, branches, transferTimeoutMs);
+      this.outcomes.push(outcome);
+      // No answer (a failover under way): do not spin through transfers that cannot start.
+      if (outcome.error !== undefined) await sleep(failedPauseMs);
     }
   }
 

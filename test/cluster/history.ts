@@ -143,7 +143,11 @@ export class RecordingClient extends VerdictClient {
       this.clientId,
       "status",
       () => super.status(xid),
-      (a) => ("value" in a ? { xid, output: stageOf[a.value.state] } : null),
+      (a) => {
+        if ("value" in a) return { xid, output: stageOf[a.value.state] };
+        // 409 aborted (leader-changed): the transaction was lost with the leader that began it.
+        return a.error instanceof TransactionAbortedError ? { xid, output: "aborted" } : null;
+      },
     );
   }
 
