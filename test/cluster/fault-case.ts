@@ -30,7 +30,10 @@ export async function runFaultCase(
   name: string,
   seed: number,
   fault: (fc: FaultCluster, load: Load) => Promise<void>,
-  options: FaultClusterOptions = {},
+  options: FaultClusterOptions & {
+    /** The case's own expectations of the verdict (e.g. no failover): violations if not met. */
+    readonly expect?: (v: Verdict) => string[];
+  } = {},
 ): Promise<CaseResult> {
   const fc = await FaultCluster.create(options);
   const stamp = new Date().toISOString().replaceAll(":", "");
@@ -61,7 +64,10 @@ export async function runFaultCase(
       settleTimeoutMs,
       join(caseDir, "linearizability"),
     );
-    const verdict = { ...checked, violations: [...early, ...checked.violations] };
+    const verdict = {
+      ...checked,
+      violations: [...early, ...checked.violations, ...(options.expect?.(checked) ?? [])],
+    };
     const evidenceDir =
       verdict.violations.length > 0 ? await saveEvidence(caseDir, fc, verdict) : undefined;
     return { verdict, evidenceDir, line: `${name} (seed ${seed}): ${describeVerdict(verdict)}` };
