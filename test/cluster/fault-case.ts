@@ -29,7 +29,8 @@ export interface CaseResult {
 export async function runFaultCase(
   name: string,
   seed: number,
-  fault: (fc: FaultCluster, load: Load) => Promise<void>,
+  /** The fault; what it returns are violations it saw (e.g. no progress). */
+  fault: (fc: FaultCluster, load: Load) => Promise<string[] | void>,
   options: FaultClusterOptions & {
     /** The case's own expectations of the verdict (e.g. no failover): violations if not met. */
     readonly expect?: (v: Verdict) => string[];
@@ -51,7 +52,7 @@ export async function runFaultCase(
       if (!(await load.awaitCommits(commitsBefore, progressTimeoutMs))) {
         early.push(`no ${commitsBefore} commits before the fault`);
       }
-      await fault(fc, load);
+      early.push(...((await fault(fc, load)) ?? []));
       if (!(await load.awaitCommits(commitsAfter, progressTimeoutMs))) {
         early.push(`no ${commitsAfter} commits within ${progressTimeoutMs} ms after the fault`);
       }
