@@ -36,10 +36,16 @@ export interface Ledger {
   readonly snapshots: number;
 }
 
-/** Every event under the cluster's prefix from revision 1 up to now, in revision order. */
+/**
+ * Every event under the cluster's prefix from revision 1 up to now, in revision order. A
+ * watch response's header names the store's revision, not how far the replay got, so the
+ * end is marked by a sentinel key put under the prefix first: the replay is complete when
+ * its event arrives (no node reads that key).
+ */
 async function history(client: Etcd3, layout: EtcdLayout): Promise<IEvent[]> {
-  const head = await client.get("/").exec();
-  const upTo = Number(head.header.revision);
+  const sentinel = `${layout.prefix}zz-ledger-end`;
+  const put = await client.put(sentinel).value("end").exec();
+  const upTo = Number(put.header.revision);
   const events: IEvent[] = [];
   const watcher = await client.watch().prefix(layout.prefix).startRevision("1").create();
   try {
@@ -48,28 +54,27 @@ async function history(client: Etcd3, layout: EtcdLayout): Promise<IEvent[]> {
         () => reject(new Error(`etcd history not replayed within ${replayTimeoutMs} ms`)),
         replayTimeoutMs,
       );
-      const done = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      if (upTo <= 1) done();
       watcher.on("error", (err) => {
         clearTimeout(timer);
         reject(err);
       });
       watcher.on("data", (res) => {
         if (events.length + res.events.length > eventsMax) {
+          clearTimeout(timer);
           reject(new Error(`more than ${eventsMax} etcd events`));
           return;
         }
         events.push(...res.events);
-        if (Number(res.header.revision) >= upTo) done();
+        if (res.events.some((e) => Number(e.kv.mod_revision) >= upTo)) {
+          clearTimeout(timer);
+          resolve();
+        }
       });
     });
   } finally {
     await watcher.cancel();
   }
-  return events.filter((e) => Number(e.kv.mod_revision) <= upTo);
+  return events.filter((e) => Number(e.kv.mod_revision) < upTo);
 }
 
 export async function readLedger(client: Etcd3, clusterId: string): Promise<Ledger> {
