@@ -137,18 +137,7 @@ describe("cluster faults under load", () => {
     let handovers = 0;
     const r = await runFaultCase("handovers", seed, async (fc) => {
       for (let i = 0; i < 5; i++) {
-        const { node, term } = await fc.leaderNode();
-        const res = await fetch(`${node.url}/admin/v1/cluster/leadership`, {
-          method: "POST",
-          headers: {
-            authorization: `Bearer ${fc.nodes.adminToken}`,
-            "content-type": "application/json",
-          },
-          body: "{}",
-          signal: AbortSignal.timeout(15_000),
-        });
-        assert.ok(res.status < 300, `handover ${i}: ${res.status} ${await res.text()}`);
-        await fc.awaitLeader(failoverTimeoutMs, (l) => l.term > term);
+        await faults.handover(fc, random());
         handovers += 1;
         await sleep(500);
       }

@@ -25,6 +25,7 @@ export type FaultKind =
   | "kill-etcd-leader"
   | "kill-two-etcd"
   | "wipe-leader"
+  | "handover"
   | "failpoint";
 
 export const faultKinds: readonly FaultKind[] = [
@@ -35,6 +36,7 @@ export const faultKinds: readonly FaultKind[] = [
   "kill-etcd-leader",
   "kill-two-etcd",
   "wipe-leader",
+  "handover",
   "failpoint",
 ];
 
@@ -91,6 +93,21 @@ export const faults: Record<FaultKind, (fc: FaultCluster, random: SeededRandom) 
       await node.wipe();
       await awaitNextTerm(fc, term);
       await node.start();
+    },
+    /** A graceful handover (POST /admin/v1/cluster/leadership) to whichever node wins. */
+    async handover(fc) {
+      const { node, term } = await fc.leaderNode();
+      const res = await fetch(`${node.url}/admin/v1/cluster/leadership`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${fc.nodes.adminToken}`,
+          "content-type": "application/json",
+        },
+        body: "{}",
+        signal: AbortSignal.timeout(15_000),
+      });
+      if (res.status >= 300) throw new Error(`handover: ${res.status} ${await res.text()}`);
+      await awaitNextTerm(fc, term);
     },
     /** The standbys restart armed with random failpoints, then the leader dies: one of them leads. */
     async failpoint(fc, random) {
