@@ -13,6 +13,7 @@
  */
 import pg from "pg";
 import {
+  TransactionAbortedError,
   VerdictError,
   pgStatements,
   sql,
@@ -208,6 +209,8 @@ async function finalState(
   } catch (err) {
     if (err instanceof VerdictError && err.code === "transaction-not-found")
       return "unknown-to-log";
+    // A cluster's answer for a transaction lost with the leader that began it (leader-changed).
+    if (err instanceof TransactionAbortedError) return "aborted";
     return "pending";
   }
 }

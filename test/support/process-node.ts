@@ -19,7 +19,7 @@ import { services } from "./services.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /** VERDICT_TEST_CLI runs another build (e.g. a deliberately broken one, to see the tests fail). */
-const cliPath = process.env.VERDICT_TEST_CLI ?? join(root, "dist/coordinator/cli/main.js");
+export const cliPath = process.env.VERDICT_TEST_CLI ?? join(root, "dist/coordinator/cli/main.js");
 const startTimeoutMs = 20_000;
 const buildTimeoutMs = 180_000;
 /** What a failure message quotes of the node's log. */
@@ -212,7 +212,7 @@ export async function createProcessCluster(
 }
 
 /** Resolves with the node once it prints its URL; rejects (log quoted) if it exits first. */
-function awaitListening(
+export function awaitListening(
   child: ChildProcess,
   record: (chunk: Buffer) => void,
   logTail: () => string,

@@ -54,6 +54,15 @@ export class FaultProxy {
     this.cutNow = true;
   }
 
+  /**
+   * Forwards again. The connections open during the cut lost bytes mid-stream, so they are
+   * reset: the client reconnects, as it would after a real partition timed its streams out.
+   */
+  heal(): void {
+    this.cutNow = false;
+    for (const s of this.sockets) s.destroy();
+  }
+
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise((resolve) => this.server.close(resolve));
