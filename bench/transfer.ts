@@ -133,6 +133,7 @@ async function main(argv: readonly string[]): Promise<number> {
     nodePeakRssMb = node.peakRssMb();
     verdictLeft = await drain(`${node.clusterId}:`, [db.urlA, db.urlB]);
   } finally {
+    verdict.close();
     await node.stop();
   }
   if (options.profile === "on") say(`node CPU profile written to ${profileDir}`);
