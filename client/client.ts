@@ -130,6 +130,22 @@ export class VerdictClient {
     return answer.body as TransactionView;
   }
 
+  /**
+   * A whole transaction in one request: begin, enlist each branch in order, commit.
+   * Resolves like `commit` (state `committed`, or `committing` once decided); throws
+   * TransactionAbortedError if it aborted. Retries carry the same Idempotency-Key, which
+   * covers every step on the node, so a retry never begins or enlists twice.
+   */
+  async transact(
+    branches: readonly EnlistRequest[],
+    request: Omit<BeginRequest, "branches" | "commit"> = {},
+  ): Promise<TransactionView> {
+    const body: BeginRequest = { ...request, branches: [...branches], commit: true };
+    const answer = await this.send("POST", "/v1/transactions", body, randomUUID(), undefined);
+    const view = answer.body as TransactionView;
+    return settle(view.xid, "commit", view);
+  }
+
   async enlist(xid: string, branch: EnlistRequest): Promise<EnlistResponse> {
     const answer = await this.send("POST", `${txPath(xid)}/branches`, branch, randomUUID(), xid);
     return answer.body as EnlistResponse;
