@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/transfer.ts [--clients N] [--duration-s S] [--accounts K]
  *
- * Order: set-up → A0, A, B0, B (each after a short warm-up) → A0 and A again with one client
+ * Order: set-up → A0, A, A1, B0, B (each after a short warm-up) → A0, A, A1 with one client
  * → wait for Verdict's phase 2 to drain → stop the node → check that money was conserved and
  * nothing was left prepared. Prints each scenario's per-step breakdown (breakdown.ts) and
  * every goal of the speed issue with its ratio (goals.ts). Exits 1 if a check fails.
@@ -31,6 +31,7 @@ import {
   directOnePhase,
   directTwoPhase,
   verdictOneBranch,
+  verdictOneRequest,
   verdictTwoBranch,
   type Databases,
   type Scenario,
@@ -109,6 +110,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const runs: { make: () => Promise<Scenario>; options: typeof options }[] = [
       { make: () => directTwoPhase(db, clients, runId), options },
       { make: () => Promise.resolve(verdictTwoBranch(verdict, db)), options },
+      { make: () => Promise.resolve(verdictOneRequest(verdict, db)), options },
       { make: () => directOnePhase(db, clients), options },
       { make: () => Promise.resolve(verdictOneBranch(verdict, db)), options },
     ];
@@ -116,6 +118,7 @@ async function main(argv: readonly string[]): Promise<number> {
       runs.push(
         { make: () => oneClient(directTwoPhase(db, 1, runId)), options: serial },
         { make: () => oneClient(Promise.resolve(verdictTwoBranch(verdict, db))), options: serial },
+        { make: () => oneClient(Promise.resolve(verdictOneRequest(verdict, db))), options: serial },
       );
     }
     const scrape = () => scrapeMetrics(node.url);
@@ -175,7 +178,7 @@ async function check(run: {
   );
   const movedConfirmed = measured.reduce((sum, m) => sum + BigInt(m.scenario.movedAtoB()), 0n);
   const crossErrors = measured
-    .filter((m) => ["A", "A0"].includes(m.scenario.id))
+    .filter((m) => m.scenario.id.startsWith("A"))
     .reduce((sum, m) => sum + m.result.errors, 0);
   const movedExact = movedFound === movedConfirmed;
   if (crossErrors === 0) ok &&= movedExact;
@@ -220,8 +223,10 @@ function printResults(measured: readonly Measured[], nodePeakRssMb: number): voi
   const byId = new Map(measured.map((m) => [m.scenario.id, m.result]));
   for (const [subject, floor] of [
     ["A", "A0"],
+    ["A1", "A0"],
     ["B", "B0"],
     ["A×1", "A0×1"],
+    ["A1×1", "A0×1"],
   ] as const) {
     const s = byId.get(subject);
     const f = byId.get(floor);
