@@ -22,7 +22,7 @@ import { isTransient, sqlStateOf } from "./errors.js";
 import { gidLiteral } from "../../shared/postgres/gid.js";
 import type { PostgresStatement } from "./payload.js";
 import type { SchemaTables } from "../../shared/postgres/marker-tables.js";
-import { clientTimeoutGraceMs, query } from "./sql.js";
+import { clientTimeoutGraceMs, inOneWrite, query } from "./sql.js";
 import type { Vote } from "../participant.js";
 
 /** Stable no-vote reasons of this participant. */
@@ -101,7 +101,7 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
   const remainingMs = tx.deadlineMs - Date.now();
   if (remainingMs <= 0) return deadlinePassed();
   try {
-    const flight = sendFirstFlight(tx, remainingMs);
+    const flight = inOneWrite(tx.client, () => sendFirstFlight(tx, remainingMs));
     await flight.begin;
     inTransaction = true;
     stage = "claiming the branch";
@@ -198,11 +198,13 @@ function sendFirstFlight(tx: BranchTx, remainingMs: number): FirstFlight {
 async function finish(tx: BranchTx, stage: string, ended: () => void): Promise<BranchTxResult> {
   const text = tx.end === "prepare" ? `prepare transaction ${gidLiteral(tx.gid)}` : "commit";
   const timeoutMs = tx.statementTimeoutMs + clientTimeoutGraceMs;
-  const ending = query(tx.client, text, [], timeoutMs);
-  const reset = query(tx.client, "discard all", [], timeoutMs).then(
-    () => true,
-    () => false,
-  );
+  const [ending, reset] = inOneWrite(tx.client, () => [
+    query(tx.client, text, [], timeoutMs),
+    query(tx.client, "discard all", [], timeoutMs).then(
+      () => true,
+      () => false,
+    ),
+  ]);
   let command: string;
   try {
     command = (await ending).command;
