@@ -6,6 +6,7 @@
 import { loadavg } from "node:os";
 import { preparedWithPrefix } from "./accounts.js";
 import { say } from "./args.js";
+import { breakdownTable, type Scrape } from "./breakdown.js";
 import { formatMs } from "./stats.js";
 import { runLoad, type LoadResult } from "./load.js";
 import type { Scenario } from "./scenarios.js";
@@ -21,6 +22,8 @@ export interface Measured<S extends Scenario = Scenario> {
   readonly nodeCpuMsPerTx: number;
   /** The machine's 1-minute load average when the scenario ended (others' work shows here). */
   readonly loadAverage: number;
+  /** Per-step rows from the node's metrics (breakdown.ts); empty when the node did no work. */
+  readonly breakdown: string[][];
 }
 
 export async function measure<S extends Scenario>(
@@ -33,6 +36,7 @@ export async function measure<S extends Scenario>(
   },
   nodeCpuMs: () => number,
   signal: AbortSignal,
+  scrape?: () => Promise<Scrape>,
 ): Promise<Measured<S>> {
   say(`${scenario.id}: ${scenario.title}`);
   const base = {
@@ -50,6 +54,7 @@ export async function measure<S extends Scenario>(
       progress: () => undefined,
     });
   }
+  const scrapeBefore = await scrape?.();
   const nodeCpuBefore = nodeCpuMs();
   const benchCpuBefore = process.cpuUsage();
   const result = await runLoad({
@@ -60,13 +65,19 @@ export async function measure<S extends Scenario>(
     progress: say,
   });
   const benchCpu = process.cpuUsage(benchCpuBefore);
+  const nodeCpuAfter = nodeCpuMs();
+  const scrapeAfter = await scrape?.();
   for (const e of result.errorSamples) say(`  ${scenario.id} error ×${e.count}: ${e.message}`);
   return {
     scenario,
     result,
     benchCpuMsPerTx: (benchCpu.user + benchCpu.system) / 1000 / result.ok,
-    nodeCpuMsPerTx: (nodeCpuMs() - nodeCpuBefore) / result.ok,
+    nodeCpuMsPerTx: (nodeCpuAfter - nodeCpuBefore) / result.ok,
     loadAverage: loadavg()[0] ?? Number.NaN,
+    breakdown:
+      scrapeBefore === undefined || scrapeAfter === undefined
+        ? []
+        : breakdownTable(scrapeBefore, scrapeAfter, result.ok),
   };
 }
 

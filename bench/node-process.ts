@@ -46,6 +46,8 @@ export interface NodeProcess {
   readonly listenMs: number;
   /** CPU time the node process has used so far (user + system, all threads); NaN off Linux. */
   cpuMs(): number;
+  /** The node process's peak resident set (VmHWM), in MB; NaN off Linux. */
+  peakRssMb(): number;
   /** SIGTERM, then SIGKILL if it has not exited in time; removes a directory it created. */
   stop(): Promise<void>;
   /** SIGKILL (a crash): nothing is drained or flushed; removes a directory it created. */
@@ -82,6 +84,8 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
     limits: { inFlightTransactionsMax: options.inFlightTransactionsMax },
     ...(options.protocol ? { protocol: options.protocol } : {}),
     log: { level: "warn" },
+    // Fresh histograms at every scrape: the bench's breakdown diffs two of them.
+    metrics: { cacheMs: 0 },
   };
   const configPath = join(dir, "config.json");
   await writeFile(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
@@ -115,6 +119,7 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
       token,
       listenMs: performance.now() - spawnedMs,
       cpuMs: () => (child.pid === undefined ? Number.NaN : processCpuMs(child.pid)),
+      peakRssMb: () => (child.pid === undefined ? Number.NaN : processPeakRssMb(child.pid)),
       async stop() {
         await stopChild(child, exited);
         await removeDir();
@@ -220,6 +225,18 @@ function processCpuMs(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // fields[0] is field 3 (state), so utime (14) and stime (15) are at 11 and 12.
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** VmHWM of /proc/<pid>/status (kB), in MB. */
+function processPeakRssMb(pid: number): number {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return Number.NaN;
+  }
+  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+  return kb === undefined ? Number.NaN : Number(kb) / 1024;
 }
 
 /** The directory holding package.json, at most three levels above this file (bench/ or dist/bench/). */

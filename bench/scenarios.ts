@@ -3,6 +3,7 @@
  * floors, the same writes done directly on PostgreSQL by a tight client:
  *
  *   A   two branches through Verdict: pg-a debit (expectRows 1), pg-b credit, commit
+ *   A1  the same in one request (begin, both branches and commit: the SDK's transact)
  *   A0  the same with no coordinator: on each database BEGIN; UPDATE; PREPARE TRANSACTION,
  *       both in parallel, then COMMIT PREPARED on each in parallel
  *   B   one branch through Verdict (debit and credit in verdict_a), committed in one phase
@@ -60,6 +61,32 @@ export function verdictTwoBranch(verdict: VerdictClient, db: Databases): Scenari
         pgStatements("pg-a", [sql(debitSql, [amount, from], { expectRows: 1 })]),
         pgStatements("pg-b", [sql(creditSql, [amount, to], { expectRows: 1 })]),
       ]);
+      moved += amount;
+    },
+    movedAtoB: () => moved,
+    close: () => Promise.resolve(),
+  };
+}
+
+/** A, in one request: `POST /v1/transactions` with both branches and `commit: true`. */
+export function verdictOneRequest(verdict: VerdictClient, db: Databases): Scenario {
+  let moved = 0;
+  return {
+    id: "A1",
+    title: "Verdict, 2 branches in one request (transact), 2PC",
+    async run() {
+      const amount = randomAmount();
+      await verdict.transact(
+        [
+          pgStatements("pg-a", [
+            sql(debitSql, [amount, randomAccount(db.accounts)], { expectRows: 1 }),
+          ]),
+          pgStatements("pg-b", [
+            sql(creditSql, [amount, randomAccount(db.accounts)], { expectRows: 1 }),
+          ]),
+        ],
+        { timeoutMs: transactionTimeoutMs },
+      );
       moved += amount;
     },
     movedAtoB: () => moved,

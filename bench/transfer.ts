@@ -4,9 +4,10 @@
  *
  *   node --import tsx bench/transfer.ts [--clients N] [--duration-s S] [--accounts K]
  *
- * Order: set-up → A0, A, B0, B (each after a short warm-up) → wait for Verdict's phase 2 to
- * drain → stop the node → check that money was conserved and nothing was left prepared.
- * Exits 1 if a check fails.
+ * Order: set-up → A0, A, A1, B0, B (each after a short warm-up) → A0, A, A1 with one client
+ * → wait for Verdict's phase 2 to drain → stop the node → check that money was conserved and
+ * nothing was left prepared. Prints each scenario's per-step breakdown (breakdown.ts) and
+ * every goal of the speed issue with its ratio (goals.ts). Exits 1 if a check fails.
  */
 import { randomBytes } from "node:crypto";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -22,12 +23,15 @@ import {
   totalBalance,
 } from "./accounts.js";
 import { parseOptions, runMain, say } from "./args.js";
+import { scrapeMetrics } from "./breakdown.js";
+import { goalTable } from "./goals.js";
 import { drain, measure, resultTable, type Measured } from "./measure.js";
 import { startNodeProcess } from "./node-process.js";
 import {
   directOnePhase,
   directTwoPhase,
   verdictOneBranch,
+  verdictOneRequest,
   verdictTwoBranch,
   type Databases,
   type Scenario,
@@ -40,6 +44,7 @@ const spec = {
   clients: { default: 16, min: 1, max: 64, help: "concurrent clients per scenario" },
   "duration-s": { default: 10, min: 1, max: 3600, help: "measured seconds per scenario" },
   "warmup-s": { default: 1, min: 0, max: 60, help: "unmeasured seconds before each" },
+  "serial-s": { default: 5, min: 0, max: 3600, help: "seconds of the one-client pass (0: none)" },
   accounts: { default: 1000, min: 2, max: 10_000_000, help: "accounts per database" },
   "tx-max": { default: 1_000_000, min: 1, max: 10_000_000, help: "transfers per scenario" },
   node: { default: "dist", choices: ["dist", "src"], help: "run the node from dist/ or src" },
@@ -99,29 +104,44 @@ async function main(argv: readonly string[]): Promise<number> {
 
   const measured: Measured[] = [];
   let verdictLeft: string[] = [];
+  let nodePeakRssMb = Number.NaN;
   try {
-    const makers: (() => Promise<Scenario>)[] = [
-      () => directTwoPhase(db, clients, runId),
-      () => Promise.resolve(verdictTwoBranch(verdict, db)),
-      () => directOnePhase(db, clients),
-      () => Promise.resolve(verdictOneBranch(verdict, db)),
+    const serial = { ...options, clients: 1, "duration-s": options["serial-s"] };
+    const runs: { make: () => Promise<Scenario>; options: typeof options }[] = [
+      { make: () => directTwoPhase(db, clients, runId), options },
+      { make: () => Promise.resolve(verdictTwoBranch(verdict, db)), options },
+      { make: () => Promise.resolve(verdictOneRequest(verdict, db)), options },
+      { make: () => directOnePhase(db, clients), options },
+      { make: () => Promise.resolve(verdictOneBranch(verdict, db)), options },
     ];
-    for (const make of makers) {
+    if (options["serial-s"] > 0) {
+      runs.push(
+        { make: () => oneClient(directTwoPhase(db, 1, runId)), options: serial },
+        { make: () => oneClient(Promise.resolve(verdictTwoBranch(verdict, db))), options: serial },
+        { make: () => oneClient(Promise.resolve(verdictOneRequest(verdict, db))), options: serial },
+      );
+    }
+    const scrape = () => scrapeMetrics(node.url);
+    for (const run of runs) {
       if (stopping.signal.aborted) break;
-      const scenario = await make();
+      const scenario = await run.make();
       try {
-        measured.push(await measure(scenario, options, () => node.cpuMs(), stopping.signal));
+        measured.push(
+          await measure(scenario, run.options, () => node.cpuMs(), stopping.signal, scrape),
+        );
       } finally {
         await scenario.close();
       }
     }
+    nodePeakRssMb = node.peakRssMb();
     verdictLeft = await drain(`${node.clusterId}:`, [db.urlA, db.urlB]);
   } finally {
+    verdict.close();
     await node.stop();
   }
   if (options.profile === "on") say(`node CPU profile written to ${profileDir}`);
 
-  printResults(measured);
+  printResults(measured, nodePeakRssMb);
   const ok = await check({ db, runId, schema, measured, verdictLeft, totalBefore, bBefore });
   say(ok ? "checks passed" : "CHECKS FAILED");
   return ok ? 0 : 1;
@@ -158,7 +178,7 @@ async function check(run: {
   );
   const movedConfirmed = measured.reduce((sum, m) => sum + BigInt(m.scenario.movedAtoB()), 0n);
   const crossErrors = measured
-    .filter((m) => ["A", "A0"].includes(m.scenario.id))
+    .filter((m) => m.scenario.id.startsWith("A"))
     .reduce((sum, m) => sum + m.result.errors, 0);
   const movedExact = movedFound === movedConfirmed;
   if (crossErrors === 0) ok &&= movedExact;
@@ -187,12 +207,26 @@ async function check(run: {
   return ok;
 }
 
-function printResults(measured: readonly Measured[]): void {
+/** The same scenario, run by one client: its id marked "×1". */
+async function oneClient(scenario: Promise<Scenario>): Promise<Scenario> {
+  const s = await scenario;
+  return { ...s, id: `${s.id}×1`, title: `${s.title}, one client` };
+}
+
+function printResults(measured: readonly Measured[], nodePeakRssMb: number): void {
   say(`\n${formatTable(resultTable(measured))}\n`);
+  for (const m of measured) {
+    if (m.breakdown.length <= 1) continue;
+    say(`${m.scenario.id}: per-step breakdown from the node's metrics, per transfer`);
+    say(`${formatTable(m.breakdown)}\n`);
+  }
   const byId = new Map(measured.map((m) => [m.scenario.id, m.result]));
   for (const [subject, floor] of [
     ["A", "A0"],
+    ["A1", "A0"],
     ["B", "B0"],
+    ["A×1", "A0×1"],
+    ["A1×1", "A0×1"],
   ] as const) {
     const s = byId.get(subject);
     const f = byId.get(floor);
@@ -203,6 +237,7 @@ function printResults(measured: readonly Measured[]): void {
         `p99 latency ${formatRatio(s.latency.p99Ms, f.latency.p99Ms)}`,
     );
   }
+  say(`\ngoals of the speed issue (this run):\n${formatTable(goalTable(measured, nodePeakRssMb))}`);
 }
 
 runMain(main);

@@ -24,6 +24,7 @@ import type {
   TransactionView,
 } from "./wire.js";
 import { OutcomeUnknownError, TransactionAbortedError, VerdictError } from "./errors.js";
+import { HttpTransport } from "./http.js";
 
 export interface RetryPolicy {
   /** HTTP attempts per call, the first included. */
@@ -45,6 +46,11 @@ export interface VerdictClientOptions {
   readonly outcomeChecksMax?: number;
   /** Bound on the time commit, prepare or abort may spend resolving an outcome in doubt. */
   readonly outcomeTimeoutMs?: number;
+  /**
+   * Kept-alive connections per node (default 64); calls beyond it wait for a free one,
+   * within their `timeoutMs`. `close()` ends them.
+   */
+  readonly connectionsMax?: number;
 }
 
 export const defaultRetryPolicy: RetryPolicy = {
@@ -55,6 +61,7 @@ export const defaultRetryPolicy: RetryPolicy = {
 const defaultTimeoutMs = 10_000;
 const defaultOutcomeChecksMax = 10;
 const defaultOutcomeTimeoutMs = 60_000;
+const defaultConnectionsMax = 64;
 /** Leader hints may add URLs the client was not given; never more than this in all. */
 const baseUrlsMax = 16;
 
@@ -79,6 +86,8 @@ export class VerdictClient {
   private readonly retry: RetryPolicy;
   private readonly outcomeChecksMax: number;
   private readonly outcomeTimeoutMs: number;
+  private readonly http: HttpTransport;
+  private readonly authorization: string;
 
   constructor(options: VerdictClientOptions) {
     const urls = [...(options.baseUrls ?? []), ...(options.baseUrl ? [options.baseUrl] : [])];
@@ -100,6 +109,15 @@ export class VerdictClient {
       "outcomeTimeoutMs",
       options.outcomeTimeoutMs ?? defaultOutcomeTimeoutMs,
     );
+    this.http = new HttpTransport(
+      positive("connectionsMax", options.connectionsMax ?? defaultConnectionsMax),
+    );
+    this.authorization = `Bearer ${this.token}`;
+  }
+
+  /** Closes the kept-alive connections (a later call opens new ones). */
+  close(): void {
+    this.http.close();
   }
 
   /** The base URL the next call goes to (the leader, as far as the client knows). */
@@ -110,6 +128,22 @@ export class VerdictClient {
   async begin(request: BeginRequest = {}): Promise<TransactionView> {
     const answer = await this.send("POST", "/v1/transactions", request, randomUUID(), undefined);
     return answer.body as TransactionView;
+  }
+
+  /**
+   * A whole transaction in one request: begin, enlist each branch in order, commit.
+   * Resolves like `commit` (state `committed`, or `committing` once decided); throws
+   * TransactionAbortedError if it aborted. Retries carry the same Idempotency-Key, which
+   * covers every step on the node, so a retry never begins or enlists twice.
+   */
+  async transact(
+    branches: readonly EnlistRequest[],
+    request: Omit<BeginRequest, "branches" | "commit"> = {},
+  ): Promise<TransactionView> {
+    const body: BeginRequest = { ...request, branches: [...branches], commit: true };
+    const answer = await this.send("POST", "/v1/transactions", body, randomUUID(), undefined);
+    const view = answer.body as TransactionView;
+    return settle(view.xid, "commit", view);
   }
 
   async enlist(xid: string, branch: EnlistRequest): Promise<EnlistResponse> {
@@ -246,32 +280,20 @@ export class VerdictClient {
     throw lastError ?? new Error("unreachable: attemptsMax >= 1");
   }
 
-  private async attempt(
+  private attempt(
     method: string,
     url: string,
     body: unknown,
     idempotencyKey: string | undefined,
   ): Promise<Answer> {
     const headers: Record<string, string> = {
-      authorization: `Bearer ${this.token}`,
+      authorization: this.authorization,
       accept: "application/json",
     };
     if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;
     if (body !== undefined) headers["content-type"] = "application/json";
-    const response = await fetch(url, {
-      method,
-      headers,
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(this.timeoutMs),
-    });
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text === "" ? undefined : JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    return { status: response.status, body: parsed };
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    return this.http.request(method, url, headers, text, this.timeoutMs);
   }
 
   private backoffMs(attempt: number): number {

@@ -1,6 +1,6 @@
 /**
- * The Verdict client SDK (package `@verdict/client`). Light by design: global fetch and
- * node:crypto, nothing else; PostgreSQL connections are the service's own (any object with
+ * The Verdict client SDK (package `@verdict/client`). Light by design: node:http(s) with
+ * kept-alive connections and node:crypto, nothing else; PostgreSQL connections are the service's own (any object with
  * `pg`'s `query`). Imports nothing from the coordinator or the participants (see
  * test/unit/client/boundaries.test.ts): the wire shapes are its own (wire.ts).
  */

@@ -63,6 +63,10 @@ export interface BeginRequest {
   timeoutMs?: number | undefined;
   /** Free-form tags, shown to operators. */
   labels?: Record<string, string> | undefined;
+  /** A whole transaction in one request: enlisted in order right after the begin. */
+  branches?: EnlistRequest[] | undefined;
+  /** With branches: commit at once and answer the outcome (VerdictClient.transact). */
+  commit?: boolean | undefined;
 }
 
 export type SqlParam = string | number | boolean | null;

@@ -257,6 +257,9 @@ export function buildServer(opts: {
         const params = parse(route.params, req.params, "params");
         // An unknown participant is its own code, before the schema (which names the known ones).
         if (route.id === "enlistBranch") refuseUnknownParticipant(backend, req.body);
+        if (route.id === "beginTransaction") {
+          for (const branch of branchesOf(req.body)) refuseUnknownParticipant(backend, branch);
+        }
         const body = parse(route.body, req.body === undefined ? {} : req.body, "body");
         const query = parse(route.query, req.query ?? {}, "query");
         const idem = idempotency(req, route, schemas, body);
@@ -399,10 +402,49 @@ function makeHandlers(
     },
   });
 
+  const commitAnswer = (view: TxnView) => {
+    if (view.state === "committed") return { status: 200, body: toApiView(view) };
+    if (view.state === "committing") return { status: 202, body: toApiView(view) };
+    return aborted(view);
+  };
+
+  /** An enlist body this token may send, with its participant's kind and payload. */
+  const enlistable = (token: ApiToken, b: EnlistCommand): Enlistable => {
+    const kind = backend.participantKinds.get(b.participant);
+    // refuseUnknownParticipant ran before the body was parsed.
+    assert(kind, `participant ${b.participant} passed the unknown-participant check`);
+    if (token.participants && !token.participants.includes(b.participant)) {
+      throw new ApiError("participant-forbidden", `this token may not enlist ${b.participant}`, {
+        participant: b.participant,
+      });
+    }
+    return {
+      participant: b.participant,
+      kind,
+      payload: payloadOf(b, kind),
+      payloadBytes: branchPayloadBytes(b),
+    };
+  };
+
+  const enlist = async (principal: Principal, xid: Xid, b: Enlistable, idem?: Idem) => {
+    const reply = await backend.call({
+      type: "enlist",
+      principal,
+      xid,
+      ...b,
+      ...(idem ? { idem } : {}),
+    });
+    if (reply.kind === "error") throw engineError(reply);
+    if (reply.kind !== "branch") throw new Error(`unexpected reply ${reply.kind}`);
+    return reply;
+  };
+
   return {
-    beginTransaction: async ({ principal, slot, body, idem }) => {
+    beginTransaction: async ({ principal, token, slot, body, idem }) => {
       const b = body as z.output<Schemas["beginRequest"]>;
-      return outcome(
+      // A transaction in one request: every branch is checked before anything begins.
+      const branches = (b.branches ?? []).map((branch) => enlistable(token, branch));
+      const begun = await outcome(
         {
           type: "begin",
           principal,
@@ -416,37 +458,45 @@ function makeHandlers(
           return { status: 201, body: toApiView(view) };
         },
       );
+      if (branches.length === 0) return begun;
+      // The steps of the step-by-step API, in order, each with a key derived from this
+      // request's: a retry of the request with its key repeats none of them.
+      const xid = (begun.body as { xid: Xid }).xid;
+      // A retry finds the transaction past its enlists when the first try got that far.
+      const enlisting = (await readable(principal, xid)).state === "active";
+      try {
+        for (const [i, branch] of enlisting ? branches.entries() : []) {
+          await enlist(principal, xid, branch, derivedIdem(idem, `enlist ${i}`));
+        }
+      } catch (err) {
+        await backend
+          .call(xidCall("abort", principal, { xid }, derivedIdem(idem, "abort")))
+          .catch(() => undefined);
+        throw err;
+      }
+      if (!b.commit) {
+        return { status: 201, body: toApiView(await readable(principal, xid)) };
+      }
+      return outcome(
+        xidCall("commit", principal, { xid }, derivedIdem(idem, "commit")),
+        commitAnswer,
+      );
     },
     getTransaction: async ({ principal, params }) => ({
       status: 200,
       body: toApiView(await readable(principal, xidOf(params))),
     }),
     enlistBranch: async ({ principal, token, params, body, idem }) => {
-      const b = body as EnlistCommand;
-      const kind = backend.participantKinds.get(b.participant);
-      // refuseUnknownParticipant ran before the body was parsed.
-      assert(kind, `participant ${b.participant} passed the unknown-participant check`);
-      if (token.participants && !token.participants.includes(b.participant)) {
-        throw new ApiError("participant-forbidden", `this token may not enlist ${b.participant}`, {
-          participant: b.participant,
-        });
-      }
-      const payload = payloadOf(b, kind);
-      const reply = await backend.call({
-        type: "enlist",
-        principal,
-        xid: xidOf(params),
-        participant: b.participant,
-        kind,
-        payload,
-        payloadBytes: branchPayloadBytes(b),
-        ...(idem ? { idem } : {}),
-      });
-      if (reply.kind === "error") throw engineError(reply);
-      if (reply.kind !== "branch") throw new Error(`unexpected reply ${reply.kind}`);
+      const branch = enlistable(token, body as EnlistCommand);
+      const reply = await enlist(principal, xidOf(params), branch, idem);
       return {
         status: reply.created ? 201 : 200,
-        body: { branch: reply.branch, branchId: reply.branchId, participant: b.participant, kind },
+        body: {
+          branch: reply.branch,
+          branchId: reply.branchId,
+          participant: branch.participant,
+          kind: branch.kind,
+        },
       };
     },
     reportBranchPrepared: async ({ principal, params, idem }) => {
@@ -497,11 +547,7 @@ function makeHandlers(
         return { status: 200, body: toApiView(view) };
       }),
     commitTransaction: ({ principal, params, idem }) =>
-      outcome(xidCall("commit", principal, params, idem), (view) => {
-        if (view.state === "committed") return { status: 200, body: toApiView(view) };
-        if (view.state === "committing") return { status: 202, body: toApiView(view) };
-        return aborted(view);
-      }),
+      outcome(xidCall("commit", principal, params, idem), commitAnswer),
     adminListTransactions: async ({ principal, query }) => {
       const q = query as AdminListQuery;
       const page = await answer(
@@ -605,6 +651,30 @@ function makeHandlers(
  * `unknown-participant` for an enlist body naming a participant the node does not have. Run
  * before the schema, which names the known ones: a value that cannot be a name is the schema's.
  */
+/** An enlist body checked against the token, ready for the engine. */
+interface Enlistable {
+  readonly participant: string;
+  readonly kind: "postgres" | "redis" | "kafka";
+  readonly payload: BranchWork;
+  readonly payloadBytes: number;
+}
+
+/** The `branches` of a raw begin body, before parsing (at most what the schema allows). */
+function branchesOf(body: unknown): unknown[] {
+  if (typeof body !== "object" || body === null || !("branches" in body)) return [];
+  return Array.isArray(body.branches) ? (body.branches as unknown[]) : [];
+}
+
+/** The key of one step of a one-request transaction, derived from the request's own. */
+function derivedIdem(idem: Idem | undefined, step: string): Idem | undefined {
+  if (idem === undefined) return undefined;
+  const hash = (s: string) => createHash("sha256").update(s).digest("hex");
+  return {
+    key: hash(`${idem.key}\u0000${step}`),
+    fingerprint: hash(`${idem.fingerprint}\u0000${step}`),
+  };
+}
+
 function refuseUnknownParticipant(backend: ApiBackend, body: unknown): void {
   if (typeof body !== "object" || body === null || !("participant" in body)) return;
   const name = body.participant;

@@ -519,7 +519,10 @@ export class Driver {
       )
       .then(
         async (res) => {
-          this.d.metrics.appendSeconds.observe((performance.now() - started) / 1000);
+          this.d.metrics.appendSeconds.observe(
+            { record: record.type },
+            (performance.now() - started) / 1000,
+          );
           const entry = { index: res.firstIndex as LogIndex, term: res.term as Term, record };
           try {
             await this.d.failpoints.hit(afterDurable[record.type]);

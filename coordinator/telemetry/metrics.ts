@@ -9,7 +9,7 @@ export interface Metrics {
   readonly recoveryErrors: Counter<"participant">;
   readonly routeSeconds: Histogram<"route" | "status">;
   readonly participantSeconds: Histogram<"participant" | "op">;
-  readonly appendSeconds: Histogram;
+  readonly appendSeconds: Histogram<"record">;
   readonly fsyncSeconds: Histogram;
   readonly entriesPerFsync: Histogram;
   readonly inFlight: Gauge;
@@ -70,7 +70,8 @@ export function createMetrics(): Metrics {
     }),
     appendSeconds: new Histogram({
       name: "verdict_log_append_seconds",
-      help: "Time from proposing a log record to it being durable.",
+      help: "Time from proposing a log record to it being durable, by record type.",
+      labelNames: ["record"],
       buckets: latency,
       registers: [registry],
     }),

@@ -38,17 +38,42 @@ export class Bookkeeping {
   ) {}
 
   async branchState(gid: string): Promise<BranchState> {
+    return this.stateRow(await this.run<BranchState>(`${this.stateQuery} select * from s`, [gid]));
+  }
+
+  /**
+   * The branch's state and, only when it is fresh (not prepared, no marker, no tombstone),
+   * records `xid8` as its transaction, in one statement: a repeated prepare never overwrites
+   * the record of the branch it repeats.
+   */
+  async claim(gid: string, xid8: string): Promise<BranchState> {
     const { t } = this;
-    const { rows } = await this.run<BranchState>(
-      `with x as (select xid from ${t.branchXact} where gid = $1)
-       select exists (select 1 from pg_prepared_xacts where gid = $1 and database = current_database()) as prepared,
+    return this.stateRow(
+      await this.run<BranchState>(
+        `${this.stateQuery},
+         r as (insert into ${t.branchXact} (gid, xid)
+               select $1, xid($2::xid8) from s where not (s.prepared or s.marker or s.tombstone)
+               on conflict (gid) do update set xid = excluded.xid, recorded_at = now())
+         select * from s`,
+        [gid, xid8],
+      ),
+    );
+  }
+
+  /** `with x …, s as (the state of gid $1)`: the head of the two queries above. */
+  private get stateQuery(): string {
+    const { t } = this;
+    return `with x as (select xid from ${t.branchXact} where gid = $1),
+       s as (select
+         exists (select 1 from pg_prepared_xacts where gid = $1 and database = current_database()) as prepared,
          exists (select 1 from ${t.marker} m, x where m.gid = $1 and xid(m.xid) = x.xid) as marker,
          (select count(*)::int from ${t.marker} m where m.gid = $1 and m.xid is not null
             and not exists (select 1 from x where xid(m.xid) = x.xid)) as "forgedMarkers",
-         exists (select 1 from ${t.tombstone} where gid = $1) as tombstone`,
-      [gid],
-    );
-    const row = rows[0];
+         exists (select 1 from ${t.tombstone} where gid = $1) as tombstone)`;
+  }
+
+  private stateRow(result: pg.QueryResult<BranchState>): BranchState {
+    const row = result.rows[0];
     if (row === undefined) throw new Error("assertion: branch state query returned no row");
     return row;
   }
@@ -63,15 +88,6 @@ export class Bookkeeping {
     await this.run(
       `insert into ${this.t.marker} (gid, xid) values ($1, null) on conflict (gid) do nothing`,
       [gid],
-    );
-  }
-
-  /** Records the transaction (`xid8` text from `mark`) that writes the branch's marker. */
-  async recordXid(gid: string, xid8: string): Promise<void> {
-    await this.run(
-      `insert into ${this.t.branchXact} (gid, xid) values ($1, xid($2::xid8))
-       on conflict (gid) do update set xid = excluded.xid, recorded_at = now()`,
-      [gid, xid8],
     );
   }
 

@@ -1,9 +1,20 @@
 /**
- * Runs one coordinator-executed branch on a pooled connection of a statement role:
- * BEGIN → each statement (bounded by the deadline) → marker (the `mark` function, which
- * returns the transaction's id) → that id recorded on Verdict's own connection →
- * PREPARE TRANSACTION (two-phase) or COMMIT (one-phase). Returns what happened; the caller
- * turns it into a vote or a one-phase outcome and decides how to return the connection.
+ * Runs one coordinator-executed branch on a pooled connection of a statement role, in as
+ * few round trips as the protocol allows. The statement pools run in pipeline mode (each
+ * query is its own Parse/Bind/Execute/Sync, so one failing does not swallow the next
+ * answers), and a branch is two flights:
+ *
+ * 1. BEGIN → (a lowered statement_timeout) → the transaction's id → each statement → the
+ *    marker (`mark`, which returns the same id), all written at once. As soon as the id
+ *    answers, `claim` checks the branch's state on Verdict's own connection and, if the
+ *    branch is fresh, records that id there — while the statements still run. Nothing in
+ *    this flight can end the transaction (statements.ts refuses transaction control).
+ * 2. Only once every answer of flight 1 is checked (row expectations, marker id = claimed
+ *    id) and the claim is recorded: PREPARE TRANSACTION (or COMMIT) with DISCARD ALL behind
+ *    it, again at once. So the id is recorded before PREPARE or COMMIT is sent, as before.
+ *
+ * Returns what happened; the caller turns it into a vote or a one-phase outcome and decides
+ * how to return the connection.
  */
 import type pg from "pg";
 import { messageOf } from "../common/errors.js";
@@ -11,7 +22,8 @@ import { isTransient, sqlStateOf } from "./errors.js";
 import { gidLiteral } from "../../shared/postgres/gid.js";
 import type { PostgresStatement } from "./payload.js";
 import type { SchemaTables } from "../../shared/postgres/marker-tables.js";
-import { clientTimeoutGraceMs, query } from "./sql.js";
+import { clientTimeoutGraceMs, inOneWrite, query } from "./sql.js";
+import type { Vote } from "../participant.js";
 
 /** Stable no-vote reasons of this participant. */
 export const noVoteReasons = {
@@ -28,8 +40,16 @@ export const noVoteReasons = {
 export type NoVoteReason = (typeof noVoteReasons)[keyof typeof noVoteReasons];
 
 export type BranchTxResult =
-  | { readonly kind: "finished" }
-  | { readonly kind: "refused"; readonly reason: NoVoteReason; readonly detail: string }
+  /** `sessionReset`: the DISCARD ALL sent behind PREPARE/COMMIT answered. */
+  | { readonly kind: "finished"; readonly sessionReset: boolean }
+  | {
+      readonly kind: "refused";
+      readonly reason: NoVoteReason;
+      readonly detail: string;
+      readonly sessionReset?: boolean;
+    }
+  /** The branch's state already settled the answer (a repeat); flight 1 was abandoned. */
+  | { readonly kind: "settled"; readonly vote: Vote }
   /** The gid or its marker is taken: another session prepared or committed this branch. */
   | { readonly kind: "duplicate"; readonly detail: string }
   /** The connection failed while PREPARE or COMMIT was in flight: the branch may have finished. */
@@ -46,38 +66,23 @@ export interface BranchTx {
   /** Set when a rollback of this branch arrived: stop before the next step. */
   readonly isCancelled: () => boolean;
   /**
-   * Records the branch's transaction id (xid8 as text) on Verdict's own connection, before
-   * PREPARE or COMMIT: only a marker from that transaction counts. Throws if it could not.
+   * On Verdict's own connection: the vote the branch's state already settles (prepared,
+   * committed or rolled back before), or, for a fresh branch, records its transaction id
+   * (xid8 as text) and answers undefined — before PREPARE or COMMIT: only a marker from
+   * that transaction counts. Throws if it could not.
    */
-  readonly recordXid: (xid: string) => Promise<void>;
+  readonly claim: (xid: string) => Promise<Vote | undefined>;
 }
+
+type Answer = pg.QueryResult<pg.QueryResultRow>;
 
 /**
  * Never throws. Leaves the connection outside any transaction block when the server is
- * reachable (the caller still resets the session).
+ * reachable, except for `settled` (the connection must then be destroyed).
  */
 export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
   let stage = "BEGIN";
   let inTransaction = false;
-  // The pool's sessions run with statement_timeout = statementTimeoutMs; lowered (SET
-  // LOCAL) only when the deadline is nearer, so most statements cost one round trip.
-  let serverTimeoutMs = tx.statementTimeoutMs;
-
-  /** Runs `text` bounded by the deadline; undefined if the deadline already passed. */
-  const bounded = async (text: string, values: PostgresStatement["params"] = []) => {
-    const remainingMs = tx.deadlineMs - Date.now();
-    if (remainingMs <= 0) return undefined;
-    if (remainingMs < serverTimeoutMs) {
-      serverTimeoutMs = Math.max(1, Math.floor(remainingMs));
-      await query(
-        tx.client,
-        "select set_config('statement_timeout', $1, true)",
-        [`${serverTimeoutMs}`],
-        remainingMs + clientTimeoutGraceMs,
-      );
-    }
-    return query(tx.client, text, values, serverTimeoutMs + clientTimeoutGraceMs);
-  };
   const refused = (reason: NoVoteReason, detail: string): BranchTxResult => ({
     kind: "refused",
     reason,
@@ -87,16 +92,38 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
     refused(noVoteReasons.deadline, `the prepare deadline passed before ${stage}`);
   const cancelled = () =>
     refused(noVoteReasons.rolledBack, `a rollback of the branch arrived before ${stage}`);
+  const rollback = async () => {
+    inTransaction = false;
+    await query(tx.client, "rollback", [], clientTimeoutGraceMs).catch(() => undefined);
+  };
 
+  if (tx.isCancelled()) return cancelled();
+  const remainingMs = tx.deadlineMs - Date.now();
+  if (remainingMs <= 0) return deadlinePassed();
   try {
-    await query(tx.client, "begin", [], tx.statementTimeoutMs + clientTimeoutGraceMs);
+    const flight = inOneWrite(tx.client, () => sendFirstFlight(tx, remainingMs));
+    await flight.begin;
     inTransaction = true;
+    stage = "claiming the branch";
+    const xid = (await flight.xid).rows[0]?.xid as string | undefined;
+    if (xid === undefined) throw new Error("assertion: pg_current_xact_id() returned no row");
+    let settled: Vote | undefined;
+    try {
+      settled = await tx.claim(xid);
+    } catch (err) {
+      await rollback();
+      return refused(
+        noVoteReasons.participantUnavailable,
+        `Verdict's bookkeeping failed while ${stage}: ${messageOf(err)}`,
+      );
+    }
+    if (settled === undefined) flight.claimed = xid;
+    if (settled !== undefined) return { kind: "settled", vote: settled };
     for (const [i, st] of tx.statements.entries()) {
       stage = `statement ${i + 1}`;
-      if (tx.isCancelled()) return cancelled();
-      const result = await bounded(st.sql, st.params);
-      if (result === undefined) return deadlinePassed();
+      const result = await flight.statements[i]!;
       if (st.expectRows !== undefined && result.rowCount !== st.expectRows) {
+        await rollback();
         return refused(
           noVoteReasons.expectationUnmet,
           `${stage} reported ${result.rowCount ?? "no"} rows, expected ${st.expectRows}`,
@@ -104,54 +131,104 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
       }
     }
     stage = "the marker insert";
-    if (tx.isCancelled()) return cancelled();
     // The tombstone guard (inside `mark`) closes most of the window against a rollback from
     // another coordinator process; recovery rolls back anything that still slips through.
-    const marker = await bounded(`select ${tx.tables.mark}($1) as xid`, [tx.gid]);
-    if (marker === undefined) return deadlinePassed();
-    const xid = (marker.rows[0] as { xid: string | null } | undefined)?.xid ?? null;
-    if (xid === null)
+    const marked =
+      ((await flight.marker).rows[0] as { xid: string | null } | undefined)?.xid ?? null;
+    if (marked === null) {
+      await rollback();
       return refused(noVoteReasons.rolledBack, "the branch has a rollback tombstone");
-    if (tx.isCancelled()) return cancelled();
-    stage = "recording the transaction id";
-    try {
-      await tx.recordXid(xid);
-    } catch (err) {
-      await query(tx.client, "rollback", [], clientTimeoutGraceMs).catch(() => undefined);
-      inTransaction = false;
+    }
+    if (marked !== flight.claimed) {
+      await rollback();
       return refused(
         noVoteReasons.participantUnavailable,
-        `Verdict's bookkeeping failed while ${stage}: ${messageOf(err)}`,
+        `the marker's transaction ${marked} is not the one recorded (${flight.claimed ?? "none"})`,
       );
     }
-    if (tx.isCancelled()) return cancelled();
-    if (tx.deadlineMs <= Date.now()) return deadlinePassed();
     stage = tx.end === "prepare" ? "PREPARE TRANSACTION" : "COMMIT";
-    const text = tx.end === "prepare" ? `prepare transaction ${gidLiteral(tx.gid)}` : "commit";
-    let command: string;
-    try {
-      command = (await query(tx.client, text, [], tx.statementTimeoutMs + clientTimeoutGraceMs))
-        .command;
-    } catch (err) {
-      // Sent, but no answer: it may have taken effect.
-      if (sqlStateOf(err) === undefined || isTransient(err)) return { kind: "unknown", cause: err };
-      throw err;
-    } finally {
-      inTransaction = false; // PREPARE and COMMIT end the transaction block whatever they answer
+    if (tx.isCancelled()) {
+      await rollback();
+      return cancelled();
     }
-    const expected = tx.end === "prepare" ? "PREPARE" : "COMMIT";
-    if (command !== expected) {
-      return refused(
-        noVoteReasons.statementFailed,
-        `${stage} answered ${command}: the transaction had failed`,
-      );
+    if (tx.deadlineMs <= Date.now()) {
+      await rollback();
+      return deadlinePassed();
     }
-    return { kind: "finished" };
+    return await finish(tx, stage, () => (inTransaction = false));
   } catch (err) {
-    if (inTransaction)
-      await query(tx.client, "rollback", [], clientTimeoutGraceMs).catch(() => undefined);
+    if (inTransaction) await rollback();
     return classify(err, stage, tx);
   }
+}
+
+interface FirstFlight {
+  readonly begin: Promise<Answer>;
+  readonly xid: Promise<Answer>;
+  readonly statements: readonly Promise<Answer>[];
+  readonly marker: Promise<Answer>;
+  /** The transaction id `claim` recorded. */
+  claimed: string | undefined;
+}
+
+/**
+ * Writes flight 1 at once. Every answer is bounded by the deadline from now (plus the grace),
+ * and each statement by the server's statement_timeout, lowered to the time left when that
+ * is shorter. Each promise is also observed here: an early return leaves later ones unread.
+ */
+function sendFirstFlight(tx: BranchTx, remainingMs: number): FirstFlight {
+  const clientMs = remainingMs + clientTimeoutGraceMs;
+  const send = (text: string, values: PostgresStatement["params"] = []) => {
+    const answer = query(tx.client, text, values, clientMs);
+    answer.catch(() => undefined);
+    return answer;
+  };
+  const begin = send("begin");
+  if (remainingMs < tx.statementTimeoutMs) {
+    // Its failure fails the transaction, and the next answer reports it.
+    void send("select set_config('statement_timeout', $1, true)", [`${Math.floor(remainingMs)}`]);
+  }
+  const xid = send("select pg_catalog.pg_current_xact_id()::text as xid");
+  const statements = tx.statements.map((st) => send(st.sql, st.params));
+  const marker = send(`select ${tx.tables.mark}($1) as xid`, [tx.gid]);
+  return { begin, xid, statements, marker, claimed: undefined };
+}
+
+/** Flight 2: PREPARE TRANSACTION or COMMIT, and DISCARD ALL behind it. */
+async function finish(tx: BranchTx, stage: string, ended: () => void): Promise<BranchTxResult> {
+  const text = tx.end === "prepare" ? `prepare transaction ${gidLiteral(tx.gid)}` : "commit";
+  const timeoutMs = tx.statementTimeoutMs + clientTimeoutGraceMs;
+  const [ending, reset] = inOneWrite(tx.client, () => [
+    query(tx.client, text, [], timeoutMs),
+    query(tx.client, "discard all", [], timeoutMs).then(
+      () => true,
+      () => false,
+    ),
+  ]);
+  let command: string;
+  try {
+    command = (await ending).command;
+  } catch (err) {
+    // Sent, but no answer: it may have taken effect.
+    if (sqlStateOf(err) === undefined || isTransient(err)) {
+      await reset;
+      return { kind: "unknown", cause: err };
+    }
+    throw err;
+  } finally {
+    ended(); // PREPARE and COMMIT end the transaction block whatever they answer
+  }
+  const sessionReset = await reset;
+  const expected = tx.end === "prepare" ? "PREPARE" : "COMMIT";
+  if (command !== expected) {
+    return {
+      kind: "refused",
+      reason: noVoteReasons.statementFailed,
+      detail: `${stage} answered ${command}: the transaction had failed`,
+      sessionReset,
+    };
+  }
+  return { kind: "finished", sessionReset };
 }
 
 function classify(err: unknown, stage: string, tx: BranchTx): BranchTxResult {
@@ -161,6 +238,13 @@ function classify(err: unknown, stage: string, tx: BranchTx): BranchTxResult {
       kind: "refused",
       reason: noVoteReasons.rolledBack,
       detail: `a rollback ended the branch during ${stage}`,
+    };
+  }
+  if (sqlState === undefined && Date.now() >= tx.deadlineMs) {
+    return {
+      kind: "refused",
+      reason: noVoteReasons.deadline,
+      detail: `${stage} was still running at the prepare deadline: ${messageOf(err)}`,
     };
   }
   if (sqlState === "57014") {

@@ -79,11 +79,14 @@ export class ParticipantNotStartedError extends PostgresParticipantError {
   readonly retryable = false;
 }
 
-/** SQLSTATE of a server error, if `err` is one. */
+/**
+ * SQLSTATE of a server error, if `err` is one. No SQLSTATE class starts with E, while a
+ * socket error's code does (EPIPE is five capitals too: a write into a cut connection).
+ */
 export function sqlStateOf(err: unknown): string | undefined {
   if (typeof err !== "object" || err === null) return undefined;
   const code = (err as { code?: unknown }).code;
-  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+  return typeof code === "string" && /^[0-9A-DF-Z][0-9A-Z]{4}$/.test(code) ? code : undefined;
 }
 
 const transientSqlStates = new Set([

@@ -485,12 +485,6 @@ class PostgresParticipantImpl implements PostgresParticipant {
       let destroy = true;
       try {
         entry.pid = processIdOf(client);
-        const state = await this.branchState(gid);
-        const answer = this.answerFromState(state, end);
-        if (answer !== undefined) {
-          destroy = false;
-          return { kind: "vote", vote: answer };
-        }
         const result = await runBranchTx({
           client,
           gid,
@@ -500,10 +494,15 @@ class PostgresParticipantImpl implements PostgresParticipant {
           statementTimeoutMs: this.config.statementTimeoutMs,
           tables: this.tables,
           isCancelled: () => entry.cancelled,
-          recordXid: (xid) => this.bookkeeping.recordXid(gid, xid),
+          claim: async (xid) => this.answerFromState(await this.claimBranch(gid, xid), end),
         });
+        if (result.kind === "settled") {
+          // A repeat: its abandoned first flight may wait on the locks of the branch it repeats.
+          this.terminateBackend(entry, gid);
+          return { kind: "vote", vote: result.vote };
+        }
         destroy = entry.cancelled || !connectionSound(result);
-        if (!destroy) destroy = !(await this.resetSession(client));
+        if (!destroy && !sessionResetBy(result)) destroy = !(await this.resetSession(client));
         return await this.voteFrom(result, gid, end);
       } catch (err) {
         return no(
@@ -550,6 +549,8 @@ class PostgresParticipantImpl implements PostgresParticipant {
         return { kind: "vote", vote: { vote: "no", reason: result.reason, detail: result.detail } };
       case "unknown":
         return result;
+      case "settled":
+        return { kind: "vote", vote: result.vote };
       case "duplicate": {
         // Another session (a racing coordinator) holds or finished this branch.
         const state = await this.branchState(gid).catch(() => undefined);
@@ -619,28 +620,42 @@ class PostgresParticipantImpl implements PostgresParticipant {
     const entry = this.inFlight.get(gid);
     if (entry === undefined) return;
     entry.cancelled = true;
-    if (entry.pid !== undefined && entry.pool !== undefined) {
-      const pid = entry.pid;
-      // From the branch's own role: a statement role may signal only its own sessions.
-      entry.termination = this.withClient(
-        entry.pool,
-        (c) => query(c, "select pg_terminate_backend($1)", [pid], this.config.phase2TimeoutMs),
-        gid,
-      ).catch((err: unknown) =>
-        this.logger.warn(
-          { participant: this.name, gid, pid, err },
-          "could not terminate an in-flight prepare",
-        ),
-      );
-    }
+    this.terminateBackend(entry, gid);
     await entry.settled;
+  }
+
+  /** Sends pg_terminate_backend for the branch's session; awaited before its connection is released. */
+  private terminateBackend(entry: InFlight, gid: BranchId): void {
+    if (entry.pid === undefined || entry.pool === undefined || entry.termination !== undefined) {
+      return;
+    }
+    const pid = entry.pid;
+    // From the branch's own role: a statement role may signal only its own sessions.
+    entry.termination = this.withClient(
+      entry.pool,
+      (c) => query(c, "select pg_terminate_backend($1)", [pid], this.config.phase2TimeoutMs),
+      gid,
+    ).catch((err: unknown) =>
+      this.logger.warn(
+        { participant: this.name, gid, pid, err },
+        "could not terminate an in-flight prepare",
+      ),
+    );
   }
 
   // ---- plumbing ----
 
   /** The branch's state on Verdict's connection; forged markers are counted and logged. */
   private async branchState(gid: BranchId): Promise<BranchState> {
-    const state = await this.bookkeeping.branchState(gid);
+    return this.counted(gid, await this.bookkeeping.branchState(gid));
+  }
+
+  /** The state, and the transaction `xid8` recorded if the branch is fresh (Bookkeeping.claim). */
+  private async claimBranch(gid: BranchId, xid8: string): Promise<BranchState> {
+    return this.counted(gid, await this.bookkeeping.claim(gid, xid8));
+  }
+
+  private counted(gid: BranchId, state: BranchState): BranchState {
     if (state.forgedMarkers > 0) {
       this.forgedMarkersIgnored += state.forgedMarkers;
       this.logger.warn(
@@ -792,6 +807,11 @@ class PostgresParticipantImpl implements PostgresParticipant {
   private ids(branchId?: string): ParticipantErrorIds {
     return errorIds(this.name, branchId);
   }
+}
+
+/** Whether the DISCARD ALL sent behind PREPARE or COMMIT answered. */
+function sessionResetBy(result: BranchTxResult): boolean {
+  return (result.kind === "finished" || result.kind === "refused") && result.sessionReset === true;
 }
 
 /** Whether the connection is known to be idle and in a sane state after a branch. */

@@ -52,6 +52,9 @@ export function createPools(config: PostgresParticipantConfig, logger: Participa
       // A coordinator cut off mid-branch must not hold locks for long.
       idle_in_transaction_session_timeout: config.prepareTimeoutMs,
       application_name: `verdict-stmt:${config.name}:${label}`.slice(0, 63),
+      // A branch is written in two flights of queries (branch-tx.ts); each query keeps its
+      // own Sync, so a failing one does not swallow the answers behind it.
+      pipeline: true,
     }),
   });
   const byLabel = new Map<string, StatementPool>();

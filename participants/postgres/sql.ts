@@ -24,3 +24,22 @@ export function query<R extends pg.QueryResultRow = pg.QueryResultRow>(
   };
   return client.query<R>(config);
 }
+
+/** What `inOneWrite` reaches: pg's connection and its socket (not in @types/pg). */
+interface Corkable {
+  readonly connection?: { readonly stream?: { cork?(): void; uncork?(): void } };
+}
+
+/**
+ * Runs `send`, which only queues queries on a pipelining client, with the socket corked:
+ * the queries leave in one write (one system call) instead of one each.
+ */
+export function inOneWrite<T>(client: pg.ClientBase, send: () => T): T {
+  const stream = (client as unknown as Corkable).connection?.stream;
+  stream?.cork?.();
+  try {
+    return send();
+  } finally {
+    stream?.uncork?.();
+  }
+}

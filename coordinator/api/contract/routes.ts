@@ -69,10 +69,24 @@ export function buildRoutes(s: Schemas): readonly RouteSpec[] {
       method: "POST",
       path: "/v1/transactions",
       auth: "client",
-      summary: "Begin a global transaction",
+      summary: "Begin a global transaction, or run a whole one (branches, commit: true)",
+      description:
+        "Without `branches`: 201 with the new transaction. With `branches`: each is enlisted " +
+        "as by enlistBranch, in order (any refused branch aborts the transaction and answers " +
+        "its error); with `commit: true` the transaction is then committed and the answer is " +
+        "commitTransaction's: 200 committed, 202 committing, 409 transaction-aborted. An " +
+        "Idempotency-Key covers every step: a retry with it repeats none.",
       body: s.beginRequest,
-      responses: { 201: s.transactionView },
-      errors: errors(bodyErrors, idempotentErrors, ["too-many-transactions"]),
+      responses: { 201: s.transactionView, 200: s.committedView, 202: s.committingView },
+      errors: errors(bodyErrors, idempotentErrors, [
+        "too-many-transactions",
+        "unknown-participant",
+        "participant-forbidden",
+        "limit-exceeded",
+        "payload-too-large",
+        "invalid-state",
+        "transaction-aborted",
+      ]),
       idempotent: true,
     },
     {

@@ -240,6 +240,29 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
     [pgStatementsBranch, pgServicePreparedBranch, redisBranch, kafkaBranch],
     { error: "a branch carries exactly one of: statements, servicePrepared, ops, messages" },
   );
+  /** Begin, or a whole transaction in one request: begin, enlist each branch, commit. */
+  const beginWithBranches = beginRequest
+    .extend({
+      branches: z
+        .array(enlistRequest)
+        .min(1)
+        .max(limits.branchesPerTransactionMax)
+        .optional()
+        .meta({ description: "Enlisted in order right after the begin, as by enlistBranch." }),
+      commit: z
+        .boolean()
+        .optional()
+        .meta({
+          description:
+            "With branches: commit at once and answer the outcome as commitTransaction does " +
+            "(200 committed, 202 committing, 409 transaction-aborted).",
+        }),
+    })
+    .strict()
+    .refine((b) => !b.commit || b.branches !== undefined, {
+      message: "commit: true needs branches",
+      path: ["commit"],
+    });
 
   /** The body of calls that take none: `{}` (or no body at all). */
   const emptyRequest = z.object({}).strict();
@@ -536,7 +559,7 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
 
   return {
     limits,
-    beginRequest,
+    beginRequest: beginWithBranches,
     enlistRequest,
     pgStatementsBranch,
     pgServicePreparedBranch,

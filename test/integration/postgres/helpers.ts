@@ -109,6 +109,8 @@ export async function prepareRaw(url: string, gid: string): Promise<void> {
  */
 export async function startProxy(
   targetPort: number,
+  /** Each answer from the server is held this long (in order): every round trip costs it. */
+  answerDelayMs = 0,
 ): Promise<{ port: number; cut(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((inbound) => {
@@ -118,7 +120,13 @@ export async function startProxy(
       s.on("error", () => s.destroy());
       s.on("close", () => sockets.delete(s));
     }
-    inbound.pipe(outbound).pipe(inbound);
+    inbound.pipe(outbound);
+    if (answerDelayMs === 0) outbound.pipe(inbound);
+    else {
+      outbound.on("data", (chunk: Buffer) => {
+        setTimeout(() => inbound.write(chunk), answerDelayMs);
+      });
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();

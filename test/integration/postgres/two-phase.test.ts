@@ -5,13 +5,15 @@
  * again (durable tombstone); a branch finished by someone else is reported as heuristic;
  * a rollback stops a prepare in flight; one-phase commit settles by its marker, and the
  * check fences the marker key so a late one-phase COMMIT cannot land after it; two
- * branches on one row serialise on its lock; and nothing prepared is left behind.
+ * branches on one row serialise on its lock; a prepare or a one-phase commit costs three
+ * round trips to the server whatever its number of statements; and nothing prepared is left
+ * behind.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { PostgresParticipant } from "../../../participants/postgres/participant.js";
 import type { PostgresPayload } from "../../../participants/postgres/payload.js";
-import { createFixture, deadlineIn, term, type Fixture } from "./helpers.js";
+import { createFixture, deadlineIn, startProxy, term, type Fixture } from "./helpers.js";
 
 void describe("postgres participant: two-phase commit", () => {
   let fx: Fixture;
@@ -75,6 +77,19 @@ void describe("postgres participant: two-phase commit", () => {
     );
     assert.deepEqual(again, [{ vote: "yes" }, { vote: "yes" }, { vote: "yes" }]);
     assert.deepEqual(await fx.preparedGids(), [branchId]);
+    // Each repeat's statements went out with its state read and wait on the prepared row:
+    // the repeat ends that session, so none is left waiting on the lock.
+    let waiting: number | undefined;
+    for (let poll = 0; poll < 20 && waiting !== 0; poll++) {
+      if (poll > 0) await new Promise((r) => setTimeout(r, 50)); // a signalled backend exits soon after
+      const { rows } = await fx.direct.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity
+         where wait_event_type = 'Lock' and starts_with(application_name, $1)`,
+        [`verdict-stmt:pg-test-${fx.run}`],
+      );
+      waiting = rows[0]?.n;
+    }
+    assert.equal(waiting, 0, "no abandoned session waits on the branch's lock");
     assert.deepEqual(await p.commit({ branchId, payload: add(2, 7) }, term), { outcome: "done" });
     assert.equal(await fx.balance(2), before + 7, "the update ran exactly once");
   });
@@ -258,6 +273,58 @@ void describe("postgres participant: two-phase commit", () => {
     assert.equal(await count(), 2);
     await p.forget([committed, rolledBack]);
     assert.equal(await count(), 0);
+  });
+
+  void test("a prepare or a one-phase commit is three round trips, with any number of statements", async () => {
+    // Every answer of the server is held delayMs: the elapsed time counts the round trips
+    // (the flight of BEGIN, statements and marker, then the claim on Verdict's connection,
+    // then PREPARE with DISCARD ALL behind it).
+    const delayMs = 150;
+    const proxy = await startProxy(Number(new URL(fx.url).port), delayMs);
+    const url = new URL(fx.url);
+    url.port = String(proxy.port);
+    const slow = await fx.started({ connectionString: url.toString(), phase2TimeoutMs: 10_000 });
+    const three: PostgresPayload = {
+      kind: "statements",
+      statements: [1, 2, 3].map((n) => ({
+        sql: `update ${fx.table} set balance = balance + $1 where id = 1`,
+        params: [n],
+        expectRows: 1,
+      })),
+    };
+    const before = (await fx.balance(1))!;
+    try {
+      for (const end of ["prepare", "commit"] as const) {
+        // Warm: the pools hold a connection of each role, so no connect is counted.
+        const warm = fx.branchId();
+        await slow.prepare({ branchId: warm, payload: add(2, 0) }, deadlineIn(10_000));
+        await slow.rollback({ branchId: warm, payload: add(2, 0) }, term);
+        const branchId = fx.branchId();
+        const started = Date.now();
+        if (end === "prepare") {
+          const vote = await slow.prepare({ branchId, payload: three }, deadlineIn(10_000));
+          assert.deepEqual(vote, { vote: "yes" });
+        } else {
+          const outcome = await slow.commitOnePhase(
+            { branchId, payload: three },
+            deadlineIn(10_000),
+          );
+          assert.deepEqual(outcome, { outcome: "committed" });
+        }
+        const roundTrips = (Date.now() - started) / delayMs;
+        assert.ok(roundTrips < 4, `${end}: ${roundTrips.toFixed(1)} round trips`);
+        if (end === "prepare") {
+          assert.deepEqual(await fx.preparedGids(), [branchId]);
+          assert.deepEqual(await slow.commit({ branchId, payload: three }, term), {
+            outcome: "done",
+          });
+        }
+      }
+      assert.equal(await fx.balance(1), before + 12, "both branches' statements ran once");
+    } finally {
+      await slow.close();
+      await proxy.cut();
+    }
   });
 
   void test("no prepared transactions are left behind", async () => {

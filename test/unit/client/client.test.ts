@@ -5,7 +5,7 @@
 // (so that a presumed abort or a commit is learned, not given up on), reuses one
 // Idempotency-Key across the retries of a call, types a 409 aborted as
 // TransactionAbortedError with its reason, and gives up after the bounded attempts and
-// time with a typed error.
+// time with a typed error. Calls reuse kept-alive connections, at most connectionsMax at once.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -27,6 +27,8 @@ interface Seen {
   readonly url: string;
   readonly headers: http.IncomingHttpHeaders;
   readonly body: unknown;
+  /** The client's port: the same for calls over one kept-alive connection. */
+  readonly clientPort: number | undefined;
 }
 /** "hang": never answer; "drop": close the connection without an answer. */
 type Reply = { status: number; body?: unknown } | "hang" | "drop";
@@ -54,6 +56,7 @@ async function serve(script: (req: Seen, index: number) => Reply): Promise<Scrip
         url: req.url ?? "",
         headers: req.headers,
         body: text === "" ? undefined : (JSON.parse(text) as unknown),
+        clientPort: req.socket.remotePort,
       };
       seen.push(request);
       const reply = script(request, seen.length - 1);
@@ -128,6 +131,35 @@ function client(urls: string[], extra: Partial<VerdictClientOptions> = {}): Verd
 }
 
 const keyOf = (s: Seen) => s.headers["idempotency-key"];
+
+describe("connections", () => {
+  test("the calls of a transaction reuse one kept-alive connection", async () => {
+    const node = await serve((req) =>
+      req.url.endsWith("/branches")
+        ? { status: 201, body: { branch: { id: 1 } } }
+        : { status: req.url.endsWith("/commit") ? 200 : 201, body: view("committed") },
+    );
+    const c = client([node.url]);
+    await c.begin();
+    await c.enlist(xid, redisOps("r", [{ op: "incrby", key: "k", by: 1 }]));
+    await c.enlist(xid, redisOps("r", [{ op: "incrby", key: "k", by: 2 }]));
+    await c.commit(xid);
+    const ports = new Set(node.seen.map((s) => s.clientPort));
+    assert.equal(node.seen.length, 4);
+    assert.equal(ports.size, 1, `one connection for four calls, saw ${ports.size}`);
+    c.close();
+  });
+
+  test("concurrent calls open at most connectionsMax connections", async () => {
+    const node = await serve(() => ({ status: 200, body: view("active") }));
+    const c = client([node.url], { connectionsMax: 2 });
+    await Promise.all(Array.from({ length: 8 }, () => c.status(xid)));
+    const ports = new Set(node.seen.map((s) => s.clientPort));
+    assert.equal(node.seen.length, 8);
+    assert.ok(ports.size <= 2, `at most 2 connections, saw ${ports.size}`);
+    c.close();
+  });
+});
 
 describe("leadership", () => {
   test("a 503 not-leader with a hint is re-sent to the hinted leader with the same key", async () => {

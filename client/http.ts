@@ -1,0 +1,100 @@
+/**
+ * The SDK's HTTP transport: node:http(s) over a keep-alive agent per client, so the calls of
+ * a transaction reuse pooled connections instead of opening one each, and nothing heavier
+ * than one timer is set up per call (global fetch built a Request, Headers, a stream and an
+ * AbortSignal per call, and cost more CPU than the rest of the SDK together: docs/bench.md).
+ * No dependency: node:http is enough for one JSON request and its JSON answer.
+ */
+import http from "node:http";
+import https from "node:https";
+
+export interface HttpAnswer {
+  readonly status: number;
+  /** The parsed JSON body; undefined when empty or not JSON. */
+  readonly body: unknown;
+}
+
+/** Free connections idle longer than this are closed: under the server's own keep-alive timeout. */
+const idleSocketMs = 4_000;
+/** An answer body larger than this is cut off and the call fails (answers are small JSON). */
+const answerBytesMax = 16 * 1024 * 1024;
+
+export class HttpTransport {
+  private readonly plain: http.Agent;
+  private readonly secure: https.Agent;
+
+  /** `connectionsMax`: open connections per node; calls beyond it wait in the agent for one. */
+  constructor(connectionsMax: number) {
+    const options = {
+      keepAlive: true,
+      maxSockets: connectionsMax,
+      maxFreeSockets: connectionsMax,
+      timeout: idleSocketMs,
+      scheduling: "lifo" as const,
+    };
+    this.plain = new http.Agent(options);
+    this.secure = new https.Agent(options);
+  }
+
+  /** One request; rejects on a connection failure, a timeout or an oversized answer. */
+  request(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body: string | undefined,
+    timeoutMs: number,
+  ): Promise<HttpAnswer> {
+    const target = new URL(url);
+    const secure = target.protocol === "https:";
+    const send = secure ? https.request : http.request;
+    if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
+    return new Promise<HttpAnswer>((resolve, reject) => {
+      const req = send(target, { method, headers, agent: secure ? this.secure : this.plain });
+      const timer = setTimeout(() => {
+        req.destroy(new Error(`no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      req.once("error", fail);
+      req.once("response", (res) => {
+        const chunks: Buffer[] = [];
+        let bytes = 0;
+        res.on("data", (chunk: Buffer) => {
+          bytes += chunk.length;
+          if (bytes > answerBytesMax) {
+            req.destroy(new Error(`answer larger than ${answerBytesMax} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.once("error", fail);
+        res.once("close", () => {
+          if (!res.complete) fail(new Error("the connection closed before the answer ended"));
+        });
+        res.once("end", () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, body: parseJson(chunks) });
+        });
+      });
+      req.end(body);
+    });
+  }
+
+  /** Closes the pooled connections; calls after it open new ones. */
+  close(): void {
+    this.plain.destroy();
+    this.secure.destroy();
+  }
+}
+
+function parseJson(chunks: readonly Buffer[]): unknown {
+  if (chunks.length === 0) return undefined;
+  const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString();
+  try {
+    return text === "" ? undefined : (JSON.parse(text) as unknown);
+  } catch {
+    return undefined;
+  }
+}
