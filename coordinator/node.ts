@@ -12,7 +12,7 @@ import { createPostgresParticipant } from "../participants/postgres/participant.
 import { createRedisParticipant } from "../participants/redis/participant.js";
 import { buildSchemas, participantNamesByKind } from "./api/contract/schemas.js";
 import { NodeHealth, type NodeLifecycle } from "./api/health.js";
-import { describeParticipants } from "./api/participants-report.js";
+import { describeParticipants, explainFromLog } from "./api/participants-report.js";
 import { buildServer, type ApiBackend } from "./api/server.js";
 import { branchWorkOverLimit } from "./api/branch-limits.js";
 import { loadOrCreateClusterId } from "./config/cluster-id.js";
@@ -134,7 +134,14 @@ export async function startNode(
     resolve: (input) => driver.resolve(input),
     runRecovery: () => driver.recover(),
     participants: () =>
-      describeParticipants(config.participants, driver, config.protocol.participantCallTimeoutMs),
+      describeParticipants(
+        config.participants,
+        driver,
+        config.protocol.participantCallTimeoutMs,
+        explainFromLog(clusterId, (xid) => engine.adminFacts(xid)),
+        Date.now(),
+      ),
+    inspectBranch: (name, branchId) => driver.inspectBranch(name, branchId as BranchId),
     cluster: () => ({
       clusterId,
       nodeId: config.node.id,

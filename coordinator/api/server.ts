@@ -28,6 +28,8 @@ import {
 } from "./contract/schemas.js";
 import { healthRoutes, type NodeHealth } from "./health.js";
 import { toAdminSummary, toAdminView, toApiView } from "./views.js";
+import { participantViews } from "./participant-views.js";
+import type { BranchView } from "../../participants/participant.js";
 import { inRequestSpan } from "../telemetry/tracing.js";
 import { bearerOf, matchesDigest, secretDigest } from "./bearer.js";
 import { parseJsonBody, writeClientError, type StringParser } from "./wire.js";
@@ -54,6 +56,8 @@ export interface ApiBackend {
   resolve(input: ResolveCall): Promise<Reply>;
   runRecovery(): Promise<RecoveryResult>;
   participants(): Promise<ParticipantsResponse>;
+  /** A participant's own view of one branch (read only); rejects when it cannot answer. */
+  inspectBranch(participant: string, branchId: string): Promise<BranchView>;
   cluster(): ClusterResponse;
   newXid(): Xid;
   /**
@@ -479,11 +483,16 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
         body: { transactions: page.map(toAdminSummary), nextCursor: next },
       });
     },
-    adminGetTransaction: ({ params }) => {
+    adminGetTransaction: async ({ params }) => {
       const xid = xidOf(params);
       const facts = backend.adminFacts(xid);
       if (!facts) throw new ApiError("transaction-not-found", `no transaction ${xid}`, { xid });
-      return Promise.resolve({ status: 200, body: toAdminView(facts) });
+      const participants = await participantViews(
+        facts,
+        (name, branchId) => backend.inspectBranch(name, branchId),
+        () => Date.now(),
+      );
+      return { status: 200, body: { ...toAdminView(facts), participants } };
     },
     adminResolveTransaction: async ({ principal, params, body }) => {
       const xid = xidOf(params);

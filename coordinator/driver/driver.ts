@@ -7,7 +7,7 @@
  * the engine's G1 rule — act on a decision only after it is applied — holds here.
  */
 import type { Logger } from "pino";
-import type { Health, Participant } from "../../participants/participant.js";
+import type { BranchView, Health, Participant } from "../../participants/participant.js";
 import type {
   CallError,
   Engine,
@@ -235,6 +235,11 @@ export class Driver {
   /** This cluster's branches `name` holds prepared, for operators. Throws ParticipantCallError. */
   listPrepared(name: string): Promise<BranchId[]> {
     return this.directCall(name, "list-prepared", (p) => p.recover());
+  }
+
+  /** `name`'s own view of `branchId` (read only), for operators. Throws ParticipantCallError. */
+  inspectBranch(name: string, branchId: BranchId, evidence?: string): Promise<BranchView> {
+    return this.directCall(name, "inspect", (p) => p.inspect(branchId, evidence));
   }
 
   /** `name`'s health within `boundMs` (a probe's budget). Throws ParticipantCallError. */

@@ -11,6 +11,7 @@ import {
   type TxnState as TransactionState,
 } from "../../core/txn.js";
 import { errorBodySchema } from "./errors.js";
+import { participantBranchEntry, preparedBranchEntry } from "./inspect.js";
 import { healthSchemas } from "./health.js";
 import type { ApiLimits } from "./limits.js";
 import { defaultApiLimits } from "./limits.js";
@@ -384,6 +385,11 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
       principal: text(256).meta({ description: "Who began it." }),
       branches: z.array(adminBranchView).max(limits.branchesPerTransactionMax),
       history: z.array(historyEntry).max(historyEntriesMax),
+      participants: z
+        .array(participantBranchEntry)
+        .max(limits.branchesPerTransactionMax)
+        .optional()
+        .meta({ description: "Each branch's participant's own view (GET only)." }),
     })
     .strict();
   const adminListQuery = z
@@ -438,6 +444,7 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
             warnings: z.array(message).max(100),
             preparedBranches: z.array(branchId).max(preparedBranchesListedMax),
             preparedBranchesTruncated: z.boolean(),
+            prepared: z.array(preparedBranchEntry).max(preparedBranchesListedMax),
           })
           .strict(),
       ),
