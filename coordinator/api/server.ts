@@ -29,6 +29,7 @@ import {
 import { healthRoutes, type NodeHealth } from "./health.js";
 import { toAdminSummary, toAdminView, toApiView } from "./views.js";
 import { participantViews } from "./participant-views.js";
+import { registerConsole } from "./console/routes.js";
 import type { BranchView } from "../../participants/participant.js";
 import { inRequestSpan } from "../telemetry/tracing.js";
 import { bearerOf, matchesDigest, secretDigest } from "./bearer.js";
@@ -269,6 +270,16 @@ export function buildServer(opts: {
       },
     });
   }
+  registerConsole(app, {
+    requireAdmin: (req) => {
+      const token = authenticate(req, tokens);
+      limits.takeRequest(token.id);
+      if (token.role !== "admin")
+        throw new ApiError("forbidden", "this route needs an admin token");
+    },
+    appliedIndex: () => backend.cluster().appliedIndex,
+    nowMs: opts.nowMs,
+  });
   return app;
 }
 
