@@ -24,23 +24,28 @@ const runbookType = "text/plain; charset=utf-8";
 
 const candidateRoots = ["../../../", "../../../../"];
 
-function repoRoot(): string {
-  for (const rel of candidateRoots) {
-    const root = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(`${root}console/index.html`)) return root;
-  }
-  throw new Error("the console's files (console/index.html) are not where the build expects them");
+function repoRoot(): string | undefined {
+  return candidateRoots
+    .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
+    .find((root) => existsSync(`${root}console/index.html`));
 }
 
-export function loadConsoleAssets(): ReadonlyMap<string, ConsoleAsset> {
+/**
+ * The console's files, or undefined when they are not installed beside the code (an image
+ * that copied only the build): the node then serves no console, and says so at /console.
+ */
+export function loadConsoleAssets(): ReadonlyMap<string, ConsoleAsset> | undefined {
   const root = repoRoot();
+  if (root === undefined) return undefined;
   const assets = new Map<string, ConsoleAsset>();
   for (const [name, contentType] of Object.entries(assetTypes)) {
     assets.set(name, { body: readFileSync(`${root}console/${name}`), contentType });
   }
-  assets.set("runbook.md", {
-    body: readFileSync(`${root}docs/runbook.md`),
-    contentType: runbookType,
-  });
+  if (existsSync(`${root}docs/runbook.md`)) {
+    assets.set("runbook.md", {
+      body: readFileSync(`${root}docs/runbook.md`),
+      contentType: runbookType,
+    });
+  }
   return assets;
 }

@@ -43,6 +43,9 @@ type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Lo
 export function registerConsole(app: App, deps: ConsoleDeps): void {
   const assets = loadConsoleAssets();
   const serve = (name: string, reply: FastifyReply) => {
+    if (!assets) {
+      throw new ApiError("not-found", "the console's files (console/) are not installed here");
+    }
     const asset = assets.get(name);
     if (!asset) throw new ApiError("not-found", `no console file ${name}`);
     return reply
