@@ -503,7 +503,9 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
         (name, branchId) => backend.inspectBranch(name, branchId),
         () => Date.now(),
       );
-      return { status: 200, body: { ...toAdminView(facts), participants } };
+      // Verdict's side is read after the participants': never older than what they showed.
+      const now = backend.adminFacts(xid) ?? facts;
+      return { status: 200, body: { ...toAdminView(now), participants } };
     },
     adminResolveTransaction: async ({ principal, params, body }) => {
       const xid = xidOf(params);

@@ -43,7 +43,7 @@ describe("participant views in the admin API", () => {
 
   test("a prepared transfer: each branch's pg_prepared_xacts row; a DBA rollback shows", async () => {
     const t = await preparedTransfer(client, accounts, 1, 5);
-    const view = await adminView(node, t.xid);
+    const view = await adminView(node, t.xid, true);
     assert.ok(view?.participants, "the GET answers participant views");
     assert.deepEqual(
       view.participants.map((p) => [p.branch, p.participant, p.view?.holds]),
@@ -60,7 +60,7 @@ describe("participant views in the admin API", () => {
 
     const gidA = view.branches[0]!.branchId;
     await dbaRollback("pg-a", gidA);
-    const after = await adminView(node, t.xid);
+    const after = await adminView(node, t.xid, true);
     assert.equal(after?.branches[0]?.state, "prepared", "Verdict still believes it prepared");
     assert.equal(after?.participants?.[0]?.view?.holds, "absent", "PostgreSQL holds nothing");
     assert.equal(after?.participants?.[1]?.view?.holds, "prepared");
