@@ -407,8 +407,19 @@ function viewFacts(v) {
   );
 }
 
+/** The last resolve's answer, by xid: kept across the re-renders that follow it. */
+let lastResolve = { xid: "", show: () => "" };
+
 function resolveForm(t) {
-  const result = h("div", { id: "resolve-result", role: "alert" });
+  const result = h(
+    "div",
+    { id: "resolve-result", role: "alert" },
+    lastResolve.xid === t.xid ? lastResolve.show() : "",
+  );
+  const answer = (show) => {
+    lastResolve = { xid: t.xid, show };
+    result.replaceChildren(show());
+  };
   const confirmBox = h("div", { id: "confirm" });
   const action = h(
     "select",
@@ -427,7 +438,7 @@ function resolveForm(t) {
         body: JSON.stringify(body),
       });
       const audit = after.history.filter((e) => e.entry === "operator-resolution").at(-1);
-      result.replaceChildren(
+      answer(() =>
         h(
           "p",
           { class: "notice", id: "resolved" },
@@ -441,7 +452,7 @@ function resolveForm(t) {
       );
       if (chosen.action !== "forget") setTimeout(() => void render(), 0);
     } catch (e) {
-      result.replaceChildren(h("p", { class: "error", id: "refused" }, `Refused: ${e.message}`));
+      answer(() => h("p", { class: "error", id: "refused" }, `Refused: ${e.message}`));
     }
   };
   const form = h(
@@ -486,7 +497,18 @@ function resolveForm(t) {
 }
 
 async function transactionPage(xid) {
-  const t = await api(`/admin/v1/transactions/${encodeURIComponent(xid)}`);
+  let t;
+  try {
+    t = await api(`/admin/v1/transactions/${encodeURIComponent(xid)}`);
+  } catch (e) {
+    // Just forgotten here: its answer stays on screen above the 404.
+    if (lastResolve.xid !== xid) throw e;
+    return [
+      h("h1", {}, "Transaction ", h("span", { class: "mono" }, xid)),
+      lastResolve.show(),
+      h("p", {}, e.message),
+    ];
+  }
   const views = new Map((t.participants ?? []).map((p) => [p.branch, p]));
   return [
     h("h1", {}, "Transaction ", h("span", { class: "mono", id: "xid" }, t.xid)),
