@@ -78,4 +78,28 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The web console's browser script (plain JavaScript, no type information).
+    files: ["console/**/*.js"],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: "module",
+      globals: Object.fromEntries(
+        [
+          "AbortController",
+          "FormData",
+          "Node",
+          "TextDecoderStream",
+          "URLSearchParams",
+          "document",
+          "fetch",
+          "location",
+          "sessionStorage",
+          "setTimeout",
+          "window",
+        ].map((name) => [name, "readonly"]),
+      ),
+    },
+  },
 );

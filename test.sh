@@ -4,7 +4,8 @@
 # that is enforced here, so a hang fails fast with a clear message.
 #
 #   ./test.sh                 everything
-#   ./test.sh unit crash      only the named suites (unit, integration, security, outage, crash, chaos, fuzz, cluster)
+#   ./test.sh unit crash      only the named suites (unit, integration, security, outage, crash, chaos,
+#                             fuzz, cluster, browser)
 #
 # A suite named (or in the default list) with no test file in test/<suite>/ fails the run at
 # once, before anything is installed or started: a suite is never skipped silently.
@@ -15,10 +16,10 @@ ROOT=$(pwd)
 started=$(date +%s)
 
 # suite name → budget in seconds (whole suite) and whether its files may run concurrently.
-declare -A budget=([unit]=300 [integration]=900 [security]=300 [outage]=600 [crash]=1200 [chaos]=900 [fuzz]=420 [cluster]=600)
-declare -A concurrency=([unit]=2 [integration]=1 [security]=1 [outage]=1 [crash]=1 [chaos]=1 [fuzz]=1 [cluster]=1)
+declare -A budget=([unit]=300 [integration]=900 [security]=300 [outage]=600 [crash]=1200 [chaos]=900 [fuzz]=420 [cluster]=600 [browser]=600)
+declare -A concurrency=([unit]=2 [integration]=1 [security]=1 [outage]=1 [crash]=1 [chaos]=1 [fuzz]=1 [cluster]=1 [browser]=1)
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit integration security outage crash chaos fuzz cluster)
+[ ${#suites[@]} -gt 0 ] || suites=(unit integration security outage crash chaos fuzz cluster browser)
 
 declare -A suite_files=()
 empty=()
@@ -36,6 +37,10 @@ if [ ${#empty[@]} -gt 0 ]; then
 fi
 
 scripts/setup-node.sh || exit 1
+# The browser suite drives Debian's chromium (never a downloaded browser): installed here, once.
+for suite in "${suites[@]}"; do
+  [ "$suite" != browser ] || scripts/setup-browser.sh || exit 1
+done
 
 # Which services were up before, so that we stop only what we started.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -12,7 +12,7 @@ import { createPostgresParticipant } from "../participants/postgres/participant.
 import { createRedisParticipant } from "../participants/redis/participant.js";
 import { buildSchemas, participantNamesByKind } from "./api/contract/schemas.js";
 import { NodeHealth, type NodeLifecycle } from "./api/health.js";
-import { describeParticipants } from "./api/participants-report.js";
+import { describeParticipants, explainFromLog } from "./api/participants-report.js";
 import { buildServer, type ApiBackend } from "./api/server.js";
 import { loadOrCreateClusterId } from "./config/cluster-id.js";
 import { metricsToken, sha256Hex, splitHostPort, tokenSecret } from "./config/load.js";
@@ -216,7 +216,11 @@ export async function startNode(
         config.participants,
         directCalls,
         config.protocol.participantCallTimeoutMs,
+        explainFromLog(clusterId, (xid) => serving?.engine.facts(xid)),
+        Date.now(),
       ),
+    inspectBranch: (name, branchId) => directCalls.inspectBranch(name, branchId as BranchId),
+    appliedIndex: () => serving?.engine.table.appliedIndex ?? 0,
     cluster: () =>
       cluster?.view() ??
       Promise.resolve({
@@ -273,6 +277,8 @@ export async function startNode(
     listPrepared: (name: string) => serving?.driver.listPrepared(name) ?? notLeading(name),
     checkServicePrepared: (name: string, branchId: BranchId) =>
       serving?.driver.checkServicePrepared(name, branchId) ?? notLeading(name),
+    inspectBranch: (name: string, branchId: BranchId) =>
+      serving?.driver.inspectBranch(name, branchId) ?? notLeading(name),
   };
   const scrapeToken = metricsToken(config.metrics);
   const tokens = new TokenStore(apiTokens(config.tokens), () => Date.now());

@@ -11,8 +11,12 @@
  *   the caller retries with backoff; they never throw for a heuristic outcome.
  * - A rollback never overtakes a prepare still in flight on the same branch.
  * - `recover` lists this cluster's prepared branches only (exact prefix match).
+ * - `inspect` only reads: it never changes a branch, and answers for a branch it never saw.
  */
 import type { RecordedWork } from "../shared/branch-work.js";
+import type { BranchView } from "./inspect.js";
+
+export type { BranchView } from "./inspect.js";
 
 /** `<clusterId>:<xid>:<n>`; PostgreSQL limits a gid to 200 bytes. */
 export type BranchId = string & { readonly __brand: "BranchId" };
@@ -105,6 +109,11 @@ export interface Participant<P extends RecordedWork = RecordedWork> {
   fence?(): Promise<void>;
   /** This cluster's prepared branches, by exact prefix match. */
   recover(): Promise<BranchId[]>;
+  /**
+   * The participant's own view of `branchId`, read from the server now (docs/console.md);
+   * `evidence` is the branch's yes vote's, when the log has it. Throws when it cannot answer.
+   */
+  inspect(branchId: BranchId, evidence?: string): Promise<BranchView>;
   /** Collects markers and outcome records of forgotten branches. */
   forget(branchIds: readonly BranchId[]): Promise<void>;
   health(): Promise<Health>;

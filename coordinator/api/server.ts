@@ -32,6 +32,9 @@ import {
 import { healthRoutes, type NodeHealth } from "./health.js";
 import { toAdminSummary, toAdminView, toApiView } from "./views.js";
 import { formatCursor } from "./contract/cursor.js";
+import { participantViews } from "./participant-views.js";
+import { registerConsole } from "./console/routes.js";
+import type { BranchView } from "../../participants/participant.js";
 import { inRequestSpan } from "../telemetry/tracing.js";
 import { bearerOf } from "./bearer.js";
 import { isOperator, mayCall, type ApiToken, type TokenStore } from "./tokens.js";
@@ -67,6 +70,10 @@ export interface ApiBackend {
     | { ok: true; answer: HandoverResponse }
     | { ok: false; code: "invalid-state" | "not-leader" | "unavailable"; message: string }
   >;
+  /** The last log index this node's table applied (0 when it does not lead). */
+  appliedIndex(): number;
+  /** A participant's own view of one branch (read only); rejects when it cannot answer. */
+  inspectBranch(participant: string, branchId: string): Promise<BranchView>;
   newXid(): Xid;
   /**
    * Whether the participant holds this service-prepared branch prepared (a no-vote's detail if
@@ -302,6 +309,16 @@ export function buildServer(opts: {
       },
     });
   }
+  registerConsole(app, {
+    requireAdmin: (req) => {
+      const token = authenticate(req, tokens);
+      limits.takeRequest(token.id);
+      if (!mayCall(token.role, { auth: "admin", method: "GET" }))
+        throw new ApiError("forbidden", "this route needs an operator or auditor token");
+    },
+    appliedIndex: () => backend.appliedIndex(),
+    nowMs: opts.nowMs,
+  });
   return app;
 }
 
@@ -571,10 +588,18 @@ function makeHandlers(
         },
       };
     },
-    adminGetTransaction: async ({ principal, params }) => ({
-      status: 200,
-      body: toAdminView(await factsOf(principal, xidOf(params))),
-    }),
+    adminGetTransaction: async ({ principal, params }) => {
+      const xid = xidOf(params);
+      const facts = await factsOf(principal, xid);
+      const participants = await participantViews(
+        facts,
+        (name, branchId) => backend.inspectBranch(name, branchId),
+        () => Date.now(),
+      );
+      // Verdict's side is read after the participants': never older than what they showed.
+      const now = await factsOf(principal, xid).catch(() => facts);
+      return { status: 200, body: { ...toAdminView(now), participants } };
+    },
     adminResolveTransaction: async ({ principal, params, body, note }) => {
       const xid = xidOf(params);
       const b = body as ResolveRequest;

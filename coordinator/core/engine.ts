@@ -22,6 +22,7 @@
  */
 import {
   answerRead,
+  factsOf,
   drainPending,
   oldestInDoubtBeganAtMs,
   inDoubtCount,
@@ -36,7 +37,7 @@ import { begin, enlist, reportPrepared } from "./client-begin.js";
 import { abort, commitOrPrepare } from "./client-commit.js";
 import { abandon, tick } from "./deadlines.js";
 import type { Term, Xid } from "./ids.js";
-import type { EngineConfig, Input, Output, Proposal } from "./inputs.js";
+import type { AdminFacts, EngineConfig, Input, Output, Proposal } from "./inputs.js";
 import { Leader, type Io } from "./leader.js";
 import { abdicate, catchUp } from "./leadership.js";
 import { resolve } from "./operator.js";
@@ -141,6 +142,14 @@ export class Engine {
    */
   view(xid: Xid): TxnView | undefined {
     return viewOf(this.reads(), xid);
+  }
+
+  /**
+   * The shell's own look at what an operator would see of a transaction (the participants
+   * listing explains prepared branches with it): not an answer to a caller.
+   */
+  facts(xid: Xid): AdminFacts | undefined {
+    return factsOf(this.reads(), xid);
   }
 
   inDoubt(): number {

@@ -13,7 +13,7 @@
  */
 import type { AuditLog } from "../audit/audit-log.js";
 import type { Logger } from "pino";
-import type { Health, Participant } from "../../participants/participant.js";
+import type { BranchView, Health, Participant } from "../../participants/participant.js";
 import {
   branchVote,
   failedVote,
@@ -283,6 +283,11 @@ export class Driver {
   /** This cluster's branches `name` holds prepared, for operators. Throws ParticipantCallError. */
   listPrepared(name: string): Promise<BranchId[]> {
     return this.directCall(name, "list-prepared", (p) => p.recover());
+  }
+
+  /** `name`'s own view of `branchId` (read only), for operators. Throws ParticipantCallError. */
+  inspectBranch(name: string, branchId: BranchId, evidence?: string): Promise<BranchView> {
+    return this.directCall(name, "inspect", (p) => p.inspect(branchId, evidence));
   }
 
   /** `name`'s health within `boundMs` (a probe's budget). Throws ParticipantCallError. */

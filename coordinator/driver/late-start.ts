@@ -13,6 +13,7 @@ import { ParticipantError } from "../../participants/common/errors.js";
 import type {
   BranchId,
   BranchRef,
+  BranchView,
   Health,
   OnePhaseOutcome,
   Participant,
@@ -125,6 +126,10 @@ class LateStartParticipant implements Participant {
 
   recover(): Promise<BranchId[]> {
     return Promise.resolve().then(() => this.ready().recover());
+  }
+
+  inspect(branchId: BranchId, evidence?: string): Promise<BranchView> {
+    return Promise.resolve().then(() => this.ready().inspect(branchId, evidence));
   }
 
   forget(branchIds: readonly BranchId[]): Promise<void> {

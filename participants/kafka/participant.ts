@@ -8,6 +8,7 @@ import type { Admin, Kafka, logCreator, Producer } from "kafkajs";
 import type {
   BranchId,
   BranchRef,
+  BranchView,
   Health,
   Participant,
   Phase2Context,
@@ -21,6 +22,7 @@ import { errorIds, messageOf, type ParticipantErrorIds } from "../common/errors.
 import { silentLogger, type ParticipantLogger } from "../common/logger.js";
 import { runCommitAttempt } from "./commit-attempt.js";
 import { encodeMarkerFloor } from "./evidence.js";
+import { inspectKafkaBranch } from "./inspect.js";
 import { parseKafkaParticipantConfig, type KafkaParticipantConfig } from "./config.js";
 import {
   AttemptTimeoutError,
@@ -301,6 +303,19 @@ class KafkaParticipantImpl implements KafkaParticipant {
   recover(): Promise<BranchId[]> {
     this.life.assertStarted();
     return Promise.resolve([]);
+  }
+
+  async inspect(branchId: BranchId, evidence?: string): Promise<BranchView> {
+    const layout = this.assertOwnBranch(branchId);
+    return this.unavailableOnError(`inspecting ${branchId}`, () =>
+      inspectKafkaBranch(this.assertReader(), {
+        markerTopic: this.config.markerTopic,
+        layout,
+        branchId,
+        evidence,
+        rolledBack: this.tombstones.has(branchId),
+      }),
+    );
   }
 
   /** Markers stay until the marker topic's retention removes them, far behind the forget horizon. */

@@ -8,6 +8,7 @@
 import pg from "pg";
 import type {
   BranchId,
+  BranchView,
   BranchRef,
   Health,
   OnePhaseOutcome,
@@ -17,7 +18,8 @@ import type {
   PrepareContext,
   Vote,
 } from "../participant.js";
-import { Bookkeeping, type BranchState } from "./bookkeeping.js";
+import { Bookkeeping, type BookkeepingQuery, type BranchState } from "./bookkeeping.js";
+import { inspectPostgresBranch } from "./inspect.js";
 import { noVoteReasons, runBranchTx, type BranchTxResult } from "./branch-tx.js";
 import { clusterIdProblem } from "../common/cluster-id.js";
 import { Lifecycle } from "../common/lifecycle.js";
@@ -91,6 +93,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
   readonly name: string;
   private readonly pools: Pools;
   private readonly bookkeeping: Bookkeeping;
+  private readonly bookkeepingRun: BookkeepingQuery;
   /** Pools by role name, filled at start: phase 2 runs as the role that prepared. */
   private readonly poolsByRole = new Map<string, pg.Pool>();
   private readonly watch: Phase2Watch;
@@ -111,13 +114,11 @@ class PostgresParticipantImpl implements PostgresParticipant {
     this.life = new Lifecycle(this.name, (m) => new ParticipantNotStartedError(m, this.ids()));
     this.tables = schemaTables(config.schema);
     this.pools = createPools(config, logger);
-    this.bookkeeping = new Bookkeeping(
-      (text, values) =>
-        this.withClient(this.pools.bookkeeping, (c) =>
-          query(c, text, values, this.config.phase2TimeoutMs),
-        ),
-      this.tables,
-    );
+    this.bookkeepingRun = (text, values) =>
+      this.withClient(this.pools.bookkeeping, (c) =>
+        query(c, text, values, this.config.phase2TimeoutMs),
+      );
+    this.bookkeeping = new Bookkeeping(this.bookkeepingRun, this.tables);
     this.watch = new Phase2Watch(Math.max(config.inFlightMax, 100));
   }
 
@@ -356,6 +357,13 @@ class PostgresParticipantImpl implements PostgresParticipant {
       [clusterGidPrefix(clusterId)],
     );
     return result.rows.map((r) => r.gid as BranchId);
+  }
+
+  async inspect(branchId: BranchId): Promise<BranchView> {
+    this.life.assertStarted();
+    return this.guard(branchId, "inspecting", () =>
+      inspectPostgresBranch(this.bookkeepingRun, this.tables, branchId),
+    );
   }
 
   async forget(branchIds: readonly BranchId[]): Promise<void> {

@@ -10,6 +10,7 @@ import { Redis } from "ioredis";
 import type {
   BranchId,
   BranchRef,
+  BranchView,
   Health,
   OnePhaseOutcome,
   Participant,
@@ -23,6 +24,7 @@ import { clusterIdProblem } from "../common/cluster-id.js";
 import { Lifecycle } from "../common/lifecycle.js";
 import { errorIds, messageOf, type ParticipantErrorIds } from "../common/errors.js";
 import { beforeDeadline } from "../common/time.js";
+import { inspectRedisBranch } from "./inspect.js";
 import { parseRedisParticipantConfig, type RedisParticipantConfig } from "./config.js";
 import {
   CommitBlockedError,
@@ -261,6 +263,13 @@ class RedisParticipantImpl implements RedisParticipant {
     );
     const prefix = `${clusterId}:`;
     return members.filter((id) => id.startsWith(prefix)).sort() as BranchId[];
+  }
+
+  async inspect(branchId: BranchId): Promise<BranchView> {
+    this.assertOwnBranch(branchId);
+    return this.guard(branchId, "inspecting", () =>
+      inspectRedisBranch(this.redis, this.keys, branchId),
+    );
   }
 
   async forget(branchIds: readonly BranchId[]): Promise<void> {

@@ -38,6 +38,7 @@ const allowed: Readonly<Record<string, readonly Role[]>> = {
   adminGetCluster: ["auditor", ...operators],
   adminListAudit: ["auditor", ...operators],
   adminRunRecovery: operators,
+  adminHandOverLeadership: operators,
 };
 
 const secret = () => randomBytes(18).toString("base64url");

@@ -12,6 +12,7 @@ import {
 } from "../../core/txn.js";
 import { cursorPattern, parseCursor } from "./cursor.js";
 import { errorBodySchema } from "./errors.js";
+import { participantBranchEntry, preparedBranchEntry } from "./inspect.js";
 import { healthSchemas } from "./health.js";
 import { branchWorkSchemas } from "../../../shared/branch-work.js";
 import type { ApiLimits } from "../../config/limits.js";
@@ -358,6 +359,11 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
       principal: text(256).meta({ description: "Who began it." }),
       branches: z.array(adminBranchView).max(limits.branchesPerTransactionMax),
       history: z.array(historyEntry).max(historyEntriesMax),
+      participants: z
+        .array(participantBranchEntry)
+        .max(limits.branchesPerTransactionMax)
+        .optional()
+        .meta({ description: "Each branch's participant's own view (GET only)." }),
     })
     .strict();
   const adminListQuery = z
@@ -443,6 +449,7 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
             warnings: z.array(message).max(warningsMax),
             preparedBranches: z.array(branchId).max(preparedBranchesListedMax),
             preparedBranchesTruncated: z.boolean(),
+            prepared: z.array(preparedBranchEntry).max(preparedBranchesListedMax),
           })
           .strict(),
       ),

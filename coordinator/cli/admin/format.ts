@@ -14,6 +14,7 @@ import type {
   RecoveryResponse,
 } from "../../api/contract/schemas.js";
 import { age, cell, fields, table } from "../text.js";
+import { formatParticipantViews, preparedLine } from "./format-views.js";
 
 export function formatList(body: AdminListResponse, nowMs: number): string {
   const rows = body.transactions.map((t) => [
@@ -88,6 +89,7 @@ export function formatTransaction(t: AdminTransactionView, nowMs: number): strin
             branches,
           ),
         ),
+    ...formatParticipantViews(t, nowMs),
     "",
     "history",
     history.length === 0
@@ -127,7 +129,11 @@ export function formatParticipants(body: ParticipantsResponse): string {
     if (p.warnings.length === 0 && p.preparedBranches.length === 0) continue;
     out.push("", `${p.name}:`);
     for (const w of p.warnings) out.push(`  warning: ${cell(w, 1000)}`);
-    for (const id of p.preparedBranches) out.push(`  prepared: ${id}`);
+    for (const id of p.preparedBranches) {
+      out.push(`  prepared: ${id}`);
+      const line = preparedLine(p, id);
+      if (line !== undefined) out.push(line);
+    }
     if (p.preparedBranchesTruncated) out.push("  prepared: … (more not listed)");
   }
   return out.join("\n");

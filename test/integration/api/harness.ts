@@ -134,17 +134,23 @@ export async function metricValue(
   return sum;
 }
 
-/** The operators' view of a transaction, or undefined when the node answers 404. */
+/**
+ * The operators' view of a transaction, or undefined when the node answers 404. Verdict's
+ * side only, unless `withParticipants`: the participants' live views change with every read
+ * (their read time, lock ages), so a "nothing changed" comparison leaves them out.
+ */
 export async function adminView(
   node: ApiNode,
   xid: string,
+  withParticipants = false,
 ): Promise<AdminTransactionView | undefined> {
   const answer = await raw(node.url, "GET", `/admin/v1/transactions/${xid}`, {
     token: node.adminToken,
   });
   if (answer.status === 404) return undefined;
   assert.equal(answer.status, 200, answer.text);
-  return answer.body as AdminTransactionView;
+  const { participants, ...own } = answer.body as AdminTransactionView;
+  return withParticipants ? { ...own, ...(participants ? { participants } : {}) } : own;
 }
 
 /** Total bytes of the node's decision log (segments and snapshots): grows with every entry. */

@@ -144,7 +144,12 @@ describe("verdict admin", () => {
     }
     const json = await admin(["show", held, "--json"]);
     assert.equal(json.code, 0, shown(json));
-    assert.deepEqual(JSON.parse(json.stdout), await rest(`/admin/v1/transactions/${held}`));
+    // The participants' live views differ from read to read (read time, lock age): left out.
+    const own = (body: unknown) => ({ ...(body as object), participants: undefined });
+    assert.deepEqual(
+      own(JSON.parse(json.stdout)),
+      own(await rest(`/admin/v1/transactions/${held}`)),
+    );
   });
 
   test("participants and cluster print what the endpoints answer", async () => {
