@@ -43,7 +43,8 @@ async function registeredMetrics(): Promise<Set<string>> {
   const names = new Set<string>();
   for (const m of metrics) {
     names.add(m.name);
-    if (m.type === "histogram") {
+    // prom-client's typings declare a numeric enum; at run time it is the exposition word.
+    if (String(m.type) === "histogram") {
       for (const suffix of ["_bucket", "_sum", "_count"]) names.add(m.name + suffix);
     }
   }
