@@ -128,7 +128,8 @@ export type AbortReasonCode =
   | "client-abort"
   | "operator-abort"
   | "presumed-abort"
-  | "shutdown";
+  | "shutdown"
+  | "leader-changed";
 
 /** Why a transaction aborted; `branch` names the branch that voted no or failed. */
 export interface AbortReason {

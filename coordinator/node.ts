@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { Participant } from "../participants/participant.js";
+import type { Health, Participant } from "../participants/participant.js";
 import { createKafkaParticipant } from "../participants/kafka/participant.js";
 import { createPostgresParticipant } from "../participants/postgres/participant.js";
 import { createRedisParticipant } from "../participants/redis/participant.js";
@@ -20,11 +20,17 @@ import { metricsToken, splitHostPort, tokenSecret } from "./config/load.js";
 import { listenMetrics } from "./api/metrics-route.js";
 import type { Config } from "./config/schema.js";
 import { Engine } from "./core/engine.js";
-import { newXid, type BranchId, type ClusterId } from "./core/ids.js";
+import { newXid, type BranchId, type ClusterId, type Term } from "./core/ids.js";
 import type { LogRecord } from "./core/records.js";
 import { Driver } from "./driver/driver.js";
+import { recordBytesMax } from "./cluster/sizes.js";
+import { ClusterMode } from "./cluster/cluster-mode.js";
+import { newClusterXid } from "./cluster/xid-term.js";
 import { startParticipant } from "./driver/late-start.js";
+import { withTimeout } from "./driver/deadline.js";
+import { ParticipantCallError } from "./driver/errors.js";
 import { parseFailpoints } from "./failpoints/failpoints.js";
+import type { DecisionLog } from "./log/decision-log.js";
 import { LOCAL_TERM, LocalDecisionLog } from "./log/local-decision-log.js";
 import { NodeStorage } from "./log/node-storage.js";
 import { createLogger } from "./telemetry/logger.js";
@@ -57,12 +63,46 @@ function createParticipant(
   }
 }
 
+/** A standby's health probe of a participant: bounded like the driver's, typed the same. */
+async function standbyHealth(
+  participants: ReadonlyMap<string, Participant>,
+  name: string,
+  boundMs: number,
+): Promise<Health> {
+  const p = participants.get(name);
+  if (!p) throw new ParticipantCallError(name, "health", "not configured", { retryable: false });
+  try {
+    return await withTimeout(p.health(), boundMs, `health ${name}`);
+  } catch (e) {
+    throw new ParticipantCallError(name, "health", String(e), { retryable: true, cause: e });
+  }
+}
+
+function notLeading(name: string): Promise<never> {
+  return Promise.reject(
+    new ParticipantCallError(name, "direct", "this node does not lead now", { retryable: true }),
+  );
+}
+
+/** What serves one leadership: the engine, its driver and the log they append to. */
+interface Serving {
+  readonly engine: Engine;
+  readonly driver: Driver;
+  readonly log: DecisionLog<LogRecord>;
+  /** The etcd term; undefined on the local log. */
+  readonly term?: Term;
+}
+
 export async function startNode(
   config: Config,
   logger = createLogger(config.log.level, config.node.id),
 ): Promise<RunningNode> {
   await mkdir(config.node.dataDir, { recursive: true });
-  const clusterId = await loadOrCreateClusterId(config.node.dataDir);
+  // In a cluster the id is configuration (every node's branch ids must share its prefix).
+  const clusterId =
+    config.log.kind === "etcd" && config.log.clusterId !== undefined
+      ? (config.log.clusterId as ClusterId)
+      : await loadOrCreateClusterId(config.node.dataDir);
   const metrics = createMetrics();
   const participants = new Map<string, Participant>();
   for (const p of config.participants) {
@@ -73,110 +113,140 @@ export async function startNode(
     );
     participants.set(p.name, await startParticipant(participant, clusterId, logger));
   }
-  const log = await LocalDecisionLog.open<LogRecord>({
-    storage: new NodeStorage(),
-    dir: join(config.node.dataDir, "log"),
-    segmentBytesMax: config.log.segmentBytesMax,
-    // A `preparing` record carries every branch's payload.
-    recordBytesMax: config.limits.payloadBytesPerTransactionMax * 2 + 64 * 1024,
-    onFsync: (ms, entries) => {
-      metrics.fsyncSeconds.observe(ms / 1000);
-      metrics.entriesPerFsync.observe(entries);
-    },
-  });
-  const engine = new Engine(
-    {
-      clusterId,
-      inFlightMax: config.limits.inFlightTransactionsMax,
-      branchesPerTxnMax: config.limits.branchesPerTransactionMax,
-      payloadBytesPerTxnMax: config.limits.payloadBytesPerTransactionMax,
-      branchWorkOverLimit: branchWorkOverLimit(config.limits),
-      phase2Backoff: {
-        baseMs: config.protocol.phase2BackoffBaseMs,
-        maxMs: config.protocol.phase2BackoffMaxMs,
+  const newEngine = () =>
+    new Engine(
+      {
+        clusterId,
+        inFlightMax: config.limits.inFlightTransactionsMax,
+        branchesPerTxnMax: config.limits.branchesPerTransactionMax,
+        payloadBytesPerTxnMax: config.limits.payloadBytesPerTransactionMax,
+        branchWorkOverLimit: branchWorkOverLimit(config.limits),
+        phase2Backoff: {
+          baseMs: config.protocol.phase2BackoffBaseMs,
+          maxMs: config.protocol.phase2BackoffMaxMs,
+        },
+        retentionMs: config.protocol.retentionMs,
+        forgetBatchMax: 1000,
+        onePhase: config.protocol.onePhase,
+        idempotencyKeysMax: config.limits.idempotencyKeysMax,
+        idempotencyKeyAgeMsMax: config.limits.idempotencyKeyAgeMsMax,
+        callsWaitingPerTxnMax: config.limits.callsWaitingPerTransactionMax,
+        operatorCallsWaitingMax: config.limits.operatorCallsWaitingMax,
       },
-      retentionMs: config.protocol.retentionMs,
-      forgetBatchMax: 1000,
-      onePhase: config.protocol.onePhase,
-      idempotencyKeysMax: config.limits.idempotencyKeysMax,
-      idempotencyKeyAgeMsMax: config.limits.idempotencyKeyAgeMsMax,
-      callsWaitingPerTxnMax: config.limits.callsWaitingPerTransactionMax,
-      operatorCallsWaitingMax: config.limits.operatorCallsWaitingMax,
-    },
-    Math.random,
-  );
-  const driver = new Driver({
-    engine,
-    log,
-    participants,
-    logger,
-    metrics,
-    failpoints: parseFailpoints(process.env.VERDICT_FAILPOINTS),
-    now: () => Date.now(),
-    tickMs: config.protocol.tickMs,
-    snapshotEveryEntries: config.log.snapshotEveryEntries,
-    participantCallTimeoutMs: config.protocol.participantCallTimeoutMs,
-    recoveryVerifyMs: config.protocol.recoveryVerifyMs,
-    recoveryIntervalMs: config.protocol.recoveryIntervalMs,
-  });
-  await driver.start();
+      Math.random,
+    );
+  const newDriver = (engine: Engine, log: DecisionLog<LogRecord>) =>
+    new Driver({
+      engine,
+      log,
+      participants,
+      logger,
+      metrics,
+      failpoints: parseFailpoints(process.env.VERDICT_FAILPOINTS),
+      now: () => Date.now(),
+      tickMs: config.protocol.tickMs,
+      snapshotEveryEntries: config.log.snapshotEveryEntries,
+      participantCallTimeoutMs: config.protocol.participantCallTimeoutMs,
+      recoveryVerifyMs: config.protocol.recoveryVerifyMs,
+      recoveryIntervalMs: config.protocol.recoveryIntervalMs,
+    });
+
+  let serving: Serving | undefined;
+  if (config.log.kind === "local") {
+    const log = await LocalDecisionLog.open<LogRecord>({
+      storage: new NodeStorage(),
+      dir: join(config.node.dataDir, "log"),
+      segmentBytesMax: config.log.segmentBytesMax,
+      recordBytesMax: recordBytesMax(config.limits.payloadBytesPerTransactionMax),
+      onFsync: (ms, entries) => {
+        metrics.fsyncSeconds.observe(ms / 1000);
+        metrics.entriesPerFsync.observe(entries);
+      },
+    });
+    const engine = newEngine();
+    const driver = newDriver(engine, log);
+    await driver.start();
+    serving = { engine, driver, log };
+  }
   let lifecycle: NodeLifecycle = "starting";
   /** The address the server listens on (the configured port may be 0: any free one). */
   let url = `http://${config.node.host}:${config.node.port}`;
+  const notLeader = () =>
+    Promise.resolve({
+      kind: "error",
+      code: "not-leader",
+      message: "this node does not lead the cluster now",
+    } as const);
 
   const backend: ApiBackend = {
     participantKinds: new Map(config.participants.map((p) => [p.name, p.kind])),
-    call: (input) => driver.call(input),
-    view: (xid) => engine.view(xid),
-    principalOf: (xid) => engine.principalOf(xid),
-    adminFacts: (xid) => engine.adminFacts(xid),
-    adminList: () => engine.adminList(),
-    resolve: (input) => driver.resolve(input),
-    runRecovery: () => driver.recover(),
+    call: (input) => serving?.driver.call(input) ?? notLeader(),
+    view: (xid) => serving?.engine.view(xid),
+    principalOf: (xid) => serving?.engine.principalOf(xid),
+    adminFacts: (xid) => serving?.engine.adminFacts(xid),
+    adminList: () => serving?.engine.adminList() ?? [],
+    resolve: (input) => serving?.driver.resolve(input) ?? notLeader(),
+    runRecovery: () => {
+      if (serving === undefined) return Promise.reject(new Error("this node does not lead"));
+      return serving.driver.recover();
+    },
     participants: () =>
-      describeParticipants(config.participants, driver, config.protocol.participantCallTimeoutMs),
-    cluster: () => ({
-      clusterId,
-      nodeId: config.node.id,
-      // Single-node mode: a Raft group of one, always its own leader.
-      leaderId: config.node.id,
-      leaderUrl: null,
-      term: LOCAL_TERM,
-      commitIndex: log.lastIndex(),
-      appliedIndex: engine.table.appliedIndex,
-      members: [
-        {
-          id: config.node.id,
-          url,
-          role: "voter",
-          leader: true,
-          matchIndex: log.lastIndex(),
-          lagEntries: 0,
-          reachable: true,
-        },
-      ],
-    }),
-    newXid: () => newXid(Date.now(), randomBytes(10).toString("hex")),
+      describeParticipants(
+        config.participants,
+        directCalls,
+        config.protocol.participantCallTimeoutMs,
+      ),
+    cluster: () =>
+      cluster?.view() ??
+      Promise.resolve({
+        clusterId,
+        nodeId: config.node.id,
+        mode: "local" as const,
+        // Single-node mode: always its own leader.
+        leaderId: config.node.id,
+        leaderUrl: url,
+        term: LOCAL_TERM,
+        commitIndex: serving?.log.lastIndex() ?? 0,
+        appliedIndex: serving?.engine.table.appliedIndex ?? 0,
+        members: [{ id: config.node.id, url, role: "leader" as const, leader: true }],
+      }),
+    newXid: () => {
+      const hex = randomBytes(10).toString("hex");
+      const term = serving?.term;
+      return term === undefined ? newXid(Date.now(), hex) : newClusterXid(Date.now(), term, hex);
+    },
     checkServicePrepared: (name, branchId) =>
-      driver.checkServicePrepared(name, branchId as BranchId),
+      directCalls.checkServicePrepared(name, branchId as BranchId),
     observeRoute: (route, status, seconds) =>
       metrics.routeSeconds.observe({ route, status: String(status) }, seconds),
     health: new NodeHealth({
       lifecycle: () => lifecycle,
-      logRefusal: () => log.refusal(),
-      logLastIndex: () => log.lastIndex(),
+      // A standby takes calls (it forwards them): only a leader's log can refuse.
+      logRefusal: () => serving?.log.refusal(),
+      logLastIndex: () => serving?.log.lastIndex() ?? 0,
       participants: config.participants,
-      participantHealth: (name, boundMs) => driver.participantHealth(name, boundMs),
+      participantHealth: (name, boundMs) => directCalls.participantHealth(name, boundMs),
     }),
     metricsText: () => {
       metrics.renders.inc();
-      metrics.inFlight.set(engine.inFlight());
-      metrics.inDoubt.set(engine.inDoubt());
+      metrics.inFlight.set(serving?.engine.inFlight() ?? 0);
+      metrics.inDoubt.set(serving?.engine.inDoubt() ?? 0);
       return metrics.registry.metrics();
     },
     metricsContentType: metrics.registry.contentType,
   };
+  /** Calls made for a caller, not the engine. A standby forwards all but its health probes. */
+  const directCalls = {
+    participantHealth: (name: string, boundMs: number) =>
+      serving?.driver.participantHealth(name, boundMs) ??
+      standbyHealth(participants, name, boundMs),
+    listPrepared: (name: string) => serving?.driver.listPrepared(name) ?? notLeading(name),
+    checkServicePrepared: (name: string, branchId: BranchId) =>
+      serving?.driver.checkServicePrepared(name, branchId) ?? notLeading(name),
+  };
   const scrapeToken = metricsToken(config.metrics);
+  /** Built after the server (it adds the routing hook), read by the backend. */
+  let cluster: ClusterMode | undefined;
   const server = buildServer({
     backend,
     schemas: buildSchemas(config.limits, participantNamesByKind(config.participants)),
@@ -195,6 +265,34 @@ export async function startNode(
     },
     nowMs: () => Date.now(),
   });
+  if (config.log.kind === "etcd") {
+    cluster = new ClusterMode({
+      config,
+      clusterId,
+      logger,
+      addRequestHook: (hook) => server.addHook("onRequest", hook),
+      lead: async (term, log) => {
+        const engine = newEngine();
+        const driver = newDriver(engine, log);
+        const mine: Serving = { engine, driver, log, term };
+        try {
+          await driver.start({ term, fenceInBackground: true });
+        } catch (e) {
+          driver.stop();
+          throw e;
+        }
+        serving = mine;
+        return {
+          stop: () => {
+            if (serving === mine) serving = undefined;
+            driver.stop();
+          },
+        };
+      },
+      knows: (xid) => serving?.engine.view(xid) !== undefined,
+      appliedIndex: () => serving?.engine.table.appliedIndex ?? 0,
+    });
+  }
   const address = await server.listen({ host: config.node.host, port: config.node.port });
   const metricsListener =
     config.metrics.listen === undefined
@@ -207,6 +305,7 @@ export async function startNode(
           nowMs: () => Date.now(),
         });
   url = address;
+  await cluster?.start(config.node.advertiseUrl ?? address);
   lifecycle = "serving";
   logger.info(
     { url: address, clusterId, participants: [...participants.keys()] },
@@ -220,12 +319,15 @@ export async function startNode(
     async stop() {
       // Clients may still commit what they began while the node drains; then nothing is taken.
       lifecycle = "draining";
-      await driver.drain(config.protocol.shutdownGraceMs);
-      driver.stop();
+      const last = serving;
+      await last?.driver.drain(config.protocol.shutdownGraceMs);
+      // In a cluster, leaving hands leadership over (it stops the term's work).
+      await cluster?.close();
+      last?.driver.stop();
       lifecycle = "stopped";
       await server.close();
       await metricsListener?.close();
-      await log.close();
+      await last?.log.close();
       await Promise.all([...participants.values()].map((p) => p.close()));
       logger.info({ clusterId }, "verdict node stopped");
     },

@@ -54,7 +54,7 @@ export interface ApiBackend {
   resolve(input: ResolveCall): Promise<Reply>;
   runRecovery(): Promise<RecoveryResult>;
   participants(): Promise<ParticipantsResponse>;
-  cluster(): ClusterResponse;
+  cluster(): Promise<ClusterResponse>;
   newXid(): Xid;
   /**
    * Whether the participant holds this service-prepared branch prepared (a no-vote's detail if
@@ -524,7 +524,7 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
       };
     },
     adminListParticipants: async () => ({ status: 200, body: await backend.participants() }),
-    adminGetCluster: () => Promise.resolve({ status: 200, body: backend.cluster() }),
+    adminGetCluster: async () => ({ status: 200, body: await backend.cluster() }),
     abortTransaction: ({ principal, params, idem }) =>
       outcome(xidCall("abort", principal, params, idem), (view) => ({
         status: view.state === "aborted" ? 200 : 202,

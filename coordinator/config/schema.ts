@@ -32,6 +32,11 @@ export const configSchema = z.strictObject({
     dataDir: z.string().min(1),
     host: z.string().min(1).default("127.0.0.1"),
     port: z.int().min(0).max(65535).default(7400),
+    /** The URL other nodes forward calls to (etcd mode); the listen address by default. */
+    advertiseUrl: z
+      .url({ protocol: /^https?$/ })
+      .max(2048)
+      .optional(),
   }),
   tokens: z.array(tokenSchema).max(1000).default([]),
   participants: z.array(participantSchema).min(1).max(100),
@@ -89,6 +94,21 @@ export const configSchema = z.strictObject({
     .default({ cacheMs: 1000 }),
   log: z
     .strictObject({
+      /** `local`: the fsynced WAL of one node; `etcd`: N stateless nodes over etcd (docs/etcd.md). */
+      kind: z.enum(["local", "etcd"]).default("local"),
+      /** etcd: host:port (or http(s)://host:port) of every member. */
+      endpoints: z.array(z.string().min(1).max(256)).min(1).max(16).optional(),
+      /** etcd: names this cluster's keys (`/verdict/<clusterId>/`) and its branch ids. */
+      clusterId: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,64}$/, "1 to 64 of A-Z a-z 0-9 . _ -")
+        .optional(),
+      /** etcd: the leader lease's TTL, whole seconds (etcd counts seconds). */
+      leaseTtlMs: z.int().min(2000).max(60_000).default(5000),
+      /** etcd: the leader demotes this long before its lease could expire. */
+      demotionMarginMs: z.int().min(100).max(30_000).default(1000),
+      /** etcd: the deadline of one etcd request. */
+      requestTimeoutMs: z.int().min(100).max(60_000).default(2000),
       segmentBytesMax: z
         .int()
         .min(64 * 1024)
@@ -98,7 +118,15 @@ export const configSchema = z.strictObject({
       snapshotEveryEntries: z.int().min(10).max(10_000_000).default(10_000),
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     })
-    .default({ segmentBytesMax: 64 * 1024 * 1024, snapshotEveryEntries: 10_000, level: "info" }),
+    .default({
+      kind: "local",
+      leaseTtlMs: 5000,
+      demotionMarginMs: 1000,
+      requestTimeoutMs: 2000,
+      segmentBytesMax: 64 * 1024 * 1024,
+      snapshotEveryEntries: 10_000,
+      level: "info",
+    }),
 });
 
 export type Config = z.output<typeof configSchema>;

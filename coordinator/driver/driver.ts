@@ -82,8 +82,12 @@ export class Driver {
 
   constructor(private readonly d: DriverDeps) {}
 
-  /** Replays the log into the engine, then leads (single node: a Raft group of one). */
-  async start(): Promise<void> {
+  /**
+   * Replays the log into the engine, then leads `term` (the local log's fixed term, or one etcd
+   * term: this driver and its engine then serve that term only, and `stop` ends both). The
+   * replay must cover every entry of earlier terms (the etcd log's takeover read does).
+   */
+  async start(opts: { term?: Term; fenceInBackground?: boolean } = {}): Promise<void> {
     const { snapshot, entries } = await this.d.log.replay();
     if (snapshot) {
       this.d.engine.loadSnapshot(snapshot.data);
@@ -101,10 +105,13 @@ export class Driver {
       },
       "log replayed",
     );
-    await this.fenceAll();
-    // Single node: the local log's term is fixed; the whole log is replayed, so the new
-    // leadership has caught up at once.
-    this.run(this.d.engine.becomeLeader(localTerm, this.d.now(), this.d.log.lastIndex()));
+    // Every phase-2 attempt fences on its own too (Kafka): in a cluster, takeover need not wait.
+    const fenced = this.fenceAll();
+    if (!opts.fenceInBackground) await fenced;
+    if (this.closed) return;
+    // The whole log is replayed, so the new leadership has caught up at once.
+    const term = opts.term ?? localTerm;
+    this.run(this.d.engine.becomeLeader(term, this.d.now(), this.d.log.lastIndex()));
     this.timer = setInterval(() => this.input({ type: "tick" }), this.d.tickMs);
     this.timer.unref();
     // A periodic scan is skipped while another is pending: slow scans never pile up.
@@ -288,6 +295,8 @@ export class Driver {
   }
 
   private request(input: WithoutReq<Request>): Promise<Reply> {
+    // A stopped driver's engine leads no more: nothing would ever answer.
+    if (this.closed) return Promise.resolve(notLeader);
     const req = this.nextReq++;
     return new Promise<Reply>((resolve) => {
       this.waiting.set(req, resolve);
@@ -295,8 +304,13 @@ export class Driver {
     });
   }
 
-  /** Stops ticking; in-flight participant calls finish on their own, the log is closed by the caller. */
+  /**
+   * Stops ticking and leading: the term this driver served is over. Participant calls in flight
+   * finish on their own, but their results are dropped (`input` takes nothing more but log
+   * entries), and no new participant request is sent. The log is closed by the caller.
+   */
   stop(): void {
+    if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (this.recoveryTimer) clearInterval(this.recoveryTimer);
@@ -309,7 +323,11 @@ export class Driver {
   }
 
   private run(outputs: Output[]): void {
-    for (const o of outputs) this.execute(o);
+    for (const o of outputs) {
+      // After its term, a driver only answers its waiting calls; it sends nothing.
+      if (this.closed && o.type !== "reply") continue;
+      this.execute(o);
+    }
   }
 
   private execute(o: Output): void {
@@ -519,6 +537,12 @@ export class Driver {
 
 const localTerm = 1 as Term;
 
+const notLeader: Reply = {
+  kind: "error",
+  code: "not-leader",
+  message: "this node no longer leads the term it served",
+};
+
 /** Rethrows `e` outside any promise chain, so that it crashes the process (then fails over). */
 function crash(e: InvariantError): never {
   process.nextTick(() => {
@@ -545,6 +569,6 @@ function callError(e: unknown): CallError {
   };
 }
 
-function errorText(e: unknown): string {
+export function errorText(e: unknown): string {
   return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }

@@ -79,6 +79,16 @@ export interface ProcessClusterOptions {
    */
   readonly extraParticipants?: readonly Record<string, unknown>[];
   readonly logLevel?: string;
+  /** `node.id` (default `crash-1`). */
+  readonly nodeId?: string;
+  /** Share another cluster's schema and tokens (several nodes of one etcd cluster); not dropped. */
+  readonly shared?: {
+    readonly schema: string;
+    readonly clientToken: string;
+    readonly adminToken: string;
+  };
+  /** Fields of `log` besides its level, e.g. `{ kind: "etcd", endpoints, clusterId }`. */
+  readonly log?: Record<string, unknown>;
 }
 
 const running = new Set<ChildProcess>();
@@ -112,10 +122,10 @@ export async function createProcessCluster(
   opts: ProcessClusterOptions = {},
 ): Promise<ProcessCluster> {
   const dataDir = await mkdtemp(join(tmpdir(), "verdict-proc-"));
-  const schema = `vc_${randomBytes(6).toString("hex")}`;
+  const schema = opts.shared?.schema ?? `vc_${randomBytes(6).toString("hex")}`;
   const secret = () => randomBytes(18).toString("base64url");
-  const clientToken = secret();
-  const adminToken = secret();
+  const clientToken = opts.shared?.clientToken ?? secret();
+  const adminToken = opts.shared?.adminToken ?? secret();
   const configPath = join(dataDir, "verdict.json");
   const logPath = join(dataDir, "node.log");
   const participant = (name: string, connectionString: string) => ({
@@ -128,7 +138,7 @@ export async function createProcessCluster(
     ...opts.participant,
   });
   const config = {
-    node: { id: "crash-1", dataDir, host: "127.0.0.1", port: 0 },
+    node: { id: opts.nodeId ?? "crash-1", dataDir, host: "127.0.0.1", port: 0 },
     tokens: [
       { id: "client-a", role: "client", secret: clientToken },
       { id: "admin", role: "admin", secret: adminToken },
@@ -140,7 +150,7 @@ export async function createProcessCluster(
     ],
     limits: { inFlightTransactionsMax: 256, ...opts.limits },
     protocol: { tickMs: 10, phase2BackoffBaseMs: 20, phase2BackoffMaxMs: 300, ...opts.protocol },
-    log: { level: opts.logLevel ?? "warn" },
+    log: { level: opts.logLevel ?? "warn", ...opts.log },
   };
   await writeFile(configPath, JSON.stringify(config, null, 2));
   const log = createWriteStream(logPath, { flags: "a" });
@@ -195,7 +205,7 @@ export async function createProcessCluster(
     async destroy() {
       await kill();
       await new Promise<void>((done) => log.end(done));
-      await dropSchema(schema);
+      if (opts.shared === undefined) await dropSchema(schema);
       await rm(dataDir, { recursive: true, force: true });
     },
   };

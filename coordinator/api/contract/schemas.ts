@@ -93,6 +93,8 @@ export const abortReasonCodes = [
   "presumed-abort",
   /** The node shut down before it was decided. */
   "shutdown",
+  /** Begun under an earlier leader and never reached `preparing`: begin it again. */
+  "leader-changed",
 ] as const;
 
 /** Log entry kinds shown in the admin history. */
@@ -447,26 +449,52 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
     .object({
       clusterId: z.string().min(1).max(64),
       nodeId: z.string().min(1).max(64),
+      /** `local`: one node on its WAL; `etcd`: nodes over etcd (docs/etcd.md). */
+      mode: z.enum(["local", "etcd"]),
       leaderId: z.string().max(64).nullable(),
       leaderUrl: z.string().max(2048).nullable(),
       term: z.int().min(0),
+      /** On the leader: how long before it demotes unless a lease renewal is acknowledged. */
+      leaseRemainingMs: z.int().min(0).nullable().optional(),
+      /** The last index this node's log holds (0 on a standby: it holds none). */
       commitIndex: z.int().min(0),
       appliedIndex: z.int().min(0),
+      snapshotIndex: z.int().min(0).nullable().optional(),
+      /** `log/` keys after the snapshot (etcd, on the leader). */
+      logKeys: z.int().min(0).nullable().optional(),
       members: z
         .array(
           z
             .object({
               id: z.string().min(1).max(64),
               url: z.string().max(2048),
-              role: z.enum(["voter", "learner"]),
+              role: z.enum(["leader", "standby"]),
               leader: z.boolean(),
-              matchIndex: z.int().min(0).nullable(),
-              lagEntries: z.int().min(0).nullable(),
-              reachable: z.boolean().nullable(),
+              lastSeenMs: z.int().min(0).optional(),
             })
             .strict(),
         )
         .max(membersMax),
+      etcd: z
+        .object({
+          endpoints: z
+            .array(
+              z
+                .object({
+                  endpoint: z.string().max(256),
+                  healthy: z.boolean(),
+                  /** Whether this member is etcd's own Raft leader. */
+                  leader: z.boolean(),
+                  dbSizeBytes: z.int().min(0).optional(),
+                  error: z.string().max(4000).optional(),
+                })
+                .strict(),
+            )
+            .max(16),
+          leaderEndpoint: z.string().max(256).nullable(),
+        })
+        .strict()
+        .optional(),
     })
     .strict();
   const recoveryResponse = z

@@ -132,27 +132,35 @@ export function formatParticipants(body: ParticipantsResponse): string {
 }
 
 export function formatCluster(c: ClusterResponse): string {
-  const members = c.members.map((m) => [
-    m.id,
-    m.role,
-    m.leader ? "yes" : "no",
-    cell(m.matchIndex),
-    cell(m.lagEntries),
-    m.reachable === null ? "-" : m.reachable ? "yes" : "no",
-    m.url,
+  const members = c.members.map((m) => [m.id, m.role, m.leader ? "yes" : "no", m.url]);
+  const etcd = (c.etcd?.endpoints ?? []).map((e) => [
+    e.endpoint,
+    e.healthy ? "yes" : "no",
+    e.leader ? "yes" : "no",
+    cell(e.dbSizeBytes),
+    cell(e.error, 120),
   ]);
+  const optional = (name: string, value: number | null | undefined): [string, string][] =>
+    value === undefined || value === null ? [] : [[name, String(value)]];
   return [
     fields([
       ["cluster", c.clusterId],
+      ["mode", c.mode],
       ["this node", c.nodeId],
       ["leader", c.leaderId === null ? "none known" : `${c.leaderId} ${c.leaderUrl ?? ""}`.trim()],
       ["term", String(c.term)],
+      ...optional("lease remaining ms", c.leaseRemainingMs),
       ["commit index", String(c.commitIndex)],
       ["applied index", String(c.appliedIndex)],
+      ...optional("snapshot index", c.snapshotIndex),
+      ...optional("log keys", c.logKeys),
     ]),
     "",
     "members",
-    indent(table(["ID", "ROLE", "LEADER", "MATCH", "LAG", "REACHABLE", "URL"], members)),
+    indent(table(["ID", "ROLE", "LEADER", "URL"], members)),
+    ...(etcd.length === 0
+      ? []
+      : ["", "etcd", indent(table(["ENDPOINT", "HEALTHY", "LEADER", "DB BYTES", "ERROR"], etcd))]),
   ].join("\n");
 }
 

@@ -350,6 +350,17 @@ export class EtcdDecisionLog<R> implements ReplicatedDecisionLog<R> {
     return this.landed;
   }
 
+  /** Resolves once no append is queued or in flight (a handover waits for it). */
+  async settled(): Promise<void> {
+    // Each round lands or fails one batch, and appends stop once leadership is handed over.
+    while (this.inflight !== undefined) await this.inflight;
+  }
+
+  /** For the cluster view: the snapshot's index and how many `log/` keys follow it. */
+  stats(): { snapshotIndex: number; logKeys: number } {
+    return { snapshotIndex: this.snapshotIndex, logKeys: this.batches.length };
+  }
+
   async close(): Promise<void> {
     // Each round lands or fails one batch; failure empties the queue: bounded.
     while (this.inflight !== undefined) await this.inflight;

@@ -4,6 +4,7 @@
  *   /verdict/<clusterId>/meta                  cluster id + format version, created once
  *   /verdict/<clusterId>/leader                election key on the leader's lease; term = its create revision
  *   /verdict/<clusterId>/nodes/<nodeId>        each node's URL and role, on the node's own lease
+ *   /verdict/<clusterId>/handover              an operator's handover target, on a short lease
  *   /verdict/<clusterId>/log/<firstIndex>      one append batch, the index zero-padded to 20 digits
  *   /verdict/<clusterId>/snapshot              pointer {index, term, chunks, hash}
  *   /verdict/<clusterId>/snapshot/<index>/<k>  the snapshot's chunks
@@ -28,6 +29,10 @@ export class EtcdLayout {
 
   get leader(): Buffer {
     return Buffer.from(`${this.prefix}leader`);
+  }
+
+  get handover(): Buffer {
+    return Buffer.from(`${this.prefix}handover`);
   }
 
   node(nodeId: string): Buffer {

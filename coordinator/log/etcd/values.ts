@@ -15,6 +15,8 @@ const node = z.object({
   url: z.string(),
   role: z.enum(["leader", "standby"]),
 });
+/** An operator's handover to a named node: the others do not campaign while it lasts. */
+const handover = z.object({ version: z.literal(1), toNodeId: z.string(), fromTerm: z.number() });
 const pointer = z.object({
   version: z.literal(1),
   index: z.number().int().positive(),
@@ -28,8 +30,9 @@ export type MetaValue = z.infer<typeof meta>;
 export type LeaderValue = z.infer<typeof leader>;
 export type NodeValue = z.infer<typeof node>;
 export type SnapshotPointer = z.infer<typeof pointer>;
+export type HandoverValue = z.infer<typeof handover>;
 
-export const schemas = { meta, leader, node, pointer } as const;
+export const schemas = { meta, leader, node, pointer, handover } as const;
 
 export function encodeValue<T>(value: T): Buffer {
   return Buffer.from(JSON.stringify(value));

@@ -1,0 +1,120 @@
+/**
+ * A node with `log.kind: etcd` (docs/etcd.md, "Running a cluster"): the etcd connection, the
+ * cluster runner (membership, election, takeover, demotion), the routing hook, and the
+ * operator's view. The routing hook is installed before the server listens (Fastify takes no
+ * hook after); the runner starts once the node's URL is known.
+ */
+import type { Etcd3 } from "etcd3";
+import type { Logger } from "pino";
+import type { ClusterResponse } from "../api/contract/schemas.js";
+import type { Config } from "../config/schema.js";
+import type { ClusterId, Term, Xid } from "../core/ids.js";
+import type { LogRecord } from "../core/records.js";
+import { connectEtcd, connectionDefaults } from "../log/etcd/client.js";
+import type { EtcdDecisionLog } from "../log/etcd/etcd-decision-log.js";
+import { EtcdLayout } from "../log/etcd/layout.js";
+import { listNodes } from "../log/etcd/node-registry.js";
+import { ClusterRunner, type TermWork } from "./runner.js";
+import { installRouting, type RequestHook } from "./routing.js";
+import { etcdHealth } from "./etcd-health.js";
+
+export interface ClusterModeOptions {
+  readonly config: Config;
+  readonly clusterId: ClusterId;
+  readonly logger: Logger;
+  /** Adds an `onRequest` hook to the node's server (before it listens). */
+  addRequestHook(hook: RequestHook): void;
+  lead(term: Term, log: EtcdDecisionLog<LogRecord>): Promise<TermWork>;
+  knows(xid: Xid): boolean;
+  appliedIndex(): number;
+}
+
+export class ClusterMode {
+  private readonly client: Etcd3;
+  private readonly layout: EtcdLayout;
+  private runner: ClusterRunner | undefined;
+
+  constructor(private readonly o: ClusterModeOptions) {
+    const log = o.config.log;
+    this.client = connectEtcd({
+      endpoints: log.endpoints ?? [],
+      requestTimeoutMs: log.requestTimeoutMs,
+      replyBytesMax: connectionDefaults.replyBytesMax,
+    });
+    this.layout = new EtcdLayout(o.clusterId);
+    installRouting((hook) => o.addRequestHook(hook), {
+      nodeId: o.config.node.id,
+      term: () => this.runner?.term,
+      leader: () => this.runner?.leader,
+      confirmLeadership: () =>
+        this.runner?.confirmLeadership() ?? Promise.reject(new Error("not started")),
+      knows: (xid) => o.knows(xid),
+      retentionMs: o.config.protocol.retentionMs,
+      nowMs: () => Date.now(),
+    });
+  }
+
+  /** Registers, then campaigns or stands by; `url` is where the others forward to. */
+  async start(url: string): Promise<void> {
+    const log = this.o.config.log;
+    this.runner = new ClusterRunner({
+      client: this.client,
+      layout: this.layout,
+      nodeId: this.o.config.node.id,
+      url,
+      leaseTtlMs: log.leaseTtlMs,
+      demotionMarginMs: log.demotionMarginMs,
+      requestTimeoutMs: log.requestTimeoutMs,
+      replyBytesMax: connectionDefaults.replyBytesMax,
+      logger: this.o.logger,
+      lead: (term, l) => this.o.lead(term, l),
+    });
+    await this.runner.start();
+  }
+
+  handOver(toNodeId: string | undefined, waitMs: number): Promise<{ fromTerm: Term }> {
+    if (this.runner === undefined)
+      return Promise.reject(new Error("the cluster runner is not started"));
+    return this.runner.handOver(toNodeId, waitMs);
+  }
+
+  /** The operator's view: membership and leader by linearizable reads, etcd's own health. */
+  async view(): Promise<ClusterResponse> {
+    const runner = this.runner;
+    const [nodes, leader, etcd] = await Promise.all([
+      listNodes(this.client, this.layout),
+      runner?.leadership.currentLeader(),
+      etcdHealth(this.o.config.log.endpoints ?? [], this.o.config.log.requestTimeoutMs),
+    ]);
+    const log = runner?.log;
+    const deadline = runner?.leadership.demotionDeadlineMs;
+    const stats = log?.stats();
+    return {
+      clusterId: this.o.clusterId,
+      nodeId: this.o.config.node.id,
+      mode: "etcd",
+      leaderId: leader?.nodeId ?? null,
+      leaderUrl: leader?.url ?? null,
+      term: leader?.term ?? 0,
+      leaseRemainingMs:
+        deadline === undefined ? null : Math.max(0, Math.round(deadline - performance.now())),
+      commitIndex: log?.lastIndex() ?? 0,
+      appliedIndex: log === undefined ? 0 : this.o.appliedIndex(),
+      snapshotIndex: stats?.snapshotIndex ?? null,
+      logKeys: stats?.logKeys ?? null,
+      members: nodes.map((n) => ({
+        id: n.nodeId,
+        url: n.url,
+        role: n.nodeId === leader?.nodeId ? "leader" : "standby",
+        leader: n.nodeId === leader?.nodeId,
+      })),
+      etcd,
+    };
+  }
+
+  /** Hands leadership over (if leading), deregisters, and closes the connection. */
+  async close(): Promise<void> {
+    await this.runner?.close();
+    this.client.close();
+  }
+}
