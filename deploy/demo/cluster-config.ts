@@ -52,6 +52,10 @@ export async function writeClusterConfigs(outDir: string, count = 3): Promise<Cl
     const node = { id, dataDir: join(dir, `node-${n}`), host: "127.0.0.1", port };
     const config = {
       ...base,
+      // With the log in etcd a transaction's record must fit one etcd request (checked at load).
+      ...(log === undefined
+        ? {}
+        : { limits: { ...(base.limits as object), payloadBytesPerTransactionMax: 491520 } }),
       participants: (base.participants as Record<string, unknown>[]).map(ownNamespace),
       node: log === undefined ? node : { ...node, advertiseUrl: url },
       ...(log === undefined ? {} : { log }),

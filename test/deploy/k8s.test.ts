@@ -7,14 +7,18 @@
 // 3-member etcd StatefulSet, network policies, credentials only by Secret reference, pinned
 // images). The validator can fail: an unknown field, a broken promise, a Secret written into
 // the manifests and a listed file that does not exist are each refused, naming the problem.
-// Every variable the node config reads is set by the Deployment, credentials from the Secret.
+// The node config (deploy/k8s/verdict.yaml, the generated ConfigMap) passes Verdict's own loader
+// with a pod's environment, and every variable it reads is set by the Deployment, credentials
+// from the Secret.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
+import { loadConfig } from "../../coordinator/config/load.js";
 import { projectDir } from "../unit/deploy/deploy-files.js";
 
 const manifests = join(projectDir, "deploy/k8s");
@@ -130,6 +134,26 @@ void describe("deploy/k8s", () => {
     const r = validate(dir);
     assert.equal(r.status, 1, r.output);
     assert.match(r.output, /kustomization\.yaml lists etcd-backup\.yaml/);
+  });
+
+  void test("the node config passes Verdict's loader with a pod's environment", async () => {
+    const env = {
+      VERDICT_NODE_ID: "verdict-7d9c5b8f6-x2x9q",
+      VERDICT_POD_IP: "10.1.2.3",
+      VERDICT_CLIENT_TOKEN: randomBytes(24).toString("base64url"),
+      VERDICT_ADMIN_TOKEN: randomBytes(24).toString("base64url"),
+      VERDICT_PG_PASSWORD: randomBytes(24).toString("base64url"),
+      VERDICT_PG_STMT_PASSWORD: randomBytes(24).toString("base64url"),
+    };
+    const config = await loadConfig(join(manifests, "verdict.yaml"), env);
+    assert.equal(config.profile, "production");
+    assert.equal(config.node.id, env.VERDICT_NODE_ID);
+    assert.equal(config.node.advertiseUrl, `http://10.1.2.3:${config.node.port}`);
+    assert.equal(config.log.kind, "etcd");
+    assert.deepEqual(
+      config.log.endpoints,
+      [0, 1, 2].map((n) => `etcd-${n}.etcd-peer:2379`),
+    );
   });
 
   void test("every variable the node config reads is set by the Deployment", async () => {
