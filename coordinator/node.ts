@@ -210,6 +210,13 @@ export async function startNode(
         appliedIndex: serving?.engine.table.appliedIndex ?? 0,
         members: [{ id: config.node.id, url, role: "leader" as const, leader: true }],
       }),
+    handOver: (to) =>
+      cluster?.handOver(to) ??
+      Promise.resolve({
+        ok: false,
+        code: "invalid-state",
+        message: "a single node on the local log has no one to hand leadership to",
+      } as const),
     newXid: () => {
       const hex = randomBytes(10).toString("hex");
       const term = serving?.term;

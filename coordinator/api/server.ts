@@ -21,6 +21,7 @@ import {
   participantNamePattern,
   type AdminListQuery,
   type ClusterResponse,
+  type HandoverResponse,
   type EnlistCommand,
   type ParticipantsResponse,
   type ResolveRequest,
@@ -55,6 +56,13 @@ export interface ApiBackend {
   runRecovery(): Promise<RecoveryResult>;
   participants(): Promise<ParticipantsResponse>;
   cluster(): Promise<ClusterResponse>;
+  /** Hands leadership over (etcd mode); a refusal names its API error code. */
+  handOver(
+    to: string | undefined,
+  ): Promise<
+    | { ok: true; answer: HandoverResponse }
+    | { ok: false; code: "invalid-state" | "not-leader" | "unavailable"; message: string }
+  >;
   newXid(): Xid;
   /**
    * Whether the participant holds this service-prepared branch prepared (a no-vote's detail if
@@ -525,6 +533,11 @@ function makeHandlers(backend: ApiBackend): Record<string, Handler | undefined> 
     },
     adminListParticipants: async () => ({ status: 200, body: await backend.participants() }),
     adminGetCluster: async () => ({ status: 200, body: await backend.cluster() }),
+    adminHandOverLeadership: async ({ body }) => {
+      const r = await backend.handOver((body as { to?: string }).to);
+      if (!r.ok) throw new ApiError(r.code, r.message);
+      return { status: 202, body: r.answer };
+    },
     abortTransaction: ({ principal, params, idem }) =>
       outcome(xidCall("abort", principal, params, idem), (view) => ({
         status: view.state === "aborted" ? 200 : 202,

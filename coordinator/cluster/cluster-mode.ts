@@ -6,7 +6,9 @@
  */
 import type { Etcd3 } from "etcd3";
 import type { Logger } from "pino";
-import type { ClusterResponse } from "../api/contract/schemas.js";
+import type { ClusterResponse, HandoverResponse } from "../api/contract/schemas.js";
+import { errorText } from "../driver/driver.js";
+import { NotLeaderError } from "../log/errors.js";
 import type { Config } from "../config/schema.js";
 import type { ClusterId, Term, Xid } from "../core/ids.js";
 import type { LogRecord } from "../core/records.js";
@@ -17,6 +19,13 @@ import { listNodes } from "../log/etcd/node-registry.js";
 import { ClusterRunner, type TermWork } from "./runner.js";
 import { installRouting, type RequestHook } from "./routing.js";
 import { etcdHealth } from "./etcd-health.js";
+
+/** How long a handover waits for the appends in flight before it resigns anyway. */
+export const HANDOVER_WAIT_MS = 5_000;
+
+export type HandoverResult =
+  | { ok: true; answer: HandoverResponse }
+  | { ok: false; code: "invalid-state" | "not-leader" | "unavailable"; message: string };
 
 export interface ClusterModeOptions {
   readonly config: Config;
@@ -72,10 +81,30 @@ export class ClusterMode {
     await this.runner.start();
   }
 
-  handOver(toNodeId: string | undefined, waitMs: number): Promise<{ fromTerm: Term }> {
-    if (this.runner === undefined)
-      return Promise.reject(new Error("the cluster runner is not started"));
-    return this.runner.handOver(toNodeId, waitMs);
+  /**
+   * Hands leadership over after the appends in flight finish (at most HANDOVER_WAIT_MS), to
+   * `to` if given (a live node other than this one).
+   */
+  async handOver(to: string | undefined): Promise<HandoverResult> {
+    const runner = this.runner;
+    const nodeId = this.o.config.node.id;
+    if (runner?.term === undefined) {
+      return { ok: false, code: "not-leader", message: "this node does not lead the cluster now" };
+    }
+    if (to === nodeId) return { ok: false, code: "invalid-state", message: `${to} leads already` };
+    try {
+      if (to !== undefined) {
+        const nodes = await listNodes(this.client, this.layout);
+        if (!nodes.some((n) => n.nodeId === to)) {
+          return { ok: false, code: "invalid-state", message: `no live node ${to}` };
+        }
+      }
+      const { fromTerm } = await runner.handOver(to, HANDOVER_WAIT_MS);
+      return { ok: true, answer: { fromNodeId: nodeId, fromTerm, to: to ?? null } };
+    } catch (e) {
+      if (e instanceof NotLeaderError) return { ok: false, code: "not-leader", message: e.message };
+      return { ok: false, code: "unavailable", message: `etcd: ${errorText(e)}` };
+    }
   }
 
   /** The operator's view: membership and leader by linearizable reads, etcd's own health. */

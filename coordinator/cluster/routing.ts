@@ -48,7 +48,8 @@ export function installRouting(addHook: (hook: RequestHook) => void, node: Routi
       try {
         return await forwardCall(req, reply, leader);
       } catch {
-        return notLeader(reply, leader);
+        // The leader as last seen did not answer: no hint (it may be gone).
+        return notLeader(reply, undefined);
       }
     }
     if (target !== undefined && target !== String(term)) return notLeader(reply, node.leader());

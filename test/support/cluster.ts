@@ -143,8 +143,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const cluster = makeCluster(clusterId, endpoints, shared, nodes);
   if (opts.start !== false) {
     try {
-      // One after another: the first one up wins the first election.
-      for (const n of nodes) await n.start();
+      // The first one up wins the first election; the others then start together.
+      const [first, ...rest] = nodes;
+      await first?.start();
+      await Promise.all(rest.map((n) => n.start()));
     } catch (e) {
       await cluster.destroy();
       throw e;

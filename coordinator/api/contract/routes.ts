@@ -243,6 +243,18 @@ export function buildRoutes(s: Schemas): readonly RouteSpec[] {
       idempotent: false,
     },
     {
+      id: "adminHandOverLeadership",
+      method: "POST",
+      path: "/admin/v1/cluster/leadership",
+      auth: "admin",
+      summary:
+        "Hand leadership over once in-flight appends finish, optionally to a named live node",
+      body: s.handoverRequest,
+      responses: { 202: s.handoverResponse },
+      errors: errors(bodyErrors, ["forbidden", "invalid-state", "not-leader", "unavailable"]),
+      idempotent: false,
+    },
+    {
       id: "adminRunRecovery",
       method: "POST",
       path: "/admin/v1/recovery",

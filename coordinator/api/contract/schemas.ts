@@ -497,6 +497,19 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
         .optional(),
     })
     .strict();
+  const handoverRequest = z
+    .object({
+      /** A live node (from `GET /admin/v1/cluster`) to hand leadership to; any, if absent. */
+      to: z.string().min(1).max(64).optional(),
+    })
+    .strict();
+  const handoverResponse = z
+    .object({
+      fromNodeId: z.string().min(1).max(64),
+      fromTerm: z.int().min(0),
+      to: z.string().max(64).nullable(),
+    })
+    .strict();
   const recoveryResponse = z
     .object({
       startedAt: isoTime,
@@ -576,6 +589,8 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
     resolveRequest,
     participantsResponse,
     clusterResponse,
+    handoverRequest,
+    handoverResponse,
     recoveryResponse,
     xidParams,
     branchParams,
@@ -618,6 +633,7 @@ export type AdminTransactionView = z.output<Schemas["adminTransactionView"]>;
 export type AdminListResponse = z.output<Schemas["adminListResponse"]>;
 export type ParticipantsResponse = z.output<Schemas["participantsResponse"]>;
 export type ClusterResponse = z.output<Schemas["clusterResponse"]>;
+export type HandoverResponse = z.output<Schemas["handoverResponse"]>;
 export type RecoveryResponse = z.output<Schemas["recoveryResponse"]>;
 
 const utf8 = new TextEncoder();

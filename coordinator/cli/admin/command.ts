@@ -10,6 +10,7 @@ import {
   type AdminListResponse,
   type AdminTransactionView,
   type ClusterResponse,
+  type HandoverResponse,
   type ParticipantsResponse,
   type RecoveryResponse,
   type ResolveRequest,
@@ -18,6 +19,7 @@ import { intFlag, parseCommand, wantsHelp } from "../args.js";
 import { UsageError } from "../errors.js";
 import {
   formatCluster,
+  formatHandover,
   formatList,
   formatParticipants,
   formatRecovery,
@@ -45,7 +47,9 @@ commands:
                           resolve an in-doubt transaction by hand (audited)
   recovery                run recovery now and print what it did
   participants            participants: health and prepared branches
-  cluster                 members, leader, term, commit index
+  cluster                 members, leader, term, lease, etcd members, log size
+  cluster handover [--to ID]
+                          hand leadership over (to a named live node, or any)
 
 global flags:
   --url URL               the node (default $VERDICT_URL, else ${defaultAdminUrl})
@@ -69,6 +73,7 @@ const options = {
   action: { type: "string" },
   reason: { type: "string" },
   branch: { type: "string" },
+  to: { type: "string" },
   token: { type: "string" },
 } as const;
 
@@ -82,7 +87,7 @@ const commandFlags: Readonly<Record<string, readonly Flag[]>> = {
   resolve: ["action", "reason", "branch"],
   recovery: [],
   participants: [],
-  cluster: [],
+  cluster: ["to"],
 };
 const globalFlags: readonly Flag[] = ["url", "token-env", "json", "timeout-ms"];
 
@@ -112,6 +117,11 @@ export async function runAdmin(
       throw new UsageError(`--${flag} is not a flag of admin ${command}`, adminUsage);
   }
   const wantsXid = command === "show" || command === "resolve";
+  const handover = command === "cluster" && operands[0] === "handover";
+  if (handover) operands.shift();
+  else if (values.to !== undefined) {
+    throw new UsageError("--to is a flag of admin cluster handover", adminUsage);
+  }
   if (operands.length !== (wantsXid ? 1 : 0)) {
     throw new UsageError(
       wantsXid
@@ -155,6 +165,11 @@ export async function runAdmin(
       return show<ParticipantsResponse>(a.text, a.body, formatParticipants);
     }
     case "cluster": {
+      if (handover) {
+        const body = values.to === undefined ? {} : { to: values.to };
+        const h = await adminRequest(target, "POST", "/admin/v1/cluster/leadership", body);
+        return show<HandoverResponse>(h.text, h.body, formatHandover);
+      }
       const a = await adminRequest(target, "GET", "/admin/v1/cluster");
       return show<ClusterResponse>(a.text, a.body, formatCluster);
     }

@@ -8,6 +8,7 @@ import type {
   AdminTransactionSummary,
   AdminTransactionView,
   ClusterResponse,
+  HandoverResponse,
   ParticipantsResponse,
   RecoveryResponse,
 } from "../../api/contract/schemas.js";
@@ -162,6 +163,10 @@ export function formatCluster(c: ClusterResponse): string {
       ? []
       : ["", "etcd", indent(table(["ENDPOINT", "HEALTHY", "LEADER", "DB BYTES", "ERROR"], etcd))]),
   ].join("\n");
+}
+
+export function formatHandover(h: HandoverResponse): string {
+  return `${h.fromNodeId} resigned term ${h.fromTerm}; ${h.to === null ? "any live node" : h.to} takes over`;
 }
 
 function indent(text: string): string {
