@@ -1,8 +1,7 @@
 /**
  * Writes the configurations of the live demo's nodes from the single demo node's
  * (deploy/demo/make-config.sh writes OUT_DIR/verdict.yaml; this reads it): the same tokens and
- * PostgreSQL participants, the cluster's own Redis namespace and Kafka marker topic, and per
- * node its own id, port, data directory and advertised URL. With 3 nodes (the default) the
+ * participants, with bookkeeping of their own (`demoNamespaces`), and per node its own id, port, data directory and advertised URL. With 3 nodes (the default) the
  * decision log is in the local etcd cluster (VERDICT_ETCD_ENDPOINTS, written by deploy/local
  * into .local/services.env) under the cluster id `verdict-demo`; with `--nodes 1` it is the
  * node's local WAL. docs/quickstart.md runs it; deploy/demo/live/ uses it.
@@ -18,7 +17,20 @@ const clusterPortBase = Number(process.env.VERDICT_DEMO_CLUSTER_PORT_BASE ?? 740
 export const clusterId = "verdict-demo";
 const defaultEtcdEndpoints = "127.0.0.1:52379,127.0.0.1:52389,127.0.0.1:52399";
 const leaseTtlMs = 5000;
-export const clusterRedisNamespace = "verdict-demo-cluster";
+
+/**
+ * Where the demo cluster keeps its bookkeeping, apart from the single demo node's (each
+ * participant belongs to one Verdict cluster): the PostgreSQL marker schema, the Redis
+ * namespace and the Kafka marker topic, one set for 3 nodes on etcd, another for 1 on a WAL.
+ */
+export function demoNamespaces(count: number) {
+  const mode = count > 1 ? "cluster" : "single";
+  return {
+    pgSchema: `verdict_demo_${mode}`,
+    redisNamespace: `verdict-demo-${mode}`,
+    markerTopic: `verdict-demo-${mode}-markers`,
+  };
+}
 
 export interface ClusterNode {
   id: string;
@@ -26,12 +38,13 @@ export interface ClusterNode {
   configPath: string;
 }
 
-/** The cluster's Redis namespace and Kafka marker topic, apart from the single node's. */
-function ownNamespace(participant: Record<string, unknown>): Record<string, unknown> {
-  if (participant.kind === "redis") return { ...participant, namespace: clusterRedisNamespace };
-  if (participant.kind === "kafka") {
-    return { ...participant, markerTopic: "verdict-demo-cluster-markers" };
-  }
+function ownNamespace(
+  participant: Record<string, unknown>,
+  names: ReturnType<typeof demoNamespaces>,
+): Record<string, unknown> {
+  if (participant.kind === "postgres") return { ...participant, schema: names.pgSchema };
+  if (participant.kind === "redis") return { ...participant, namespace: names.redisNamespace };
+  if (participant.kind === "kafka") return { ...participant, markerTopic: names.markerTopic };
   return participant;
 }
 
@@ -56,7 +69,9 @@ export async function writeClusterConfigs(outDir: string, count = 3): Promise<Cl
       ...(log === undefined
         ? {}
         : { limits: { ...(base.limits as object), payloadBytesPerTransactionMax: 491520 } }),
-      participants: (base.participants as Record<string, unknown>[]).map(ownNamespace),
+      participants: (base.participants as Record<string, unknown>[]).map((p) =>
+        ownNamespace(p, demoNamespaces(count)),
+      ),
       node: log === undefined ? node : { ...node, advertiseUrl: url },
       ...(log === undefined ? {} : { log }),
     };

@@ -16,7 +16,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { VerdictClient } from "../../../client/index.js";
-import { clusterRedisNamespace, writeClusterConfigs } from "../cluster-config.js";
+import { demoNamespaces, writeClusterConfigs } from "../cluster-config.js";
 import { clearScreen, renderFrame } from "./dashboard.js";
 import { NodeSet, type ClusterView } from "./nodes.js";
 import { Workload } from "./workload.js";
@@ -178,13 +178,15 @@ class LiveDemo {
   async handOver(): Promise<void> {
     const url = this.leaderUrl();
     if (url === undefined) return;
-    const res = await fetch(`${url}/admin/v1/cluster/handover`, {
+    // Resigns once its in-flight appends finish; any live node may take over.
+    const res = await fetch(`${url}/admin/v1/cluster/leadership`, {
       method: "POST",
       headers: { authorization: `Bearer ${this.adminToken}`, "content-type": "application/json" },
       body: "{}",
       signal: AbortSignal.timeout(5_000),
     }).catch(() => undefined);
-    this.note(res?.ok ? `${this.view.leaderId} hands leadership over` : "hand-over refused");
+    const leader = this.view.leaderId;
+    this.note(res?.ok ? `${leader} hands leadership over` : `hand-over refused (${res?.status})`);
   }
 
   restart(): void {
@@ -200,7 +202,7 @@ class LiveDemo {
         this.world,
         this.workload.told,
         this.clusterId,
-        clusterRedisNamespace,
+        demoNamespaces(this.nodes.nodes.length).redisNamespace,
       );
       if (result.ok || Date.now() > deadline) return result;
       await sleep(2_000);
@@ -221,6 +223,7 @@ function printAudit(a: Audit): void {
 async function scripted(demo: LiveDemo, kills: number): Promise<void> {
   await sleep(4_000);
   for (let k = 1; k <= kills; k++) {
+    await demo.waitForLeader();
     const killed = demo.killLeader();
     console.log(`kill ${k}/${kills}: ${killed ?? "no leader"}`);
     if (killed !== undefined && demo.nodes.nodes.length > 1) {

@@ -1,6 +1,6 @@
 /**
  * The live demo's coordinator nodes as child processes: started from the built CLI with their
- * logs in files (`verdict-demo logs` pretty-prints them: docs/quickstart.md), killed with
+ * logs in files (JSON lines; pretty-log.ts prints them readably), killed with
  * SIGKILL, paused with SIGSTOP (and resumed with SIGCONT), restarted, stopped with SIGTERM.
  * It also asks the nodes who leads (`GET /admin/v1/cluster`), each call bounded.
  */
@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ClusterNode } from "../cluster-config.js";
 
-const askTimeoutMs = 700;
+/** A node that does not answer this fast counts as not answering (the frame is 1 s). */
+const askTimeoutMs = 900;
 const stopTimeoutMs = 15_000;
 
 export type NodeState = "running" | "killed" | "paused" | "stopped";
