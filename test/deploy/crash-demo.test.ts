@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
-import { projectDir } from "../../unit/deploy/deploy-files.js";
+import { projectDir } from "../unit/deploy/deploy-files.js";
 
 void test("the crash-recovery demo ends with every check holding", () => {
   const { NODE_TEST_CONTEXT: _context, ...env } = process.env;

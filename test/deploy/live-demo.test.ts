@@ -14,8 +14,8 @@ import {
   openWorld,
   prepareWorld,
   type Told,
-} from "../../../deploy/demo/live/world.js";
-import { projectDir } from "../../unit/deploy/deploy-files.js";
+} from "../../deploy/demo/live/world.js";
+import { projectDir } from "../unit/deploy/deploy-files.js";
 
 void describe("the live demo", () => {
   void test("scripted: three leader kills, another leader each time, the audit holds", () => {
