@@ -21,6 +21,7 @@ import {
   ensureTopic,
   kafkaClient,
   pgPool,
+  preparedGids,
   services,
   type Database,
 } from "../services.js";
@@ -140,15 +141,6 @@ async function ledger(pool: pg.Pool, runId: string): Promise<Set<number>> {
     [runId],
   );
   return new Set(rows.map((r) => r.transfer));
-}
-
-async function preparedGids(pool: pg.Pool, clusterId: string): Promise<string[]> {
-  const { rows } = await pool.query<{ gid: string }>(
-    `select gid from pg_prepared_xacts
-     where database = current_database() and starts_with(gid, $1)`,
-    [`${clusterId}:`],
-  );
-  return rows.map((r) => r.gid);
 }
 
 /** Events per transfer, once no Kafka transaction is open (a decided one has its marker). */
