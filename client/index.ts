@@ -16,6 +16,8 @@ export {
   sql,
 } from "./branches.js";
 export { runServicePrepared } from "./postgres.js";
+export { lostWithLeader, runTransaction } from "./restart.js";
+export type { RunTransactionOptions } from "./restart.js";
 export { prepareServiceBranch } from "./service-branch.js";
 export type { PgCommandResult, PgSession, ServiceBranchOptions } from "./service-branch.js";
 export {

@@ -53,28 +53,36 @@ export function installRouting(addHook: (hook: RequestHook) => void, node: Routi
       }
     }
     if (target !== undefined && target !== String(term)) return notLeader(reply, node.leader());
-    if (!readsTable(req.method, path)) return;
+    const xid = XID_PATH.exec(path)?.[1] as Xid | undefined;
+    if (!readsTable(req.method, path)) {
+      // Enlisting into a transaction that died with its leader: it is gone whatever we read.
+      if (xid !== undefined && lostWithItsLeader(node, req, xid, term))
+        return leaderChanged(reply, xid);
+      return;
+    }
     try {
       await node.confirmLeadership();
     } catch {
       return notLeader(reply, undefined);
     }
     if (node.term() !== term) return notLeader(reply, undefined);
-    const xid = XID_PATH.exec(path)?.[1] as Xid | undefined;
-    if (xid !== undefined && lostWithItsLeader(node, req, xid, term)) {
-      return reply.code(409).send({
-        ...errorBody(
-          "transaction-aborted",
-          `transaction ${xid} began under an earlier leader and never reached preparing`,
-        ),
-        xid,
-        state: "aborted",
-        reason: {
-          code: "leader-changed",
-          message: "its leader changed before it reached preparing: begin it again",
-        },
-      });
-    }
+    if (xid !== undefined && lostWithItsLeader(node, req, xid, term))
+      return leaderChanged(reply, xid);
+  });
+}
+
+function leaderChanged(reply: FastifyReply, xid: Xid): FastifyReply {
+  return reply.code(409).send({
+    ...errorBody(
+      "transaction-aborted",
+      `transaction ${xid} began under an earlier leader and never reached preparing`,
+    ),
+    xid,
+    state: "aborted",
+    reason: {
+      code: "leader-changed",
+      message: "its leader changed before it reached preparing: begin it again",
+    },
   });
 }
 

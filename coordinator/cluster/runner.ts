@@ -94,7 +94,8 @@ export class ClusterRunner {
     // The watch is a hint that can miss (a broken stream): a linearizable poll backs it up.
     this.poll = setInterval(() => void this.check(), this.o.leaseTtlMs / 5);
     this.poll.unref();
-    await this.check();
+    // The first campaign (and takeover) runs on: the node serves (forwards) meanwhile.
+    void this.check();
   }
 
   /** The term this node serves (its work is built), or undefined. */

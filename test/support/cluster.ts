@@ -50,7 +50,13 @@ export class ClusterNode {
   ) {}
 
   async start(opts?: ProcessStartOptions): Promise<ProcessNode> {
-    this.current = await this.proc.start(opts);
+    try {
+      this.current = await this.proc.start(opts);
+    } catch (e) {
+      throw new Error(`node ${this.id}: ${e instanceof Error ? e.message : String(e)}`, {
+        cause: e,
+      });
+    }
     return this.current;
   }
 
@@ -143,10 +149,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const cluster = makeCluster(clusterId, endpoints, shared, nodes);
   if (opts.start !== false) {
     try {
-      // The first one up wins the first election; the others then start together.
-      const [first, ...rest] = nodes;
-      await first?.start();
-      await Promise.all(rest.map((n) => n.start()));
+      // One after another (a node's start is CPU-heavy): the first one up wins the election.
+      for (const n of nodes) await n.start();
     } catch (e) {
       await cluster.destroy();
       throw e;

@@ -6,14 +6,16 @@
  * not-leader with a hint; after the leader is SIGKILLed another node leads within about the
  * lease TTL, finishes phase 2 of a transaction decided before the kill, finishes (does not
  * roll back) a prepared one, and answers 409 aborted `leader-changed` for a transaction the
- * dead leader began that never reached preparing; and an operator hands leadership to a named
+ * dead leader began that never reached preparing (the SDK's runTransaction begins such a one
+ * again and commits it); and an operator hands leadership to a named
  * node, through any node, by the API or the CLI.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, test, type TestContext } from "node:test";
 import pg from "pg";
 import {
   pgStatements,
+  runTransaction,
   sql,
   VerdictClient,
   TransactionAbortedError,
@@ -204,10 +206,12 @@ describe("failover after SIGKILL of the leader", () => {
       "pg-a": [
         [1, 1000],
         [2, 1000],
+        [3, 1000],
       ],
       "pg-b": [
         [1, 0],
         [2, 0],
+        [3, 0],
       ],
     });
     cluster = await startCluster({
@@ -225,10 +229,10 @@ describe("failover after SIGKILL of the leader", () => {
     await accounts?.drop();
   });
 
-  test("another node leads within the TTL and finishes what the dead leader began", () =>
-    withLogs(cluster, failover));
+  test("another node leads within the TTL and finishes what the dead leader began", (t) =>
+    withLogs(cluster, () => failover(t)));
 
-  async function failover(): Promise<void> {
+  async function failover(t: TestContext): Promise<void> {
     const { node: first, term: firstTerm } = await cluster.waitForLeader();
     assert.equal(first.id, "n1");
     // Retries that outlast a failover (about the lease TTL).
@@ -251,11 +255,30 @@ describe("failover after SIGKILL of the leader", () => {
     );
     // Begun only: it lives in the leader's memory alone.
     const begun = await client.begin({ timeoutMs: 60_000 });
+    // The SDK's runTransaction: its first attempt is begun, then enlists after the kill.
+    let attempts = 0;
+    let killed!: () => void;
+    const afterKill = new Promise<void>((resolve) => (killed = resolve));
+    let begunFirst!: () => void;
+    const firstBegun = new Promise<void>((resolve) => (begunFirst = resolve));
+    const restarted = runTransaction(client, async (xid) => {
+      attempts += 1;
+      if (attempts === 1) {
+        begunFirst();
+        await afterKill;
+      }
+      for (const b of transferBranches(accounts, 3, 5)) await client.enlist(xid, b);
+    }).catch((e: unknown) => e);
+    await firstBegun;
 
     const killedAt = Date.now();
     await first.kill("SIGKILL");
     const { node: next, term } = await cluster.waitForLeader({ not: first.id });
     const takeoverMs = Date.now() - killedAt;
+    killed();
+    t.diagnostic(
+      `SIGKILL to the next leader serving: ${takeoverMs} ms (lease TTL ${leaseTtlMs} ms)`,
+    );
     assert.ok(term > firstTerm);
     assert.ok(takeoverMs < leaseTtlMs + 3_000, `took over after ${takeoverMs} ms`);
 
@@ -281,6 +304,11 @@ describe("failover after SIGKILL of the leader", () => {
       assert.equal(e.reason?.code, "leader-changed");
       return true;
     });
+    // The SDK began the lost one again, on the new leader, and committed it.
+    const again = await restarted;
+    assert.equal((again as { view?: { state: string } }).view?.state, "committed", String(again));
+    assert.equal(attempts, 2);
+    assert.equal(await accounts.balance("pg-b", 3), 5);
     assert.deepEqual(await preparedGids(cluster.clusterId), []);
   }
 });
