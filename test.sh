@@ -4,8 +4,8 @@
 # that is enforced here, so a hang fails fast with a clear message.
 #
 #   ./test.sh                 everything
-#   ./test.sh unit crash      only the named suites (unit, integration, security, outage, crash, chaos,
-#                             fuzz, cluster, browser)
+#   ./test.sh unit crash      only the named suites (unit, deploy, integration, security, outage,
+#                             crash, chaos, fuzz, cluster, browser)
 #
 # A suite named (or in the default list) with no test file in test/<suite>/ fails the run at
 # once, before anything is installed or started: a suite is never skipped silently.
@@ -16,10 +16,10 @@ ROOT=$(pwd)
 started=$(date +%s)
 
 # suite name → budget in seconds (whole suite) and whether its files may run concurrently.
-declare -A budget=([unit]=300 [integration]=900 [security]=300 [outage]=600 [crash]=1200 [chaos]=900 [fuzz]=420 [cluster]=600 [browser]=600)
-declare -A concurrency=([unit]=2 [integration]=1 [security]=1 [outage]=1 [crash]=1 [chaos]=1 [fuzz]=1 [cluster]=1 [browser]=1)
+declare -A budget=([unit]=300 [deploy]=600 [integration]=900 [security]=300 [outage]=600 [crash]=1200 [chaos]=900 [fuzz]=420 [cluster]=600 [browser]=600)
+declare -A concurrency=([unit]=2 [deploy]=1 [integration]=1 [security]=1 [outage]=1 [crash]=1 [chaos]=1 [fuzz]=1 [cluster]=1 [browser]=1)
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit integration security outage crash chaos fuzz cluster browser)
+[ ${#suites[@]} -gt 0 ] || suites=(unit deploy integration security outage crash chaos fuzz cluster browser)
 
 declare -A suite_files=()
 empty=()

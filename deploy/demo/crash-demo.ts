@@ -43,6 +43,7 @@ import {
   ensureTopic,
   kafkaClient,
   pgPool,
+  preparedGids,
   services,
   type Database,
 } from "./services.js";
@@ -223,16 +224,6 @@ async function scanKeys(client: Redis, pattern: string): Promise<string[]> {
     cursor = next;
   }
   throw new Error(`SCAN ${pattern} did not finish in ${scanCallsMax} calls`);
-}
-
-/** This cluster's prepared transactions in one database (exact prefix, as Verdict matches). */
-async function preparedGids(pool: pg.Pool, clusterId: string): Promise<string[]> {
-  const { rows } = await pool.query<{ gid: string }>(
-    `select gid from pg_prepared_xacts
-     where database = current_database() and starts_with(gid, $1) order by gid`,
-    [`${clusterId}:`],
-  );
-  return rows.map((r) => r.gid);
 }
 
 // ---------------------------------------------------------------- the node

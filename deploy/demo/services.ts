@@ -89,6 +89,16 @@ export async function ensureAccounts(
   }
 }
 
+/** A cluster's prepared transactions in one database (exact prefix, as Verdict matches). */
+export async function preparedGids(pool: pg.Pool, clusterId: string): Promise<string[]> {
+  const { rows } = await pool.query<{ gid: string }>(
+    `select gid from pg_prepared_xacts
+     where database = current_database() and starts_with(gid, $1) order by gid`,
+    [`${clusterId}:`],
+  );
+  return rows.map((r) => r.gid);
+}
+
 /** Creates `topic` with `partitions` partitions unless it exists (the broker does not auto-create). */
 export async function ensureTopic(admin: Admin, topic: string, partitions: number): Promise<void> {
   const existing = await admin.listTopics();

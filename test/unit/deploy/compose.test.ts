@@ -1,10 +1,12 @@
 // Proves that docker-compose.yml and the coordinator's Dockerfile stay in step with deploy/local
 // (no Docker engine here, so the files themselves are read and compared): every setting two-phase
 // commit depends on (prepared transactions and fsync in PostgreSQL; the fsynced append-only file
-// and noeviction in Redis; Kafka's single-node replication, ISR and no auto-created topics) has
-// the same value on both sides and its safe value; there is exactly one coordinator node; every
-// port is published on 127.0.0.1 only; every file compose mounts or builds from exists; and the
-// image runs a Node LTS ≥ 22 as a non-root user and checks its readiness (/readyz).
+// and noeviction in Redis; Kafka's single-node replication, ISR and no auto-created topics;
+// etcd's version, compaction and quota) has the same value on both sides and its safe value;
+// there are three coordinator nodes, one image and one command, over three etcd members that
+// form one cluster; every port is published on 127.0.0.1 only; every file compose mounts or
+// builds from exists; and the image runs a pinned Node LTS ≥ 22 as a non-root user and checks
+// its readiness (/readyz). (compose-schema.test.ts checks the file against the Compose schema.)
 // (node-config.test.ts loads the mounted node configuration with Verdict's own loader.)
 // A drift fails naming the setting and both values; a self-check shows the comparison can fail.
 import { existsSync, statSync } from "node:fs";
@@ -15,10 +17,12 @@ import {
   bindMounts,
   commandWords,
   environment,
+  etcdFlag,
   kafkaProperty,
   kafkaPropertyOfEnv,
   parseCompose,
   parseDockerfile,
+  pinnedImage,
   postgresOption,
   projectDir,
   publishedPorts,
@@ -33,7 +37,8 @@ import {
 
 const composePath = "docker-compose.yml";
 const dockerfilePath = "deploy/docker/Dockerfile";
-const coordinatorService = "verdict";
+const coordinatorServices = ["verdict-1", "verdict-2", "verdict-3"];
+const etcdServices = ["etcd-1", "etcd-2", "etcd-3"];
 const coordinatorCommand =
   "node dist/coordinator/cli/main.js start --config /etc/verdict/verdict.yaml";
 const nodeMajorMin = 22;
@@ -46,6 +51,7 @@ const projectFiles = [
   "deploy/local/redis.sh",
   "deploy/local/kafka.sh",
   "deploy/local/kafka/pom.xml",
+  "deploy/local/etcd.sh",
   postgresInitPath,
 ] as const;
 type ProjectFile = (typeof projectFiles)[number];
@@ -96,6 +102,22 @@ function kafkaConf(name: string, safe?: string): Setting {
     compose: ({ compose }) => kafkaProperty(service(compose, "kafka"), name),
     safe,
   };
+}
+
+/** An etcd flag: deploy/local/local.sh's default for it, each compose member's own value. */
+function etcdConf(name: string, variable: string, safe?: Setting["safe"]): Setting {
+  return {
+    name: `etcd ${name}`,
+    local: { file: "deploy/local/local.sh", read: (text) => shellDefault(text, variable) },
+    compose: ({ compose }) =>
+      sameOnEvery(etcdServices.map((m) => etcdFlag(service(compose, m), name))),
+    safe,
+  };
+}
+
+/** The one value every member holds, or undefined when they differ. */
+function sameOnEvery(values: (string | undefined)[]): string | undefined {
+  return new Set(values).size === 1 ? values[0] : undefined;
 }
 
 /** A port deploy/local defaults to, published under the same number on the host. */
@@ -175,6 +197,29 @@ const settings: Setting[] = [
     compose: ({ compose }) =>
       /^apache\/kafka:(.+)$/.exec(service(compose, "kafka")?.image ?? "")?.[1],
   },
+  etcdConf("auto-compaction-retention", "VERDICT_ETCD_COMPACTION_RETENTION"),
+  etcdConf("quota-backend-bytes", "VERDICT_ETCD_QUOTA_BYTES", (value) => Number(value) >= 2 ** 30),
+  {
+    name: "etcd auto-compaction-mode",
+    local: {
+      file: "deploy/local/etcd.sh",
+      read: (text) => /--auto-compaction-mode (\w+)/.exec(text)?.[1],
+    },
+    compose: ({ compose }) =>
+      sameOnEvery(etcdServices.map((m) => etcdFlag(service(compose, m), "auto-compaction-mode"))),
+    safe: "revision",
+  },
+  {
+    name: "etcd version",
+    local: {
+      file: "deploy/local/etcd.sh",
+      read: (text) => shellDefault(text, "VERDICT_ETCD_VERSION"),
+    },
+    compose: ({ compose }) =>
+      sameOnEvery(
+        etcdServices.map((m) => /\/etcd:v([\d.]+)$/.exec(service(compose, m)?.image ?? "")?.[1]),
+      ),
+  },
   loopbackPort("VERDICT_PG_PORT", "postgres"),
   loopbackPort("VERDICT_REDIS_PORT", "redis"),
   loopbackPort("VERDICT_KAFKA_PORT", "kafka"),
@@ -242,10 +287,10 @@ void describe("docker-compose.yml keeps deploy/local's settings", () => {
   });
 });
 
-void describe("docker-compose.yml runs one coordinator, reachable from loopback only", () => {
+void describe("docker-compose.yml runs three coordinator nodes over three etcd members, reachable from loopback only", () => {
   const { compose } = loadSources();
 
-  void test("exactly one coordinator service, built from deploy/docker/Dockerfile", () => {
+  void test("three coordinator services, built from deploy/docker/Dockerfile, one command", () => {
     const coordinators = Object.entries(compose.services).filter(
       ([, svc]) =>
         (typeof svc.build === "object" && svc.build.dockerfile === dockerfilePath) ||
@@ -253,21 +298,40 @@ void describe("docker-compose.yml runs one coordinator, reachable from loopback 
     );
     assert.deepEqual(
       coordinators.map(([name]) => name),
-      [coordinatorService],
-      "one unreplicated node only: two would be two clusters fighting over the same branches",
+      coordinatorServices,
     );
-    const verdict = service(compose, coordinatorService);
-    assert.equal(commandWords(verdict).join(" "), coordinatorCommand);
+    for (const name of coordinatorServices) {
+      assert.equal(commandWords(service(compose, name)).join(" "), coordinatorCommand, name);
+    }
+    const ids = coordinatorServices.map((name) =>
+      environment(service(compose, name)).get("VERDICT_NODE_ID"),
+    );
+    assert.deepEqual(ids, coordinatorServices, "each node's id is its service name");
   });
 
-  void test("the node config the command names is mounted read-only, from a file that exists", () => {
-    const configPath = commandWords(service(compose, coordinatorService)).at(-1);
-    const mount = bindMounts(compose).find(
-      (m) => m.service === coordinatorService && m.target === configPath,
-    );
-    assert.ok(mount !== undefined, `nothing is mounted at ${configPath}`);
-    assert.ok(mount.readOnly, `${mount.source} is mounted writable`);
-    assert.ok(statSync(projectDir + mount.source).isFile(), `${mount.source} is not a file`);
+  void test("the etcd members form one cluster, each advertising its own service name", () => {
+    const flag = (member: string, name: string) => etcdFlag(service(compose, member), name);
+    const cluster = etcdServices.map((m) => `${m}=http://${m}:2380`).join(",");
+    for (const member of etcdServices) {
+      assert.equal(flag(member, "name"), member);
+      assert.equal(flag(member, "initial-cluster"), cluster, member);
+      assert.equal(flag(member, "advertise-client-urls"), `http://${member}:2379`);
+      assert.equal(flag(member, "initial-advertise-peer-urls"), `http://${member}:2380`);
+      assert.equal(flag(member, "initial-cluster-token"), flag("etcd-1", "initial-cluster-token"));
+      assert.ok(!commandWords(service(compose, member)).includes("--unsafe-no-fsync"));
+      const volumes = service(compose, member)?.volumes ?? [];
+      assert.ok(volumes.includes(`${member}-data:/var/lib/etcd`), `${member} keeps its own data`);
+    }
+  });
+
+  void test("the node config each node's command names is mounted read-only, from a file that exists", () => {
+    for (const name of coordinatorServices) {
+      const configPath = commandWords(service(compose, name)).at(-1);
+      const mount = bindMounts(compose).find((m) => m.service === name && m.target === configPath);
+      assert.ok(mount !== undefined, `${name}: nothing is mounted at ${configPath}`);
+      assert.ok(mount.readOnly, `${name}: ${mount.source} is mounted writable`);
+      assert.ok(statSync(projectDir + mount.source).isFile(), `${mount.source} is not a file`);
+    }
   });
 
   void test("every file compose mounts or builds from exists", () => {
@@ -285,19 +349,25 @@ void describe("docker-compose.yml runs one coordinator, reachable from loopback 
     }
   });
 
-  void test("the coordinator starts after every participant is healthy", () => {
-    const dependsOn = service(compose, coordinatorService)?.depends_on;
-    assert.ok(dependsOn !== undefined && !Array.isArray(dependsOn), "depends_on with conditions");
-    for (const participant of ["postgres", "redis", "kafka"]) {
-      assert.equal(dependsOn[participant]?.condition, "service_healthy", participant);
-      const healthcheck = service(compose, participant)?.healthcheck?.test;
-      assert.ok(healthcheck !== undefined && healthcheck.length > 0, `${participant} healthcheck`);
+  void test("each node starts after every participant and every etcd member is healthy", () => {
+    for (const name of coordinatorServices) {
+      const dependsOn = service(compose, name)?.depends_on;
+      assert.ok(dependsOn !== undefined && !Array.isArray(dependsOn), "depends_on with conditions");
+      for (const dependency of ["postgres", "redis", "kafka", ...etcdServices]) {
+        assert.equal(
+          dependsOn[dependency]?.condition,
+          "service_healthy",
+          `${name} → ${dependency}`,
+        );
+        const healthcheck = service(compose, dependency)?.healthcheck?.test;
+        assert.ok(healthcheck !== undefined && healthcheck.length > 0, `${dependency} healthcheck`);
+      }
     }
   });
 
   void test("every published port is bound to 127.0.0.1", () => {
     const ports = publishedPorts(compose);
-    assert.ok(ports.length >= 4, "postgres, redis, kafka and the coordinator publish a port");
+    assert.ok(ports.length >= 6, "postgres, redis, kafka and the three nodes publish a port");
     for (const port of ports) {
       assert.equal(
         port.hostIp,
@@ -322,11 +392,12 @@ void describe("deploy/docker/Dockerfile", () => {
   const stageNames = new Set(stages.map((stage) => stage.name));
   const runtime = stages.at(-1);
 
-  void test(`every base image is a Node LTS line ≥ ${nodeMajorMin}`, () => {
+  void test(`every base image is a Node LTS line ≥ ${nodeMajorMin}, pinned to a release`, () => {
     const bases = stages.filter((stage) => !stageNames.has(stage.image));
     assert.ok(bases.length > 0);
     for (const { image } of bases) {
       const major = Number(/^(?:docker\.io\/)?(?:library\/)?node:(\d+)/.exec(image)?.[1]);
+      assert.match(image, pinnedImage, `${image} is not pinned to a release`);
       // Even majors are the LTS lines.
       assert.ok(
         major >= nodeMajorMin && major % 2 === 0,

@@ -53,8 +53,13 @@ const composeSchema = z.looseObject({ services: z.record(z.string(), serviceSche
 export type ComposeService = z.infer<typeof serviceSchema>;
 export type Compose = z.infer<typeof composeSchema>;
 
+/** The file as compose reads it: YAML merge keys (`<<: *anchor`) resolved. */
+export function parseComposeDocument(text: string): unknown {
+  return parse(text, { merge: true });
+}
+
 export function parseCompose(text: string): Compose {
-  return composeSchema.parse(parse(text));
+  return composeSchema.parse(parseComposeDocument(text));
 }
 
 /**
@@ -104,6 +109,14 @@ export function postgresOption(svc: ComposeService | undefined, name: string): s
     if (words[i] === "-c" && option.startsWith(`${name}=`)) return option.slice(name.length + 1);
   }
   return undefined;
+}
+
+/** `--name=value` options of an etcd command line. */
+export function etcdFlag(svc: ComposeService | undefined, name: string): string | undefined {
+  const prefix = `--${name}=`;
+  return commandWords(svc)
+    .find((word) => word.startsWith(prefix))
+    ?.slice(prefix.length);
 }
 
 /** `--name value` options of a redis-server command line. */
@@ -270,3 +283,11 @@ export function rawEnvironment(svc: ComposeService | undefined): Map<string, str
   for (const [name, value] of Object.entries(source)) env.set(name, String(value));
   return env;
 }
+
+/**
+ * An image pinned to a release: a digest, or a tag holding a whole version (`15.14`, `v3.6.16`,
+ * `24.11.1-bookworm-slim`), never `latest` or a bare major line (`24-bookworm-slim`).
+ * PostgreSQL's versions have two parts (15.14 is a release), the others three.
+ */
+export const pinnedImage =
+  /(@sha256:[0-9a-f]{64}$)|(^(?:[\w.-]+\/)*postgres:\d+\.\d+(-[\w.-]+)?$)|(:v?\d+\.\d+\.\d+(-[\w.-]+)?$)/;

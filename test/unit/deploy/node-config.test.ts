@@ -1,11 +1,13 @@
-// Proves that the node configuration docker-compose.yml mounts (deploy/docker/verdict.yaml) is a
-// real production configuration: Verdict's own loader (coordinator/config/load.ts) accepts it
-// with the environment compose gives the container, and each participant's own parser accepts
-// its section; it holds no credential (production profile, token secrets and the PostgreSQL
-// password from the environment, every variable it reads passed by compose, the tokens with no
-// default in compose either), and without that environment the loader refuses it, naming what is missing. The
-// node listens on the port compose publishes and the image exposes, and keeps its data on
-// the volume compose mounts.
+// Proves that the node configuration docker-compose.yml mounts into its three nodes
+// (deploy/docker/verdict.yaml) is a real production configuration: Verdict's own loader
+// (coordinator/config/load.ts) accepts it with the environment compose gives each container,
+// and each participant's own parser accepts its section; each node gets its own id and
+// advertises the name the others reach it by; the decision log is the compose file's three etcd
+// members, one cluster id for the three nodes. It holds no credential (production profile,
+// token secrets and the PostgreSQL password from the environment, every variable it reads
+// passed by compose, the tokens with no default in compose either), and without that
+// environment the loader refuses it, naming what is missing. Each node listens on the port
+// compose publishes and the image exposes, and keeps its data on a volume of its own.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -31,16 +33,23 @@ import {
 } from "./deploy-files.js";
 
 const compose = parseCompose(readProjectFile("docker-compose.yml"));
-const verdict = service(compose, "verdict");
+const nodes = ["verdict-1", "verdict-2", "verdict-3"];
+const etcdMembers = ["etcd-1", "etcd-2", "etcd-3"];
+const verdict = service(compose, "verdict-1");
 const configTarget = commandWords(verdict).at(-1) ?? "";
 const configSource = bindMounts(compose).find((m) => m.target === configTarget)?.source ?? "";
 const configPath = join(projectDir, configSource);
 const variables = rawEnvironment(verdict);
 
-/** The container's environment, as compose would set it, with fresh values. */
-function containerEnv(): NodeJS.ProcessEnv {
+/**
+ * A node's environment, as compose would set it: its literal values (the node id) as they are,
+ * each `${…}` reference (a secret) given a fresh value.
+ */
+function containerEnv(node = "verdict-1"): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const name of variables.keys()) env[name] = randomBytes(18).toString("base64url");
+  for (const [name, value] of rawEnvironment(service(compose, node))) {
+    env[name] = value.includes("${") ? randomBytes(18).toString("base64url") : value;
+  }
   return env;
 }
 
@@ -53,6 +62,36 @@ void describe("deploy/docker/verdict.yaml, the node config compose mounts", () =
   void test("the mount source is the file read here", () => {
     assert.equal(configSource, "./deploy/docker/verdict.yaml");
     assert.equal(configTarget, "/etc/verdict/verdict.yaml");
+  });
+
+  void test("every node mounts this one file", () => {
+    for (const node of nodes) {
+      const target = commandWords(service(compose, node)).at(-1);
+      const mount = bindMounts(compose).find((m) => m.service === node && m.target === target);
+      assert.equal(mount?.source, configSource, node);
+    }
+  });
+
+  void test("each node gets its own id and advertises its service name; one etcd cluster", async () => {
+    const configs = await Promise.all(
+      nodes.map((node) => loadConfig(configPath, containerEnv(node))),
+    );
+    assert.deepEqual(
+      configs.map((c) => c.node.id),
+      nodes,
+    );
+    assert.deepEqual(
+      configs.map((c) => c.node.advertiseUrl),
+      nodes.map((node) => `http://${node}:${configs[0]?.node.port}`),
+    );
+    for (const config of configs) {
+      assert.equal(config.log.kind, "etcd");
+      assert.deepEqual(
+        config.log.endpoints,
+        etcdMembers.map((m) => `${m}:2379`),
+      );
+      assert.equal(config.log.clusterId, configs[0]?.log.clusterId);
+    }
   });
 
   void test("Verdict's loader accepts it with the container's environment", async () => {
@@ -104,8 +143,8 @@ void describe("deploy/docker/verdict.yaml, the node config compose mounts", () =
       );
       return true;
     });
-    const { VERDICT_PG_PASSWORD, VERDICT_PG_STMT_PASSWORD } = containerEnv();
-    const withoutTokens = { VERDICT_PG_PASSWORD, VERDICT_PG_STMT_PASSWORD };
+    const { VERDICT_NODE_ID, VERDICT_PG_PASSWORD, VERDICT_PG_STMT_PASSWORD } = containerEnv();
+    const withoutTokens = { VERDICT_NODE_ID, VERDICT_PG_PASSWORD, VERDICT_PG_STMT_PASSWORD };
     await assert.rejects(loadConfig(configPath, withoutTokens), (e: unknown) => {
       assert.ok(e instanceof ConfigError);
       assert.match(e.message, /VERDICT_CLIENT_TOKEN is unset/);
@@ -114,17 +153,24 @@ void describe("deploy/docker/verdict.yaml, the node config compose mounts", () =
     });
   });
 
-  void test("the node listens where compose and the image expect, and keeps data on the volume", async () => {
+  void test("each node listens where compose and the image expect, and keeps data on its own volume", async () => {
     const config = await loadConfig(configPath, containerEnv());
-    const published = publishedPorts(compose).filter((p) => p.service === "verdict");
-    assert.deepEqual(
-      published.map((p) => p.target),
-      [String(config.node.port)],
-    );
     const stages = parseDockerfile(readProjectFile("deploy/docker/Dockerfile"));
     const expose = stages.at(-1)?.instructions.find((i) => i.keyword === "EXPOSE")?.args;
     assert.equal(expose, String(config.node.port));
     assert.equal(config.node.host, "0.0.0.0", "reachable from the published port");
-    assert.ok(namedVolumeTargets(verdict).has(config.node.dataDir), "dataDir is a volume");
+    const volumes = new Set<string>();
+    for (const node of nodes) {
+      const published = publishedPorts(compose).filter((p) => p.service === node);
+      assert.deepEqual(
+        published.map((p) => p.target),
+        [String(config.node.port)],
+        node,
+      );
+      const volume = namedVolumeTargets(service(compose, node)).get(config.node.dataDir);
+      assert.ok(volume !== undefined, `${node}: dataDir is not a volume`);
+      volumes.add(volume);
+    }
+    assert.equal(volumes.size, nodes.length, "no two nodes share a data volume");
   });
 });
