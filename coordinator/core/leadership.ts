@@ -1,10 +1,11 @@
 /**
  * Gaining and losing leadership. A leadership is one `Leader` object (leader.ts): built here
  * with its term, it catches up with the log, then takes over what the table says is under
- * way; on step-down it is dropped whole, after every waiting call hears `outcome-unknown`.
+ * way (phase 2 resumed, phase 1 of `preparing` ones re-driven, one-phase ones checked); on step-down it is dropped whole, after every waiting call hears `outcome-unknown`.
  */
 import { tick } from "./deadlines.js";
 import type { Leader } from "./leader.js";
+import { resumePhase1 } from "./phase1.js";
 import { startPhase2 } from "./phase2.js";
 import { leadershipChanged } from "./replies.js";
 import { durableState } from "./table.js";
@@ -18,9 +19,14 @@ export function catchUp(l: Leader): void {
   for (const t of l.table.all()) {
     const state = durableState(t);
     if (state === "committing" || state === "aborting") startPhase2(l, l.revive(t));
-    else if (state === "preparing" && t.onePhase) {
+    else if (state === "preparing") {
       const live = l.revive(t);
-      if (live.phase.kind === "preparing") live.phase.onePhaseCheckDueMs = l.nowMs;
+      if (t.onePhase) {
+        if (live.phase.kind === "preparing") live.phase.onePhaseCheckDueMs = l.nowMs;
+      } else {
+        // Finished, not rolled back: phase 1 is re-driven (prepares are idempotent) and decided.
+        resumePhase1(l, live);
+      }
     } else if (state === "committed" || state === "aborted") {
       // Finished before this node led: its retention counts from now.
       l.finishedAt.push({ xid: t.header.xid, atMs: l.nowMs });
