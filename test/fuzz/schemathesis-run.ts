@@ -77,7 +77,9 @@ export async function runSchemathesis(st: string, run: FuzzRun): Promise<FuzzRes
       "--report=har",
       `--report-dir=${dir}`,
     ];
-    const { exitCode, output } = await spawnBounded(st, args, dir, run.maxTimeS * 1000 + overrunMs);
+    // Long runs spend longer loading and writing their report after --max-time: a fifth more.
+    const boundMs = run.maxTimeS * 1000 + Math.max(overrunMs, run.maxTimeS * 200);
+    const { exitCode, output } = await spawnBounded(st, args, dir, boundMs);
     const entries = await harEntries(dir);
     const requestsByClass = statusClasses(entries);
     return {
