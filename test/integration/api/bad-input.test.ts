@@ -566,6 +566,32 @@ function routeCases(): Record<string, Case[]> {
       status: 400,
       code: "validation-failed",
     })),
+    "POST /admin/v1/cluster/leadership": (
+      [
+        [{ to: 7 }, "to a number"],
+        [{ to: "" }, "to empty"],
+        [{ to: "n".repeat(65) }, "to over 64 characters"],
+        [{ surprise: 1 }, "an unknown field"],
+      ] as const
+    ).map(([body, name]) => ({
+      name,
+      request: admin(body),
+      status: 400,
+      code: "validation-failed",
+    })),
+    "GET /admin/v1/audit": [
+      ["limit=0", "limit below 1"],
+      ["limit=99999999", "limit over listPageSizeMax"],
+      ["surprise=1", "unknown query parameter"],
+      ["cursor=zz", "a cursor that is not a record's seq"],
+      ["cursor=-1", "a negative cursor"],
+    ].map(([query, name]) => ({
+      name: name ?? "",
+      request: { token: node.adminToken },
+      query: query ?? "",
+      status: 400,
+      code: "validation-failed",
+    })),
     "GET /admin/v1/transactions/{xid}": [{ ...notFound(), request: { token: node.adminToken } }],
     "POST /admin/v1/transactions/{xid}/resolve": [
       { ...notFound(resolveBody), request: admin(resolveBody) },
