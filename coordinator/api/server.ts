@@ -475,7 +475,7 @@ function makeHandlers(
           return { status: 201, body: toApiView(view) };
         },
       );
-      if (branches.length === 0) return begun;
+      if (branches.length === 0 && !b.commit) return begun;
       // The steps of the step-by-step API, in order, each with a key derived from this
       // request's: a retry of the request with its key repeats none of them.
       const xid = (begun.body as { xid: Xid }).xid;

@@ -255,15 +255,12 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
         .optional()
         .meta({
           description:
-            "With branches: commit at once and answer the outcome as commitTransaction does " +
-            "(200 committed, 202 committing, 409 transaction-aborted).",
+            "Commit at once and answer the outcome as commitTransaction does (200 committed, " +
+            "202 committing, 409 transaction-aborted); without branches the empty " +
+            "transaction commits at once.",
         }),
     })
-    .strict()
-    .refine((b) => !b.commit || b.branches !== undefined, {
-      message: "commit: true needs branches",
-      path: ["commit"],
-    });
+    .strict();
 
   /** The body of calls that take none: `{}` (or no body at all). */
   const emptyRequest = z.object({}).strict();

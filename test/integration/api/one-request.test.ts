@@ -7,8 +7,9 @@
  * - a retry with the same Idempotency-Key answers the same transaction and moves the money
  *   once; the same key with another body is refused;
  * - a branch the token may not enlist, or an unknown participant, is refused before anything
- *   begins (no transaction, no change); `commit: true` without branches is a 400;
+ *   begins (no transaction, no change); an empty `branches` list is a 400;
  * - without `commit`, the branches are enlisted and the transaction is left active;
+ * - `commit: true` without branches commits the empty transaction at once (200 committed);
  * - the SDK's `transact` does the same in one call.
  */
 import assert from "node:assert/strict";
@@ -130,10 +131,16 @@ describe("one-request transactions", () => {
       400,
       "unknown-participant",
     );
-    assertError(await post({ commit: true }), 400, "validation-failed");
+    assertError(await post({ commit: true, branches: [] }), 400, "validation-failed");
     const begun = (await listed()).filter((xid) => !known.has(xid));
     assert.deepEqual(begun, [], "no transaction was begun");
     assert.deepEqual(await balances(), before);
+  });
+
+  test("commit: true without branches commits the empty transaction at once", async () => {
+    const answer = await post({ commit: true });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal((answer.body as { state: string }).state, "committed");
   });
 
   test("without commit the branches are enlisted and the transaction stays active", async () => {
