@@ -33,7 +33,14 @@ export async function runStart(args: readonly string[]): Promise<void> {
   const config = await loadConfig(configPath).catch((e: unknown) => {
     throw e instanceof ConfigError ? new CliError(exitCodes.refused, e.message) : e;
   });
-  const node = await startNode(config);
+  const node = await startNode(config).catch((e: unknown) => {
+    // What opened before the failure (pools, the log, Kafka clients) would keep the process
+    // alive with nothing listening, so a supervisor would never restart it: exit now.
+    process.stderr.write(
+      `start failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+    );
+    process.exit(exitCodes.refused);
+  });
   process.stdout.write(
     `verdict node ${config.node.id} listening on ${node.url} (cluster ${node.clusterId})\n`,
   );

@@ -9,8 +9,11 @@
  *   which variable, and `--token` is refused; an unreachable or silent server exits 3.
  */
 import assert from "node:assert/strict";
+import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { raw } from "../api/harness.js";
 import { runCli, shown } from "./cli.js";
@@ -225,6 +228,30 @@ describe("verdict admin", () => {
     const top = await runCli(["nonsense"]);
     assert.equal(top.code, 2, shown(top));
     assert.match(top.stderr, /unknown command nonsense[\s\S]*usage: verdict <command>/);
+  });
+
+  test("start: a node that cannot listen exits 1 with the error instead of hanging", async () => {
+    const config = JSON.parse(await readFile(n.cluster.configPath, "utf8")) as {
+      node: Record<string, unknown>;
+    };
+    const dataDir = await mkdtemp(join(tmpdir(), "verdict-busy-port-"));
+    try {
+      config.node = {
+        ...config.node,
+        id: "busy-port",
+        dataDir,
+        port: Number(new URL(n.node.url).port),
+      };
+      const configPath = join(dataDir, "verdict.json");
+      await writeFile(configPath, JSON.stringify(config));
+      // The same cluster, so the participants accept it and the failure is the port's.
+      await copyFile(join(n.cluster.dataDir, "cluster-id"), join(dataDir, "cluster-id"));
+      const r = await runCli(["start", "--config", configPath]);
+      assert.equal(r.code, 1, shown(r));
+      assert.match(r.stderr, /start failed: .*EADDRINUSE/);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   test("--help prints each command's usage and exits 0", async () => {
