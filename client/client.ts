@@ -53,8 +53,10 @@ export interface VerdictClientOptions {
   readonly connectionsMax?: number;
 }
 
+/** Backoffs add up to 6.6–13 s (half is jitter): longer than a failover at the default
+ * 5 s lease, so a call sent to a dying leader is retried on its successor, not given up. */
 export const defaultRetryPolicy: RetryPolicy = {
-  attemptsMax: 6,
+  attemptsMax: 12,
   backoffMsInitial: 50,
   backoffMsMax: 2000,
 };

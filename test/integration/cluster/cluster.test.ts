@@ -235,13 +235,8 @@ describe("failover after SIGKILL of the leader", () => {
   async function failover(t: TestContext): Promise<void> {
     const { node: first, term: firstTerm } = await cluster.waitForLeader();
     assert.equal(first.id, "n1");
-    // Retries that outlast a failover (about the lease TTL).
-    const retry = { attemptsMax: 40, backoffMsInitial: 50, backoffMsMax: 250 };
-    const client = new VerdictClient({
-      baseUrls: cluster.urls(),
-      token: cluster.clientToken,
-      retry,
-    });
+    // The SDK's default retries outlast a failover (client/client.ts defaultRetryPolicy).
+    const client = new VerdictClient({ baseUrls: cluster.urls(), token: cluster.clientToken });
     // Prepared (a `preparing` entry, both branches voted yes), not yet decided.
     const prepared = await transfer(client, accounts, 2, 50);
     assert.equal((await client.prepare(prepared)).state, "prepared");
@@ -282,7 +277,7 @@ describe("failover after SIGKILL of the leader", () => {
     assert.ok(term > firstTerm);
     assert.ok(takeoverMs < leaseTtlMs + 3_000, `took over after ${takeoverMs} ms`);
 
-    const survivors = new VerdictClient({ baseUrl: next.url, token: cluster.clientToken, retry });
+    const survivors = new VerdictClient({ baseUrl: next.url, token: cluster.clientToken });
     // Phase 2 resumed by the new leader.
     await until(
       "the decided transfer committed",
