@@ -16,7 +16,7 @@ ROOT=$(pwd)
 started=$(date +%s)
 
 # suite name → budget in seconds (whole suite) and whether its files may run concurrently.
-declare -A budget=([unit]=300 [deploy]=600 [integration]=900 [security]=300 [outage]=600 [crash]=1200 [chaos]=900 [fuzz]=420 [cluster]=600 [browser]=600)
+declare -A budget=([unit]=300 [deploy]=600 [integration]=900 [security]=600 [outage]=600 [crash]=1200 [chaos]=900 [fuzz]=420 [cluster]=600 [browser]=600)
 declare -A concurrency=([unit]=2 [deploy]=1 [integration]=1 [security]=1 [outage]=1 [crash]=1 [chaos]=1 [fuzz]=1 [cluster]=1 [browser]=1)
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(unit deploy integration security outage crash chaos fuzz cluster browser)
