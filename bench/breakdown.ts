@@ -4,7 +4,8 @@
  * series' `_sum` and `_count`. Printed per transfer: how many of each step ran (HTTP call by
  * route, log append by record, participant call by participant and operation) and the mean
  * time of one. Steps overlap (an HTTP call contains its appends and prepares), so the rows
- * do not add up to the latency; they show where the time of one transfer goes.
+ * do not add up to the latency; they show where the time of one transfer goes. The log's
+ * fsyncs are a row too: appends per fsync is the group commit across transactions.
  */
 import { formatMs } from "./stats.js";
 
@@ -12,6 +13,7 @@ import { formatMs } from "./stats.js";
 const stepHistograms: readonly { readonly metric: string; readonly what: string }[] = [
   { metric: "verdict_route_seconds", what: "HTTP" },
   { metric: "verdict_log_append_seconds", what: "log append" },
+  { metric: "verdict_log_fsync_seconds", what: "log fsync" },
   { metric: "verdict_participant_call_seconds", what: "participant" },
 ];
 /** A scrape's series kept at most (each route × status, record, participant × op is one). */
@@ -72,4 +74,13 @@ export function breakdownTable(before: Scrape, after: Scrape, transfers: number)
     ]);
   }
   return rows;
+}
+
+/** Log appends (every record kind) made durable per fsync during the run: group commit. */
+export function appendsPerFsync(before: Scrape, after: Scrape): number {
+  const delta = (prefix: string) =>
+    [...after]
+      .filter(([key]) => key.startsWith(prefix))
+      .reduce((sum, [key, end]) => sum + end.count - (before.get(key)?.count ?? 0), 0);
+  return delta("log append") / delta("log fsync");
 }

@@ -6,7 +6,7 @@
 import { loadavg } from "node:os";
 import { preparedWithPrefix } from "./accounts.js";
 import { say } from "./args.js";
-import { breakdownTable, type Scrape } from "./breakdown.js";
+import { appendsPerFsync, breakdownTable, type Scrape } from "./breakdown.js";
 import { formatMs } from "./stats.js";
 import { runLoad, type LoadResult } from "./load.js";
 import type { Scenario } from "./scenarios.js";
@@ -24,6 +24,8 @@ export interface Measured<S extends Scenario = Scenario> {
   readonly loadAverage: number;
   /** Per-step rows from the node's metrics (breakdown.ts); empty when the node did no work. */
   readonly breakdown: string[][];
+  /** Log appends made durable per fsync (group commit); NaN when the node wrote nothing. */
+  readonly appendsPerFsync: number;
 }
 
 export async function measure<S extends Scenario>(
@@ -78,6 +80,10 @@ export async function measure<S extends Scenario>(
       scrapeBefore === undefined || scrapeAfter === undefined
         ? []
         : breakdownTable(scrapeBefore, scrapeAfter, result.ok),
+    appendsPerFsync:
+      scrapeBefore === undefined || scrapeAfter === undefined
+        ? Number.NaN
+        : appendsPerFsync(scrapeBefore, scrapeAfter),
   };
 }
 
@@ -106,6 +112,7 @@ export function resultTable(measured: readonly Measured[]): string[][] {
       "p99 ms",
       "max ms",
       "errors",
+      "err %",
       "cpu ms/tx clients",
       "cpu ms/tx node",
       "load",
@@ -120,6 +127,7 @@ export function resultTable(measured: readonly Measured[]): string[][] {
       formatMs(result.latency.p99Ms),
       formatMs(result.latency.maxMs),
       String(result.errors),
+      ((100 * result.errors) / Math.max(1, result.ok + result.errors)).toFixed(1),
       formatMs(benchCpuMsPerTx),
       formatMs(nodeCpuMsPerTx),
       loadAverage.toFixed(1),

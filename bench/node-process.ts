@@ -16,7 +16,11 @@ import { services } from "../test/support/services.js";
 
 export interface NodeProcessOptions {
   readonly from: "dist" | "src";
-  readonly participants: readonly { readonly name: string; readonly connectionString: string }[];
+  readonly participants: readonly {
+    readonly name: string;
+    readonly connectionString: string;
+    readonly lockTimeoutMs?: number;
+  }[];
   /** PostgreSQL schema of Verdict's tables (a cluster is registered per schema). */
   readonly schema: string;
   readonly poolSize: number;
@@ -24,7 +28,7 @@ export interface NodeProcessOptions {
   /** Redis and Kafka participants, passed to the config as they are. */
   readonly otherParticipants?: readonly Record<string, unknown>[];
   /** Fields of the config's `protocol` section. */
-  readonly protocol?: Readonly<Record<string, number | boolean>>;
+  readonly protocol?: Readonly<Record<string, number | boolean | string>>;
   /** `VERDICT_FAILPOINTS` of the process (none if absent). */
   readonly failpoints?: string;
   /**

@@ -39,6 +39,11 @@ export interface Databases {
   readonly urlA: string;
   readonly urlB: string;
   readonly accounts: number;
+  /**
+   * lock_timeout of A0's sessions, as Verdict's branches have it (`lockTimeoutMs`): both sides
+   * prepare in parallel, so two transfers can wait on each other across the databases.
+   */
+  readonly lockTimeoutMs: number;
 }
 
 const debitSql = `update ${accountsTable} set balance = balance - $1 where id = $2`;
@@ -135,6 +140,11 @@ export async function directTwoPhase(
   runId: string,
 ): Promise<Scenario> {
   const connections = await openConnections(clients, [db.urlA, db.urlB]);
+  if (db.lockTimeoutMs > 0) {
+    await Promise.all(
+      connections.flat().map((c) => c.query(`set lock_timeout = ${Math.floor(db.lockTimeoutMs)}`)),
+    );
+  }
   let moved = 0;
   let seq = 0;
   return {

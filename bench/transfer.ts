@@ -49,6 +49,17 @@ const spec = {
   "tx-max": { default: 1_000_000, min: 1, max: 10_000_000, help: "transfers per scenario" },
   node: { default: "dist", choices: ["dist", "src"], help: "run the node from dist/ or src" },
   profile: { default: "off", choices: ["off", "on"], help: "CPU-profile the node (--cpu-prof)" },
+  "prepare-order": {
+    default: "parallel",
+    choices: ["parallel", "ordered"],
+    help: "the node's protocol.prepareOrder",
+  },
+  "lock-timeout-ms": {
+    default: 1000,
+    min: 0,
+    max: 60_000,
+    help: "lock_timeout of Verdict's branches (lockTimeoutMs) and of A0's sessions (0: none)",
+  },
 } as const;
 
 const balanceStart = 1_000_000;
@@ -60,6 +71,7 @@ async function main(argv: readonly string[]): Promise<number> {
     urlA: services.pgUrlA,
     urlB: services.pgUrlB,
     accounts: options.accounts,
+    lockTimeoutMs: options["lock-timeout-ms"],
   };
   const runId = randomBytes(4).toString("hex");
   const schema = `vbench_${runId}`;
@@ -73,7 +85,8 @@ async function main(argv: readonly string[]): Promise<number> {
   say(
     `transfer bench ${runId}: ${clients} clients, ${options["duration-s"]} s per scenario ` +
       `(+${options["warmup-s"]} s warm-up), ${db.accounts} accounts per database, ` +
-      `node from ${options.node}; ${cpus().length} cpus, node ${process.version}, ` +
+      `node from ${options.node}, prepares ${options["prepare-order"]}, lock_timeout ` +
+      `${db.lockTimeoutMs} ms; ${cpus().length} cpus, node ${process.version}, ` +
       `load average ${loadavg()[0]?.toFixed(1)}`,
   );
   for (const url of [db.urlA, db.urlB]) {
@@ -87,9 +100,10 @@ async function main(argv: readonly string[]): Promise<number> {
   const node = await startNodeProcess({
     from: options.node as "dist" | "src",
     participants: [
-      { name: "pg-a", connectionString: db.urlA },
-      { name: "pg-b", connectionString: db.urlB },
+      { name: "pg-a", connectionString: db.urlA, lockTimeoutMs: db.lockTimeoutMs },
+      { name: "pg-b", connectionString: db.urlB, lockTimeoutMs: db.lockTimeoutMs },
     ],
+    protocol: { prepareOrder: options["prepare-order"] },
     schema,
     // As many branch connections as the direct scenarios open: like for like.
     poolSize: clients,
@@ -218,7 +232,8 @@ function printResults(measured: readonly Measured[], nodePeakRssMb: number): voi
   for (const m of measured) {
     if (m.breakdown.length <= 1) continue;
     say(`${m.scenario.id}: per-step breakdown from the node's metrics, per transfer`);
-    say(`${formatTable(m.breakdown)}\n`);
+    say(formatTable(m.breakdown));
+    say(`${m.scenario.id}: ${m.appendsPerFsync.toFixed(2)} log appends per fsync\n`);
   }
   const byId = new Map(measured.map((m) => [m.scenario.id, m.result]));
   for (const [subject, floor] of [

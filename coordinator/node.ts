@@ -146,6 +146,7 @@ export async function startNode(
         retentionMs: config.protocol.retentionMs,
         forgetBatchMax: fixedLimits.forgetBatchMax,
         onePhase: config.protocol.onePhase,
+        prepareOrder: config.protocol.prepareOrder,
         idempotencyKeysMax: config.limits.idempotencyKeysMax,
         idempotencyKeyAgeMsMax: config.limits.idempotencyKeyAgeMsMax,
         callsWaitingPerTxnMax: config.limits.callsWaitingPerTransactionMax,

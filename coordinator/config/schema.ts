@@ -60,6 +60,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Single PostgreSQL/Redis branch committed in one phase (settled from its marker). */
       onePhase: z.boolean().default(true),
+      /** Phase 1: every prepare at once, or one branch at a time in participant-name order. */
+      prepareOrder: z.enum(["parallel", "ordered"]).default("parallel"),
       phase2BackoffBaseMs: z.int().min(1).max(60_000).default(100),
       phase2BackoffMaxMs: z.int().min(1).max(3_600_000).default(10_000),
       /** How long a finished transaction stays visible before it is forgotten. */
@@ -82,6 +84,7 @@ export const configSchema = z.strictObject({
     })
     .default({
       onePhase: true,
+      prepareOrder: "parallel",
       phase2BackoffBaseMs: 100,
       phase2BackoffMaxMs: 10_000,
       retentionMs: 600_000,

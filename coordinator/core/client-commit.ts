@@ -6,7 +6,7 @@
 import { xidBeganAtMs, type Xid } from "./ids.js";
 import type { WaitInput } from "./inputs.js";
 import type { KeyedCall, Leader } from "./leader.js";
-import { proposing, stateOf, type LiveTxn } from "./phase.js";
+import { phase2Heard, proposing, stateOf, type LiveTxn } from "./phase.js";
 import { resumePhase1 } from "./phase1.js";
 import { proposeDecision, proposePreparing } from "./propose.js";
 import { alreadyCommitted, errorReply, forbidden, notFound, txnReply } from "./replies.js";
@@ -40,7 +40,9 @@ export function commitOrPrepare(l: Leader, input: WaitInput & { type: "prepare" 
     case "committing":
     case "aborting": {
       const stalled = live.phase.kind === "phase2" && live.phase.stalled;
-      if ((prepareOnly && state === "committing") || stalled || state === "aborting") {
+      // Every phase-2 call returned: the answer is final, whether its `acks` is logged or not.
+      const heard = phase2Heard(live.phase);
+      if ((prepareOnly && state === "committing") || stalled || heard || state === "aborting") {
         return l.reply(input.req, txnReply(l.liveView(live)));
       }
       l.wait(live, input, input.type);

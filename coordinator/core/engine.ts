@@ -62,6 +62,7 @@ export type {
   ListCursor,
   ListQuery,
   Output,
+  PrepareOrder,
   Principal,
   Proposal,
   ReadInput,

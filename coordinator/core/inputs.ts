@@ -292,6 +292,9 @@ export interface AdminFacts {
   readonly lastErrors: ReadonlyMap<number, CallError>;
 }
 
+/** How phase 1 sends the prepares (`protocol.prepareOrder`, phase1.ts `sendPrepares`). */
+export type PrepareOrder = "parallel" | "ordered";
+
 export interface EngineConfig extends KeyLimits {
   readonly clusterId: ClusterId;
   readonly inFlightMax: number;
@@ -306,6 +309,12 @@ export interface EngineConfig extends KeyLimits {
   readonly forgetBatchMax: number;
   /** Commit a single PostgreSQL or Redis branch in one phase. */
   readonly onePhase: boolean;
+  /**
+   * `parallel`: every branch's prepare goes out at once (a lock cycle across databases then
+   * ends in a participant's lock timeout, a no vote); `ordered`: one branch at a time, in
+   * participant-name order (no cycle across databases; one prepare's latency per branch).
+   */
+  readonly prepareOrder: PrepareOrder;
   /** Client calls waiting on one transaction at once; more are refused (`unavailable`). */
   readonly callsWaitingPerTxnMax: number;
   /** Operator resolutions waiting for their record at once; more are refused (`unavailable`). */

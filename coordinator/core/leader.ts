@@ -23,7 +23,16 @@ import type {
   XidCall,
 } from "./inputs.js";
 import { OrderedXids } from "./ordered-xids.js";
-import { enter, newPreparing, stateOf, votesOf, type LiveTxn, type Phase } from "./phase.js";
+import {
+  enter,
+  newPhase2,
+  newPreparing,
+  stateOf,
+  votesOf,
+  withHeard,
+  type LiveTxn,
+  type Phase,
+} from "./phase.js";
 import type { Ack, LogRecord, TxnHeader } from "./records.js";
 import type { Replica } from "./replica.js";
 import { forbidden, invalidState, keyReused, notFound, tooManyWaiting } from "./replies.js";
@@ -143,7 +152,7 @@ export class Leader {
         ? newPreparing()
         : state === "committed" || state === "aborted"
           ? { kind: "finished", decision }
-          : { kind: "phase2", decision, votes: new Map(), tracks: new Map(), stalled: false };
+          : newPhase2(decision, new Map());
     const live: LiveTxn = {
       header: t.header,
       branches: t.branches.map((spec) => ({
@@ -230,19 +239,13 @@ export class Leader {
       return;
     }
     const votes = votesOf(live.phase);
-    enter(live, {
-      kind: "phase2",
-      decision,
-      votes: new Map(votes ?? []),
-      tracks: new Map(),
-      stalled: false,
-    });
+    enter(live, newPhase2(decision, new Map(votes ?? [])));
   }
 }
 
 function durableView(t: DurableTxn, phase: Phase | undefined): TxnView {
   return viewOfDurable(
-    t,
+    withHeard(t, phase),
     phase && votesOf(phase),
     phase && stateOf(phase) === "prepared" ? "prepared" : undefined,
   );

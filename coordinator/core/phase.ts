@@ -12,7 +12,8 @@
  */
 import { assertNever, invariant } from "./assert.js";
 import type { BranchVote, CallError, ReqId, WaitType } from "./inputs.js";
-import type { BranchSpec, Decision, DecisionCode, LoggedKey, TxnHeader } from "./records.js";
+import type { Ack, BranchSpec, Decision, DecisionCode, LoggedKey, TxnHeader } from "./records.js";
+import type { DurableTxn } from "./table.js";
 import type { TxnState } from "./txn.js";
 
 export type Votes = Map<number, BranchVote>;
@@ -68,6 +69,12 @@ export interface Phase2 {
   readonly votes: Votes;
   /** Branch number → its phase-2 calls; a branch acknowledged in the log has none. */
   readonly tracks: Map<number, Phase2Track>;
+  /**
+   * Branch number → the outcome its phase-2 call returned, kept until the transaction is
+   * finished. The `acks` record that logs it is written in the background: answers count an
+   * outcome once heard (the participant has done it), the record only spares a re-drive.
+   */
+  readonly heard: Map<number, Ack>;
   /** Phase 2 has failed at least once: commit answers `committing` rather than wait. */
   stalled: boolean;
 }
@@ -164,6 +171,29 @@ export function votesOf(phase: Phase): ReadonlyMap<number, BranchVote> | undefin
 export function proposing(phase: Phase): "preparing" | "decide" | undefined {
   if (phase.kind === "deciding") return "decide";
   return phase.kind === "active" && phase.proposal !== undefined ? "preparing" : undefined;
+}
+
+export const newPhase2 = (decision: Decision, votes: Votes): Phase2 => ({
+  kind: "phase2",
+  decision,
+  votes,
+  tracks: new Map(),
+  heard: new Map(),
+  stalled: false,
+});
+
+/** Every branch's phase-2 call has returned (none left to send or retry). */
+export const phase2Heard = (phase: Phase): boolean =>
+  phase.kind === "phase2" && phase.tracks.size === 0;
+
+/**
+ * The logged transaction with the phase-2 outcomes heard but not yet logged: what the leader
+ * answers from, so that a read after `committed` never says `committing` on this leader. The
+ * log's own acknowledgements win over what was heard.
+ */
+export function withHeard(t: DurableTxn, phase: Phase | undefined): DurableTxn {
+  if (phase?.kind !== "phase2" || phase.heard.size === 0) return t;
+  return { ...t, acks: new Map([...phase.heard, ...t.acks]) };
 }
 
 export const newPreparing = (): Preparing => ({

@@ -1,16 +1,24 @@
 /**
- * Phase 1: once `preparing` is durable, prepare the branches one at a time, count the votes,
- * and decide — abort on a no, commit (or, prepare-only, stop at `prepared`) on all yes. A
- * one-phase branch is committed in one call instead, and its outcome is the decision.
+ * Phase 1: once `preparing` is durable, prepare the branches (all at once, or one at a time
+ * by configuration), count the votes, and decide — abort on a no, commit (or, prepare-only,
+ * stop at `prepared`) on all yes. A one-phase branch is committed in one call instead, and
+ * its outcome is the decision.
  */
 import type { Vote } from "../../participants/participant.js";
 import type { BranchNo, Xid } from "./ids.js";
 import type { BranchVote, CallError, OnePhaseResult } from "./inputs.js";
 import { only, type Leader } from "./leader.js";
-import { enter, newPreparing, proposing, undecidedOf, type LiveTxn } from "./phase.js";
+import {
+  enter,
+  newPreparing,
+  proposing,
+  undecidedOf,
+  type LiveTxn,
+  type Preparing,
+} from "./phase.js";
 import { backoffMs } from "./backoff.js";
 import { proposeDecision } from "./propose.js";
-import type { Ack } from "./records.js";
+import type { Ack, BranchSpec } from "./records.js";
 import { txnReply } from "./replies.js";
 
 /** `preparing` of `live` was applied: start phase 1, or the one-phase commit. */
@@ -38,23 +46,33 @@ export function preparingApplied(l: Leader, live: LiveTxn, onePhase: boolean): v
 }
 
 /**
- * Prepares one branch at a time, in participant-name order. Two transactions that touch the
- * same rows in two databases then lock them in the same order: preparing in parallel, each
- * could hold a row the other needs in a different database — a deadlock no database can
- * see, broken only by the deadline. The cost is one prepare's latency per extra branch.
+ * Sends the prepares due, by `prepareOrder`. `parallel`: every branch without a vote or a
+ * call out, at once — a transaction's latency is its slowest prepare; two transactions that
+ * lock the same rows in two databases in opposite orders then wait on each other in a cycle
+ * no database sees, which the participants' lock timeout (PostgreSQL: `lockTimeoutMs`; Redis
+ * votes no at once) turns into a no vote. `ordered`: one at a time, in participant-name
+ * order, so such transactions lock in the same order and cannot form that cycle; the cost
+ * is one prepare's latency per extra branch. Nothing more is sent once a branch voted no.
  */
 export function sendPrepares(l: Leader, live: LiveTxn): void {
   const p = undecidedOf(live.phase);
-  if (p?.kind !== "preparing" || p.outstanding.size > 0) return;
-  const next = [...live.branches]
-    .sort((a, b) => (a.spec.participant < b.spec.participant ? -1 : 1))
-    .find((b) => p.votes.get(b.spec.n)?.vote !== "yes");
-  if (!next || p.votes.has(next.spec.n)) return;
-  p.outstanding.add(next.spec.n);
+  if (p?.kind !== "preparing") return;
+  if ([...p.votes.values()].some((v) => v.vote === "no")) return;
+  const unvoted = live.branches.filter((b) => !p.votes.has(b.spec.n));
+  if (l.cfg.prepareOrder === "parallel") {
+    for (const b of unvoted) if (!p.outstanding.has(b.spec.n)) sendPrepare(l, live, p, b.spec);
+    return;
+  }
+  const next = unvoted.sort((a, b) => (a.spec.participant < b.spec.participant ? -1 : 1))[0];
+  if (next && p.outstanding.size === 0) sendPrepare(l, live, p, next.spec);
+}
+
+function sendPrepare(l: Leader, live: LiveTxn, p: Preparing, branch: BranchSpec): void {
+  p.outstanding.add(branch.n);
   l.emit({
     type: "prepare",
     xid: live.header.xid,
-    branch: next.spec,
+    branch,
     deadlineMs: live.header.deadlineMs,
     principal: live.header.principal,
   });

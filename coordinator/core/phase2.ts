@@ -1,6 +1,7 @@
 /**
- * Phase 2: carry out the applied decision on every branch not yet acknowledged, batch the
- * acknowledgements into `acks` records, and finish the transaction once all are in the log.
+ * Phase 2: carry out the applied decision on every branch not yet acknowledged, answer the
+ * waiting calls once every call returned, batch the acknowledgements into `acks` records
+ * (never awaited by a client), and finish the transaction once all are in the log.
  * G1: nothing here runs before the decision is applied (startPhase2 asserts it).
  */
 import type { Phase2Outcome } from "../../participants/participant.js";
@@ -10,7 +11,7 @@ import type { BranchNo, Xid } from "./ids.js";
 import type { CallError } from "./inputs.js";
 import type { Ack } from "./records.js";
 import type { Leader } from "./leader.js";
-import { enter, type LiveTxn, type Phase2 } from "./phase.js";
+import { enter, phase2Heard, withHeard, type LiveTxn, type Phase2 } from "./phase.js";
 import { firstTrack, isDue, retryLater } from "./phase2-retry.js";
 import type { ParticipantKind } from "../../participants/participant.js";
 import { alreadyCommitted, txnReply } from "./replies.js";
@@ -68,11 +69,18 @@ function phase2Of(l: Leader, xid: Xid): { live: LiveTxn; phase: Phase2 } | undef
   return live?.phase.kind === "phase2" ? { live, phase: live.phase } : undefined;
 }
 
+/**
+ * A phase-2 call returned. Once every branch's has, the waiting calls are answered: the
+ * participants have carried out the decision, so `committed` is the truth (G7) before the
+ * `acks` record is durable. That record goes out in the background, batched with other
+ * transactions'; if it is lost (a crash, a new leader), phase 2 is re-driven and each
+ * participant answers `already-done` (G5).
+ */
 export function phase2Done(l: Leader, xid: Xid, n: BranchNo, outcome: Phase2Outcome): void {
   const p = phase2Of(l, xid);
   if (!p?.phase.tracks.has(n)) return;
   p.phase.tracks.delete(n);
-  l.pendingAcks.push({
+  const ack: Ack = {
     xid,
     n,
     outcome: outcome.outcome,
@@ -80,8 +88,12 @@ export function phase2Done(l: Leader, xid: Xid, n: BranchNo, outcome: Phase2Outc
     ...("detail" in outcome
       ? { detail: outcome.detail.slice(0, responseLimits.messageCharsMax) }
       : {}),
-  });
+  };
+  p.phase.heard.set(n, ack);
+  l.pendingAcks.push(ack);
   flushAcks(l);
+  const t = l.table.get(xid);
+  if (t && phase2Heard(p.phase)) answerWaiting(l, p.live, withHeard(t, p.phase));
   sendDuePhase2(l, p.live);
 }
 

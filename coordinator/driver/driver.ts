@@ -518,7 +518,7 @@ export class Driver {
     this.appendsInFlight += 1;
     const started = performance.now();
     void this.d.failpoints
-      .hit(record.type === "decide" ? "before-decision-append" : "before-append")
+      .hit(beforeAppend[record.type])
       .then(() =>
         inSpan("log append", { "verdict.record": record.type }, () => this.d.log.append([record])),
       )
@@ -651,6 +651,14 @@ function crash(e: InvariantError): never {
   });
   throw e;
 }
+
+const beforeAppend = {
+  preparing: "before-append",
+  decide: "before-decision-append",
+  acks: "before-acks-append",
+  recover: "before-append",
+  forget: "before-append",
+} as const satisfies Record<LogRecord["type"], string>;
 
 const afterDurable = {
   preparing: "after-preparing-durable",

@@ -8,6 +8,8 @@ export const failpointNames = [
   "before-append",
   "after-append",
   "before-decision-append",
+  /** Before an `acks` record is appended: its clients may already have been told the outcome. */
+  "before-acks-append",
   "after-preparing-durable",
   "after-decision-durable",
   "before-prepare",

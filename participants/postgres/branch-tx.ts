@@ -62,6 +62,8 @@ export interface BranchTx {
   readonly end: "prepare" | "commit";
   readonly deadlineMs: number;
   readonly statementTimeoutMs: number;
+  /** lock_timeout of the branch's statements (0: none). */
+  readonly lockTimeoutMs: number;
   readonly tables: SchemaTables;
   /** Set when a rollback of this branch arrived: stop before the next step. */
   readonly isCancelled: () => boolean;
@@ -184,6 +186,10 @@ function sendFirstFlight(tx: BranchTx, remainingMs: number): FirstFlight {
     return answer;
   };
   const begin = send("begin");
+  // A lock wait votes no after this: a lock cycle across databases ends here, not at the deadline.
+  if (tx.lockTimeoutMs > 0) {
+    void send("select set_config('lock_timeout', $1, true)", [`${tx.lockTimeoutMs}`]);
+  }
   if (remainingMs < tx.statementTimeoutMs) {
     // Its failure fails the transaction, and the next answer reports it.
     void send("select set_config('statement_timeout', $1, true)", [`${Math.floor(remainingMs)}`]);

@@ -39,6 +39,11 @@ export const postgresParticipantConfigSchema = z
     connectTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
     /** Ceiling for one statement of a branch; the prepare deadline may cut it shorter. */
     statementTimeoutMs: z.number().int().min(10).max(600_000).default(30_000),
+    /**
+     * lock_timeout of a branch's statements (0: none): a lock wait longer than this votes no,
+     * so a lock cycle across databases (prepares run in parallel) ends fast, not at the deadline.
+     */
+    lockTimeoutMs: z.number().int().min(0).max(600_000).default(1_000),
     /** Ceiling for a whole prepare, whatever the transaction's deadline says. */
     prepareTimeoutMs: z.number().int().min(100).max(600_000).default(60_000),
     /** Client-side bound on one phase-2, recovery, forget or start query. */

@@ -500,6 +500,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
           end,
           deadlineMs,
           statementTimeoutMs: this.config.statementTimeoutMs,
+          lockTimeoutMs: this.config.lockTimeoutMs,
           tables: this.tables,
           isCancelled: () => entry.cancelled,
           claim: async (xid) => this.answerFromState(await this.claimBranch(gid, xid), end),

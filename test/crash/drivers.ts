@@ -33,6 +33,8 @@ export const crashAtDefault: CrashAt = {
   "before-append": 5,
   "after-append": 2,
   "before-decision-append": 5,
+  // Clients of the acknowledged transactions were told their outcome before this record.
+  "before-acks-append": 3,
   "after-preparing-durable": 5,
   "after-decision-durable": 5,
   "before-prepare": 5,

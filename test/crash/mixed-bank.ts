@@ -8,8 +8,8 @@
  * keyed by the transfer id. A `redis-one-phase` transfer has only a Redis branch (on keys of
  * its own), so the coordinator commits it in one phase. Doomed transfers vote no: in
  * PostgreSQL (a missing account with `expectRows: 1`) or in Redis (an `exists` precondition
- * on a key that never exists). Branches prepare in participant-name order (kafka-events,
- * pg-a, redis-main), so a Redis no-vote rolls back a prepared PostgreSQL branch.
+ * on a key that never exists). Branches prepare in parallel (the default `prepareOrder`), so
+ * a Redis no-vote rolls back a PostgreSQL branch prepared or still preparing.
  *
  * Slots keep concurrent transfers off each other's Redis keys: a branch that finds a key
  * locked by another votes no at once, which would abort most of a round on one shared key.

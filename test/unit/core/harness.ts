@@ -20,6 +20,7 @@ import {
   Engine,
   failedVote,
   type EngineConfig,
+  type PrepareOrder,
   type FoundBranches,
   type Input,
   type Output,
@@ -112,7 +113,10 @@ export interface SimOptions {
   readonly healRoundsMax?: number;
 }
 
-export const engineConfig = (onePhase: boolean): EngineConfig => ({
+export const engineConfig = (
+  onePhase: boolean,
+  prepareOrder: PrepareOrder = "parallel",
+): EngineConfig => ({
   clusterId: "c1" as ClusterId,
   inFlightMax: 64,
   branchesPerTxnMax: 4,
@@ -122,6 +126,7 @@ export const engineConfig = (onePhase: boolean): EngineConfig => ({
   retentionMs: 500,
   forgetBatchMax: 8,
   onePhase,
+  prepareOrder,
   idempotencyKeysMax: 256,
   idempotencyKeyAgeMsMax: 60_000,
   callsWaitingPerTxnMax: 8,
@@ -426,7 +431,8 @@ export class Sim {
 
   constructor(private readonly opts: SimOptions) {
     this.rng = new Rng(opts.seed);
-    this.cfg = engineConfig(opts.onePhase);
+    // Both prepare orders, by seed (a replayed seed runs the same one).
+    this.cfg = engineConfig(opts.onePhase, opts.seed % 3 === 0 ? "ordered" : "parallel");
     this.faults = opts.faults;
     this.makeEngine = opts.makeEngine ?? ((cfg, random) => new Engine(cfg, random));
     this.participants = participantSpecs.map(

@@ -8,6 +8,7 @@ import { InvariantError } from "../../../coordinator/core/assert.js";
 import type { Xid } from "../../../coordinator/core/ids.js";
 import {
   enter,
+  newPhase2,
   newPreparing,
   stateOf,
   type LiveTxn,
@@ -28,7 +29,7 @@ function sample(kind: PhaseKind): Phase {
     case "deciding":
       return { kind, decision: "commit", proposal: 1, from: sample("prepared") as never };
     case "phase2":
-      return { kind, decision: "commit", votes: new Map(), tracks: new Map(), stalled: false };
+      return newPhase2("commit", new Map());
     case "finished":
       return { kind, decision: "commit" };
   }

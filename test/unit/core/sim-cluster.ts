@@ -138,7 +138,8 @@ export class ClusterSim {
 
   constructor(private readonly opts: ClusterOptions) {
     this.rng = new Rng(opts.seed);
-    this.cfg = engineConfig(opts.onePhase);
+    // Both prepare orders, by seed (a replayed seed runs the same one).
+    this.cfg = engineConfig(opts.onePhase, opts.seed % 3 === 0 ? "ordered" : "parallel");
     this.makeEngine = opts.makeEngine ?? ((cfg, random) => new Engine(cfg, random));
     this.etcd = new EtcdModel(opts.etcd ?? { createRevisionCompare: true });
     const make = opts.makeParticipant ?? ((n, k, v) => new MarkerParticipant(n, k, v));

@@ -28,6 +28,8 @@
  *                                appends too, so it catches up until `apply` applies them
  *   keys                         how many idempotency keys the engine holds
  *   in-flight                    how many transactions count against inFlightTransactionsMax
+ *   prepare-order parallel|ordered   first command only: the engine's `prepareOrder`
+ *                                (parallel by default), kept across crashes
  *   view <xid>                   the shell's own look at the table (no input, never refused)
  *   read <xid> [as=<principal>]  a client's read of the transaction, an input like the calls
  *   facts <xid>                  an operator's facts about it (as=ops)
@@ -42,6 +44,7 @@ import {
   type Input,
   type ListQuery,
   type Output,
+  type PrepareOrder,
   type Proposal,
   type Reply,
   type ResolveAction,
@@ -64,6 +67,7 @@ export class TranscriptDriver {
   private nextReq = 1;
   private readonly durable: Entry[] = [];
   private pending: { record: LogRecord; term: Term; proposal: Proposal }[] = [];
+  private prepareOrder: PrepareOrder = "parallel";
 
   constructor() {
     this.engine = this.newEngine();
@@ -72,7 +76,7 @@ export class TranscriptDriver {
 
   private newEngine(): Engine {
     // A fixed "random" keeps backoff delays readable: three quarters of the ceiling.
-    return new Engine(engineConfig(true), () => 0.5);
+    return new Engine(engineConfig(true, this.prepareOrder), () => 0.5);
   }
 
   /** Runs one command line; returns the printed output lines. */
@@ -225,6 +229,13 @@ export class TranscriptDriver {
         return this.feed({ type: "tick" });
       case "crash":
         return this.crash();
+      case "prepare-order": {
+        if (this.nextReq !== 1) throw new Error("prepare-order must come first");
+        this.prepareOrder = arg(0) === "ordered" ? "ordered" : "parallel";
+        this.engine = this.newEngine();
+        this.engine.becomeLeader(this.term as Term, this.nowMs);
+        return [`prepare order ${this.prepareOrder}`];
+      }
       case "view":
         return [describeView(this.engine, xid())];
       default:
