@@ -44,7 +44,9 @@ export const leadershipDefaults = {
 /** Delay before retrying a renewal that failed (not one that was acknowledged). */
 const RENEW_RETRY_MS = 200;
 
-export type LostReason = "lease-deadline" | "lease-gone" | "superseded" | "resigned" | "closed";
+/** `log-stopped`: the term's log stopped on a failure (e.g. LogConflictError) and cannot append. */
+export type LostReason =
+  "lease-deadline" | "lease-gone" | "superseded" | "log-stopped" | "resigned" | "closed";
 
 export interface LeadershipEvents {
   becameLeader?(term: number): void;
