@@ -40,16 +40,22 @@ export interface ClusterModeOptions {
 
 export class ClusterMode {
   private readonly client: Etcd3;
+  /** One client per member for the leader lease's renewals (docs/etcd.md, "Leadership"). */
+  private readonly keepaliveClients: readonly Etcd3[];
   private readonly layout: EtcdLayout;
   private runner: ClusterRunner | undefined;
 
   constructor(private readonly o: ClusterModeOptions) {
     const log = o.config.log;
-    this.client = connectEtcd({
+    const connection = {
       endpoints: log.endpoints ?? [],
       requestTimeoutMs: log.requestTimeoutMs,
       replyBytesMax: connectionDefaults.replyBytesMax,
-    });
+    };
+    this.client = connectEtcd(connection);
+    this.keepaliveClients = connection.endpoints.map((e) =>
+      connectEtcd({ ...connection, endpoints: [e] }),
+    );
     this.layout = new EtcdLayout(o.clusterId);
     installRouting((hook) => o.addRequestHook(hook), {
       nodeId: o.config.node.id,
@@ -68,6 +74,7 @@ export class ClusterMode {
     const log = this.o.config.log;
     this.runner = new ClusterRunner({
       client: this.client,
+      keepaliveClients: this.keepaliveClients,
       layout: this.layout,
       nodeId: this.o.config.node.id,
       url,
@@ -145,5 +152,6 @@ export class ClusterMode {
   async close(): Promise<void> {
     await this.runner?.close();
     this.client.close();
+    for (const c of this.keepaliveClients) c.close();
   }
 }

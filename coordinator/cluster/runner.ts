@@ -29,6 +29,8 @@ export interface TermWork {
 
 export interface ClusterRunnerOptions {
   readonly client: Etcd3;
+  /** One client per etcd member, for lease renewals (Leadership moves off a dead member). */
+  readonly keepaliveClients?: readonly Etcd3[];
   readonly layout: EtcdLayout;
   readonly nodeId: string;
   /** Where other nodes forward calls to this one. */
@@ -73,6 +75,7 @@ export class ClusterRunner {
       leaseTtlSeconds: o.leaseTtlMs / 1000,
       demotionMarginMs: o.demotionMarginMs,
       requestTimeoutMs: o.requestTimeoutMs,
+      ...(o.keepaliveClients === undefined ? {} : { keepaliveClients: o.keepaliveClients }),
       clockMs: this.clockMs,
     });
     this.registration = new NodeRegistration(

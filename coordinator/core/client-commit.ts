@@ -62,14 +62,22 @@ function answerUnlive(l: Leader, input: KeyedCall): void {
     return l.reply(input.req, txnReply(viewOfDurable(t)));
   }
   // Presumed abort: a transaction this leader never saw reach `preparing` did not commit —
-  // unless it is old enough to have been finished and forgotten; then nobody can tell.
+  // unless it began no later than something the log forgot (the table's watermark, no
+  // clock); then it may have been finished and forgotten, and nobody can tell. (A table
+  // restored from a snapshot older than the watermark falls back to the retention time.)
   const beganAtMs = xidBeganAtMs(input.xid);
-  if (beganAtMs !== undefined && l.nowMs - beganAtMs >= l.cfg.retentionMs) {
+  const watermarkMs = l.table.forgetWatermarkMs;
+  const mayBeForgotten =
+    beganAtMs !== undefined &&
+    (watermarkMs === undefined
+      ? l.nowMs - beganAtMs >= l.cfg.retentionMs
+      : beganAtMs <= watermarkMs);
+  if (mayBeForgotten) {
     return l.reply(
       input.req,
       errorReply(
         "transaction-not-found",
-        `no transaction ${input.xid}: unknown, or forgotten after the retention time`,
+        `no transaction ${input.xid}: unknown, or forgotten (it began no later than the last forgotten one)`,
         { xid: input.xid },
       ),
     );

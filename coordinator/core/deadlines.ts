@@ -75,7 +75,8 @@ function forgetExpired(l: Leader): void {
     xids.push(head.xid);
   }
   if (xids.length === 0) return;
-  l.forgetProposal = l.propose({ type: "forget", v: 1, xids, atMs: l.nowMs });
+  const beganAtMsMax = Math.max(...xids.map((xid) => l.table.get(xid)?.header.beganAtMs ?? 0));
+  l.forgetProposal = l.propose({ type: "forget", v: 1, xids, beganAtMsMax, atMs: l.nowMs });
 }
 
 /**

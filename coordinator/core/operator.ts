@@ -47,7 +47,8 @@ export function resolve(l: Leader, input: ResolveInput): void {
         );
       }
       if (!waitOperator(l, input.xid, input.req, viewOfDurable(t))) return;
-      l.propose({ type: "forget", v: 1, xids: [input.xid], operator, atMs: l.nowMs });
+      const beganAtMsMax = t.header.beganAtMs;
+      l.propose({ type: "forget", v: 1, xids: [input.xid], beganAtMsMax, operator, atMs: l.nowMs });
       return;
     }
   }

@@ -128,6 +128,11 @@ export type LogRecord =
       readonly type: "forget";
       readonly v: 1;
       readonly xids: readonly Xid[];
+      /**
+       * The largest begin time among `xids` (absent in older records): the table keeps the
+       * largest as the presumed-abort watermark (`TxnTable.forgetWatermarkMs`).
+       */
+      readonly beganAtMsMax?: number;
       readonly operator?: Operator;
       readonly atMs: number;
     }

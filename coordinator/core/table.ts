@@ -97,6 +97,14 @@ function addKeys(t: DurableTxn, r: { keys?: readonly LoggedKey[]; atMs: number }
 export class TxnTable {
   private readonly txns = new Map<Xid, DurableTxn>();
   private lastApplied = 0;
+  /**
+   * The largest begin time any `forget` record forgot (0: nothing forgotten yet). An xid the
+   * table does not know that began at or before it may have been forgotten: nobody can
+   * tell its outcome; one that began after it never reached `preparing`: presumed aborted.
+   * From the log alone (no clock), so every replica answers alike. Undefined only after
+   * restoring a snapshot taken before the watermark existed: unknown.
+   */
+  private forgottenBeganAtMsMax: number | undefined = 0;
 
   get(xid: Xid): DurableTxn | undefined {
     return this.txns.get(xid);
@@ -108,6 +116,10 @@ export class TxnTable {
 
   get size(): number {
     return this.txns.size;
+  }
+
+  get forgetWatermarkMs(): number | undefined {
+    return this.forgottenBeganAtMsMax;
   }
 
   get appliedIndex(): number {
@@ -201,8 +213,12 @@ export class TxnTable {
         // One that recovery reopened after the forget was proposed stays until it finishes.
         for (const xid of r.xids) {
           const t = this.txns.get(xid);
-          if (t && isFinished(durableState(t))) this.txns.delete(xid);
+          if (t && isFinished(durableState(t))) {
+            this.txns.delete(xid);
+            this.raiseWatermark(t.header.beganAtMs); // also for records without beganAtMsMax
+          }
         }
+        this.raiseWatermark(r.beganAtMsMax ?? 0);
         return {};
       case "recover":
         return this.recover(entry, r, note);
@@ -260,21 +276,32 @@ export class TxnTable {
     note(t, kind, `branch ${a.n} ${a.outcome}${a.detail ? `: ${a.detail}` : ""}`);
   }
 
+  private raiseWatermark(beganAtMs: number): void {
+    if (this.forgottenBeganAtMsMax !== undefined)
+      this.forgottenBeganAtMsMax = Math.max(this.forgottenBeganAtMsMax, beganAtMs);
+  }
+
   /** A snapshot of the table, for log compaction; `restore` reads it back. */
   snapshot(): Uint8Array {
     const txns = [...this.txns.values()].map((t) => ({ ...t, acks: [...t.acks.values()] }));
-    return new TextEncoder().encode(JSON.stringify({ v: 1, lastApplied: this.lastApplied, txns }));
+    const forgetWatermarkMs = this.forgottenBeganAtMsMax;
+    return new TextEncoder().encode(
+      JSON.stringify({ v: 1, lastApplied: this.lastApplied, forgetWatermarkMs, txns }),
+    );
   }
 
   static restore(data: Uint8Array): TxnTable {
     const parsed = JSON.parse(new TextDecoder().decode(data)) as {
       v: number;
       lastApplied: number;
+      /** Absent in snapshots taken before the watermark existed. */
+      forgetWatermarkMs?: number;
       txns: (Omit<DurableTxn, "acks"> & { acks: Ack[] })[];
     };
     invariant(parsed.v === 1, `unknown snapshot format ${parsed.v}`);
     const table = new TxnTable();
     table.lastApplied = parsed.lastApplied;
+    table.forgottenBeganAtMsMax = parsed.forgetWatermarkMs;
     for (const t of parsed.txns) {
       table.txns.set(t.header.xid, { ...t, acks: new Map(t.acks.map((a) => [a.n, a])) });
     }

@@ -8,6 +8,7 @@
 import type pg from "pg";
 import type { BranchId } from "../participant.js";
 import type { SchemaTables } from "../../shared/postgres/marker-tables.js";
+import { sqlStateOf } from "./errors.js";
 import { query } from "./sql.js";
 
 export interface BranchState {
@@ -16,8 +17,16 @@ export interface BranchState {
   readonly marker: boolean;
   /** Markers for the gid written through `mark` by any other transaction. */
   readonly forgedMarkers: number;
+  /** A rollback claimed the branch's marker key (`rolled-back`), or left a tombstone. */
   readonly tombstone: boolean;
 }
+
+/**
+ * What a rollback's claim of the marker key found: `claimed`, its row went in; `taken`, a
+ * committed row holds the key (a commit, a fence, an earlier rollback); `busy`, an
+ * uncommitted row holds it (a prepared branch, or a prepare in flight) past lock_timeout.
+ */
+export type RollbackClaim = "claimed" | "taken" | "busy";
 
 /** The branch as pg_prepared_xacts shows it. */
 export interface PreparedRow {
@@ -69,7 +78,8 @@ export class Bookkeeping {
          exists (select 1 from ${t.marker} m, x where m.gid = $1 and xid(m.xid) = x.xid) as marker,
          (select count(*)::int from ${t.marker} m where m.gid = $1 and m.xid is not null
             and not exists (select 1 from x where xid(m.xid) = x.xid)) as "forgedMarkers",
-         exists (select 1 from ${t.tombstone} where gid = $1) as tombstone)`;
+         exists (select 1 from ${t.tombstone} where gid = $1)
+           or exists (select 1 from ${t.marker} where gid = $1 and kind = 'rolled-back') as tombstone)`;
   }
 
   private stateRow(result: pg.QueryResult<BranchState>): BranchState {
@@ -86,7 +96,8 @@ export class Bookkeeping {
    */
   async fence(gid: string): Promise<void> {
     await this.run(
-      `insert into ${this.t.marker} (gid, xid) values ($1, null) on conflict (gid) do nothing`,
+      `insert into ${this.t.marker} (gid, xid, kind) values ($1, null, 'fence')
+       on conflict (gid) do nothing`,
       [gid],
     );
   }
@@ -109,10 +120,24 @@ export class Bookkeeping {
     return rows[0];
   }
 
-  async insertTombstone(gid: string): Promise<void> {
-    await this.run(`insert into ${this.t.tombstone} (gid) values ($1) on conflict do nothing`, [
-      gid,
-    ]);
+  /**
+   * A rollback claims the branch's marker key with a `rolled-back` row: once it is in, no
+   * prepare or one-phase commit of the branch can ever take effect (their `mark` fails on
+   * the key). An uncommitted row in the way is waited for under the connection's
+   * lock_timeout (55P03 → `busy`).
+   */
+  async claimRolledBack(gid: string): Promise<RollbackClaim> {
+    try {
+      const { rowCount } = await this.run(
+        `insert into ${this.t.marker} (gid, xid, kind) values ($1, null, 'rolled-back')
+         on conflict (gid) do nothing`,
+        [gid],
+      );
+      return rowCount === 1 ? "claimed" : "taken";
+    } catch (err) {
+      if (sqlStateOf(err) === "55P03") return "busy";
+      throw err;
+    }
   }
 
   async forget(batch: readonly BranchId[]): Promise<void> {

@@ -4,11 +4,15 @@
  * query is its own Parse/Bind/Execute/Sync, so one failing does not swallow the next
  * answers), and a branch is two flights:
  *
- * 1. BEGIN → (a lowered statement_timeout) → the transaction's id → each statement → the
- *    marker (`mark`, which returns the same id), all written at once. As soon as the id
- *    answers, `claim` checks the branch's state on Verdict's own connection and, if the
- *    branch is fresh, records that id there — while the statements still run. Nothing in
- *    this flight can end the transaction (statements.ts refuses transaction control).
+ * 1. BEGIN → (a lowered statement_timeout) → the transaction's id → the marker (`mark`,
+ *    which returns the same id) under a short lock_timeout → each statement, all written at
+ *    once. The marker goes first: it claims the branch's key, so no other actor (a deposed
+ *    coordinator's prepare, a rollback) can act on the branch while this one runs; a key held
+ *    by another actor answers `busy` at the lock_timeout (docs/architecture.md §7.1). As
+ *    soon as the marker answers, `claim` checks the branch's state on Verdict's own
+ *    connection and, if the branch is fresh, records the id there — while the statements
+ *    still run. Nothing in this flight can end the transaction (statements.ts refuses
+ *    transaction control).
  * 2. Only once every answer of flight 1 is checked (row expectations, marker id = claimed
  *    id) and the claim is recorded: PREPARE TRANSACTION (or COMMIT) with DISCARD ALL behind
  *    it, again at once. So the id is recorded before PREPARE or COMMIT is sent, as before.
@@ -52,6 +56,8 @@ export type BranchTxResult =
   | { readonly kind: "settled"; readonly vote: Vote }
   /** The gid or its marker is taken: another session prepared or committed this branch. */
   | { readonly kind: "duplicate"; readonly detail: string }
+  /** Another actor holds the branch's marker key (uncommitted) past the lock_timeout. */
+  | { readonly kind: "busy"; readonly detail: string }
   /** The connection failed while PREPARE or COMMIT was in flight: the branch may have finished. */
   | { readonly kind: "unknown"; readonly cause: unknown };
 
@@ -64,6 +70,8 @@ export interface BranchTx {
   readonly statementTimeoutMs: number;
   /** lock_timeout of the branch's statements (0: none). */
   readonly lockTimeoutMs: number;
+  /** lock_timeout of the marker insert: how long another actor's hold on the key is waited for. */
+  readonly markerLockTimeoutMs: number;
   readonly tables: SchemaTables;
   /** Set when a rollback of this branch arrived: stop before the next step. */
   readonly isCancelled: () => boolean;
@@ -106,9 +114,17 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
     const flight = inOneWrite(tx.client, () => sendFirstFlight(tx, remainingMs));
     await flight.begin;
     inTransaction = true;
-    stage = "claiming the branch";
     const xid = (await flight.xid).rows[0]?.xid as string | undefined;
     if (xid === undefined) throw new Error("assertion: pg_current_xact_id() returned no row");
+    stage = "the marker insert";
+    // `mark` also checks the tombstones of rollbacks written before the `rolled-back` row.
+    const marked =
+      ((await flight.marker).rows[0] as { xid: string | null } | undefined)?.xid ?? null;
+    if (marked === null) {
+      await rollback();
+      return refused(noVoteReasons.rolledBack, "the branch has a rollback tombstone");
+    }
+    stage = "claiming the branch";
     let settled: Vote | undefined;
     try {
       settled = await tx.claim(xid);
@@ -131,15 +147,6 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
           `${stage} reported ${result.rowCount ?? "no"} rows, expected ${st.expectRows}`,
         );
       }
-    }
-    stage = "the marker insert";
-    // The tombstone guard (inside `mark`) closes most of the window against a rollback from
-    // another coordinator process; recovery rolls back anything that still slips through.
-    const marked =
-      ((await flight.marker).rows[0] as { xid: string | null } | undefined)?.xid ?? null;
-    if (marked === null) {
-      await rollback();
-      return refused(noVoteReasons.rolledBack, "the branch has a rollback tombstone");
     }
     if (marked !== flight.claimed) {
       await rollback();
@@ -188,15 +195,25 @@ function sendFirstFlight(tx: BranchTx, remainingMs: number): FirstFlight {
   const begin = send("begin");
   // A lock wait votes no after this: a lock cycle across databases ends here, not at the deadline.
   if (tx.lockTimeoutMs > 0) {
-    void send("select set_config('lock_timeout', $1, true)", [`${tx.lockTimeoutMs}`]);
+    void send("select pg_catalog.set_config('lock_timeout', $1, true)", [`${tx.lockTimeoutMs}`]);
   }
   if (remainingMs < tx.statementTimeoutMs) {
     // Its failure fails the transaction, and the next answer reports it.
     void send("select set_config('statement_timeout', $1, true)", [`${Math.floor(remainingMs)}`]);
   }
   const xid = send("select pg_catalog.pg_current_xact_id()::text as xid");
-  const statements = tx.statements.map((st) => send(st.sql, st.params));
+  // Only the marker insert runs under the short lock_timeout; the statements get back the
+  // session's own (saved in a custom setting of this transaction).
+  void send(
+    `select pg_catalog.set_config('verdict.lock_timeout', pg_catalog.current_setting('lock_timeout'), true),
+            pg_catalog.set_config('lock_timeout', $1, true)`,
+    [`${tx.markerLockTimeoutMs}`],
+  );
   const marker = send(`select ${tx.tables.mark}($1) as xid`, [tx.gid]);
+  void send(
+    "select pg_catalog.set_config('lock_timeout', pg_catalog.current_setting('verdict.lock_timeout'), true)",
+  );
+  const statements = tx.statements.map((st) => send(st.sql, st.params));
   return { begin, xid, statements, marker, claimed: undefined };
 }
 
@@ -259,6 +276,9 @@ function classify(err: unknown, stage: string, tx: BranchTx): BranchTxResult {
       reason: noVoteReasons.deadline,
       detail: `${stage} exceeded its timeout (statement timeout bounded by the prepare deadline): ${messageOf(err)}`,
     };
+  }
+  if (sqlState === "55P03" && stage === "the marker insert") {
+    return { kind: "busy", detail: `${stage}: ${messageOf(err)}` };
   }
   if ((sqlState === "23505" && stage === "the marker insert") || sqlState === "42710") {
     return { kind: "duplicate", detail: `${stage}: ${messageOf(err)}` };

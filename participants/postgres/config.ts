@@ -44,6 +44,12 @@ export const postgresParticipantConfigSchema = z
      * so a lock cycle across databases (prepares run in parallel) ends fast, not at the deadline.
      */
     lockTimeoutMs: z.number().int().min(0).max(600_000).default(1_000),
+    /**
+     * lock_timeout of a branch's marker insert, the first thing a prepare or one-phase
+     * commit does: how long it waits for another actor holding the branch's key (a deposed
+     * coordinator's prepare, a prepared branch) before it re-reads the branch and backs off.
+     */
+    markerLockTimeoutMs: z.number().int().min(10).max(60_000).default(200),
     /** Ceiling for a whole prepare, whatever the transaction's deadline says. */
     prepareTimeoutMs: z.number().int().min(100).max(600_000).default(60_000),
     /** Client-side bound on one phase-2, recovery, forget or start query. */

@@ -75,8 +75,10 @@ export async function inspectPostgresBranch(
        exists (select 1 from ${t.marker} m, x where m.gid = $1 and xid(m.xid) = x.xid) as marker_verified,
        (select count(*)::int from ${t.marker} m where m.gid = $1 and m.xid is not null
           and not exists (select 1 from x where xid(m.xid) = x.xid)) as forged,
-       (select (extract(epoch from created_at) * 1000)::bigint::text from ${t.tombstone}
-          where gid = $1) as tombstone_at_ms,
+       (select (extract(epoch from min(created_at)) * 1000)::bigint::text from (
+          select created_at from ${t.tombstone} where gid = $1
+          union all select created_at from ${t.marker} where gid = $1 and kind = 'rolled-back') r)
+         as tombstone_at_ms,
        (extract(epoch from now()) * 1000)::bigint::text as now_ms`,
     [gid, inspectListMax, inspectTextCharsMax],
   );

@@ -20,7 +20,7 @@ import type {
 } from "../participant.js";
 import { Bookkeeping, type BookkeepingQuery, type BranchState } from "./bookkeeping.js";
 import { inspectPostgresBranch } from "./inspect.js";
-import { noVoteReasons, runBranchTx, type BranchTxResult } from "./branch-tx.js";
+import { noVoteReasons, runBranchTx, type BranchTx, type BranchTxResult } from "./branch-tx.js";
 import { clusterIdProblem } from "../common/cluster-id.js";
 import { Lifecycle } from "../common/lifecycle.js";
 import { errorIds, messageOf, type ParticipantErrorIds } from "../common/errors.js";
@@ -65,6 +65,10 @@ export type PostgresParticipant = Participant<PostgresPayload> &
 
 /** `forget` deletes in batches of at most this many ids. */
 const forgetBatchMax = 500;
+
+/** Waits between attempts of a prepare whose marker key another actor holds (doubling). */
+const keyHeldWaitFirstMs = 50;
+const keyHeldWaitMaxMs = 500;
 
 export function createPostgresParticipant(
   config: PostgresParticipantConfigInput,
@@ -237,24 +241,41 @@ class PostgresParticipantImpl implements PostgresParticipant {
   }
 
   /**
-   * Tombstone first (durable: no later prepare of this branch can succeed, across
-   * restarts), then ROLLBACK PREPARED. If the tombstone write is blocked (its bounded
-   * lock_timeout), the branch is rolled back anyway — while it is prepared its gid alone
-   * stops a second prepare — and the write is retried after; if it still fails the call
-   * throws a retryable error, and the next attempt writes it and finds the branch gone.
+   * One actor per branch (docs/architecture.md §7.1): a rollback answers only once its
+   * `rolled-back` row holds the branch's marker key, so no prepare or one-phase commit of
+   * the branch, from any process, can take effect after the answer. A prepared branch is
+   * rolled back first (that frees the key its marker holds); a key still held past the
+   * lock_timeout is a branch prepared meanwhile (rolled back, then claimed again) or a
+   * prepare in flight elsewhere: the call fails and the engine retries it.
    */
   private async rollbackWatched(gid: BranchId, ctx: Phase2Context): Promise<Phase2Outcome> {
-    const tombstoneFailure = await this.bookkeeping.insertTombstone(gid).then(
-      () => undefined,
-      (err: unknown) => err,
-    );
-    if (tombstoneFailure !== undefined) {
-      this.logger.warn(
-        { participant: this.name, gid, err: tombstoneFailure },
-        "tombstone write failed; rolling the branch back first, then retrying it",
+    await this.stopInFlight(gid);
+    let rolledBack = await this.rollbackIfPrepared(gid);
+    const claimKey = () =>
+      this.guard(gid, "claiming the marker key", () => this.bookkeeping.claimRolledBack(gid));
+    let claim = await claimKey();
+    if (claim === "busy") {
+      rolledBack = (await this.rollbackIfPrepared(gid)) || rolledBack;
+      claim = await claimKey();
+    }
+    if (claim === "busy") {
+      throw new Phase2ServerError(
+        `participant ${this.name}: the marker key of ${gid} is held by a prepare in flight ` +
+          `elsewhere (lock timeout); the rollback answers once it has claimed the key`,
+        this.ids(gid),
+        "55P03",
+        undefined,
       );
     }
-    await this.stopInFlight(gid);
+    if (rolledBack) {
+      this.logger.info({ participant: this.name, gid, term: ctx.term }, "branch rolled back");
+      return { outcome: "done" };
+    }
+    return claim === "claimed" ? { outcome: "already-done" } : this.rollbackNotFound(gid);
+  }
+
+  /** ROLLBACK PREPARED if the branch is prepared; false if it is not (or no longer). */
+  private async rollbackIfPrepared(gid: BranchId): Promise<boolean> {
     // Recording the transaction is best effort here: a rollback must not wait for it.
     const row = await this.guard(gid, "reading the prepared transaction", async () => {
       try {
@@ -264,19 +285,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
         return this.bookkeeping.prepared(gid, false);
       }
     });
-    const outcome =
-      row !== undefined && (await this.finishPrepared(gid, row.owner, "rollback prepared"))
-        ? ({ outcome: "done" } as const)
-        : await this.rollbackNotFound(gid);
-    if (outcome.outcome === "done") {
-      this.logger.info({ participant: this.name, gid, term: ctx.term }, "branch rolled back");
-    }
-    if (tombstoneFailure !== undefined) {
-      await this.guard(gid, "recording the tombstone after ROLLBACK PREPARED", () =>
-        this.bookkeeping.insertTombstone(gid),
-      );
-    }
-    return outcome;
+    return row !== undefined && (await this.finishPrepared(gid, row.owner, "rollback prepared"));
   }
 
   private async rollbackNotFound(gid: BranchId): Promise<Phase2Outcome> {
@@ -493,7 +502,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
       let destroy = true;
       try {
         entry.pid = processIdOf(client);
-        const result = await runBranchTx({
+        const tx: BranchTx = {
           client,
           gid,
           statements,
@@ -501,10 +510,24 @@ class PostgresParticipantImpl implements PostgresParticipant {
           deadlineMs,
           statementTimeoutMs: this.config.statementTimeoutMs,
           lockTimeoutMs: this.config.lockTimeoutMs,
+          markerLockTimeoutMs: this.config.markerLockTimeoutMs,
           tables: this.tables,
           isCancelled: () => entry.cancelled,
           claim: async (xid) => this.answerFromState(await this.claimBranch(gid, xid), end),
-        });
+        };
+        let result = await runBranchTx(tx);
+        for (
+          let waitMs = keyHeldWaitFirstMs;
+          result.kind === "busy";
+          waitMs = Math.min(2 * waitMs, keyHeldWaitMaxMs)
+        ) {
+          const answer = await this.whileKeyHeld(gid, end, { deadlineMs, waitMs, entry }, result);
+          if (answer !== undefined) {
+            destroy = !(await this.resetSession(client));
+            return { kind: "vote", vote: answer };
+          }
+          result = await runBranchTx(tx);
+        }
         if (result.kind === "settled") {
           // A repeat: its abandoned first flight may wait on the locks of the branch it repeats.
           this.terminateBackend(entry, gid);
@@ -529,6 +552,39 @@ class PostgresParticipantImpl implements PostgresParticipant {
     }
   }
 
+  /**
+   * Another actor holds the branch's marker key: a deposed coordinator's prepare still in
+   * flight, a prepared branch, a rollback or a fence being written. Re-reads the branch: its
+   * state may settle the answer (prepared already: yes; rolled back: no); otherwise waits
+   * `waitMs` and the caller tries again, until the deadline.
+   */
+  private async whileKeyHeld(
+    gid: BranchId,
+    end: "prepare" | "commit",
+    at: { readonly deadlineMs: number; readonly waitMs: number; readonly entry: InFlight },
+    busy: { readonly detail: string },
+  ): Promise<Vote | undefined> {
+    const state = await this.branchState(gid).catch(() => undefined);
+    const answer = state === undefined ? undefined : this.answerFromState(state, end);
+    if (answer !== undefined) return answer;
+    if (at.entry.cancelled) {
+      return {
+        vote: "no",
+        reason: noVoteReasons.rolledBack,
+        detail: "a rollback of the branch arrived while another actor held its marker key",
+      };
+    }
+    if (Date.now() + at.waitMs >= at.deadlineMs) {
+      return {
+        vote: "no",
+        reason: noVoteReasons.deadline,
+        detail: `another actor held the branch's marker key until the deadline (${busy.detail})`,
+      };
+    }
+    await new Promise((resolve) => setTimeout(resolve, at.waitMs));
+    return undefined;
+  }
+
   /** The vote (or one-phase answer) already settled by the branch's state, if any. */
   private answerFromState(state: BranchState, end: "prepare" | "commit"): Vote | undefined {
     if (state.tombstone)
@@ -547,7 +603,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
   }
 
   private async voteFrom(
-    result: BranchTxResult,
+    result: Exclude<BranchTxResult, { kind: "busy" }>,
     gid: BranchId,
     end: "prepare" | "commit",
   ): Promise<{ kind: "vote"; vote: Vote } | { kind: "unknown"; cause: unknown }> {

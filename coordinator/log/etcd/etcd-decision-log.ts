@@ -286,8 +286,11 @@ export class EtcdDecisionLog<R> implements ReplicatedDecisionLog<R> {
       this.nextIndex = this.landed + 1;
       return;
     }
-    if (err instanceof NotLeaderError) this.o.leadership.stepDown(this.term, "superseded");
+    // A log that cannot append must not keep the lease: this node demotes, so its term's
+    // engine is dropped and a fresh takeover (here or elsewhere) replays what landed.
+    const reason = err instanceof NotLeaderError ? "superseded" : "log-stopped";
     this.stop(err instanceof LogError ? err : new NotLeaderError(undefined, this.term));
+    this.o.leadership.stepDown(this.term, reason);
     rejectAll(this.failure);
   }
 

@@ -29,8 +29,14 @@ export interface LeadershipOptions {
   readonly leaseTtlSeconds: number;
   /** Demote this long before the lease could expire (covers clock-rate drift and scheduling). */
   readonly demotionMarginMs: number;
-  /** Deadline of one renewal (an unanswered renewal is retried at the next interval). */
+  /** Ceiling of one renewal attempt (renewalAttemptMs below usually cuts it shorter). */
   readonly requestTimeoutMs: number;
+  /**
+   * One client per etcd member, for renewals: a renewal stays on one member while it answers
+   * and moves to the next after a failure or timeout, so a dead or stuck member costs one
+   * short attempt. Absent: renewals use `client` (its pool picks a member at random).
+   */
+  readonly keepaliveClients?: readonly Etcd3[];
   /** Monotonic milliseconds; performance.now by default. */
   readonly clockMs?: () => number;
 }
@@ -41,10 +47,22 @@ export const leadershipDefaults = {
   requestTimeoutMs: 1_000,
 } as const;
 
-/** Delay before retrying a renewal that failed (not one that was acknowledged). */
-const RENEW_RETRY_MS = 200;
+/** Delay before retrying a renewal that failed (not one that was acknowledged), on the next member. */
+const RENEW_RETRY_MS = 100;
 
-export type LostReason = "lease-deadline" | "lease-gone" | "superseded" | "resigned" | "closed";
+/**
+ * The deadline of one renewal attempt: TTL/10 (300 ms at a 3 s TTL), at least 250 ms, at most
+ * `requestTimeoutMs`. Renewals go every TTL/3 and demotion comes TTL - margin after the last
+ * acknowledged send, so between a missed renewal and the deadline there is room for several
+ * attempts on other members — and for etcd's own election, which holds every renewal up.
+ */
+export function renewalAttemptMs(leaseTtlMs: number, requestTimeoutMs: number): number {
+  return Math.min(requestTimeoutMs, Math.max(250, leaseTtlMs / 10));
+}
+
+/** `log-stopped`: the term's log stopped on a failure (e.g. LogConflictError) and cannot append. */
+export type LostReason =
+  "lease-deadline" | "lease-gone" | "superseded" | "log-stopped" | "resigned" | "closed";
 
 export interface LeadershipEvents {
   becameLeader?(term: number): void;
@@ -76,6 +94,8 @@ export class Leadership {
   private readonly listeners: LeadershipEvents[] = [];
   private readonly clockMs: () => number;
   private readonly leaseTtlMs: number;
+  /** The keepalive client renewals use now (an index into `keepaliveClients`). */
+  private keepaliveAt = 0;
 
   constructor(private readonly o: LeadershipOptions) {
     assertLog(Number.isInteger(o.leaseTtlSeconds) && o.leaseTtlSeconds >= 2, "lease TTL >= 2 s");
@@ -99,6 +119,11 @@ export class Leadership {
   /** The term this node leads, or undefined. */
   get term(): number | undefined {
     return this.run?.active ? this.run.term : undefined;
+  }
+
+  /** The member (index into `keepaliveClients`) the next renewal goes to. */
+  get keepaliveMember(): number {
+    return this.keepaliveAt;
   }
 
   /** The monotonic time at which this node demotes unless a renewal is acknowledged first. */
@@ -270,14 +295,18 @@ export class Leadership {
   private async renewOnce(run: Run): Promise<void> {
     if (!run.active) return;
     const sentMs = this.clockMs();
+    const clients = this.o.keepaliveClients ?? [];
+    const client = clients[this.keepaliveAt] ?? this.o.client;
     try {
-      const ttlSeconds = await renewLease(this.o.client, run.leaseId, this.o.requestTimeoutMs);
+      const attemptMs = renewalAttemptMs(this.leaseTtlMs, this.o.requestTimeoutMs);
+      const ttlSeconds = await renewLease(client, run.leaseId, attemptMs);
       if (!run.active) return;
       if (ttlSeconds <= 0) return this.demote(run, "lease-gone");
       run.lastAckSendMs = Math.max(run.lastAckSendMs, sentMs);
       this.armDemotion(run);
     } catch {
-      // Unanswered: try again soon; the demotion timer bounds how long.
+      // Unanswered: try again soon on the next member; the demotion timer bounds how long.
+      if (clients.length > 0) this.keepaliveAt = (this.keepaliveAt + 1) % clients.length;
       if (run.active) this.scheduleRenewal(run, RENEW_RETRY_MS);
       return;
     }

@@ -32,6 +32,13 @@ export class FaultProxy {
   }
 
   private forward(client: net.Socket, targetPort: number): void {
+    if (this.cutNow) {
+      // A connection made during the cut hangs too (heal resets it), even to a dead member.
+      this.sockets.add(client);
+      client.on("error", () => client.destroy());
+      client.on("close", () => this.sockets.delete(client));
+      return;
+    }
     const upstream = net.connect(targetPort, "127.0.0.1");
     for (const [from, to] of [
       [client, upstream],

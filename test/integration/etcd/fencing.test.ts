@@ -4,6 +4,7 @@
  *   is refused on its next append with NotLeaderError, never overwrites log/<i>, and stops;
  * - a "new leader" whose view lags (it appends at an index that already landed) is refused by
  *   the create_revision(log/<i>) == 0 compare: LogConflictError, the landed entry unchanged;
+ *   the log stops and the node demotes (reason log-stopped): it keeps neither term nor lease;
  * - re-sending the same entry at the same index after a lost response answers "landed" and
  *   rewrites nothing;
  * - a deposed leader's late snapshot cuts no entry; a stale snapshot of the current leader
@@ -92,6 +93,23 @@ describe("etcd decision log: fencing", () => {
     assert.ok(before !== undefined && afterKv !== undefined);
     assert.equal(afterKv.mod_revision, before.mod_revision);
     assert.deepEqual(afterKv.value, before.value);
+  });
+
+  test("a conflict stops the log and demotes the node: its lease and election key go", async () => {
+    const { b, bTerm } = await deposeAfter(2);
+    const bLog = await cluster.openLog(b);
+    const lost: string[] = [];
+    b.leadership.on({ lostLeadership: (term, reason) => lost.push(`${term}:${reason}`) });
+    // Another writer (a lagging view of B's own term) lands log/3 behind B's back.
+    await sendAppendTxn(cluster.admin, cluster.layout, bTerm, 3, bytesOf(bTerm, 3, "other"));
+    await assert.rejects(bLog.append(["b-3"]), LogConflictError);
+    assert.deepEqual(lost, [`${bTerm}:log-stopped`]);
+    assert.equal(b.leadership.term, undefined, "B stepped down");
+    await assert.rejects(bLog.append(["b-4"]), LogConflictError, "the log stays stopped");
+    // Demoting revoked B's lease: the election key went with it, so another node can lead.
+    for (let i = 0; i < 50 && (await cluster.get(cluster.layout.leader)) !== undefined; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await cluster.get(cluster.layout.leader), undefined, "the election key is gone");
   });
 
   test("re-sending an entry whose response was lost answers landed and rewrites nothing", async () => {

@@ -46,8 +46,8 @@ export const appendWithoutCreateRevisionCompare: EtcdModelOptions = {
 /**
  * Breaks "one branch has one actor at a time": a PostgreSQL rollback writes only a tombstone
  * instead of claiming the marker key, so a prepare paused after its marker insert still
- * prepares the branch after the rollback answered done. (participants/postgres rolls back
- * this way today and leaves such a branch to its recovery scan.)
+ * prepares the branch after the rollback answered done. (participants/postgres rolled back
+ * this way before its rollback claimed the key, leaving such a branch to its recovery scan.)
  */
 export const tombstoneOnlyRollback: ParticipantFactory = (name, kind, violation) =>
   new MarkerParticipant(name, kind, violation, false);

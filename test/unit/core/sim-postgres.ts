@@ -1,12 +1,12 @@
 /**
  * The cluster simulator's participants (sim-cluster.ts): harness.ts's fakes, plus the window a
  * PostgreSQL branch has between claiming its marker key and finishing. A prepare (or one-phase
- * commit) runs the branch's statements, inserts the marker row (`mark`, which also checks the
- * tombstone), then PREPARE TRANSACTION (or COMMIT); a coordinator paused in between holds the
+ * commit) inserts the marker row first (`mark`, under a short lock_timeout), runs the branch's
+ * statements, then PREPARE TRANSACTION (or COMMIT); a coordinator paused in between holds the
  * key with an uncommitted row. Meanwhile, as participants/postgres does and docs/architecture.md
  * §4 requires:
  * - another prepare's marker insert waits for the key, times out, reads the branch (not
- *   prepared) and votes no;
+ *   prepared), backs off and tries again until its deadline: modelled as its vote then, no;
  * - the one-phase check's fence insert waits out the inserter, times out: unknown, asked again;
  * - a rollback claims the same key, times out, and (not prepared) fails to be retried —
  *   unless `rollbackClaimsKey` is false: then it writes only a tombstone, finds nothing

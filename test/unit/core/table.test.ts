@@ -2,7 +2,8 @@
 // acknowledgements and forgetting apply as recorded, and a snapshot restored and then fed the
 // rest of the log equals replaying the whole log; `prepareOnly` and the idempotency keys of a
 // `preparing` or `decide` record are kept (and survive a snapshot), an older record without
-// them reading as not prepare-only with no keys.
+// them reading as not prepare-only with no keys; the presumed-abort watermark is the largest
+// begin time forgotten, kept by a snapshot (unknown after a snapshot older than it).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -169,4 +170,26 @@ describe("transaction table", () => {
       assert.deepEqual(restored.snapshot(), full.snapshot());
     });
   }
+});
+
+describe("the presumed-abort watermark", () => {
+  test("is the largest begin time forgotten, survives a snapshot, and is unknown after an older one", () => {
+    const t = replayed();
+    // x1 (began at 1) was forgotten by a record written before the field existed.
+    assert.equal(t.forgetWatermarkMs, 1);
+    const forget: LogRecord = {
+      type: "forget",
+      v: 1,
+      xids: ["gone" as Xid],
+      beganAtMsMax: 40,
+      atMs: 18,
+    };
+    t.apply({ index: (entries.length + 1) as LogIndex, term: 1 as Term, record: forget });
+    assert.equal(t.forgetWatermarkMs, 40);
+    assert.equal(TxnTable.restore(t.snapshot()).forgetWatermarkMs, 40);
+    const older = JSON.parse(new TextDecoder().decode(t.snapshot())) as Record<string, unknown>;
+    delete older.forgetWatermarkMs;
+    const restored = TxnTable.restore(new TextEncoder().encode(JSON.stringify(older)));
+    assert.equal(restored.forgetWatermarkMs, undefined);
+  });
 });
