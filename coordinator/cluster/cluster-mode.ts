@@ -36,6 +36,8 @@ export interface ClusterModeOptions {
   lead(term: Term, log: EtcdDecisionLog<LogRecord>): Promise<TermWork>;
   knows(xid: Xid): boolean;
   appliedIndex(): number;
+  /** Counts each etcd request the node's connection sends (client.ts). */
+  onEtcdRequest?(method: string): void;
 }
 
 export class ClusterMode {
@@ -49,6 +51,7 @@ export class ClusterMode {
       endpoints: log.endpoints ?? [],
       requestTimeoutMs: log.requestTimeoutMs,
       replyBytesMax: connectionDefaults.replyBytesMax,
+      onRequest: (method) => o.onEtcdRequest?.(method),
     });
     this.layout = new EtcdLayout(o.clusterId);
     installRouting((hook) => o.addRequestHook(hook), {
