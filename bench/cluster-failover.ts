@@ -25,6 +25,8 @@ const probesInFlightMax = 16;
 /** Transfers one prober begins at most (with the interval: over 4 minutes of probing). */
 const probesMax = 5_000;
 const pollMs = 10;
+/** Distinct error messages a prober keeps (with their counts) to explain a failed trial. */
+const errorSamplesMax = 3;
 /** For the cluster to elect and serve between trials, and for the first commit of a trial. */
 const settleTimeoutMs = 60_000;
 const handoverCallTimeoutMs = 30_000;
@@ -67,7 +69,10 @@ export async function leaderChangeTrials(
     let ms = Number.NaN;
     try {
       if (Number.isNaN(await prober.firstCommitSince(performance.now(), settleTimeoutMs)))
-        throw new Error(`${o.kind} trial ${i}: no commit within ${settleTimeoutMs} ms before it`);
+        throw new Error(
+          `${o.kind} trial ${i}: no commit within ${settleTimeoutMs} ms before it; ` +
+            `errors: ${prober.errorText()}`,
+        );
       const changedMs = performance.now();
       const probeFromMs = await change(o, leader);
       const committedMs = await prober.firstCommitSince(probeFromMs, o.trialTimeoutMs);
@@ -85,7 +90,7 @@ export async function leaderChangeTrials(
     trials.push({ kind: o.kind, fromId: leader.id, toId, ms });
     o.say(
       `  ${o.kind} ${i}/${o.trials}: ${leader.id} → ${toId}, first commit after ` +
-        `${Number.isNaN(ms) ? "none (timed out)" : `${Math.round(ms)} ms`} ` +
+        `${Number.isNaN(ms) ? `none (timed out; errors: ${prober.errorText()})` : `${Math.round(ms)} ms`} ` +
         `(probes: ${prober.ok} committed, ${prober.errors} failed)`,
     );
   }
@@ -121,6 +126,7 @@ class Prober {
   /** Begin and end (performance.now) of committed transfers, in the order they committed. */
   private readonly commits: { readonly beganMs: number; readonly endMs: number }[] = [];
   private readonly timer: NodeJS.Timeout;
+  private readonly errorCounts = new Map<string, number>();
 
   constructor(private readonly run: () => Promise<void>) {
     this.timer = setInterval(() => this.launch(), probeIntervalMs);
@@ -136,6 +142,11 @@ class Prober {
       await sleep(pollMs);
     }
     return Number.NaN;
+  }
+
+  /** The first distinct errors, with how often each was seen. */
+  errorText(): string {
+    return [...this.errorCounts].map(([message, n]) => `${n}× ${message}`).join("; ") || "none";
   }
 
   /** Begins no more; waits for those in flight (each bounded by the SDK's own limits). */
@@ -154,8 +165,12 @@ class Prober {
           this.ok++;
           this.commits.push({ beganMs, endMs: performance.now() });
         },
-        () => {
+        (err: unknown) => {
           this.errors++;
+          const message = err instanceof Error ? err.message : String(err);
+          const seen = this.errorCounts.get(message);
+          if (seen !== undefined) this.errorCounts.set(message, seen + 1);
+          else if (this.errorCounts.size < errorSamplesMax) this.errorCounts.set(message, 1);
         },
       )
       .finally(() => this.inFlight.delete(probe));

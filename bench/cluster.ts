@@ -147,7 +147,7 @@ interface BenchRun {
 /** One node on the local log: the Verdict scenarios, then drained and removed. */
 async function localNode(run: BenchRun): Promise<string[]> {
   const local = await createProcessCluster(nodeSettings(run.o));
-  let left: string[] = [];
+  let left: string[] | undefined;
   try {
     const node = await local.start();
     const clusterId = await local.clusterId();
@@ -177,7 +177,7 @@ async function etcdCluster(
     log: { leaseTtlMs: o["lease-ttl-ms"], demotionMarginMs: logDefaults.demotionMarginMs },
     ...nodeSettings(o),
   });
-  let left: string[] = [];
+  let left: string[] | undefined;
   const trials: Trial[] = [];
   try {
     const { node: leader, term } = await cluster.waitForLeader();
@@ -261,15 +261,20 @@ async function measureOne(
   }
 }
 
-/** Removes a deployment when it left nothing prepared; otherwise kills it and keeps its state. */
-async function release(deployment: ProcessCluster | Cluster, left: readonly string[]) {
-  if (left.length === 0) {
+/**
+ * Removes a deployment when it left nothing prepared; otherwise, or when the bench failed
+ * (`left` undefined), kills its processes and keeps its state and logs for inspection.
+ */
+async function release(deployment: ProcessCluster | Cluster, left: readonly string[] | undefined) {
+  if (left?.length === 0) {
     await deployment.destroy();
     return;
   }
+  const logs =
+    "kill" in deployment ? [deployment.logPath] : deployment.nodes.map((n) => n.proc.logPath);
   if ("kill" in deployment) await deployment.kill();
   else await Promise.all(deployment.nodes.map((n) => n.kill()));
-  say("its processes were killed; its schema, etcd keys and data directories are kept");
+  say(`killed; its schema, etcd keys and data directories are kept; logs: ${logs.join(" ")}`);
 }
 
 /** The load's client count, then one client (unless the one-client pass is off). */
@@ -304,9 +309,13 @@ function printResults(run: BenchRun, trials: readonly Trial[]): void {
         `p99 latency ${formatRatio(s.latency.p99Ms, f.latency.p99Ms)}`,
     );
   }
-  for (const cost of run.costs) {
-    say(`\n${cost.id}: the log's work, from the serving node's metrics`);
+  for (const m of run.measured) {
+    const cost = run.costs.find((c) => c.id === m.scenario.id);
+    if (cost === undefined) continue;
+    say(`\n${m.scenario.id}: the log's work, from the serving node's metrics`);
     say(formatTable(cost.rows));
+    say(`${m.scenario.id}: per-step breakdown from the node's metrics, per transfer`);
+    say(formatTable(m.breakdown));
   }
   const ttlMs = run.o["lease-ttl-ms"];
   for (const kind of ["crash", "handover"] as const) {
