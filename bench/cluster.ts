@@ -41,7 +41,7 @@ import { formatMs, formatRatio, formatTable, percentile } from "./stats.js";
 
 // Clients are capped as in bench/transfer.ts: A0's two connections per client plus a node's
 // two pools stay well under PostgreSQL's max_connections (300 in deploy/local).
-export const spec = {
+const spec = {
   clients: { default: 16, min: 1, max: 64, help: "concurrent clients per load scenario" },
   "duration-s": { default: 10, min: 1, max: 3600, help: "measured seconds per scenario" },
   "warmup-s": { default: 1, min: 0, max: 60, help: "unmeasured seconds before each" },
