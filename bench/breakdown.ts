@@ -23,9 +23,14 @@ const seriesMax = 1000;
 export type Scrape = ReadonlyMap<string, { readonly sum: number; readonly count: number }>;
 
 export async function scrapeMetrics(url: string): Promise<Scrape> {
+  return parseScrape(await metricsText(url));
+}
+
+/** The node's `/metrics` page, as Prometheus text. */
+export async function metricsText(url: string): Promise<string> {
   const response = await fetch(`${url}/metrics`);
   if (!response.ok) throw new Error(`GET ${url}/metrics: HTTP ${response.status}`);
-  return parseScrape(await response.text());
+  return response.text();
 }
 
 /** Reads the `_sum` and `_count` lines of the step histograms from Prometheus text. */

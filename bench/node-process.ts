@@ -8,10 +8,10 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
+import { repoRoot } from "../test/support/repo-root.js";
 import { services } from "../test/support/services.js";
 
 export interface NodeProcessOptions {
@@ -63,8 +63,6 @@ const stopTimeoutMs = 15_000;
 const buildTimeoutMs = 300_000;
 const outputLinesKept = 20;
 const listening = /listening on (\S+) \(cluster ([a-z0-9-]+)\)/;
-
-export const repoRoot = findRepoRoot();
 
 export async function startNodeProcess(options: NodeProcessOptions): Promise<NodeProcess> {
   const command = commandFor(options.from, options.log);
@@ -219,7 +217,7 @@ async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<vo
  * utime + stime of a process from /proc/<pid>/stat (fields 14 and 15, after the
  * parenthesised command name), in clock ticks of 10 ms (USER_HZ is 100 on Linux).
  */
-function processCpuMs(pid: number): number {
+export function processCpuMs(pid: number): number {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -241,16 +239,6 @@ function processPeakRssMb(pid: number): number {
   }
   const kb = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
   return kb === undefined ? Number.NaN : Number(kb) / 1024;
-}
-
-/** The directory holding package.json, at most three levels above this file (bench/ or dist/bench/). */
-function findRepoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let level = 0; level < 3; level++) {
-    dir = dirname(dir);
-    if (existsSync(join(dir, "package.json"))) return dir;
-  }
-  throw new Error("cannot find the repository root (package.json) above bench/");
 }
 
 /** Newest modification time of the product's TypeScript sources (bounded walk). */

@@ -14,18 +14,11 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { VerdictClient } from "../client/index.js";
 import { services } from "../test/support/services.js";
-import {
-  createAccounts,
-  directGidPrefix,
-  dropSchema,
-  preparedWithPrefix,
-  rollBackStaleDirect,
-  totalBalance,
-} from "./accounts.js";
 import { parseOptions, runMain, say } from "./args.js";
 import { scrapeMetrics } from "./breakdown.js";
 import { goalTable } from "./goals.js";
 import { drain, measure, resultTable, type Measured } from "./measure.js";
+import { checkMoney, setUpAccounts } from "./money.js";
 import { startNodeProcess } from "./node-process.js";
 import {
   directOnePhase,
@@ -62,8 +55,6 @@ const spec = {
   },
 } as const;
 
-const balanceStart = 1_000_000;
-
 async function main(argv: readonly string[]): Promise<number> {
   const options = parseOptions("node --import tsx bench/transfer.ts", spec, argv);
   const clients = options.clients;
@@ -89,13 +80,7 @@ async function main(argv: readonly string[]): Promise<number> {
       `${db.lockTimeoutMs} ms; ${cpus().length} cpus, node ${process.version}, ` +
       `load average ${loadavg()[0]?.toFixed(1)}`,
   );
-  for (const url of [db.urlA, db.urlB]) {
-    const stale = await rollBackStaleDirect(url);
-    if (stale > 0) say(`rolled back ${stale} prepared transactions left by an earlier bench run`);
-    await createAccounts(url, db.accounts, balanceStart);
-  }
-  const totalBefore = (await totalBalance(db.urlA)) + (await totalBalance(db.urlB));
-  const bBefore = await totalBalance(db.urlB);
+  const before = await setUpAccounts(db);
 
   const node = await startNodeProcess({
     from: options.node as "dist" | "src",
@@ -156,69 +141,16 @@ async function main(argv: readonly string[]): Promise<number> {
   if (options.profile === "on") say(`node CPU profile written to ${profileDir}`);
 
   printResults(measured, nodePeakRssMb);
-  const ok = await check({ db, runId, schema, measured, verdictLeft, totalBefore, bBefore });
+  const ok = await checkMoney({
+    db,
+    runId,
+    schemas: [schema],
+    runs: measured,
+    verdictLeft,
+    before,
+  });
   say(ok ? "checks passed" : "CHECKS FAILED");
   return ok ? 0 : 1;
-}
-
-/**
- * Money conserved across both databases; the money moved a → b equal to what confirmed
- * commits moved (when no cross-database transfer failed); nothing left prepared. Prints
- * each; answers whether all held. Cleans up what it can.
- */
-async function check(run: {
-  readonly db: Databases;
-  readonly runId: string;
-  readonly schema: string;
-  readonly measured: readonly Measured[];
-  readonly verdictLeft: readonly string[];
-  readonly totalBefore: bigint;
-  readonly bBefore: bigint;
-}): Promise<boolean> {
-  const { db, runId, schema, measured, verdictLeft, totalBefore, bBefore } = run;
-  const directLeft = [
-    ...(await preparedWithPrefix(db.urlA, `${directGidPrefix}${runId}:`)),
-    ...(await preparedWithPrefix(db.urlB, `${directGidPrefix}${runId}:`)),
-  ];
-  const totalAfter = (await totalBalance(db.urlA)) + (await totalBalance(db.urlB));
-  const movedFound = (await totalBalance(db.urlB)) - bBefore;
-
-  let ok = true;
-  const conserved = totalAfter === totalBefore;
-  ok &&= conserved;
-  say(
-    `money: ${totalBefore} before, ${totalAfter} after across both databases: ` +
-      (conserved ? "conserved" : "NOT CONSERVED"),
-  );
-  const movedConfirmed = measured.reduce((sum, m) => sum + BigInt(m.scenario.movedAtoB()), 0n);
-  const crossErrors = measured
-    .filter((m) => m.scenario.id.startsWith("A"))
-    .reduce((sum, m) => sum + m.result.errors, 0);
-  const movedExact = movedFound === movedConfirmed;
-  if (crossErrors === 0) ok &&= movedExact;
-  say(
-    `moved verdict_a → verdict_b: ${movedConfirmed} by confirmed commits, ${movedFound} found ` +
-      (movedExact
-        ? "(equal)"
-        : crossErrors > 0
-          ? `(differs; ${crossErrors} transfers failed, some possibly after committing)`
-          : "(MISMATCH)"),
-  );
-  if (verdictLeft.length > 0) {
-    ok = false;
-    say(
-      `Verdict left ${verdictLeft.length} branches prepared: ${verdictLeft.slice(0, 5).join(", ")}`,
-    );
-    say(`schema ${schema} kept for inspection; roll these back before the next run`);
-  } else {
-    for (const url of [db.urlA, db.urlB]) await dropSchema(url, schema);
-  }
-  if (directLeft.length > 0) {
-    ok = false;
-    say(`the direct client left ${directLeft.length} prepared: rolling them back`);
-    for (const url of [db.urlA, db.urlB]) await rollBackStaleDirect(url);
-  }
-  return ok;
 }
 
 /** The same scenario, run by one client: its id marked "×1". */

@@ -326,6 +326,7 @@ export async function startNode(
       },
       knows: (xid) => serving?.engine.view(xid) !== undefined,
       appliedIndex: () => serving?.engine.table.appliedIndex ?? 0,
+      onEtcdRequest: (method) => metrics.etcdRequests.inc({ method }),
     });
   }
   const address = await server.listen({ host: config.node.host, port: config.node.port });

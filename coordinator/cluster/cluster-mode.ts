@@ -36,6 +36,8 @@ export interface ClusterModeOptions {
   lead(term: Term, log: EtcdDecisionLog<LogRecord>): Promise<TermWork>;
   knows(xid: Xid): boolean;
   appliedIndex(): number;
+  /** Counts each etcd request the node's connection sends (client.ts). */
+  onEtcdRequest?(method: string): void;
 }
 
 export class ClusterMode {
@@ -51,6 +53,7 @@ export class ClusterMode {
       endpoints: log.endpoints ?? [],
       requestTimeoutMs: log.requestTimeoutMs,
       replyBytesMax: connectionDefaults.replyBytesMax,
+      onRequest: (method: string) => o.onEtcdRequest?.(method),
     };
     this.client = connectEtcd(connection);
     this.keepaliveClients = connection.endpoints.map((e) =>

@@ -12,6 +12,7 @@ export interface Metrics {
   readonly appendSeconds: Histogram<"record">;
   readonly fsyncSeconds: Histogram;
   readonly entriesPerFsync: Histogram;
+  readonly etcdRequests: Counter<"method">;
   readonly inFlight: Gauge;
   readonly inDoubt: Gauge;
   readonly inDoubtOldestSeconds: Gauge;
@@ -85,6 +86,14 @@ export function createMetrics(): Metrics {
       name: "verdict_log_entries_per_fsync",
       help: "Entries made durable by one fdatasync (group commit).",
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers: [registry],
+    }),
+    etcdRequests: new Counter({
+      name: "verdict_etcd_requests_total",
+      help:
+        "etcd requests this node sent (unary calls and streams opened; a lease renewal opens " +
+        "one), by gRPC service and method (KV.txn, KV.range, Lease.leaseKeepAlive, …).",
+      labelNames: ["method"],
       registers: [registry],
     }),
     inFlight: new Gauge({

@@ -12,12 +12,12 @@ import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { dropSchema } from "./node.js";
+import { repoRoot } from "./repo-root.js";
 import { services } from "./services.js";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const root = repoRoot;
 /** VERDICT_TEST_CLI runs another build (e.g. a deliberately broken one, to see the tests fail). */
 export const cliPath = process.env.VERDICT_TEST_CLI ?? join(root, "dist/coordinator/cli/main.js");
 const startTimeoutMs = 20_000;
@@ -89,6 +89,8 @@ export interface ProcessClusterOptions {
   };
   /** Fields of `log` besides its level, e.g. `{ kind: "etcd", endpoints, clusterId }`. */
   readonly log?: Record<string, unknown>;
+  /** The `metrics` section (e.g. `{ cacheMs: 0 }` for a bench's before-and-after scrapes). */
+  readonly metrics?: Record<string, unknown>;
 }
 
 const running = new Set<ChildProcess>();
@@ -151,6 +153,7 @@ export async function createProcessCluster(
     limits: { inFlightTransactionsMax: 256, ...opts.limits },
     protocol: { tickMs: 10, phase2BackoffBaseMs: 20, phase2BackoffMaxMs: 300, ...opts.protocol },
     log: { level: opts.logLevel ?? "warn", ...opts.log },
+    ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }),
   };
   await writeFile(configPath, JSON.stringify(config, null, 2));
   const log = createWriteStream(logPath, { flags: "a" });

@@ -13,6 +13,8 @@ export interface EtcdConnectionOptions {
   readonly requestTimeoutMs: number;
   /** gRPC's maximum reply size (grpc-js defaults to 4 MiB); replay pages stay below it. */
   readonly replyBytesMax: number;
+  /** Called once per request sent and per stream opened, with `Service.method` (metrics). */
+  readonly onRequest?: (method: string) => void;
 }
 
 export const connectionDefaults = {
@@ -36,8 +38,11 @@ export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
     hosts: options.endpoints.map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`)),
     faultHandling: { global: callOnce, host: () => callOnce },
     grpcOptions: { "grpc.max_receive_message_length": options.replyBytesMax },
-    defaultCallOptions: (context) =>
-      context.isStream ? {} : { deadline: Date.now() + options.requestTimeoutMs },
+    // Called by etcd3 once per unary call and per stream it opens: the place to count them.
+    defaultCallOptions: (context) => {
+      options.onRequest?.(`${context.service}.${context.method}`);
+      return context.isStream ? {} : { deadline: Date.now() + options.requestTimeoutMs };
+    },
   });
 }
 
