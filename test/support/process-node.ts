@@ -89,6 +89,10 @@ export interface ProcessClusterOptions {
   };
   /** Fields of `log` besides its level, e.g. `{ kind: "etcd", endpoints, clusterId }`. */
   readonly log?: Record<string, unknown>;
+  /** More fields of `node`, e.g. `{ tls: { certFile, keyFile } }`. */
+  readonly node?: Record<string, unknown>;
+  /** The `cluster` block, e.g. `{ forwardSecretFile }`. */
+  readonly cluster?: Record<string, unknown>;
 }
 
 const running = new Set<ChildProcess>();
@@ -138,7 +142,8 @@ export async function createProcessCluster(
     ...opts.participant,
   });
   const config = {
-    node: { id: opts.nodeId ?? "crash-1", dataDir, host: "127.0.0.1", port: 0 },
+    node: { id: opts.nodeId ?? "crash-1", dataDir, host: "127.0.0.1", port: 0, ...opts.node },
+    ...(opts.cluster === undefined ? {} : { cluster: opts.cluster }),
     tokens: [
       { id: "client-a", role: "client", secret: clientToken },
       { id: "admin", role: "admin", secret: adminToken },
@@ -247,7 +252,7 @@ export function awaitListening(
       record(chunk);
       if (url !== undefined) return;
       pending += chunk.toString("utf8");
-      const m = /listening on (http:\/\/\S+)/.exec(pending);
+      const m = /listening on (https?:\/\/\S+)/.exec(pending);
       if (m?.[1]) {
         url = m[1];
         pending = "";
