@@ -41,7 +41,12 @@ export function boundedServer(
   let server: Server;
   if (tls === undefined) server = createServer(options, handler);
   else {
-    const secure = createHttpsServer({ ...options, ...serverTlsOptions(tls) }, handler);
+    // A client stalling its handshake is cut like one stalling its headers.
+    const handshakeTimeout = bounds.headersTimeoutMs;
+    const secure = createHttpsServer(
+      { ...options, handshakeTimeout, ...serverTlsOptions(tls) },
+      handler,
+    );
     if (tls.clientCertificate === "request") refuseUnverifiedCertificates(secure);
     // An https.Server is Node's http.Server over TLS (Fastify serves its own https the same
     // way); its types do not say so.
