@@ -48,9 +48,8 @@ export function boundedServer(
       handler,
     );
     if (tls.clientCertificate === "request") refuseUnverifiedCertificates(secure);
-    // An https.Server is Node's http.Server over TLS (Fastify serves its own https the same
-    // way); its types do not say so.
-    server = secure as unknown as Server;
+    // An https.Server is Node's http.Server over TLS (Fastify serves its own https the same way).
+    server = secure;
   }
   server.maxConnections = bounds.connectionsMax;
   limitPerAddress(server, bounds.connectionsPerAddressMax);

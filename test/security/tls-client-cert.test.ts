@@ -48,7 +48,7 @@ before(async () => {
   }
 });
 after(async () => {
-  await Promise.all(Object.values(nodes).map((n) => n.cluster?.destroy()));
+  for (const n of Object.values(nodes)) await n.cluster?.destroy();
   await ca?.dispose();
   await other?.dispose();
 });

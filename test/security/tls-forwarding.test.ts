@@ -196,9 +196,9 @@ async function adminCluster(
       res.on("data", (c: Buffer) => (text += c.toString()));
       res.once("end", () => {
         try {
-          resolve(JSON.parse(text) as { leaderId: string | null; members: { role: string }[] });
+          resolve(JSON.parse(text) as Awaited<ReturnType<typeof adminCluster>>);
         } catch (e) {
-          reject(e as Error);
+          reject(e instanceof Error ? e : new Error(String(e)));
         }
       });
     });

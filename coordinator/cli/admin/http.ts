@@ -46,7 +46,7 @@ export async function adminRequest(
     answer = await exchange(url, { method, headers, ...target.tls }, payload, target.timeoutMs);
   } catch (error) {
     if (error instanceof CliError) throw error;
-    throw new CliError(exitCodes.unavailable, `cannot reach ${url}: ${causeText(error)}`, {
+    throw new CliError(exitCodes.unavailable, `cannot reach ${url.href}: ${causeText(error)}`, {
       cause: error,
     });
   }
@@ -54,7 +54,7 @@ export async function adminRequest(
   const parsed = parseJson(text);
   if (status >= 200 && status < 300) {
     if (parsed === undefined)
-      throw new CliError(exitCodes.unavailable, `${url} answered ${status} without JSON`);
+      throw new CliError(exitCodes.unavailable, `${url.href} answered ${status} without JSON`);
     return { text, body: parsed };
   }
   throw new CliError(
