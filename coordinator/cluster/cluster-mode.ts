@@ -169,6 +169,7 @@ export class ClusterMode {
   /** Hands leadership over (if leading), deregisters, and closes the connection. */
   async close(): Promise<void> {
     await this.runner?.close();
+    this.forwarder.close();
     this.client.close();
   }
 }

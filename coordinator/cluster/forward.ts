@@ -50,7 +50,7 @@ export interface ForwarderOptions {
 
 /** Forwards calls to the leader over pooled connections (one pool per scheme). */
 export class Forwarder {
-  private plain = new http.Agent({ keepAlive: true });
+  private readonly plain = new http.Agent({ keepAlive: true });
   private secure: https.Agent;
 
   constructor(
@@ -63,6 +63,12 @@ export class Forwarder {
   /** New hops use the re-read files (SIGHUP); hops under way finish on their connection. */
   setTls(tls: TlsFiles | undefined): void {
     this.secure = secureAgent(tls);
+  }
+
+  /** Closes the pooled connections to the leader. */
+  close(): void {
+    this.plain.destroy();
+    this.secure.destroy();
   }
 
   async forward(
