@@ -24,7 +24,7 @@ import type {
   TransactionView,
 } from "./wire.js";
 import { OutcomeUnknownError, TransactionAbortedError, VerdictError } from "./errors.js";
-import { HttpTransport } from "./http.js";
+import { HttpTransport, type ClientTls } from "./http.js";
 
 export interface RetryPolicy {
   /** HTTP attempts per call, the first included. */
@@ -51,6 +51,8 @@ export interface VerdictClientOptions {
    * within their `timeoutMs`. `close()` ends them.
    */
   readonly connectionsMax?: number;
+  /** For `https:` nodes signed by a private CA, or that require a client certificate. */
+  readonly tls?: ClientTls;
 }
 
 /** Backoffs add up to 6.6–13 s (half is jitter): longer than a failover at the default
@@ -113,6 +115,7 @@ export class VerdictClient {
     );
     this.http = new HttpTransport(
       positive("connectionsMax", options.connectionsMax ?? defaultConnectionsMax),
+      options.tls,
     );
     this.authorization = `Bearer ${this.token}`;
   }

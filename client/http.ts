@@ -19,12 +19,27 @@ const idleSocketMs = 4_000;
 /** An answer body larger than this is cut off and the call fails (answers are small JSON). */
 const answerBytesMax = 16 * 1024 * 1024;
 
+/**
+ * TLS towards `https:` nodes, as PEM text or bytes (e.g. `readFileSync(path)`); without it the
+ * system's CAs verify the node and no client certificate is sent (docs/tls.md).
+ */
+export interface ClientTls {
+  /** The CA (or CAs) that signed the nodes' certificates, instead of the system's. */
+  readonly ca?: string | Buffer | readonly (string | Buffer)[];
+  /** A client certificate and its key, for nodes with `clientCertificate: require`. */
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+}
+
 export class HttpTransport {
   private readonly plain: http.Agent;
   private readonly secure: https.Agent;
 
-  /** `connectionsMax`: open connections per node; calls beyond it wait in the agent for one. */
-  constructor(connectionsMax: number) {
+  /**
+   * `connectionsMax`: open connections per node; calls beyond it wait in the agent for one.
+   * `tls` applies to every `https:` connection of the pool.
+   */
+  constructor(connectionsMax: number, tls: ClientTls = {}) {
     const options = {
       keepAlive: true,
       maxSockets: connectionsMax,
@@ -33,7 +48,12 @@ export class HttpTransport {
       scheduling: "lifo" as const,
     };
     this.plain = new http.Agent(options);
-    this.secure = new https.Agent(options);
+    this.secure = new https.Agent({
+      ...options,
+      ...(tls.ca === undefined ? {} : { ca: tls.ca as string | Buffer | (string | Buffer)[] }),
+      ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+      ...(tls.key === undefined ? {} : { key: tls.key }),
+    });
   }
 
   /** One request; rejects on a connection failure, a timeout or an oversized answer. */

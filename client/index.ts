@@ -6,6 +6,7 @@
  */
 export { VerdictClient, defaultRetryPolicy } from "./client.js";
 export type { RetryPolicy, VerdictClientOptions } from "./client.js";
+export type { ClientTls } from "./http.js";
 export {
   kafkaMessages,
   message,

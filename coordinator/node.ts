@@ -18,6 +18,8 @@ import { loadOrCreateClusterId } from "./config/cluster-id.js";
 import { metricsToken, sha256Hex, splitHostPort, tokenSecret } from "./config/load.js";
 import { TokenStore, type ApiToken } from "./api/tokens.js";
 import { listenMetrics } from "./api/metrics-route.js";
+import { readTlsFiles, swapCertificate, type TlsFiles } from "./api/tls.js";
+import { readForwardSecret } from "./cluster/forward-proof.js";
 import { fixedLimits, participantInFlightMax, recordBytesMax } from "./config/limits.js";
 import type { Config } from "./config/schema.js";
 import { Engine } from "./core/engine.js";
@@ -62,6 +64,12 @@ export interface RunningNode {
    * its `tokenRotationGraceMs`.
    */
   reloadTokens(config: Config): void;
+  /**
+   * Reads the `node.tls` files of a reloaded configuration again (SIGHUP): new connections,
+   * and new forwards to the leader, use them. False when the node does not serve HTTPS.
+   * Rejects, changing nothing, when a file cannot be read or TLS was turned on or off.
+   */
+  reloadTls(config: Config): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -282,6 +290,8 @@ export async function startNode(
       serving?.driver.inspectBranch(name, branchId) ?? notLeading(name),
   };
   const scrapeToken = metricsToken(config.metrics);
+  const tls = config.node.tls;
+  const tlsFiles: TlsFiles | undefined = tls === undefined ? undefined : await readTlsFiles(tls);
   const tokens = new TokenStore(apiTokens(config.tokens), () => Date.now());
   /** Built after the server (it adds the routing hook), read by the backend. */
   let cluster: ClusterMode | undefined;
@@ -298,14 +308,29 @@ export async function startNode(
     },
     audit,
     http: config.http,
+    ...(tls === undefined || tlsFiles === undefined
+      ? {}
+      : { tls: { files: tlsFiles, clientCertificate: tls.clientCertificate } }),
     nowMs: () => Date.now(),
   });
   if (config.log.kind === "etcd") {
+    const secretFile = config.cluster.forwardSecretFile;
+    const forwardSecret =
+      secretFile === undefined ? undefined : await readForwardSecret(secretFile);
+    if (forwardSecret === undefined)
+      logger.warn(
+        "cluster.forwardSecretFile is not set: forwarded calls carry no proof (docs/tls.md)",
+      );
     cluster = new ClusterMode({
       config,
       clusterId,
       logger,
-      addRequestHook: (hook) => server.addHook("onRequest", hook),
+      hooks: {
+        onRequest: (hook) => server.addHook("onRequest", hook),
+        preParsing: (hook) => server.addHook("preParsing", hook),
+      },
+      ...(tlsFiles === undefined ? {} : { tls: tlsFiles }),
+      ...(forwardSecret === undefined ? {} : { forwardSecret }),
       lead: async (term, log) => {
         const engine = newEngine();
         const driver = newDriver(engine, log);
@@ -329,7 +354,9 @@ export async function startNode(
       onEtcdRequest: (method) => metrics.etcdRequests.inc({ method }),
     });
   }
-  const address = await server.listen({ host: config.node.host, port: config.node.port });
+  const listened = await server.listen({ host: config.node.host, port: config.node.port });
+  // Fastify names the scheme by its own `https` option, which a server factory does not set.
+  const address = tls === undefined ? listened : listened.replace(/^http:/, "https:");
   const metricsListener =
     config.metrics.listen === undefined
       ? undefined
@@ -355,6 +382,17 @@ export async function startNode(
     reloadTokens(next: Config) {
       tokens.replace(apiTokens(next.tokens), next.tokenRotationGraceMs);
       logger.info({ ...tokens.count() }, "tokens reloaded");
+    },
+    async reloadTls(next: Config) {
+      const nextTls = next.node.tls;
+      if (tls === undefined && nextTls === undefined) return false;
+      if (tls === undefined || nextTls === undefined)
+        throw new Error("turning node.tls on or off needs a restart");
+      const files = await readTlsFiles(nextTls);
+      swapCertificate(server.server, files);
+      cluster?.setTls(files);
+      logger.info({ certFile: nextTls.certFile }, "TLS certificate and key reloaded");
+      return true;
     },
     async stop() {
       // Clients may still commit what they began while the node drains; then nothing is taken.

@@ -5,7 +5,9 @@
  * hold, and how deeply a JSON body may nest.
  */
 import { createServer, type RequestListener, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
+import { refuseUnverifiedCertificates, serverTlsOptions, type ListenerTls } from "./tls.js";
 
 export interface HttpBounds {
   /** All header fields must arrive within this (slow-header clients are cut: 408). */
@@ -23,18 +25,32 @@ export interface HttpBounds {
 /**
  * The HTTP server Fastify runs on (its `serverFactory`). Node checks the header and request
  * timeouts every `connectionsCheckingInterval`: a second here, not its 30 s default, so a
- * slow client is cut within about a second of its bound.
+ * slow client is cut within about a second of its bound. With `tls`, the same server over TLS.
  */
-export function boundedServer(bounds: HttpBounds, handler: RequestListener): Server {
-  const server = createServer(
-    {
-      headersTimeout: bounds.headersTimeoutMs,
-      requestTimeout: bounds.requestTimeoutMs,
-      keepAliveTimeout: bounds.keepAliveTimeoutMs,
-      connectionsCheckingInterval: Math.min(1000, bounds.headersTimeoutMs),
-    },
-    handler,
-  );
+export function boundedServer(
+  bounds: HttpBounds,
+  handler: RequestListener,
+  tls?: ListenerTls,
+): Server {
+  const options = {
+    headersTimeout: bounds.headersTimeoutMs,
+    requestTimeout: bounds.requestTimeoutMs,
+    keepAliveTimeout: bounds.keepAliveTimeoutMs,
+    connectionsCheckingInterval: Math.min(1000, bounds.headersTimeoutMs),
+  };
+  let server: Server;
+  if (tls === undefined) server = createServer(options, handler);
+  else {
+    // A client stalling its handshake is cut like one stalling its headers.
+    const handshakeTimeout = bounds.headersTimeoutMs;
+    const secure = createHttpsServer(
+      { ...options, handshakeTimeout, ...serverTlsOptions(tls) },
+      handler,
+    );
+    if (tls.clientCertificate === "request") refuseUnverifiedCertificates(secure);
+    // An https.Server is Node's http.Server over TLS (Fastify serves its own https the same way).
+    server = secure;
+  }
   server.maxConnections = bounds.connectionsMax;
   limitPerAddress(server, bounds.connectionsPerAddressMax);
   return server;

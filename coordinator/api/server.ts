@@ -41,6 +41,7 @@ import { isOperator, mayCall, type ApiToken, type TokenStore } from "./tokens.js
 import { parseJsonBody, writeClientError, type StringParser } from "./wire.js";
 import { boundedServer, type HttpBounds } from "./http-guards.js";
 import { metricsHandler } from "./metrics-route.js";
+import type { ListenerTls } from "./tls.js";
 import { methodNotAllowedHook } from "./methods.js";
 import { inFlightPerPrincipalMax, responseLimits } from "../config/limits.js";
 import type { BranchWork } from "../../shared/branch-work.js";
@@ -121,12 +122,14 @@ export function buildServer(opts: {
   metrics: MetricsServing;
   audit: Pick<AuditLog, "append" | "page">;
   http: HttpBounds & { readonly jsonDepthMax: number };
+  /** HTTPS (docs/tls.md); plain HTTP without it. */
+  tls?: ListenerTls;
   nowMs: () => number;
 }) {
   const { backend, schemas } = opts;
   const tokens = opts.tokens;
   const app = Fastify({
-    serverFactory: (handler) => boundedServer(opts.http, handler),
+    serverFactory: (handler) => boundedServer(opts.http, handler, opts.tls),
     // The same bounds for Fastify, which would otherwise set its own on the server.
     keepAliveTimeout: opts.http.keepAliveTimeoutMs,
     requestTimeout: opts.http.requestTimeoutMs,

@@ -11,7 +11,8 @@ export const startUsage = `usage: verdict start --config FILE
 
 Runs a coordinator node with the configuration in FILE (YAML or JSON; see
 docs/configuration.md) and prints where it listens. SIGTERM or SIGINT stops it;
-SIGHUP reloads the tokens from FILE (the old ones stay valid for tokenRotationGraceMs).
+SIGHUP reloads the tokens from FILE (the old ones stay valid for tokenRotationGraceMs)
+and re-reads the node.tls certificate, key and CA files (docs/tls.md).
 
   -c, --config FILE   the configuration file (required)`;
 
@@ -54,13 +55,20 @@ export async function runStart(args: readonly string[]): Promise<void> {
       },
     );
   };
-  // SIGHUP reloads the tokens from the same file (rotation without a restart); anything else
-  // in the file needs a restart. A file that no longer loads changes nothing.
+  // SIGHUP reloads the tokens from the same file (rotation without a restart) and re-reads
+  // the TLS files it names; anything else in the file needs a restart. A file that no longer
+  // loads changes nothing; TLS files that cannot be read leave the old certificate serving.
   process.on("SIGHUP", () => {
     loadConfig(configPath).then(
       (next) => {
         node.reloadTokens(next);
         process.stderr.write(`SIGHUP: tokens reloaded from ${configPath}\n`);
+        node.reloadTls(next).then(
+          (reloaded) => {
+            if (reloaded) process.stderr.write("SIGHUP: TLS certificate and key reloaded\n");
+          },
+          (e: unknown) => process.stderr.write(`SIGHUP: TLS files not reloaded: ${String(e)}\n`),
+        );
       },
       (e: unknown) => process.stderr.write(`SIGHUP: ${configPath} not reloaded: ${String(e)}\n`),
     );

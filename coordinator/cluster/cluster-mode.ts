@@ -17,7 +17,9 @@ import type { EtcdDecisionLog } from "../log/etcd/etcd-decision-log.js";
 import { EtcdLayout } from "../log/etcd/layout.js";
 import { listNodes } from "../log/etcd/node-registry.js";
 import { ClusterRunner, type TermWork } from "./runner.js";
-import { installRouting, type RequestHook } from "./routing.js";
+import { installRouting, type RoutingHooks } from "./routing.js";
+import type { TlsFiles } from "../api/tls.js";
+import { Forwarder } from "./forward.js";
 import { etcdHealth } from "./etcd-health.js";
 
 /** How long a handover waits for the appends in flight before it resigns anyway. */
@@ -31,8 +33,12 @@ export interface ClusterModeOptions {
   readonly config: Config;
   readonly clusterId: ClusterId;
   readonly logger: Logger;
-  /** Adds an `onRequest` hook to the node's server (before it listens). */
-  addRequestHook(hook: RequestHook): void;
+  /** Adds `onRequest` and `preParsing` hooks to the node's server (before it listens). */
+  readonly hooks: RoutingHooks;
+  /** The node's `node.tls` files: the CA checks the leader, the certificate is shown to it. */
+  readonly tls?: TlsFiles;
+  /** The content of cluster.forwardSecretFile. */
+  readonly forwardSecret?: Buffer;
   lead(term: Term, log: EtcdDecisionLog<LogRecord>): Promise<TermWork>;
   knows(xid: Xid): boolean;
   appliedIndex(): number;
@@ -46,6 +52,7 @@ export class ClusterMode {
   private readonly keepaliveClients: readonly Etcd3[];
   private readonly layout: EtcdLayout;
   private runner: ClusterRunner | undefined;
+  private readonly forwarder: Forwarder;
 
   constructor(private readonly o: ClusterModeOptions) {
     const log = o.config.log;
@@ -60,7 +67,16 @@ export class ClusterMode {
       connectEtcd({ ...connection, endpoints: [e] }),
     );
     this.layout = new EtcdLayout(o.clusterId);
-    installRouting((hook) => o.addRequestHook(hook), {
+    const secret = o.forwardSecret;
+    this.forwarder = new Forwarder(
+      {
+        ...(secret === undefined ? {} : { secret }),
+        bodyBytesMax: o.config.limits.bodyBytesMax,
+        nowMs: () => Date.now(),
+      },
+      o.tls,
+    );
+    installRouting(o.hooks, {
       nodeId: o.config.node.id,
       term: () => this.runner?.term,
       leader: () => this.runner?.leader,
@@ -69,7 +85,16 @@ export class ClusterMode {
       knows: (xid) => o.knows(xid),
       retentionMs: o.config.protocol.retentionMs,
       nowMs: () => Date.now(),
+      forwarder: this.forwarder,
+      ...(secret === undefined
+        ? {}
+        : { proof: { secret, skewMs: o.config.cluster.forwardSkewMs } }),
     });
+  }
+
+  /** Forwards after a SIGHUP use the re-read TLS files. */
+  setTls(tls: TlsFiles | undefined): void {
+    this.forwarder.setTls(tls);
   }
 
   /** Registers, then campaigns or stands by; `url` is where the others forward to. */
@@ -154,6 +179,7 @@ export class ClusterMode {
   /** Hands leadership over (if leading), deregisters, and closes the connection. */
   async close(): Promise<void> {
     await this.runner?.close();
+    this.forwarder.close();
     this.client.close();
     for (const c of this.keepaliveClients) c.close();
   }

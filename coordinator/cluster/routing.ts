@@ -6,13 +6,22 @@
  *   a linearizable etcd read sent after the call arrived (ReadIndex); a leader cut off from
  *   etcd answers 503, never a stale state;
  * - an unknown xid begun in an earlier term answers 409 aborted, reason `leader-changed`;
- * - a standby forwards to the leader, one hop; a forwarded call is never forwarded again.
+ * - a standby forwards to the leader, one hop; a forwarded call is never forwarded again;
+ * - with a forwarding secret, a call marked as forwarded (a target term, or a proof) counts as
+ *   forwarded only with a valid proof; any other is refused 401, on any node (docs/tls.md).
  * Health probes, metrics, the OpenAPI document and `GET /admin/v1/cluster` are every node's own.
  */
+import { pipeline, type Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { errorBody } from "../api/contract/errors.js";
+import { ApiError, errorBody } from "../api/contract/errors.js";
 import { xidBeganAtMs, type Xid } from "../core/ids.js";
-import { forwardCall, TARGET_TERM_HEADER } from "./forward.js";
+import { TARGET_TERM_HEADER, type Forwarder } from "./forward.js";
+import {
+  checkForward,
+  digestCheckingStream,
+  FORWARD_BODY_HEADER,
+  FORWARD_PROOF_HEADER,
+} from "./forward-proof.js";
 import type { LeaderInfo } from "../log/etcd/leadership.js";
 import { termOfXid } from "./xid-term.js";
 
@@ -27,17 +36,37 @@ export interface RoutingNode {
   knows(xid: Xid): boolean;
   readonly retentionMs: number;
   nowMs(): number;
+  readonly forwarder: Forwarder;
+  /** Set with cluster.forwardSecretFile: forwarded calls must prove where they come from. */
+  readonly proof?: { readonly secret: Buffer; readonly skewMs: number };
 }
 
 const XID_PATH = /^\/(?:admin\/)?v1\/transactions\/([^/?]+)/;
 
 export type RequestHook = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+/** A `preParsing` hook: may hand the body parser another stream. */
+export type BodyHook = (
+  req: FastifyRequest,
+  reply: FastifyReply,
+  payload: Readable,
+) => Promise<Readable>;
 
-export function installRouting(addHook: (hook: RequestHook) => void, node: RoutingNode): void {
-  addHook(async (req, reply) => {
+export interface RoutingHooks {
+  onRequest(hook: RequestHook): void;
+  preParsing(hook: BodyHook): void;
+}
+
+export function installRouting(hooks: RoutingHooks, node: RoutingNode): void {
+  /** Proven forwarded calls with a body, and the SHA-256 their proof covers. */
+  const bodyDigests = new WeakMap<FastifyRequest, string>();
+  hooks.onRequest(async (req, reply) => {
     const path = req.url.split("?")[0] ?? "";
     if (!routed(req.method, path)) return;
     const target = req.headers[TARGET_TERM_HEADER];
+    if (node.proof !== undefined && (target !== undefined || req.headers[FORWARD_PROOF_HEADER])) {
+      const digest = proveForwarded(req, node.proof, node.nowMs());
+      if (req.method !== "GET" && req.method !== "HEAD") bodyDigests.set(req, digest);
+    }
     const term = node.term();
     if (term === undefined) {
       const leader = node.leader();
@@ -46,8 +75,9 @@ export function installRouting(addHook: (hook: RequestHook) => void, node: Routi
         return notLeader(reply, leader);
       }
       try {
-        return await forwardCall(req, reply, leader);
-      } catch {
+        return await node.forwarder.forward(req, reply, leader);
+      } catch (e) {
+        if (e instanceof ApiError) throw e;
         // The leader as last seen did not answer: no hint (it may be gone).
         return notLeader(reply, undefined);
       }
@@ -69,6 +99,48 @@ export function installRouting(addHook: (hook: RequestHook) => void, node: Routi
     if (xid !== undefined && lostWithItsLeader(node, req, xid, term))
       return leaderChanged(reply, xid);
   });
+  // The body a proof covered must be the body that arrives (checked as it is read).
+  hooks.preParsing((req, _reply, payload) => {
+    const digest = bodyDigests.get(req);
+    if (digest === undefined) return Promise.resolve(payload);
+    const checked = digestCheckingStream(digest, forwardRefused);
+    // The parser sees the check's failure, or the client's (both end the stream).
+    return Promise.resolve(pipeline(payload, checked, () => undefined));
+  });
+}
+
+/**
+ * Checks the proof of a call marked as forwarded and returns the body digest it covers;
+ * throws 401 when it is missing or wrong, so that such a call is never taken as forwarded.
+ */
+function proveForwarded(
+  req: FastifyRequest,
+  proof: NonNullable<RoutingNode["proof"]>,
+  nowMs: number,
+): string {
+  const header = (name: string) => {
+    const v = req.headers[name];
+    return typeof v === "string" ? v : "";
+  };
+  const call = {
+    method: req.method,
+    url: req.url,
+    term: header(TARGET_TERM_HEADER),
+    bodySha256: header(FORWARD_BODY_HEADER),
+  };
+  const check = checkForward(proof.secret, call, header(FORWARD_PROOF_HEADER), nowMs, proof.skewMs);
+  if (!check.ok) {
+    req.log.warn({ url: req.url, why: check.why }, "forwarded call refused");
+    throw forwardRefused();
+  }
+  return call.bodySha256;
+}
+
+function forwardRefused(): ApiError {
+  return new ApiError(
+    "unauthorized",
+    "a forwarded call without a valid cluster proof (cluster.forwardSecretFile must match on every node)",
+  );
 }
 
 function leaderChanged(reply: FastifyReply, xid: Xid): FastifyReply {

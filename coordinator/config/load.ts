@@ -139,6 +139,7 @@ export function validateConfig(raw: unknown, source: string, env = process.env):
     }
   }
   problems.push(...logConfigProblems(config.log, config.limits.payloadBytesPerTransactionMax));
+  problems.push(...transportProblems(config));
   if (config.protocol.phase2BackoffBaseMs > config.protocol.phase2BackoffMaxMs) {
     problems.push("protocol.phase2BackoffBaseMs must not exceed protocol.phase2BackoffMaxMs");
   }
@@ -146,6 +147,23 @@ export function validateConfig(raw: unknown, source: string, env = process.env):
     throw new ConfigError(`configuration ${source} is invalid:\n  - ${problems.join("\n  - ")}`);
   }
   return config;
+}
+
+/** `node.tls` and `cluster` (docs/tls.md): what must go together. */
+function transportProblems(config: Config): string[] {
+  const problems: string[] = [];
+  const tls = config.node.tls;
+  if (tls !== undefined && tls.clientCertificate !== "off" && tls.caFile === undefined) {
+    problems.push(`node.tls.clientCertificate ${tls.clientCertificate} needs node.tls.caFile`);
+  }
+  const advertised = config.node.advertiseUrl;
+  if (tls !== undefined && advertised !== undefined && !advertised.startsWith("https:")) {
+    problems.push(`node.advertiseUrl ${advertised}: the node serves HTTPS (node.tls)`);
+  }
+  if (config.cluster.forwardSecretFile !== undefined && config.log.kind !== "etcd") {
+    problems.push("cluster.forwardSecretFile: only nodes of an etcd cluster forward calls");
+  }
+  return problems;
 }
 
 /** A PostgreSQL participant with statement roles, or an explicit single-role acknowledgement. */

@@ -45,7 +45,27 @@ export const configSchema = z.strictObject({
       .url({ protocol: /^https?$/ })
       .max(2048)
       .optional(),
+    /** HTTPS for the API and the console (docs/tls.md); files re-read on SIGHUP. */
+    tls: z
+      .strictObject({
+        certFile: z.string().min(1).max(4096),
+        keyFile: z.string().min(1).max(4096),
+        /** Verifies client certificates, and the leader's certificate when forwarding. */
+        caFile: z.string().min(1).max(4096).optional(),
+        /** `require`: no connection without a certificate signed by caFile (tokens still needed). */
+        clientCertificate: z.enum(["off", "request", "require"]).default("off"),
+      })
+      .optional(),
   }),
+  /** Between the nodes of an etcd cluster (docs/tls.md, "Forwarding between nodes"). */
+  cluster: z
+    .strictObject({
+      /** A file holding the secret every node signs and checks forwarded calls with. */
+      forwardSecretFile: z.string().min(1).max(4096).optional(),
+      /** How far a forwarded call's timestamp may be from the leader's clock. */
+      forwardSkewMs: z.int().min(1000).max(300_000).default(30_000),
+    })
+    .default({ forwardSkewMs: 30_000 }),
   tokens: z.array(tokenSchema).max(1000).default([]),
   /** After a reload (SIGHUP), tokens no longer configured stay valid this long. */
   tokenRotationGraceMs: z
@@ -209,3 +229,4 @@ export type TokenConfig = z.output<typeof tokenSchema>;
 export type MetricsConfig = z.output<typeof configSchema>["metrics"];
 export type TracingConfig = z.output<typeof configSchema>["tracing"];
 export type HttpConfig = z.output<typeof configSchema>["http"];
+export type TlsConfig = NonNullable<z.output<typeof configSchema>["node"]["tls"]>;

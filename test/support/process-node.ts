@@ -91,6 +91,10 @@ export interface ProcessClusterOptions {
   readonly log?: Record<string, unknown>;
   /** The `metrics` section (e.g. `{ cacheMs: 0 }` for a bench's before-and-after scrapes). */
   readonly metrics?: Record<string, unknown>;
+  /** More fields of `node`, e.g. `{ tls: { certFile, keyFile } }`. */
+  readonly node?: Record<string, unknown>;
+  /** The `cluster` block, e.g. `{ forwardSecretFile }`. */
+  readonly cluster?: Record<string, unknown>;
 }
 
 const running = new Set<ChildProcess>();
@@ -140,7 +144,8 @@ export async function createProcessCluster(
     ...opts.participant,
   });
   const config = {
-    node: { id: opts.nodeId ?? "crash-1", dataDir, host: "127.0.0.1", port: 0 },
+    node: { id: opts.nodeId ?? "crash-1", dataDir, host: "127.0.0.1", port: 0, ...opts.node },
+    ...(opts.cluster === undefined ? {} : { cluster: opts.cluster }),
     tokens: [
       { id: "client-a", role: "client", secret: clientToken },
       { id: "admin", role: "admin", secret: adminToken },
@@ -250,7 +255,7 @@ export function awaitListening(
       record(chunk);
       if (url !== undefined) return;
       pending += chunk.toString("utf8");
-      const m = /listening on (http:\/\/\S+)/.exec(pending);
+      const m = /listening on (https?:\/\/\S+)/.exec(pending);
       if (m?.[1]) {
         url = m[1];
         pending = "";

@@ -3,6 +3,7 @@
  * is read from an environment variable, never from a flag (a flag's value lands in shell
  * history and in `ps`). Every request has a timeout.
  */
+import { readFileSync } from "node:fs";
 import {
   resolveActions,
   transactionStates,
@@ -64,6 +65,12 @@ global flags:
                           (default ${defaultTokenEnv}); the token is never a flag
   --json                  print the server's answer as it is
   --timeout-ms N          give up on a request after N ms (default ${timeoutMsDefault})
+
+environment (https:// nodes; docs/tls.md):
+  VERDICT_CA_FILE         PEM file of the CA that signed the node's certificate
+                          (default: the system's CAs)
+  VERDICT_CLIENT_CERT     PEM client certificate, for nodes that require one,
+  VERDICT_CLIENT_KEY      and its key (both or neither)
 
 exit codes: 0 done, 1 refused by the server (4xx), 2 bad usage,
             3 server unreachable, timed out or failing (5xx)`;
@@ -211,7 +218,32 @@ function adminTarget(values: Values, env: NodeJS.ProcessEnv): AdminTarget {
   const timeoutMs =
     intFlag("timeout-ms", values["timeout-ms"], { min: 1, max: timeoutMsMax }, adminUsage) ??
     timeoutMsDefault;
-  return { url: parsed.toString(), token, timeoutMs };
+  const tls = adminTls(env);
+  return { url: parsed.toString(), token, timeoutMs, ...(tls === undefined ? {} : { tls }) };
+}
+
+/** VERDICT_CA_FILE, VERDICT_CLIENT_CERT and VERDICT_CLIENT_KEY, read; undefined if none set. */
+function adminTls(env: NodeJS.ProcessEnv): AdminTarget["tls"] {
+  const read = (name: string): Buffer | undefined => {
+    const path = env[name];
+    if (path === undefined || path === "") return undefined;
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new UsageError(`${name} ${path}: ${(e as Error).message}`, adminUsage);
+    }
+  };
+  const ca = read("VERDICT_CA_FILE");
+  const cert = read("VERDICT_CLIENT_CERT");
+  const key = read("VERDICT_CLIENT_KEY");
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError(
+      "set both VERDICT_CLIENT_CERT and VERDICT_CLIENT_KEY, or neither",
+      adminUsage,
+    );
+  }
+  if (ca === undefined && cert === undefined) return undefined;
+  return { ...(ca === undefined ? {} : { ca }), ...(cert === undefined ? {} : { cert, key }) };
 }
 
 function listQuery(values: Values): string {

@@ -1,8 +1,11 @@
 /**
- * One admin request with Node's fetch: a bearer token, a timeout on the whole exchange, a
+ * One admin request over node:http(s): a bearer token, a timeout on the whole exchange, a
  * bound on the answer's size, and the API's error body turned into a CliError whose exit
- * code says who is at fault (4xx refused → 1; unreachable, timeout, 5xx → 3).
+ * code says who is at fault (4xx refused → 1; unreachable, timeout, 5xx → 3). For `https:`
+ * nodes, an optional CA and client certificate (docs/tls.md).
  */
+import http from "node:http";
+import https from "node:https";
 import { CliError, exitCodes } from "../errors.js";
 
 /** Above the largest admin answer (a full list page, a transaction with its whole history). */
@@ -12,6 +15,8 @@ export interface AdminTarget {
   readonly url: string;
   readonly token: string;
   readonly timeoutMs: number;
+  /** PEM contents: the CA that signed the node's certificate, a client certificate and key. */
+  readonly tls?: { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
 }
 
 export interface AdminAnswer {
@@ -26,40 +31,84 @@ export async function adminRequest(
   path: string,
   body?: unknown,
 ): Promise<AdminAnswer> {
-  const url = new URL(path, target.url).toString();
+  const url = new URL(path, target.url);
   const headers: Record<string, string> = {
     authorization: `Bearer ${target.token}`,
     accept: "application/json",
   };
-  if (body !== undefined) headers["content-type"] = "application/json";
-  // One signal for connect, headers and body: a stalled body fails as surely as a dead host.
-  const signal = AbortSignal.timeout(target.timeoutMs);
-  let text: string;
-  let status: number;
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  if (payload !== undefined) {
+    headers["content-type"] = "application/json";
+    headers["content-length"] = String(Buffer.byteLength(payload));
+  }
+  let answer: { status: number; text: string };
   try {
-    const response = await fetch(url, {
-      method,
-      headers,
-      signal,
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    status = response.status;
-    text = await readBounded(response, responseBytesMax);
+    answer = await exchange(url, { method, headers, ...target.tls }, payload, target.timeoutMs);
   } catch (error) {
     if (error instanceof CliError) throw error;
-    const why = signal.aborted ? `no answer within ${target.timeoutMs} ms` : causeText(error);
-    throw new CliError(exitCodes.unavailable, `cannot reach ${url}: ${why}`, { cause: error });
+    throw new CliError(exitCodes.unavailable, `cannot reach ${url.href}: ${causeText(error)}`, {
+      cause: error,
+    });
   }
+  const { status, text } = answer;
   const parsed = parseJson(text);
   if (status >= 200 && status < 300) {
     if (parsed === undefined)
-      throw new CliError(exitCodes.unavailable, `${url} answered ${status} without JSON`);
+      throw new CliError(exitCodes.unavailable, `${url.href} answered ${status} without JSON`);
     return { text, body: parsed };
   }
   throw new CliError(
     status >= 400 && status < 500 ? exitCodes.refused : exitCodes.unavailable,
     errorLine(status, parsed, text),
   );
+}
+
+/**
+ * The status and body of one request. One timer for connect, headers and body: a stalled
+ * body fails as surely as a dead host.
+ */
+function exchange(
+  url: URL,
+  options: https.RequestOptions,
+  payload: string | undefined,
+  timeoutMs: number,
+): Promise<{ status: number; text: string }> {
+  const send = url.protocol === "https:" ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const req = send(url, options);
+    const timer = setTimeout(() => {
+      req.destroy(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      reject(error);
+    };
+    req.once("error", fail);
+    req.once("response", (res) => {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      res.on("data", (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes > responseBytesMax) {
+          res.destroy();
+          fail(
+            new CliError(exitCodes.unavailable, `answer over ${responseBytesMax} bytes: refused`),
+          );
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.once("error", fail);
+      res.once("close", () => {
+        if (!res.complete) fail(new Error("the connection closed before the answer ended"));
+      });
+      res.once("end", () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") });
+      });
+    });
+    req.end(payload);
+  });
 }
 
 /** `error <code>: <message>`, plus where to go when the node is not the leader. */
@@ -75,24 +124,6 @@ function errorLine(status: number, body: unknown, text: string): string {
   return `error ${error.code}: ${error.message}${leader}`;
 }
 
-async function readBounded(response: Response, bytesMax: number): Promise<string> {
-  const reader = (response.body as ReadableStream<Uint8Array> | null)?.getReader();
-  if (reader === undefined) return "";
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    bytes += value.byteLength;
-    if (bytes > bytesMax) {
-      await reader.cancel();
-      throw new CliError(exitCodes.unavailable, `answer over ${bytesMax} bytes: refused`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 function parseJson(text: string): unknown {
   try {
     return text === "" ? undefined : (JSON.parse(text) as unknown);
@@ -101,12 +132,11 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** fetch wraps the socket error ("fetch failed"); its cause says what happened. */
+/** The socket or TLS error's code and message (a certificate problem names itself). */
 function causeText(error: unknown): string {
-  const cause = error instanceof Error ? (error.cause ?? error) : error;
-  if (cause instanceof Error) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    return code ? `${code} ${cause.message}` : cause.message;
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code ? `${code} ${error.message}` : error.message;
   }
-  return String(cause);
+  return String(error);
 }
