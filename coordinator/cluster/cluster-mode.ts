@@ -12,13 +12,14 @@ import { NotLeaderError } from "../log/errors.js";
 import type { Config } from "../config/schema.js";
 import type { ClusterId, Term, Xid } from "../core/ids.js";
 import type { LogRecord } from "../core/records.js";
-import { connectEtcd, connectionDefaults } from "../log/etcd/client.js";
+import { connectEtcd, connectionDefaults, type EtcdSecurity } from "../log/etcd/client.js";
 import type { EtcdDecisionLog } from "../log/etcd/etcd-decision-log.js";
 import { EtcdLayout } from "../log/etcd/layout.js";
 import { listNodes } from "../log/etcd/node-registry.js";
 import { ClusterRunner, type TermWork } from "./runner.js";
 import { installRouting, type RequestHook } from "./routing.js";
 import { etcdHealth } from "./etcd-health.js";
+import { explainEtcdStartError, readEtcdSecurity } from "./etcd-security.js";
 
 /** How long a handover waits for the appends in flight before it resigns anyway. */
 export const HANDOVER_WAIT_MS = 5_000;
@@ -41,14 +42,17 @@ export interface ClusterModeOptions {
 export class ClusterMode {
   private readonly client: Etcd3;
   private readonly layout: EtcdLayout;
+  private readonly security: EtcdSecurity;
   private runner: ClusterRunner | undefined;
 
   constructor(private readonly o: ClusterModeOptions) {
     const log = o.config.log;
+    this.security = readEtcdSecurity(log);
     this.client = connectEtcd({
       endpoints: log.endpoints ?? [],
       requestTimeoutMs: log.requestTimeoutMs,
       replyBytesMax: connectionDefaults.replyBytesMax,
+      security: this.security,
     });
     this.layout = new EtcdLayout(o.clusterId);
     installRouting((hook) => o.addRequestHook(hook), {
@@ -78,7 +82,9 @@ export class ClusterMode {
       logger: this.o.logger,
       lead: (term, l) => this.o.lead(term, l),
     });
-    await this.runner.start();
+    await this.runner.start().catch((e: unknown) => {
+      throw explainEtcdStartError(e, log.endpoints ?? []);
+    });
   }
 
   /**
@@ -113,7 +119,11 @@ export class ClusterMode {
     const [nodes, leader, etcd] = await Promise.all([
       listNodes(this.client, this.layout),
       runner?.leadership.currentLeader(),
-      etcdHealth(this.o.config.log.endpoints ?? [], this.o.config.log.requestTimeoutMs),
+      etcdHealth(
+        this.o.config.log.endpoints ?? [],
+        this.o.config.log.requestTimeoutMs,
+        this.security,
+      ),
     ]);
     const log = runner?.log;
     const deadline = runner?.leadership.demotionDeadlineMs;
