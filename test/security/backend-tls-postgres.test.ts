@@ -9,7 +9,8 @@
  *   refuses to start instead of retrying forever);
  * - the server refuses a plaintext connection;
  * - `tls` together with sslmode in the connection string, or an unreadable CA file, is refused
- *   when the participant is made.
+ *   when the participant is made;
+ * - the node's logger censors passwords and connection strings a log line might carry.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -19,6 +20,7 @@ import { createPostgresParticipant } from "../../participants/postgres/participa
 import type { PostgresParticipantConfigInput } from "../../participants/postgres/config.js";
 import type { PostgresPayload } from "../../participants/postgres/payload.js";
 import type { BranchId } from "../../participants/participant.js";
+import { createLogger } from "../../coordinator/telemetry/logger.js";
 import { deadlineIn, term } from "../integration/postgres/helpers.js";
 import { createTestCa, type TestCa } from "../support/tls-ca.js";
 import { startTlsPostgres, type TlsPostgres } from "../support/tls-postgres.js";
@@ -172,4 +174,21 @@ void test("tls with sslmode in the connection string, or an unreadable CA, is re
     () => participant({ tls: { caFile: ca.caFile, certFile: ca.clientCertFile } }),
     /certFile and keyFile together/,
   );
+});
+
+void test("the logger censors passwords and connection strings", () => {
+  const lines: string[] = [];
+  const logger = createLogger("info", "tls-test", { write: (line: string) => lines.push(line) });
+  logger.warn(
+    {
+      password: server.password,
+      participant: { connectionString: server.url(), tls: { caFile: ca.caFile } },
+      log: { auth: { username: "root", password: server.password } },
+    },
+    "a line carrying secrets by mistake",
+  );
+  assert.equal(lines.length, 1);
+  assert.ok(!lines[0]!.includes(server.password), lines[0]);
+  assert.match(lines[0]!, /"connectionString":"\[redacted\]"/);
+  assert.match(lines[0]!, /"caFile":"[^"]+ca\.crt"/, "what is not secret stays");
 });

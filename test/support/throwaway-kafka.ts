@@ -41,7 +41,20 @@ export interface ThrowawayKafka {
   dispose(): Promise<void>;
 }
 
-export async function startThrowawayKafka(): Promise<ThrowawayKafka> {
+/**
+ * PEM files of a broker that serves clients over TLS only: its client listener speaks SSL
+ * (the broker also talks to itself over it), its certificate and key are `certFile` and
+ * `keyFile` (an unencrypted PKCS#8 key), and `caFile` checks client certificates when
+ * `clientAuth` is `required`.
+ */
+export interface ThrowawayKafkaTls {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly clientAuth: "none" | "required";
+}
+
+export async function startThrowawayKafka(tls?: ThrowawayKafkaTls): Promise<ThrowawayKafka> {
   if (!existsSync(libDir)) {
     throw new Error(`no Kafka jars in ${libDir}: run deploy/local/local.sh up kafka once`);
   }
@@ -50,7 +63,21 @@ export async function startThrowawayKafka(): Promise<ThrowawayKafka> {
   const dir = await mkdtemp(path.join(tmpdir(), "verdict-kafka-test-"));
   const configPath = path.join(dir, "server.properties");
   const logPath = path.join(dir, "kafka.log");
-  await writeFile(configPath, brokerConfig(port, controllerPort, path.join(dir, "data")));
+  let config = brokerConfig(port, controllerPort, path.join(dir, "data"));
+  if (tls !== undefined) {
+    // Kafka's PEM key store is one file: the private key, then the certificate chain.
+    const keyStore = path.join(dir, "broker.pem");
+    await writeFile(
+      keyStore,
+      readFileSync(tls.keyFile, "utf8") + readFileSync(tls.certFile, "utf8"),
+    );
+    config =
+      config
+        .replaceAll("PLAINTEXT://", "SSL://")
+        .replace("inter.broker.listener.name=PLAINTEXT", "inter.broker.listener.name=SSL")
+        .replace("PLAINTEXT:PLAINTEXT", "SSL:SSL") + sslConfig(tls, keyStore);
+  }
+  await writeFile(configPath, config);
   const jvm = [
     "-Xmx384m",
     "-Xms128m",
@@ -155,6 +182,15 @@ num.replica.fetchers=1
 log.cleaner.threads=1
 log.cleaner.dedupe.buffer.size=8388608
 log.segment.bytes=8388608
+`;
+}
+
+function sslConfig(tls: ThrowawayKafkaTls, keyStore: string): string {
+  return `ssl.keystore.type=PEM
+ssl.keystore.location=${keyStore}
+ssl.truststore.type=PEM
+ssl.truststore.location=${tls.caFile}
+ssl.client.auth=${tls.clientAuth}
 `;
 }
 
