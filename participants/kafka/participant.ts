@@ -145,7 +145,7 @@ class KafkaParticipantImpl implements KafkaParticipant {
     await this.withTimeout(this.config.attemptTimeoutMs, "start", async () => {
       await this.unavailableOnError("connecting", () =>
         this.admin.connect().catch((err: unknown) => {
-          throw this.tlsRefused(err) ?? err;
+          throw this.refusedAtStart(err) ?? err;
         }),
       );
       const warnings = await ensureMarkerTopic(this.admin, {
@@ -598,16 +598,25 @@ class KafkaParticipantImpl implements KafkaParticipant {
   }
 
   /**
-   * A TLS handshake refused at start (an untrusted broker certificate, ours refused) as a
-   * configuration error: retrying it cannot help, unlike an unreachable broker.
+   * A TLS handshake (an untrusted broker certificate, ours refused) or SASL credentials
+   * refused at start, as a configuration error: retrying cannot help, unlike an unreachable
+   * broker.
    */
-  private tlsRefused(err: unknown): KafkaConfigError | undefined {
+  private refusedAtStart(err: unknown): KafkaConfigError | undefined {
     const reason = tlsRefusal(err);
-    return reason === undefined
-      ? undefined
-      : new KafkaConfigError(`participant ${this.name}: TLS: ${reason}`, this.ids(), {
-          cause: err,
-        });
+    if (reason !== undefined) {
+      return new KafkaConfigError(`participant ${this.name}: TLS: ${reason}`, this.ids(), {
+        cause: err,
+      });
+    }
+    if (err instanceof Error && err.name === "KafkaJSSASLAuthenticationError") {
+      return new KafkaConfigError(
+        `participant ${this.name}: the broker refused the SASL credentials (${err.message}); check sasl`,
+        this.ids(),
+        { cause: err },
+      );
+    }
+    return undefined;
   }
 
   private async unavailableOnError<T>(what: string, work: () => Promise<T>): Promise<T> {

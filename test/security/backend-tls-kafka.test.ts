@@ -1,11 +1,12 @@
 /**
- * The Kafka participant over TLS with a client certificate (docs/tls-backends.md), against a
- * throwaway KRaft broker whose only client listener is SSL (`ssl.client.auth=required`), its
- * certificate signed by a CA this test generates. The broker takes 10–30 s to start.
- * - with `tls` (CA, client certificate and key) a branch prepares and commits, and its
- *   message is read back committed on a direct TLS connection;
+ * The Kafka participant over TLS with a client certificate and SASL/PLAIN (docs/tls-backends.md),
+ * against a throwaway KRaft broker whose only client listener is SASL_SSL
+ * (`ssl.client.auth=required`), its certificate signed by a CA this test generates. The
+ * broker takes 15–40 s to start.
+ * - with `tls` (CA, client certificate and key) and `sasl` a branch prepares and commits, and
+ *   its message is read back committed on a direct TLS connection;
  * - a CA that did not sign the broker's certificate, or no client certificate, stops `start`
- *   with a non-retryable configuration error naming TLS;
+ *   with a non-retryable configuration error naming TLS; a wrong SASL password stops it too;
  * - a plaintext client gets nothing from the broker.
  */
 import assert from "node:assert/strict";
@@ -25,6 +26,9 @@ const { Kafka: KafkaClient, logLevel } = kafkajs;
 const run = suffix();
 const clusterId = `tls-kafka-${run}`;
 const topic = `tls-test-${run}`;
+const password = `verdict-${run}-pw`;
+/** A fresh object each time: kafkajs adds fields to the one it is given. */
+const sasl = () => ({ mechanism: "plain" as const, username: "verdict", password });
 
 let ca: TestCa;
 let broker: ThrowawayKafka;
@@ -38,6 +42,7 @@ before(async () => {
     certFile: ca.serverCertFile,
     keyFile: ca.serverKeyFile,
     clientAuth: "required",
+    saslPlainUsers: { admin: `admin-${run}-pw`, verdict: password },
   });
   kafka = new KafkaClient({
     clientId: `tls-test-${run}`,
@@ -47,6 +52,7 @@ before(async () => {
       cert: readFileSync(ca.clientCertFile),
       key: readFileSync(ca.clientKeyFile),
     },
+    sasl: sasl(),
     logLevel: logLevel.NOTHING,
     retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
   });
@@ -81,6 +87,7 @@ const participant = (overrides: Partial<KafkaParticipantConfigInput> = {}) =>
     attemptTimeoutMs: 20_000,
     connectionTimeoutMs: 3_000,
     tls: clientTls(),
+    sasl: sasl(),
     ...overrides,
   });
 
@@ -103,13 +110,17 @@ void test("with tls and a client certificate a branch commits; read back over TL
   }
 });
 
-const refusedAtStart = async (overrides: Partial<KafkaParticipantConfigInput>) => {
+const refusedAtStart = async (
+  overrides: Partial<KafkaParticipantConfigInput>,
+  why = /participant kafka-tls: TLS: /,
+) => {
   const p = participant(overrides);
   try {
     await assert.rejects(p.start(clusterId), (e: Error & { retryable?: boolean }) => {
       assert.equal(e.name, "KafkaConfigError", e.message);
       assert.equal(e.retryable, false);
-      assert.match(e.message, /participant kafka-tls: TLS: /);
+      assert.match(e.message, why);
+      assert.ok(!e.message.includes(password), "no password in the message");
       return true;
     });
   } finally {
@@ -123,6 +134,13 @@ void test("a CA that did not sign the broker's certificate stops start", async (
 
 void test("without a client certificate start stops: the broker refused us", async () => {
   await refusedAtStart({ tls: { caFile: ca.caFile } });
+});
+
+void test("a wrong SASL password stops start: the broker refused the credentials", async () => {
+  await refusedAtStart(
+    { sasl: { ...sasl(), password: `${password}-wrong` } },
+    /participant kafka-tls: the broker refused the SASL credentials/,
+  );
 });
 
 void test("a plaintext client gets nothing from the broker", async () => {

@@ -45,13 +45,15 @@ export interface ThrowawayKafka {
  * PEM files of a broker that serves clients over TLS only: its client listener speaks SSL
  * (the broker also talks to itself over it), its certificate and key are `certFile` and
  * `keyFile` (an unencrypted PKCS#8 key), and `caFile` checks client certificates when
- * `clientAuth` is `required`.
+ * `clientAuth` is `required`. With `saslPlainUsers` the listener is SASL_SSL: clients also log
+ * in with SASL/PLAIN as one of these users (name → password; the first is the broker's own).
  */
 export interface ThrowawayKafkaTls {
   readonly caFile: string;
   readonly certFile: string;
   readonly keyFile: string;
   readonly clientAuth: "none" | "required";
+  readonly saslPlainUsers?: Readonly<Record<string, string>>;
 }
 
 export async function startThrowawayKafka(tls?: ThrowawayKafkaTls): Promise<ThrowawayKafka> {
@@ -71,11 +73,12 @@ export async function startThrowawayKafka(tls?: ThrowawayKafkaTls): Promise<Thro
       keyStore,
       readFileSync(tls.keyFile, "utf8") + readFileSync(tls.certFile, "utf8"),
     );
+    const protocol = tls.saslPlainUsers === undefined ? "SSL" : "SASL_SSL";
     config =
       config
-        .replaceAll("PLAINTEXT://", "SSL://")
-        .replace("inter.broker.listener.name=PLAINTEXT", "inter.broker.listener.name=SSL")
-        .replace("PLAINTEXT:PLAINTEXT", "SSL:SSL") + sslConfig(tls, keyStore);
+        .replaceAll("PLAINTEXT://", `${protocol}://`)
+        .replace("inter.broker.listener.name=PLAINTEXT", `inter.broker.listener.name=${protocol}`)
+        .replace("PLAINTEXT:PLAINTEXT", `${protocol}:${protocol}`) + sslConfig(tls, keyStore);
   }
   await writeFile(configPath, config);
   const jvm = [
@@ -191,6 +194,21 @@ ssl.keystore.location=${keyStore}
 ssl.truststore.type=PEM
 ssl.truststore.location=${tls.caFile}
 ssl.client.auth=${tls.clientAuth}
+${tls.saslPlainUsers === undefined ? "" : saslPlainConfig(tls.saslPlainUsers, tls.clientAuth)}`;
+}
+
+function saslPlainConfig(
+  users: Readonly<Record<string, string>>,
+  clientAuth: ThrowawayKafkaTls["clientAuth"],
+): string {
+  const [self, password] = Object.entries(users)[0] ?? [];
+  if (self === undefined) throw new Error("assertion: saslPlainUsers names no user");
+  const accounts = Object.entries(users).map(([u, p]) => `user_${u}="${p}"`);
+  // A SASL_SSL listener ignores the broker-wide ssl.client.auth: it takes its own.
+  return `listener.name.sasl_ssl.ssl.client.auth=${clientAuth}
+sasl.enabled.mechanisms=PLAIN
+sasl.mechanism.inter.broker.protocol=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="${self}" password="${password}" ${accounts.join(" ")};
 `;
 }
 
