@@ -12,7 +12,7 @@ import { NotLeaderError } from "../log/errors.js";
 import type { Config } from "../config/schema.js";
 import type { ClusterId, Term, Xid } from "../core/ids.js";
 import type { LogRecord } from "../core/records.js";
-import { connectEtcd, connectionDefaults } from "../log/etcd/client.js";
+import { connectEtcd, connectionDefaults, type EtcdSecurity } from "../log/etcd/client.js";
 import type { EtcdDecisionLog } from "../log/etcd/etcd-decision-log.js";
 import { EtcdLayout } from "../log/etcd/layout.js";
 import { listNodes } from "../log/etcd/node-registry.js";
@@ -21,6 +21,7 @@ import { installRouting, type RoutingHooks } from "./routing.js";
 import type { TlsFiles } from "../api/tls.js";
 import { Forwarder } from "./forward.js";
 import { etcdHealth } from "./etcd-health.js";
+import { explainEtcdStartError, readEtcdSecurity } from "./etcd-security.js";
 
 /** How long a handover waits for the appends in flight before it resigns anyway. */
 export const HANDOVER_WAIT_MS = 5_000;
@@ -51,15 +52,18 @@ export class ClusterMode {
   /** One client per member for the leader lease's renewals (docs/etcd.md, "Leadership"). */
   private readonly keepaliveClients: readonly Etcd3[];
   private readonly layout: EtcdLayout;
+  private readonly security: EtcdSecurity;
   private runner: ClusterRunner | undefined;
   private readonly forwarder: Forwarder;
 
   constructor(private readonly o: ClusterModeOptions) {
     const log = o.config.log;
+    this.security = readEtcdSecurity(log);
     const connection = {
       endpoints: log.endpoints ?? [],
       requestTimeoutMs: log.requestTimeoutMs,
       replyBytesMax: connectionDefaults.replyBytesMax,
+      security: this.security,
       onRequest: (method: string) => o.onEtcdRequest?.(method),
     };
     this.client = connectEtcd(connection);
@@ -113,7 +117,9 @@ export class ClusterMode {
       logger: this.o.logger,
       lead: (term, l) => this.o.lead(term, l),
     });
-    await this.runner.start();
+    await this.runner.start().catch((e: unknown) => {
+      throw explainEtcdStartError(e, log.endpoints ?? []);
+    });
   }
 
   /**
@@ -148,7 +154,11 @@ export class ClusterMode {
     const [nodes, leader, etcd] = await Promise.all([
       listNodes(this.client, this.layout),
       runner?.leadership.currentLeader(),
-      etcdHealth(this.o.config.log.endpoints ?? [], this.o.config.log.requestTimeoutMs),
+      etcdHealth(
+        this.o.config.log.endpoints ?? [],
+        this.o.config.log.requestTimeoutMs,
+        this.security,
+      ),
     ]);
     const log = runner?.log;
     const deadline = runner?.leadership.demotionDeadlineMs;

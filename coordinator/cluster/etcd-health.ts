@@ -3,7 +3,7 @@
  * it believes leads etcd's Raft group. One short-lived connection per member (an admin read is
  * rare; the log's connection balances over members and cannot address one).
  */
-import { connectEtcd } from "../log/etcd/client.js";
+import { connectEtcd, type EtcdSecurity } from "../log/etcd/client.js";
 
 export interface EtcdEndpointHealth {
   endpoint: string;
@@ -19,8 +19,11 @@ const STATUS_REPLY_BYTES_MAX = 64 * 1024;
 export async function etcdHealth(
   endpoints: readonly string[],
   requestTimeoutMs: number,
+  security: EtcdSecurity = {},
 ): Promise<{ endpoints: EtcdEndpointHealth[]; leaderEndpoint: string | null }> {
-  const answers = await Promise.all(endpoints.map((e) => memberStatus(e, requestTimeoutMs)));
+  const answers = await Promise.all(
+    endpoints.map((e) => memberStatus(e, requestTimeoutMs, security)),
+  );
   const leaderEndpoint = answers.find((a) => a.leader)?.endpoint ?? null;
   return { endpoints: answers, leaderEndpoint };
 }
@@ -28,11 +31,13 @@ export async function etcdHealth(
 async function memberStatus(
   endpoint: string,
   requestTimeoutMs: number,
+  security: EtcdSecurity,
 ): Promise<EtcdEndpointHealth> {
   const client = connectEtcd({
     endpoints: [endpoint],
     requestTimeoutMs,
     replyBytesMax: STATUS_REPLY_BYTES_MAX,
+    security,
   });
   try {
     const status = await client.maintenance.status();

@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { logConfigProblems } from "../cluster/sizes.js";
+import { etcdSecurityProblems } from "../cluster/etcd-security.js";
 import { configSchema, type Config } from "./schema.js";
 import { isLoopbackHost, weakSecretProblem } from "./secrets.js";
 
@@ -140,6 +141,7 @@ export function validateConfig(raw: unknown, source: string, env = process.env):
   }
   problems.push(...logConfigProblems(config.log, config.limits.payloadBytesPerTransactionMax));
   problems.push(...transportProblems(config));
+  problems.push(...etcdSecurityProblems(config.log));
   if (config.protocol.phase2BackoffBaseMs > config.protocol.phase2BackoffMaxMs) {
     problems.push("protocol.phase2BackoffBaseMs must not exceed protocol.phase2BackoffMaxMs");
   }

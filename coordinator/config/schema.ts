@@ -5,6 +5,30 @@
  */
 import { z } from "zod";
 import { apiLimitsSchema, responseLimits } from "./limits.js";
+import { tlsFilesSchema } from "../../shared/tls.js";
+
+// ---- TLS and authentication to etcd (docs/tls-backends.md) ----
+
+/** etcd's own users: the password inline (`${ENV}` substitutes it) or read from a file. */
+const etcdAuthSchema = z
+  .strictObject({
+    username: z.string().min(1).max(256),
+    password: z.string().min(1).max(4096).optional(),
+    passwordFile: z.string().min(1).max(4096).optional(),
+  })
+  .refine((a) => (a.password === undefined) !== (a.passwordFile === undefined), {
+    message: "give exactly one of password or passwordFile",
+  });
+
+/** Fields of `log` that secure the connection to etcd; only with `kind: etcd`. */
+const etcdSecurityFields = {
+  /** Client TLS: the members' CA, and a client certificate when etcd requires one. */
+  tls: tlsFilesSchema.optional(),
+  /** etcd's user and password authentication (`etcdctl auth enable`). */
+  auth: etcdAuthSchema.optional(),
+};
+
+// ---- end of etcd security ----
 
 const tokenSchema = z.strictObject({
   /** The principal: who began a transaction, who resolved a heuristic case. */
@@ -212,6 +236,7 @@ export const configSchema = z.strictObject({
       /** A snapshot of the transaction table is taken after this many entries. */
       snapshotEveryEntries: z.int().min(10).max(10_000_000).default(10_000),
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+      ...etcdSecurityFields,
     })
     .default({
       kind: "local",

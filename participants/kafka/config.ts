@@ -6,6 +6,7 @@ import { z } from "zod";
 import { participantNameSchema, parseParticipantConfig } from "../common/config.js";
 import { KafkaConfigError } from "./errors.js";
 import { branchWorkCeilings, fixedLimits } from "../../coordinator/config/limits.js";
+import { tlsFilesSchema } from "../../shared/tls.js";
 
 const saslOf = <M extends string>(mechanism: M) =>
   z.strictObject({
@@ -26,7 +27,13 @@ export const kafkaParticipantConfigSchema = z.strictObject({
     .min(1)
     .max(100),
   clientId: z.string().min(1).max(128).default("verdict"),
+  /** TLS with the system's CAs; `tls` instead names the CA (and a client certificate). */
   ssl: z.boolean().default(false),
+  /**
+   * TLS to every broker: the CA the brokers' certificates must chain to (their names are
+   * checked), and a client certificate for `ssl.client.auth=required` (docs/tls-backends.md).
+   */
+  tls: tlsFilesSchema.optional(),
   /** Credentials for a broker that authenticates (and may enforce ACLs). */
   sasl: z
     .discriminatedUnion("mechanism", [

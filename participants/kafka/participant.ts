@@ -3,6 +3,7 @@
  * prepare; at commit one Kafka transaction on the branch's fixed transactional id produces
  * the messages and a marker, exactly once, whatever crashed when.
  */
+import type { ConnectionOptions } from "node:tls";
 import kafkajs from "kafkajs";
 import type { Admin, Kafka, logCreator, Producer } from "kafkajs";
 import type {
@@ -50,6 +51,7 @@ import {
   type KafkaPayload,
 } from "./payload.js";
 import { CommittedReader } from "./reader.js";
+import { readTlsFiles, tlsRefusal } from "../../shared/tls.js";
 import { TopicInfoCache, isTopicProblem, type TopicInfo, type TopicProblem } from "./topics.js";
 
 const { Kafka: KafkaClient, logLevel } = kafkajs;
@@ -113,7 +115,7 @@ class KafkaParticipantImpl implements KafkaParticipant {
     this.kafka = new KafkaClient({
       clientId: config.clientId,
       brokers: config.brokers,
-      ssl: config.ssl,
+      ssl: this.sslOptions(),
       ...(config.sasl === undefined ? {} : { sasl: config.sasl }),
       connectionTimeout: config.connectionTimeoutMs,
       requestTimeout: config.requestTimeoutMs,
@@ -141,7 +143,11 @@ class KafkaParticipantImpl implements KafkaParticipant {
       markerPartitions: this.config.markerPartitions,
     };
     await this.withTimeout(this.config.attemptTimeoutMs, "start", async () => {
-      await this.unavailableOnError("connecting", () => this.admin.connect());
+      await this.unavailableOnError("connecting", () =>
+        this.admin.connect().catch((err: unknown) => {
+          throw this.refusedAtStart(err) ?? err;
+        }),
+      );
       const warnings = await ensureMarkerTopic(this.admin, {
         participant: this.name,
         topic: this.config.markerTopic,
@@ -576,6 +582,41 @@ class KafkaParticipantImpl implements KafkaParticipant {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** kafkajs's `ssl`: `tls` read once (an unreadable file is a configuration error), or `ssl`. */
+  private sslOptions(): boolean | ConnectionOptions {
+    if (this.config.tls === undefined) return this.config.ssl;
+    try {
+      return {
+        ...readTlsFiles(this.config.tls, `participant ${this.name}`),
+        rejectUnauthorized: true,
+      };
+    } catch (e) {
+      throw new KafkaConfigError(messageOf(e), this.ids());
+    }
+  }
+
+  /**
+   * A TLS handshake (an untrusted broker certificate, ours refused) or SASL credentials
+   * refused at start, as a configuration error: retrying cannot help, unlike an unreachable
+   * broker.
+   */
+  private refusedAtStart(err: unknown): KafkaConfigError | undefined {
+    const reason = tlsRefusal(err);
+    if (reason !== undefined) {
+      return new KafkaConfigError(`participant ${this.name}: TLS: ${reason}`, this.ids(), {
+        cause: err,
+      });
+    }
+    if (err instanceof Error && err.name === "KafkaJSSASLAuthenticationError") {
+      return new KafkaConfigError(
+        `participant ${this.name}: the broker refused the SASL credentials (${err.message}); check sasl`,
+        this.ids(),
+        { cause: err },
+      );
+    }
+    return undefined;
   }
 
   private async unavailableOnError<T>(what: string, work: () => Promise<T>): Promise<T> {

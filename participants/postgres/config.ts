@@ -7,6 +7,21 @@ import { z } from "zod";
 import { participantNameSchema, parseParticipantConfig } from "../common/config.js";
 import { PostgresConfigError } from "./errors.js";
 import { schemaNamePattern } from "../../shared/postgres/marker-tables.js";
+import { tlsFilesSchema } from "../../shared/tls.js";
+
+/** Connection-string parameters that configure TLS in `pg` (they override `tls` if both were given). */
+const sslParams = ["sslmode", "sslrootcert", "sslcert", "sslkey", "ssl"];
+
+/** Whether a connection string sets TLS itself (`?sslmode=verify-full&sslrootcert=…`). */
+export function setsTls(connectionString: string | undefined): boolean {
+  if (connectionString === undefined) return false;
+  try {
+    const params = new URL(connectionString).searchParams;
+    return sslParams.some((p) => params.has(p));
+  } catch {
+    return false;
+  }
+}
 
 /**
  * A login role that runs coordinator-executed statements: a full connection string, or a
@@ -82,9 +97,18 @@ export const postgresParticipantConfigSchema = z
     bookkeepingStatementTimeoutMs: z.number().int().min(100).max(600_000).default(5_000),
     /** Phase 2 of a branch failing for longer than this makes health report degraded. */
     phase2StuckAfterMs: z.number().int().min(100).max(3_600_000).default(30_000),
+    /**
+     * TLS for every pool (bookkeeping and statement roles), always `verify-full`: the
+     * server's certificate must chain to `caFile` and name the host (docs/tls-backends.md).
+     */
+    tls: tlsFilesSchema.optional(),
   })
   .refine((c) => (c.connectionString === undefined) !== (c.database === undefined), {
     message: "give either connectionString or database (with host, port, user, password)",
+  })
+  .refine((c) => c.tls === undefined || !setsTls(c.connectionString), {
+    message:
+      "give TLS either in the connection string (sslmode, sslrootcert, …) or in tls, not both",
   })
   .refine((c) => !(c.statementRoles !== undefined && c.unsafeSingleRole), {
     message: "unsafeSingleRole contradicts statementRoles: give one or the other",

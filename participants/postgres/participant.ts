@@ -44,7 +44,7 @@ import { clusterGidPrefix, gidLiteral } from "../../shared/postgres/gid.js";
 import type { PostgresPayload, PostgresStatement } from "./payload.js";
 import { schemaTables, type SchemaTables } from "../../shared/postgres/marker-tables.js";
 import { Phase2Watch } from "./phase2-watch.js";
-import { createPools, type Pools, type StatementPool } from "./roles.js";
+import { checkHandshakes, createPools, type Pools, type StatementPool } from "./roles.js";
 import { query } from "./sql.js";
 import {
   checkServer,
@@ -134,6 +134,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
     const clusterIdRefusal = clusterIdProblem(clusterId);
     if (clusterIdRefusal !== undefined) throw new PostgresConfigError(clusterIdRefusal, this.ids());
     this.life.assertOpen();
+    await checkHandshakes(this.pools, this.name);
     await this.withClient(this.pools.bookkeeping, async (client) => {
       const ctx: StartupContext = {
         client,

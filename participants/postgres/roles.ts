@@ -9,9 +9,13 @@
  *   must run as the preparing role). Without `statementRoles` (unsafe single-role mode) the
  *   default statement pool logs in as the bookkeeping role.
  */
+import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
+import { messageOf } from "../common/errors.js";
 import type { ParticipantLogger } from "../common/logger.js";
+import { readTlsFiles, tlsRefusal } from "../../shared/tls.js";
 import type { PostgresParticipantConfig, StatementRoleConfig } from "./config.js";
+import { ParticipantUnavailableError, PostgresConfigError } from "./errors.js";
 
 /** A pool of one statement role; `role` is its current_user, learned at start. */
 export interface StatementPool {
@@ -27,6 +31,7 @@ export interface Pools {
 }
 
 export function createPools(config: PostgresParticipantConfig, logger: ParticipantLogger): Pools {
+  const tls = tlsOptions(config);
   const connection = {
     connectionString: config.connectionString,
     host: config.host,
@@ -34,6 +39,7 @@ export function createPools(config: PostgresParticipantConfig, logger: Participa
     database: config.database,
     user: config.user,
     password: config.password,
+    ...tls,
   };
   const bookkeeping = makePool(config, logger, {
     ...connection,
@@ -46,7 +52,7 @@ export function createPools(config: PostgresParticipantConfig, logger: Participa
     label,
     role: "",
     pool: makePool(config, logger, {
-      ...(role === undefined ? connection : roleConnection(config, role)),
+      ...(role === undefined ? connection : { ...tls, ...roleConnection(config, role) }),
       max: config.poolSize,
       statement_timeout: config.statementTimeoutMs,
       // A coordinator cut off mid-branch must not hold locks for long.
@@ -63,6 +69,51 @@ export function createPools(config: PostgresParticipantConfig, logger: Participa
     byLabel.set(principal, statementPool(principal, role));
   }
   return { bookkeeping, byLabel };
+}
+
+/**
+ * `pg`'s `ssl` for `tls`: verify-full, never weaker (the default `rejectUnauthorized` and
+ * host name check stay on). Empty without `tls` (a connection string may still set sslmode).
+ */
+function tlsOptions(config: PostgresParticipantConfig): { ssl?: ConnectionOptions } {
+  if (config.tls === undefined) return {};
+  try {
+    return {
+      ssl: { ...readTlsFiles(config.tls, `participant ${config.name}`), rejectUnauthorized: true },
+    };
+  } catch (e) {
+    throw new PostgresConfigError(messageOf(e), { participant: config.name });
+  }
+}
+
+/**
+ * Opens one connection of every pool before `start` uses them, so that a TLS handshake we
+ * refused (a certificate the CA does not vouch for, a wrong host name) or the server refused
+ * stops the start with a configuration error: retrying it cannot help, unlike an unreachable
+ * server, which stays ParticipantUnavailableError (the node keeps trying).
+ */
+export async function checkHandshakes(pools: Pools, participant: string): Promise<void> {
+  for (const pool of [pools.bookkeeping, ...[...pools.byLabel.values()].map((p) => p.pool)]) {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      const refusal = tlsRefusal(err);
+      if (refusal === undefined) {
+        throw new ParticipantUnavailableError(
+          `participant ${participant} unavailable: ${messageOf(err)}`,
+          { participant },
+          { cause: err },
+        );
+      }
+      throw new PostgresConfigError(
+        `participant ${participant}: TLS: ${refusal}`,
+        { participant },
+        { cause: err },
+      );
+    }
+    client.release();
+  }
 }
 
 /** The connection of a statement role: its own URL, or the participant's with its user. */

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { participantNameSchema, parseParticipantConfig } from "../common/config.js";
 import { RedisConfigError } from "./errors.js";
+import { tlsFilesSchema } from "../../shared/tls.js";
 
 /** Namespaces become the `<namespace>:` prefix of every key Verdict writes. */
 export const namespacePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -14,7 +15,10 @@ export const unsafeServerPolicies = ["refuse", "warn"] as const;
 export const redisParticipantConfigSchema = z.strictObject({
   /** Participant name used in the API (`"redis-main"`), logs and errors. */
   name: participantNameSchema,
-  /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). */
+  /**
+   * `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). An ACL user and its
+   * password go here; write the password as `${ENV_NAME}` to keep it out of the file.
+   */
   url: z
     .string()
     .min(1)
@@ -35,6 +39,11 @@ export const redisParticipantConfigSchema = z.strictObject({
    * with a loud log line and a health warning.
    */
   unsafeServer: z.enum(unsafeServerPolicies).default("refuse"),
+  /**
+   * With a `rediss://` url (only): the CA the server's certificate must chain to (its name
+   * is checked too), and a client certificate for `tls-auth-clients` (docs/tls-backends.md).
+   */
+  tls: tlsFilesSchema.optional(),
 });
 
 export type RedisParticipantConfigInput = z.input<typeof redisParticipantConfigSchema>;

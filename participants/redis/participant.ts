@@ -41,6 +41,7 @@ import { redisPayloadSchema, stagedBytesMax, type RedisPayload } from "./payload
 import { programKeys, stagedProgram } from "./program.js";
 import { loadScripts, runScript } from "./script-runner.js";
 import { checkServer, redactedUrl, registerCluster } from "./startup.js";
+import { readTlsFiles, tlsRefusal, type TlsMaterial } from "../../shared/tls.js";
 
 export interface RedisParticipantDeps {
   readonly logger?: ParticipantLogger;
@@ -113,6 +114,9 @@ class RedisParticipantImpl implements RedisParticipant {
       autoResendUnfulfilledCommands: false,
       retryStrategy: (attempt) => Math.min(attempt * 100, config.reconnectDelayMsMax),
       connectionName: `verdict:${config.name}`.slice(0, 64).replace(/\s/g, "_"),
+      ...(config.tls === undefined
+        ? {}
+        : { tls: { ...this.tlsMaterial(), rejectUnauthorized: true } }),
     });
     this.redis.on("error", (err: unknown) => {
       if (this.outageLogged) return;
@@ -413,15 +417,50 @@ class RedisParticipantImpl implements RedisParticipant {
     return [this.keys.branch(branchId), this.keys.outcome(branchId), this.keys.prepared];
   }
 
-  /** Waits until the connection is ready, at most connectTimeoutMs (connecting first if needed). */
+  /** The `tls` files, read once; an unreadable one is a configuration error. */
+  private tlsMaterial(): TlsMaterial | undefined {
+    if (this.config.tls === undefined) return undefined;
+    if (!this.config.url.startsWith("rediss://")) {
+      throw new RedisConfigError(`participant ${this.name}: tls needs a rediss:// url`, this.ids());
+    }
+    try {
+      return readTlsFiles(this.config.tls, `participant ${this.name}`);
+    } catch (e) {
+      throw new RedisConfigError(messageOf(e), this.ids());
+    }
+  }
+
+  /**
+   * Waits until the connection is ready, at most connectTimeoutMs (connecting first if
+   * needed). A TLS handshake or credentials refused end the wait at once with a
+   * configuration error: retrying the same handshake or password cannot help.
+   */
   private async connected(): Promise<void> {
     if (this.redis.status === "ready") return;
     const ready = new Promise<true>((resolve) => this.redis.once("ready", () => resolve(true)));
+    let refusal: { reason: string; err: unknown } | undefined;
+    let refused = (): void => undefined;
+    const gaveUp = new Promise<false>((resolve) => (refused = () => resolve(false)));
+    const onError = (err: unknown) => {
+      const reason = connectionRefusal(err);
+      if (reason === undefined) return;
+      refusal = { reason, err };
+      refused();
+    };
+    this.redis.on("error", onError);
     if (this.redis.status === "wait") {
       // Failures are reported by the timeout below (and logged by the error listener).
       this.redis.connect().catch(() => undefined);
     }
-    const result = await beforeDeadline(ready, Date.now() + this.config.connectTimeoutMs);
+    const result = await beforeDeadline(
+      Promise.race([ready, gaveUp]),
+      Date.now() + this.config.connectTimeoutMs,
+    ).finally(() => this.redis.off("error", onError));
+    if (refusal !== undefined) {
+      throw new RedisConfigError(`participant ${this.name}: ${refusal.reason}`, this.ids(), {
+        cause: refusal.err,
+      });
+    }
     if (result === undefined) {
       throw new RedisUnavailableError(
         `participant ${this.name}: could not connect to Redis at ${redactedUrl(this.config.url)} ` +
@@ -489,4 +528,14 @@ function quoted(key: string): string {
 
 function withKey(key: string, detail: string): string {
   return key === "" ? detail : `key ${quoted(key)}: ${detail}`;
+}
+
+/** Why the server refused this connection for good (TLS, or the url's credentials), if it did. */
+function connectionRefusal(err: unknown): string | undefined {
+  const tls = tlsRefusal(err);
+  if (tls !== undefined) return `TLS: ${tls}`;
+  const message = messageOf(err);
+  return message.startsWith("WRONGPASS")
+    ? `Redis refused the url's user and password (${message}); check the ACL user and its password`
+    : undefined;
 }

@@ -41,7 +41,22 @@ export interface ThrowawayKafka {
   dispose(): Promise<void>;
 }
 
-export async function startThrowawayKafka(): Promise<ThrowawayKafka> {
+/**
+ * PEM files of a broker that serves clients over TLS only: its client listener speaks SSL
+ * (the broker also talks to itself over it), its certificate and key are `certFile` and
+ * `keyFile` (an unencrypted PKCS#8 key), and `caFile` checks client certificates when
+ * `clientAuth` is `required`. With `saslPlainUsers` the listener is SASL_SSL: clients also log
+ * in with SASL/PLAIN as one of these users (name → password; the first is the broker's own).
+ */
+export interface ThrowawayKafkaTls {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly clientAuth: "none" | "required";
+  readonly saslPlainUsers?: Readonly<Record<string, string>>;
+}
+
+export async function startThrowawayKafka(tls?: ThrowawayKafkaTls): Promise<ThrowawayKafka> {
   if (!existsSync(libDir)) {
     throw new Error(`no Kafka jars in ${libDir}: run deploy/local/local.sh up kafka once`);
   }
@@ -50,7 +65,22 @@ export async function startThrowawayKafka(): Promise<ThrowawayKafka> {
   const dir = await mkdtemp(path.join(tmpdir(), "verdict-kafka-test-"));
   const configPath = path.join(dir, "server.properties");
   const logPath = path.join(dir, "kafka.log");
-  await writeFile(configPath, brokerConfig(port, controllerPort, path.join(dir, "data")));
+  let config = brokerConfig(port, controllerPort, path.join(dir, "data"));
+  if (tls !== undefined) {
+    // Kafka's PEM key store is one file: the private key, then the certificate chain.
+    const keyStore = path.join(dir, "broker.pem");
+    await writeFile(
+      keyStore,
+      readFileSync(tls.keyFile, "utf8") + readFileSync(tls.certFile, "utf8"),
+    );
+    const protocol = tls.saslPlainUsers === undefined ? "SSL" : "SASL_SSL";
+    config =
+      config
+        .replaceAll("PLAINTEXT://", `${protocol}://`)
+        .replace("inter.broker.listener.name=PLAINTEXT", `inter.broker.listener.name=${protocol}`)
+        .replace("PLAINTEXT:PLAINTEXT", `${protocol}:${protocol}`) + sslConfig(tls, keyStore);
+  }
+  await writeFile(configPath, config);
   const jvm = [
     "-Xmx384m",
     "-Xms128m",
@@ -155,6 +185,30 @@ num.replica.fetchers=1
 log.cleaner.threads=1
 log.cleaner.dedupe.buffer.size=8388608
 log.segment.bytes=8388608
+`;
+}
+
+function sslConfig(tls: ThrowawayKafkaTls, keyStore: string): string {
+  return `ssl.keystore.type=PEM
+ssl.keystore.location=${keyStore}
+ssl.truststore.type=PEM
+ssl.truststore.location=${tls.caFile}
+ssl.client.auth=${tls.clientAuth}
+${tls.saslPlainUsers === undefined ? "" : saslPlainConfig(tls.saslPlainUsers, tls.clientAuth)}`;
+}
+
+function saslPlainConfig(
+  users: Readonly<Record<string, string>>,
+  clientAuth: ThrowawayKafkaTls["clientAuth"],
+): string {
+  const [self, password] = Object.entries(users)[0] ?? [];
+  if (self === undefined) throw new Error("assertion: saslPlainUsers names no user");
+  const accounts = Object.entries(users).map(([u, p]) => `user_${u}="${p}"`);
+  // A SASL_SSL listener ignores the broker-wide ssl.client.auth: it takes its own.
+  return `listener.name.sasl_ssl.ssl.client.auth=${clientAuth}
+sasl.enabled.mechanisms=PLAIN
+sasl.mechanism.inter.broker.protocol=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="${self}" password="${password}" ${accounts.join(" ")};
 `;
 }
 

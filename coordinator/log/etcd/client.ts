@@ -4,7 +4,15 @@
  * failure), a deadline on every unary call, and a reply size limit that replay pages respect.
  */
 import { Etcd3, GRPCInvalidArgumentError, type IOptions } from "etcd3";
+import type { TlsMaterial } from "../../../shared/tls.js";
 import { assertLog } from "../errors.js";
+
+/** TLS and etcd's user/password authentication (docs/tls-backends.md); both optional. */
+export interface EtcdSecurity {
+  /** Client TLS: endpoints without a scheme use https; the server's certificate is verified. */
+  readonly tls?: TlsMaterial;
+  readonly auth?: { readonly username: string; readonly password: string };
+}
 
 export interface EtcdConnectionOptions {
   /** host:port or http(s)://host:port of every etcd member. */
@@ -15,6 +23,7 @@ export interface EtcdConnectionOptions {
   readonly replyBytesMax: number;
   /** Called once per request sent and per stream opened, with `Service.method` (metrics). */
   readonly onRequest?: (method: string) => void;
+  readonly security?: EtcdSecurity;
 }
 
 export const connectionDefaults = {
@@ -34,14 +43,32 @@ const callOnce: Policy = {
 
 export function connectEtcd(options: EtcdConnectionOptions): Etcd3 {
   assertLog(options.endpoints.length > 0, "etcd needs at least one endpoint");
+  const { tls, auth } = options.security ?? {};
+  const scheme = tls === undefined ? "http" : "https";
+  const deadline = (): { deadline: number } => ({
+    deadline: Date.now() + options.requestTimeoutMs,
+  });
   return new Etcd3({
-    hosts: options.endpoints.map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`)),
+    hosts: options.endpoints.map((e) => (/^https?:\/\//.test(e) ? e : `${scheme}://${e}`)),
+    ...(tls === undefined
+      ? {}
+      : {
+          credentials: {
+            rootCertificate: tls.ca,
+            ...(tls.key === undefined ? {} : { privateKey: tls.key }),
+            ...(tls.cert === undefined ? {} : { certChain: tls.cert }),
+          },
+        }),
+    ...(auth === undefined ? {} : { auth: { ...auth, callOptions: deadline } }),
     faultHandling: { global: callOnce, host: () => callOnce },
-    grpcOptions: { "grpc.max_receive_message_length": options.replyBytesMax },
+    grpcOptions: {
+      "grpc.max_receive_message_length": options.replyBytesMax,
+      ...(tls?.servername === undefined ? {} : { "grpc.ssl_target_name_override": tls.servername }),
+    },
     // Called by etcd3 once per unary call and per stream it opens: the place to count them.
     defaultCallOptions: (context) => {
       options.onRequest?.(`${context.service}.${context.method}`);
-      return context.isStream ? {} : { deadline: Date.now() + options.requestTimeoutMs };
+      return context.isStream ? {} : deadline();
     },
   });
 }
