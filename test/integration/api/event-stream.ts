@@ -18,13 +18,23 @@ export interface OpenStream {
   readonly events: StreamEvent[];
   /** Heartbeat comments so far. */
   readonly comments: () => number;
-  /** Resolves with the time the server ended the stream. */
+  /** Resolves with the time the server ended the stream; rejects if it is open after `boundMs`. */
   readonly ended: Promise<number>;
   close(): void;
 }
 
-export async function openStream(url: string, path: string, token: string): Promise<OpenStream> {
+export async function openStream(
+  url: string,
+  path: string,
+  token: string,
+  boundMs = 20_000,
+): Promise<OpenStream> {
   const abort = new AbortController();
+  let timedOut = false;
+  const bound = setTimeout(() => {
+    timedOut = true;
+    abort.abort();
+  }, boundMs);
   const res = await fetch(url + path, {
     headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" },
     signal: abort.signal,
@@ -32,6 +42,7 @@ export async function openStream(url: string, path: string, token: string): Prom
   const events: StreamEvent[] = [];
   let comments = 0;
   if (res.status !== 200) {
+    clearTimeout(bound);
     const text = await res.text();
     return {
       status: res.status,
@@ -63,8 +74,11 @@ export async function openStream(url: string, path: string, token: string): Prom
         }
       }
     } catch {
-      // Closed by this side (close()): the end is now.
+      // Closed by this side (close(), or the bound): the end is now.
+    } finally {
+      clearTimeout(bound);
     }
+    if (timedOut) throw new Error(`${path}: the stream was still open after ${boundMs} ms`);
     return Date.now();
   };
   return {

@@ -72,12 +72,12 @@ describe("a transaction's event stream", () => {
     const s = await openStream(node.url, eventsPath(xid), node.clientToken);
     assert.equal(s.status, 200);
     assert.match(s.contentType ?? "", /^text\/event-stream/);
-    await waitFor("the first event", async () => (s.events.length > 0 ? true : undefined));
+    await waitFor("the first event", () => Promise.resolve(s.events.length > 0 || undefined));
     assert.deepEqual(statesOf(s), ["active"]);
 
     await client.prepare(xid);
-    await waitFor("prepared on the stream", async () =>
-      statesOf(s).includes("prepared") ? true : undefined,
+    await waitFor("prepared on the stream", () =>
+      Promise.resolve(statesOf(s).includes("prepared") || undefined),
     );
     const committed = await client.commit(xid);
     assert.equal(committed.state, "committed");
