@@ -220,8 +220,10 @@ const transactionLinks: Readonly<Record<string, readonly string[]>> = {
   ],
   reportBranchPrepared: ["prepareTransaction", "getTransaction"],
   prepareTransaction: ["commitTransaction", "abortTransaction", "getTransaction"],
-  commitTransaction: ["getTransaction"],
-  abortTransaction: ["getTransaction"],
+  // A decided transaction's stream ends once it finishes (a stream on a live one would hold a
+  // stateful fuzzer until its deadline: begin and enlist do not link to it).
+  commitTransaction: ["getTransaction", "watchTransaction"],
+  abortTransaction: ["getTransaction", "watchTransaction"],
 };
 
 /**
