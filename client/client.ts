@@ -25,6 +25,7 @@ import type {
 } from "./wire.js";
 import { OutcomeUnknownError, TransactionAbortedError, VerdictError } from "./errors.js";
 import { HttpTransport, type ClientTls } from "./http.js";
+import { readEventStream, type StreamEnd } from "./events.js";
 
 export interface RetryPolicy {
   /** HTTP attempts per call, the first included. */
@@ -66,6 +67,23 @@ const defaultTimeoutMs = 10_000;
 const defaultOutcomeChecksMax = 10;
 const defaultOutcomeTimeoutMs = 60_000;
 const defaultConnectionsMax = 64;
+/** An event stream silent this long is given up: the node's heartbeat comes every 15 s. */
+const streamIdleMs = 40_000;
+const finishedStates: readonly TransactionState[] = ["committed", "aborted"];
+const decidedStates: readonly TransactionState[] = [
+  "committing",
+  "committed",
+  "aborting",
+  "aborted",
+];
+
+export interface OutcomeOptions {
+  /** Bound on the whole wait (default: the client's `outcomeTimeoutMs`). */
+  readonly timeoutMs?: number;
+  /** `finished` (default): committed or aborted; `decided`: already at committing or aborting. */
+  readonly until?: "finished" | "decided";
+}
+
 /** Leader hints may add URLs the client was not given; never more than this in all. */
 const baseUrlsMax = 16;
 
@@ -183,6 +201,100 @@ export class VerdictClient {
   async status(xid: string): Promise<TransactionView> {
     const answer = await this.send("GET", txPath(xid), undefined, undefined, xid);
     return answer.body as TransactionView;
+  }
+
+  /**
+   * Waits for the transaction's outcome: resolves with its view once it is `committed` or
+   * `aborted` (with `until: "decided"`, already at `committing` or `aborting`). Watches the
+   * node's event stream (`GET …/events`); when the stream is refused (429, a node that cannot
+   * serve it) or fails, polls the status instead. A stream that ends without the outcome (the
+   * leader changed) is opened again, at most `retry.attemptsMax` times. Throws the API's error
+   * for an unknown xid or another principal's transaction, and OutcomeUnknownError (with the
+   * last state seen) when `timeoutMs` (default `outcomeTimeoutMs`) passes first.
+   */
+  async outcome(xid: string, options: OutcomeOptions = {}): Promise<TransactionView> {
+    const deadlineMs =
+      Date.now() + positive("timeoutMs", options.timeoutMs ?? this.outcomeTimeoutMs);
+    const wanted = options.until === "decided" ? decidedStates : finishedStates;
+    const seen: { view?: TransactionView } = {};
+    const watched = await this.watch(xid, wanted, deadlineMs, seen);
+    if (watched !== undefined) return watched;
+    return this.poll(xid, wanted, deadlineMs, seen);
+  }
+
+  /** The outcome from the event stream, or undefined when the stream cannot tell it. */
+  private async watch(
+    xid: string,
+    wanted: readonly TransactionState[],
+    deadlineMs: number,
+    seen: { view?: TransactionView },
+  ): Promise<TransactionView | undefined> {
+    for (let attempt = 1; attempt <= this.retry.attemptsMax; attempt++) {
+      const remainingMs = deadlineMs - Date.now();
+      if (remainingMs <= 0) return undefined;
+      const url = `${this.baseUrl}${txPath(xid)}/events`;
+      let found: TransactionView | undefined;
+      let end: StreamEnd;
+      try {
+        end = await readEventStream({
+          url,
+          headers: { authorization: this.authorization },
+          timeoutMs: remainingMs,
+          idleMs: streamIdleMs,
+          onEvent: (e) => {
+            if (e.event !== "state") return false;
+            const view = parseView(e.data);
+            if (view === undefined) return false;
+            seen.view = view;
+            if (wanted.includes(view.state)) found = view;
+            return found !== undefined;
+          },
+        });
+      } catch {
+        return undefined; // No answer: polling moves across the base URLs.
+      }
+      if (found !== undefined) return found;
+      if (end.kind !== "refused") continue;
+      const error = errorOf(end, "GET", url, xid);
+      const hinted = error.code === "not-leader" ? leaderHint(error) : undefined;
+      if (hinted !== undefined && this.follow(hinted)) continue;
+      // Only a final refusal is the caller's answer; a busy or standby node is polled instead.
+      if (error.retryable || error.code === "bad-response") return undefined;
+      throw error;
+    }
+    return undefined;
+  }
+
+  /** The outcome by reading the status until it shows, within `deadlineMs`. */
+  private async poll(
+    xid: string,
+    wanted: readonly TransactionState[],
+    deadlineMs: number,
+    seen: { view?: TransactionView },
+  ): Promise<TransactionView> {
+    let lastError: unknown;
+    for (let check = 1; Date.now() < deadlineMs; check++) {
+      try {
+        const answer = await this.send(
+          "GET",
+          txPath(xid),
+          undefined,
+          undefined,
+          xid,
+          true,
+          deadlineMs,
+        );
+        const view = answer.body as TransactionView;
+        seen.view = view;
+        if (wanted.includes(view.state)) return view;
+      } catch (err) {
+        if (!(err instanceof VerdictError) || !err.retryable) throw err;
+        lastError = err;
+      }
+      const waitMs = Math.min(this.backoffMs(check), deadlineMs - Date.now());
+      if (waitMs > 0) await sleep(waitMs);
+    }
+    throw new OutcomeUnknownError(xid, seen.view?.state, lastError);
   }
 
   /**
@@ -396,6 +508,16 @@ function errorOf(
     xid,
     details,
   });
+}
+
+/** A `state` event's data: a transaction view, or undefined when it is not one. */
+function parseView(data: string): TransactionView | undefined {
+  try {
+    const view = JSON.parse(data) as TransactionView | null;
+    return typeof view?.state === "string" ? view : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function leaderHint(error: VerdictError): string | undefined {

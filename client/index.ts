@@ -5,7 +5,7 @@
  * test/unit/client/boundaries.test.ts): the wire shapes are its own (wire.ts).
  */
 export { VerdictClient, defaultRetryPolicy } from "./client.js";
-export type { RetryPolicy, VerdictClientOptions } from "./client.js";
+export type { OutcomeOptions, RetryPolicy, VerdictClientOptions } from "./client.js";
 export type { ClientTls } from "./http.js";
 export {
   kafkaMessages,

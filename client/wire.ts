@@ -34,6 +34,7 @@ export type ErrorCode =
   | "payload-too-large"
   | "too-many-transactions"
   | "rate-limited"
+  | "too-many-streams"
   | "internal"
   | "not-leader"
   | "outcome-unknown"

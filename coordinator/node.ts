@@ -230,6 +230,8 @@ export async function startNode(
       ),
     inspectBranch: (name, branchId) => directCalls.inspectBranch(name, branchId as BranchId),
     appliedIndex: () => serving?.engine.table.appliedIndex ?? 0,
+    peekView: (xid) => serving?.engine.view(xid),
+    servingTerm: () => (serving === undefined ? undefined : (serving.term ?? LOCAL_TERM)),
     cluster: () =>
       cluster?.view() ??
       Promise.resolve({

@@ -34,6 +34,7 @@ import { toAdminSummary, toAdminView, toApiView } from "./views.js";
 import { formatCursor } from "./contract/cursor.js";
 import { participantViews } from "./participant-views.js";
 import { registerConsole } from "./console/routes.js";
+import { eventStreamHandlers, type StreamAnswer } from "./transaction-events.js";
 import type { BranchView } from "../../participants/participant.js";
 import { inRequestSpan } from "../telemetry/tracing.js";
 import { bearerOf } from "./bearer.js";
@@ -73,6 +74,13 @@ export interface ApiBackend {
   >;
   /** The last log index this node's table applied (0 when it does not lead). */
   appliedIndex(): number;
+  /**
+   * The leader's own look at a transaction, without a read barrier: the event stream's events
+   * after its first (a linearizable `call`), while `servingTerm` stays the same.
+   */
+  peekView(xid: Xid): TxnView | undefined;
+  /** The term this node leads and serves now; undefined when it does not lead. */
+  servingTerm(): number | undefined;
   /** A participant's own view of one branch (read only); rejects when it cannot answer. */
   inspectBranch(participant: string, branchId: string): Promise<BranchView>;
   newXid(): Xid;
@@ -103,7 +111,7 @@ type Handler = (ctx: {
   body: unknown;
   query: unknown;
   idem?: { key: string; fingerprint: string };
-}) => Promise<{ status: number; body: unknown }>;
+}) => Promise<{ status: number; body: unknown } | StreamAnswer>;
 
 export interface MetricsServing {
   /** How long one rendering of /metrics serves every scrape. */
@@ -158,7 +166,23 @@ export function buildServer(opts: {
   const notes = new WeakMap<FastifyRequest, Partial<AuditEvent>>();
   const note = (req: FastifyRequest, add: Partial<AuditEvent>) =>
     notes.set(req, { ...notes.get(req), ...add });
-  const handlers = makeHandlers(backend, opts.audit);
+  const streams = eventStreamHandlers({
+    read: async (principal, xid) => {
+      const reply = await backend.call({ type: "view", principal, xid });
+      if (reply.kind === "error") throw engineError(reply);
+      if (reply.kind !== "txn") throw new Error(`view answered ${reply.kind}`);
+      return reply.view;
+    },
+    peekView: (xid) => backend.peekView(xid),
+    servingTerm: () => backend.servingTerm(),
+    appliedIndex: () => backend.appliedIndex(),
+    limits: schemas.limits,
+    nowMs: opts.nowMs,
+  });
+  const handlers: Record<string, Handler | undefined> = {
+    ...makeHandlers(backend, opts.audit),
+    ...streams.handlers,
+  };
   const routes = buildRoutes(schemas).filter(
     (r) => handlers[r.id] !== undefined || r.auth === "public",
   );
@@ -293,6 +317,7 @@ export function buildServer(opts: {
                 ...(idem ? { idem } : {}),
               }),
           );
+          if ("stream" in result) return startStream(reply, result);
           // Admins act by hand, on any transaction: each of their actions is logged by name.
           if (isOperator(token.role) && route.method === "POST") {
             audit.info(
@@ -312,17 +337,27 @@ export function buildServer(opts: {
       },
     });
   }
-  registerConsole(app, {
-    requireAdmin: (req) => {
-      const token = authenticate(req, tokens);
-      limits.takeRequest(token.id);
-      if (!mayCall(token.role, { auth: "admin", method: "GET" }))
-        throw new ApiError("forbidden", "this route needs an operator or auditor token");
-    },
-    appliedIndex: () => backend.appliedIndex(),
-    nowMs: opts.nowMs,
+  // An open stream would hold the server open: closing ends them.
+  app.addHook("preClose", (done) => {
+    streams.closeAll();
+    done();
   });
+  registerConsole(app);
   return app;
+}
+
+/** Hands the reply's socket to a stream, after the event-stream headers. */
+function startStream(reply: FastifyReply, answer: StreamAnswer): FastifyReply {
+  reply.hijack();
+  reply.raw.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    // Proxies that buffer (nginx) pass each event on at once.
+    "x-accel-buffering": "no",
+  });
+  answer.stream(reply.raw);
+  return reply;
 }
 
 function frameworkError(err: Error & { code?: string }): ApiError {

@@ -6,7 +6,9 @@
  *   a linearizable etcd read sent after the call arrived (ReadIndex); a leader cut off from
  *   etcd answers 503, never a stale state;
  * - an unknown xid begun in an earlier term answers 409 aborted, reason `leader-changed`;
- * - a standby forwards to the leader, one hop; a forwarded call is never forwarded again;
+ * - a standby forwards to the leader, one hop; a forwarded call is never forwarded again. An
+ *   event stream is not forwarded (the hop reads a whole answer before it sends it on): the
+ *   standby answers not-leader with the leader's URL, where the client subscribes;
  * - with a forwarding secret, a call marked as forwarded (a target term, or a proof) counts as
  *   forwarded only with a valid proof; any other is refused 401, on any node (docs/tls.md).
  * Health probes, metrics, the OpenAPI document and `GET /admin/v1/cluster` are every node's own.
@@ -71,7 +73,12 @@ export function installRouting(hooks: RoutingHooks, node: RoutingNode): void {
     if (term === undefined) {
       const leader = node.leader();
       // One hop at most: a forwarded call that reached a non-leader stops here.
-      if (target !== undefined || leader === undefined || leader.nodeId === node.nodeId) {
+      if (
+        target !== undefined ||
+        leader === undefined ||
+        leader.nodeId === node.nodeId ||
+        isEventStream(req.method, path)
+      ) {
         return notLeader(reply, leader);
       }
       try {
@@ -162,6 +169,11 @@ function leaderChanged(reply: FastifyReply, xid: Xid): FastifyReply {
 function routed(method: string, path: string): boolean {
   if (path === "/admin/v1/cluster" && method === "GET") return false;
   return path.startsWith("/v1/") || path.startsWith("/admin/v1/");
+}
+
+/** The Server-Sent Events routes: the decision watch and the admin stream. */
+function isEventStream(method: string, path: string): boolean {
+  return method === "GET" && /^\/(?:admin\/v1|v1\/transactions\/[^/]+)\/events$/.test(path);
 }
 
 /** Begin and enlist answer from the leader's memory alone; everything else from the table. */

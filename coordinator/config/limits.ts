@@ -173,6 +173,13 @@ export const apiLimitsSchema = z
     /** Page size of the admin transaction list. */
     listPageSizeMax: count(10_000).default(500),
     listPageSizeDefault: count(10_000).default(100),
+    /**
+     * Transaction event streams (`GET /v1/transactions/{xid}/events`) open at once on a node;
+     * the next answers 429 `too-many-streams`. Each holds a connection (`connectionsMax`).
+     */
+    eventStreamsMax: count(100_000).default(1000),
+    /** Transaction event streams one principal (token) may hold at once; over it 429. */
+    eventStreamsPerPrincipalMax: count(100_000).default(16),
   })
   .strict()
   .refine((l) => l.timeoutMsMin <= l.timeoutMsDefault && l.timeoutMsDefault <= l.timeoutMsMax, {
@@ -190,6 +197,10 @@ export const apiLimitsSchema = z
   .refine((l) => (l.inFlightTransactionsPerPrincipalMax ?? 0) <= l.inFlightTransactionsMax, {
     message: "inFlightTransactionsPerPrincipalMax must not exceed inFlightTransactionsMax",
     path: ["inFlightTransactionsPerPrincipalMax"],
+  })
+  .refine((l) => l.eventStreamsPerPrincipalMax <= l.eventStreamsMax, {
+    message: "eventStreamsPerPrincipalMax must not exceed eventStreamsMax",
+    path: ["eventStreamsPerPrincipalMax"],
   })
   .refine((l) => l.valueCharsMax <= l.bodyBytesMax, {
     message: "valueCharsMax must not exceed bodyBytesMax (such a value could never arrive)",

@@ -174,6 +174,14 @@ export const errorCatalogue = {
       "`requestsPerSecondPerPrincipal` on average; nothing was done. Repeat after the " +
       "`Retry-After` header's seconds (also `details.retryAfterS`).",
   },
+  "too-many-streams": {
+    status: 429,
+    retryable: true,
+    when:
+      "This token holds `eventStreamsPerPrincipalMax` event streams already, or the node holds " +
+      "`eventStreamsMax` transaction streams (or 32 admin streams): `details.limit` names which. " +
+      "Nothing was opened; close a stream, or repeat after the `Retry-After` header's seconds.",
+  },
   internal: {
     status: 500,
     retryable: false,

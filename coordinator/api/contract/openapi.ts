@@ -154,12 +154,13 @@ function renderOperation(
   const responses: Record<string, JsonSchema> = {};
   const links = linksOf(route.id);
   for (const [status, schema] of Object.entries(route.responses)) {
+    const ref = { $ref: schemaRef(nameOf(schema, route.id)) };
     responses[status] = {
       description: schema.description ?? nameOf(schema, route.id),
       ...(links ? { links } : {}),
-      content: {
-        "application/json": { schema: { $ref: schemaRef(nameOf(schema, route.id)) } },
-      },
+      content: route.stream
+        ? { "text/event-stream": { schema: eventSchema(route.stream.event, ref) } }
+        : { "application/json": { schema: ref } },
     };
   }
   for (const [status, codes] of errorsByStatus(route.errors)) {
@@ -219,9 +220,26 @@ const transactionLinks: Readonly<Record<string, readonly string[]>> = {
   ],
   reportBranchPrepared: ["prepareTransaction", "getTransaction"],
   prepareTransaction: ["commitTransaction", "abortTransaction", "getTransaction"],
-  commitTransaction: ["getTransaction"],
-  abortTransaction: ["getTransaction"],
+  // A decided transaction's stream ends once it finishes (a stream on a live one would hold a
+  // stateful fuzzer until its deadline: begin and enlist do not link to it).
+  commitTransaction: ["getTransaction", "watchTransaction"],
+  abortTransaction: ["getTransaction", "watchTransaction"],
 };
+
+/**
+ * One event of a stream, as OpenAPI 3.1 describes an event-stream item: its name and its data,
+ * a JSON text of the `data` schema (tools that read streams, e.g. Schemathesis, check each).
+ */
+function eventSchema(event: string, data: JsonSchema): JsonSchema {
+  return {
+    type: "object",
+    required: ["event", "data"],
+    properties: {
+      event: { const: event },
+      data: { type: "string", contentMediaType: "application/json", contentSchema: data },
+    },
+  };
+}
 
 function linksOf(routeId: string): JsonSchema | undefined {
   const targets = transactionLinks[routeId];

@@ -34,6 +34,11 @@ export interface RouteSpec {
   readonly errors: readonly ErrorCode[];
   /** Accepts an Idempotency-Key: a repeat with the same key answers the first answer. */
   readonly idempotent: boolean;
+  /**
+   * A Server-Sent Events stream: the 200 answer is `text/event-stream`, each event named
+   * `event`, its data the 200 schema as JSON.
+   */
+  readonly stream?: { readonly event: string };
 }
 
 /** What any route may answer. */
@@ -99,6 +104,27 @@ export function buildRoutes(s: Schemas): readonly RouteSpec[] {
       responses: { 200: s.transactionView },
       errors: errors(paramErrors, transactionErrors),
       idempotent: false,
+    },
+    {
+      id: "watchTransaction",
+      method: "GET",
+      path: "/v1/transactions/{xid}/events",
+      auth: "client",
+      summary: "A transaction's state changes as Server-Sent Events, until it finishes",
+      description:
+        "A `state` event at once with the transaction's view (as getTransaction answers it), " +
+        "then one each time the view changes; the stream ends after the event that shows " +
+        "`committed` or `aborted` (a finished transaction: one event, then the end). A comment " +
+        "line every 15 s keeps proxies from closing a quiet stream. The stream also ends when " +
+        "this node stops leading, or stops: subscribe again (or read getTransaction). Refusals " +
+        "are getTransaction's, answered before the stream starts, plus 429 too-many-streams " +
+        "(`eventStreamsPerPrincipalMax`, `eventStreamsMax`). In a cluster a standby answers " +
+        "503 not-leader with the leader's URL instead of forwarding the stream.",
+      params: s.xidParams,
+      responses: { 200: s.transactionView },
+      errors: errors(paramErrors, transactionErrors, ["too-many-streams"]),
+      idempotent: false,
+      stream: { event: "state" },
     },
     {
       id: "enlistBranch",
@@ -267,6 +293,22 @@ export function buildRoutes(s: Schemas): readonly RouteSpec[] {
       responses: { 200: s.auditListResponse },
       errors: errors(paramErrors, ["forbidden"]),
       idempotent: false,
+    },
+    {
+      id: "adminWatchEvents",
+      method: "GET",
+      path: "/admin/v1/events",
+      auth: "admin",
+      summary: "The console's event stream: the decision log moved (Server-Sent Events)",
+      description:
+        "A `change` event at once and each time the decision log's applied index moves; it " +
+        "carries no transaction data (read again what you show). A comment line every 15 s " +
+        "keeps proxies from closing a quiet stream. Never ends by itself: it ends when the " +
+        "node stops. At most 32 open at once: 429 too-many-streams.",
+      responses: { 200: s.logChangeEvent },
+      errors: errors(["forbidden", "too-many-streams"]),
+      idempotent: false,
+      stream: { event: "change" },
     },
     {
       id: "adminHandOverLeadership",

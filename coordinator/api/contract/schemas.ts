@@ -452,6 +452,11 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
       ),
     })
     .strict();
+  /** The admin event stream's one event: the decision log's applied index moved. */
+  const logChangeEvent = z
+    .object({ appliedIndex: z.int().min(0) })
+    .strict()
+    .meta({ description: "The applied index of the decision log moved: read again." });
   const clusterResponse = z
     .object({
       clusterId: z.string().min(1).max(64),
@@ -598,6 +603,7 @@ export function buildSchemas(limits: ApiLimits, participants?: ParticipantNames)
     resolveRequest,
     participantsResponse,
     clusterResponse,
+    logChangeEvent,
     handoverRequest,
     handoverResponse,
     recoveryResponse,

@@ -384,6 +384,8 @@ function routeCases(): Record<string, Case[]> {
       },
     ],
     "GET /v1/transactions/{xid}": [notFound()],
+    // Refused before a stream starts, as the status route refuses.
+    "GET /v1/transactions/{xid}/events": [notFound()],
     "POST /v1/transactions/{xid}/branches": [
       notFound(insertOne()),
       {
@@ -625,6 +627,8 @@ function routeCases(): Record<string, Case[]> {
     // Beyond authentication (the common cases) these take no input at all.
     "GET /admin/v1/participants": [],
     "GET /admin/v1/cluster": [],
+    // No input besides the token (the common cases refuse those).
+    "GET /admin/v1/events": [],
     // The probes take no input and need no token.
     "GET /livez": [],
     "GET /readyz": [],

@@ -1,5 +1,6 @@
 // Proves the OpenAPI document built from the route table is well-formed: the table is not
-// empty and every one of its routes is present once and checked (a loop over no route fails), every path parameter is declared, every response has a schema,
+// empty and every one of its routes is present once and checked (a loop over no route fails), every path parameter is declared, every response has a schema
+// (a stream's success: text/event-stream, each event's JSON data named by its schema),
 // error responses use the one error shape, every $ref resolves, idempotent routes take
 // an Idempotency-Key, the probes (/livez, /readyz, /healthz) need no token, and the published JSON Schemas agree with the zod schemas on the
 // §5 examples and on malformed bodies (checked with Ajv, fastify's own validator).
@@ -131,8 +132,16 @@ describe("OpenAPI document", () => {
         "a success response",
       );
       for (const [status, response] of Object.entries(responses)) {
-        const schema = (response.content as Json | undefined)?.["application/json"] as
-          Json | undefined;
+        // A stream's success is an event stream, each event's data the route's 200 schema.
+        const mediaType =
+          route.stream && Number(status) < 300 ? "text/event-stream" : "application/json";
+        const schema = (response.content as Json | undefined)?.[mediaType] as Json | undefined;
+        if (mediaType === "text/event-stream") {
+          const event = schema?.schema as { properties: Record<string, Json> } | undefined;
+          assert.deepEqual(event?.properties.event, { const: route.stream?.event });
+          assert.equal(event?.properties.data?.contentMediaType, "application/json");
+          assert.equal(refs(event?.properties.data).length, 1, "the data's schema");
+        }
         assert.ok(schema?.schema, `${status} has a schema`);
         if (Number(status) >= 400) {
           assert.ok(
