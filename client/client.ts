@@ -106,6 +106,7 @@ export class VerdictClient {
   private readonly token: string;
   private readonly timeoutMs: number;
   private readonly retry: RetryPolicy;
+  private readonly tls: ClientTls;
   private readonly outcomeChecksMax: number;
   private readonly outcomeTimeoutMs: number;
   private readonly http: HttpTransport;
@@ -131,9 +132,10 @@ export class VerdictClient {
       "outcomeTimeoutMs",
       options.outcomeTimeoutMs ?? defaultOutcomeTimeoutMs,
     );
+    this.tls = options.tls ?? {};
     this.http = new HttpTransport(
       positive("connectionsMax", options.connectionsMax ?? defaultConnectionsMax),
-      options.tls,
+      this.tls,
     );
     this.authorization = `Bearer ${this.token}`;
   }
@@ -239,6 +241,7 @@ export class VerdictClient {
         end = await readEventStream({
           url,
           headers: { authorization: this.authorization },
+          tls: this.tls,
           timeoutMs: remainingMs,
           idleMs: streamIdleMs,
           onEvent: (e) => {

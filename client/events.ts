@@ -5,6 +5,7 @@
  */
 import http from "node:http";
 import https from "node:https";
+import { tlsOptions, type ClientTls } from "./http.js";
 
 export interface SseEvent {
   readonly event: string;
@@ -71,6 +72,8 @@ export interface StreamRequest {
   readonly idleMs: number;
   /** Called with each event; true ends the stream. */
   readonly onEvent: (event: SseEvent) => boolean;
+  /** The client's TLS options, for an `https:` URL (as the pooled transport has them). */
+  readonly tls?: ClientTls;
 }
 
 /** Opens one event stream; rejects only when no answer came (connection failed, timed out). */
@@ -83,6 +86,7 @@ export function readEventStream(r: StreamRequest): Promise<StreamEnd> {
       method: "GET",
       headers: { ...r.headers, accept: "text/event-stream" },
       agent: false,
+      ...tlsOptions(r.tls),
     });
     let answered = false;
     const finish = (end: StreamEnd) => {

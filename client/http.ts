@@ -31,6 +31,15 @@ export interface ClientTls {
   readonly key?: string | Buffer;
 }
 
+/** The `ClientTls` fields as node:https options (the pool's agent and an event stream's request). */
+export function tlsOptions(tls: ClientTls = {}): Pick<https.AgentOptions, "ca" | "cert" | "key"> {
+  return {
+    ...(tls.ca === undefined ? {} : { ca: tls.ca as string | Buffer | (string | Buffer)[] }),
+    ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+    ...(tls.key === undefined ? {} : { key: tls.key }),
+  };
+}
+
 export class HttpTransport {
   private readonly plain: http.Agent;
   private readonly secure: https.Agent;
@@ -48,12 +57,7 @@ export class HttpTransport {
       scheduling: "lifo" as const,
     };
     this.plain = new http.Agent(options);
-    this.secure = new https.Agent({
-      ...options,
-      ...(tls.ca === undefined ? {} : { ca: tls.ca as string | Buffer | (string | Buffer)[] }),
-      ...(tls.cert === undefined ? {} : { cert: tls.cert }),
-      ...(tls.key === undefined ? {} : { key: tls.key }),
-    });
+    this.secure = new https.Agent({ ...options, ...tlsOptions(tls) });
   }
 
   /** One request; rejects on a connection failure, a timeout or an oversized answer. */

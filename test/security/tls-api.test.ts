@@ -15,6 +15,8 @@ import https from "node:https";
 import { connect, type PeerCertificate } from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { VerdictClient } from "../../client/index.js";
+import { readEventStream } from "../../client/events.js";
+import type { ClientTls } from "../../client/http.js";
 import { runCli } from "../integration/cli/cli.js";
 import {
   createProcessCluster,
@@ -103,6 +105,31 @@ describe("HTTPS for the API", () => {
       assert.equal(result.seen.xid, result.begun.xid);
       assert.equal(result.seen.state, "active");
       assert.equal(connections, 1, "the second call reuses the kept-alive TLS connection");
+    } finally {
+      client.close();
+    }
+  });
+
+  test("an event stream reaches the node with the client's CA, and is refused without it", async () => {
+    const client = new VerdictClient({
+      baseUrl: node.url,
+      token: cluster.clientToken,
+      tls: { ca: await readFile(ca.caFile) },
+    });
+    try {
+      const { xid } = await client.begin();
+      const stream = (tls?: ClientTls) =>
+        readEventStream({
+          url: `${node.url}/v1/transactions/${xid}/events`,
+          headers: { authorization: `Bearer ${cluster.clientToken}` },
+          timeoutMs: 10_000,
+          idleMs: 10_000,
+          onEvent: (e) => e.event === "state",
+          ...(tls === undefined ? {} : { tls }),
+        });
+      assert.deepEqual(await stream({ ca: await readFile(ca.caFile) }), { kind: "done" });
+      await assert.rejects(stream(), /self-signed|unable to verify|certificate/i);
+      await client.abort(xid);
     } finally {
       client.close();
     }
