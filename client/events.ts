@@ -5,7 +5,8 @@
  */
 import http from "node:http";
 import https from "node:https";
-import { tlsOptions, type ClientTls } from "./http.js";
+import type { ClientTls } from "./http.js";
+import { tlsOptions } from "./tls-options.js";
 
 export interface SseEvent {
   readonly event: string;

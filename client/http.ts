@@ -7,6 +7,7 @@
  */
 import http from "node:http";
 import https from "node:https";
+import { tlsOptions } from "./tls-options.js";
 
 export interface HttpAnswer {
   readonly status: number;
@@ -25,20 +26,13 @@ const answerBytesMax = 16 * 1024 * 1024;
  */
 export interface ClientTls {
   /** The CA (or CAs) that signed the nodes' certificates, instead of the system's. */
-  readonly ca?: string | Buffer | readonly (string | Buffer)[];
+  readonly ca?: string | Uint8Array | readonly (string | Uint8Array)[];
   /** A client certificate and its key, for nodes with `clientCertificate: require`. */
-  readonly cert?: string | Buffer;
-  readonly key?: string | Buffer;
+  readonly cert?: string | Uint8Array;
+  readonly key?: string | Uint8Array;
 }
 
 /** The `ClientTls` fields as node:https options (the pool's agent and an event stream's request). */
-export function tlsOptions(tls: ClientTls = {}): Pick<https.AgentOptions, "ca" | "cert" | "key"> {
-  return {
-    ...(tls.ca === undefined ? {} : { ca: tls.ca as string | Buffer | (string | Buffer)[] }),
-    ...(tls.cert === undefined ? {} : { cert: tls.cert }),
-    ...(tls.key === undefined ? {} : { key: tls.key }),
-  };
-}
 
 export class HttpTransport {
   private readonly plain: http.Agent;

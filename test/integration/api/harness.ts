@@ -168,6 +168,7 @@ export interface Accounts {
   balance(db: Db, id: number): Promise<number | undefined>;
   /** Every row of the table in `db`, by id. */
   rows(db: Db): Promise<Map<number, number>>;
+  /** Whether the branch's commit marker is there (a rollback leaves a `rolled-back` row). */
   markerExists(db: Db, schema: string, gid: string): Promise<boolean>;
   drop(): Promise<void>;
 }
@@ -206,9 +207,10 @@ export async function createAccounts(
       return new Map(rows.map((r) => [r.id, r.balance]));
     },
     async markerExists(db, schema, gid) {
-      const { rows } = await pools[db].query(`select 1 from "${schema}".marker where gid = $1`, [
-        gid,
-      ]);
+      const { rows } = await pools[db].query(
+        `select 1 from "${schema}".marker where gid = $1 and kind = 'commit'`,
+        [gid],
+      );
       return rows.length === 1;
     },
     async drop() {

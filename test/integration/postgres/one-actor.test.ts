@@ -37,7 +37,8 @@ void describe("postgres participant: one actor per branch across processes", () 
 
   before(async () => {
     fx = await createFixture();
-    deposed = await fx.started();
+    // No lock_timeout on its statements: the advisory lock must hold it as long as the test wants.
+    deposed = await fx.started({ lockTimeoutMs: 0 });
     successor = await fx.started({ markerLockTimeoutMs: 100 });
   });
   after(async () => fx.cleanup());
