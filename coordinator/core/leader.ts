@@ -26,6 +26,7 @@ import { OrderedXids } from "./ordered-xids.js";
 import {
   enter,
   newPhase2,
+  phase2Heard,
   newPreparing,
   stateOf,
   votesOf,
@@ -244,9 +245,12 @@ export class Leader {
 }
 
 function durableView(t: DurableTxn, phase: Phase | undefined): TxnView {
+  // Once every phase-2 call returned, the view is the finished one (no votes): the answer the
+  // waiting calls got (phase2.ts answerWaiting), so a replayed key answers the same before and
+  // after the `acks` record lands.
   return viewOfDurable(
     withHeard(t, phase),
-    phase && votesOf(phase),
+    phase && !phase2Heard(phase) ? votesOf(phase) : undefined,
     phase && stateOf(phase) === "prepared" ? "prepared" : undefined,
   );
 }
