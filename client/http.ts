@@ -7,6 +7,7 @@
  */
 import http from "node:http";
 import https from "node:https";
+import { exchange } from "./exchange.js";
 import { tlsOptions } from "./tls-options.js";
 
 export interface HttpAnswer {
@@ -32,8 +33,6 @@ export interface ClientTls {
   readonly key?: string | Uint8Array;
 }
 
-/** The `ClientTls` fields as node:https options (the pool's agent and an event stream's request). */
-
 export class HttpTransport {
   private readonly plain: http.Agent;
   private readonly secure: https.Agent;
@@ -55,7 +54,7 @@ export class HttpTransport {
   }
 
   /** One request; rejects on a connection failure, a timeout or an oversized answer. */
-  request(
+  async request(
     method: string,
     url: string,
     headers: Record<string, string>,
@@ -63,41 +62,16 @@ export class HttpTransport {
     timeoutMs: number,
   ): Promise<HttpAnswer> {
     const target = new URL(url);
-    const secure = target.protocol === "https:";
-    const send = secure ? https.request : http.request;
+    const agent = target.protocol === "https:" ? this.secure : this.plain;
     if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
-    return new Promise<HttpAnswer>((resolve, reject) => {
-      const req = send(target, { method, headers, agent: secure ? this.secure : this.plain });
-      const timer = setTimeout(() => {
-        req.destroy(new Error(`no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const fail = (err: Error) => {
-        clearTimeout(timer);
-        reject(err);
-      };
-      req.once("error", fail);
-      req.once("response", (res) => {
-        const chunks: Buffer[] = [];
-        let bytes = 0;
-        res.on("data", (chunk: Buffer) => {
-          bytes += chunk.length;
-          if (bytes > answerBytesMax) {
-            req.destroy(new Error(`answer larger than ${answerBytesMax} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.once("error", fail);
-        res.once("close", () => {
-          if (!res.complete) fail(new Error("the connection closed before the answer ended"));
-        });
-        res.once("end", () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, body: parseJson(chunks) });
-        });
-      });
-      req.end(body);
-    });
+    const { status, text } = await exchange(
+      target,
+      { method, headers, agent },
+      body,
+      timeoutMs,
+      answerBytesMax,
+    );
+    return { status, body: parseJson(text) };
   }
 
   /** Closes the pooled connections; calls after it open new ones. */
@@ -107,9 +81,7 @@ export class HttpTransport {
   }
 }
 
-function parseJson(chunks: readonly Buffer[]): unknown {
-  if (chunks.length === 0) return undefined;
-  const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString();
+function parseJson(text: string): unknown {
   try {
     return text === "" ? undefined : (JSON.parse(text) as unknown);
   } catch {

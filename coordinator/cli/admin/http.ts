@@ -4,8 +4,7 @@
  * code says who is at fault (4xx refused → 1; unreachable, timeout, 5xx → 3). For `https:`
  * nodes, an optional CA and client certificate (docs/tls.md).
  */
-import http from "node:http";
-import https from "node:https";
+import { exchange } from "../../../client/exchange.js";
 import { CliError, exitCodes } from "../errors.js";
 
 /** Above the largest admin answer (a full list page, a transaction with its whole history). */
@@ -43,7 +42,13 @@ export async function adminRequest(
   }
   let answer: { status: number; text: string };
   try {
-    answer = await exchange(url, { method, headers, ...target.tls }, payload, target.timeoutMs);
+    answer = await exchange(
+      url,
+      { method, headers, ...target.tls },
+      payload,
+      target.timeoutMs,
+      responseBytesMax,
+    );
   } catch (error) {
     if (error instanceof CliError) throw error;
     throw new CliError(exitCodes.unavailable, `cannot reach ${url.href}: ${causeText(error)}`, {
@@ -61,54 +66,6 @@ export async function adminRequest(
     status >= 400 && status < 500 ? exitCodes.refused : exitCodes.unavailable,
     errorLine(status, parsed, text),
   );
-}
-
-/**
- * The status and body of one request. One timer for connect, headers and body: a stalled
- * body fails as surely as a dead host.
- */
-function exchange(
-  url: URL,
-  options: https.RequestOptions,
-  payload: string | undefined,
-  timeoutMs: number,
-): Promise<{ status: number; text: string }> {
-  const send = url.protocol === "https:" ? https.request : http.request;
-  return new Promise((resolve, reject) => {
-    const req = send(url, options);
-    const timer = setTimeout(() => {
-      req.destroy(new Error(`no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const fail = (error: Error) => {
-      clearTimeout(timer);
-      reject(error);
-    };
-    req.once("error", fail);
-    req.once("response", (res) => {
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      res.on("data", (chunk: Buffer) => {
-        bytes += chunk.length;
-        if (bytes > responseBytesMax) {
-          res.destroy();
-          fail(
-            new CliError(exitCodes.unavailable, `answer over ${responseBytesMax} bytes: refused`),
-          );
-          return;
-        }
-        chunks.push(chunk);
-      });
-      res.once("error", fail);
-      res.once("close", () => {
-        if (!res.complete) fail(new Error("the connection closed before the answer ended"));
-      });
-      res.once("end", () => {
-        clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") });
-      });
-    });
-    req.end(payload);
-  });
 }
 
 /** `error <code>: <message>`, plus where to go when the node is not the leader. */
