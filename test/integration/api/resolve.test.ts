@@ -63,6 +63,17 @@ const reach = (node: ApiNode, xid: string, state: string) =>
     return v?.state === state ? v : undefined;
   });
 
+/**
+ * The admin view once the transaction reached `state` and every branch's outcome is logged:
+ * the acks record lands after the answer, in the background, and adds to the history.
+ */
+const settled = (node: ApiNode, xid: string, state: string) =>
+  waitFor(`${xid} ${state}, every branch acknowledged`, async () => {
+    const v = await adminView(node, xid);
+    const acks = v?.history.filter((h) => h.entry === "acknowledge" || h.entry === "heuristic");
+    return v?.state === state && acks?.length === v.branches.length ? v : undefined;
+  });
+
 const gids = (t: TransactionView) => t.branches.map((b) => b.branchId);
 
 async function preparedGids(node: ApiNode): Promise<string[]> {
@@ -97,7 +108,7 @@ describe("resolve on PostgreSQL branches", () => {
     const txn = await preparedTransfer(client, accounts, 1, 10);
     const reason = "payment confirmed by phone, ticket OPS-1";
     ok(await resolve(node, txn.xid, { action: "commit", reason }));
-    const view = await reach(node, txn.xid, "committed");
+    const view = await settled(node, txn.xid, "committed");
     assert.equal(view.decision, "commit");
     assert.deepEqual(
       view.branches.map((b) => b.state),
@@ -145,7 +156,7 @@ describe("resolve on PostgreSQL branches", () => {
     const txn = await preparedTransfer(client, accounts, 3, 10);
     const reason = "customer cancelled, ticket OPS-3";
     ok(await resolve(node, txn.xid, { action: "abort", reason }));
-    const view = await reach(node, txn.xid, "aborted");
+    const view = await settled(node, txn.xid, "aborted");
     assert.equal(view.reason?.code, "operator-abort");
     assert.ok(view.reason?.message.includes(reason), view.reason?.message);
     assert.deepEqual(
@@ -177,7 +188,7 @@ describe("resolve on PostgreSQL branches", () => {
   test("abort after a commit decision is refused", async () => {
     const txn = await preparedTransfer(client, accounts, 4, 10);
     assert.equal((await client.commit(txn.xid)).state, "committed");
-    const before = await adminView(node, txn.xid);
+    const before = await settled(node, txn.xid, "committed");
     assertError(
       await resolve(node, txn.xid, { action: "abort", reason: "too late" }),
       409,
