@@ -6,11 +6,12 @@
  *   "already committed", and health counts the forged marker;
  * - one principal's statements run as its own role: they cannot touch a table granted only
  *   to the default statement role, nor terminate that role's sessions;
- * - with statements on Verdict's own role (unsafe single-role mode), a branch that locks the
- *   tombstone table cannot wedge rollbacks: another branch's rollback still ends it with
- *   ROLLBACK PREPARED, throws a retryable error for the blocked tombstone, and health says
- *   degraded naming that branch (SHARE mode: prepared branches hold ACCESS SHARE on it); the locking branch's own rollback succeeds; afterwards
- *   the retry finds the branch done and health recovers.
+ * - with statements on Verdict's own role (unsafe single-role mode), a prepared branch that
+ *   holds a SHARE lock on the marker table cannot wedge anything for good: a branch prepared
+ *   before it keeps it from taking the lock (it votes no), and a branch after it votes no
+ *   (its marker insert times out) and its rollback throws a retryable error while the
+ *   `rolled-back` claim is blocked, with health degraded naming that branch; once the locking
+ *   branch is rolled back the retry claims the key, finds the branch done, and health recovers.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -94,24 +95,34 @@ test("a principal's statements run as its own role", async () => {
   assert.equal(await f.balance(1), 100);
 });
 
-test("a branch locking the tombstone table cannot wedge rollbacks (single role)", async () => {
+test("a branch locking the marker table cannot wedge rollbacks (single role)", async () => {
   const p = await f.started({
     unsafeSingleRole: true,
     bookkeepingLockTimeoutMs: 200,
     phase2StuckAfterMs: 100,
   });
-  const attacker = {
+  const lockMarkers = () => ({
     branchId: f.branchId(),
-    payload: statements(`lock table "${f.schema}".tombstone in share mode`),
-  };
-  const victim = {
+    payload: statements(`lock table "${f.schema}".marker in share mode`),
+  });
+  const transfer = () => ({
     branchId: f.branchId(),
     payload: statements(`update ${f.table} set balance = balance + 1 where id = 2`),
-  };
-  assert.deepEqual(await p.prepare(victim, deadline()), { vote: "yes" });
+  });
+
+  // A branch already prepared holds its marker row: the lock cannot be taken.
+  const earlier = transfer();
+  assert.deepEqual(await p.prepare(earlier, deadline()), { vote: "yes" });
+  const refused = await p.prepare(lockMarkers(), deadline());
+  assert.equal(refused.vote, "no");
+  assert.deepEqual(await p.rollback(earlier, phase2), { outcome: "done" });
+
+  // Taken first, the lock blocks the next branch's marker; its rollback retries, then ends.
+  const attacker = lockMarkers();
   assert.deepEqual(await p.prepare(attacker, deadline()), { vote: "yes" });
-  await assert.rejects(p.rollback(victim, phase2), /tombstone/);
-  assert.ok(!(await f.preparedGids()).includes(victim.branchId), "the victim is rolled back");
+  const victim = transfer();
+  assert.equal((await p.prepare(victim, deadline())).vote, "no");
+  await assert.rejects(p.rollback(victim, phase2), /marker key/);
   await sleep(150);
   const degraded = await p.health();
   assert.equal(degraded.ok, false);
