@@ -352,6 +352,13 @@ export async function startNode(
         };
       },
       knows: (xid) => serving?.engine.view(xid) !== undefined,
+      // Not serving: nothing can be told, so never claim the transaction was lost.
+      mayHaveForgotten: (beganAtMs) =>
+        serving?.engine.table.mayHaveForgotten(
+          beganAtMs,
+          Date.now(),
+          config.protocol.retentionMs,
+        ) ?? true,
       appliedIndex: () => serving?.engine.table.appliedIndex ?? 0,
       onEtcdRequest: (method) => metrics.etcdRequests.inc({ method }),
     });

@@ -42,6 +42,8 @@ export interface ClusterModeOptions {
   readonly forwardSecret?: Buffer;
   lead(term: Term, log: EtcdDecisionLog<LogRecord>): Promise<TermWork>;
   knows(xid: Xid): boolean;
+  /** `RoutingNode.mayHaveForgotten`, from the serving engine's table. */
+  mayHaveForgotten(beganAtMs: number): boolean;
   appliedIndex(): number;
   /** Counts each etcd request the node's connection sends (client.ts). */
   onEtcdRequest?(method: string): void;
@@ -87,7 +89,7 @@ export class ClusterMode {
       confirmLeadership: () =>
         this.runner?.confirmLeadership() ?? Promise.reject(new Error("not started")),
       knows: (xid) => o.knows(xid),
-      retentionMs: o.config.protocol.retentionMs,
+      mayHaveForgotten: (beganAtMs) => o.mayHaveForgotten(beganAtMs),
       nowMs: () => Date.now(),
       forwarder: this.forwarder,
       ...(secret === undefined

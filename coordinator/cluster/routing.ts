@@ -36,7 +36,8 @@ export interface RoutingNode {
   confirmLeadership(): Promise<void>;
   /** Whether the serving engine knows the xid (live or in the table). */
   knows(xid: Xid): boolean;
-  readonly retentionMs: number;
+  /** Whether an unknown xid begun then may have been finished and forgotten (`TxnTable`). */
+  mayHaveForgotten(beganAtMs: number): boolean;
   nowMs(): number;
   readonly forwarder: Forwarder;
   /** Set with cluster.forwardSecretFile: forwarded calls must prove where they come from. */
@@ -183,8 +184,8 @@ function readsTable(method: string, path: string): boolean {
 }
 
 /**
- * Unknown here, begun by an earlier term, and too young to have been finished and forgotten:
- * it never reached `preparing`, so it died with the leader that began it.
+ * Unknown here, begun by an earlier term, and after anything the log forgot (the presumed-abort
+ * watermark): it never reached `preparing`, so it died with the leader that began it.
  */
 function lostWithItsLeader(
   node: RoutingNode,
@@ -196,8 +197,7 @@ function lostWithItsLeader(
   const began = termOfXid(xid);
   const beganAtMs = xidBeganAtMs(xid);
   if (began === undefined || began >= term || beganAtMs === undefined) return false;
-  if (node.nowMs() - beganAtMs >= node.retentionMs) return false;
-  return !node.knows(xid);
+  return !node.knows(xid) && !node.mayHaveForgotten(beganAtMs);
 }
 
 function notLeader(reply: FastifyReply, leader: LeaderInfo | undefined): FastifyReply {

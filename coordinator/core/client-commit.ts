@@ -63,16 +63,9 @@ function answerUnlive(l: Leader, input: KeyedCall): void {
   }
   // Presumed abort: a transaction this leader never saw reach `preparing` did not commit —
   // unless it began no later than something the log forgot (the table's watermark, no
-  // clock); then it may have been finished and forgotten, and nobody can tell. (A table
-  // restored from a snapshot older than the watermark falls back to the retention time.)
+  // clock); then it may have been finished and forgotten, and nobody can tell.
   const beganAtMs = xidBeganAtMs(input.xid);
-  const watermarkMs = l.table.forgetWatermarkMs;
-  const mayBeForgotten =
-    beganAtMs !== undefined &&
-    (watermarkMs === undefined
-      ? l.nowMs - beganAtMs >= l.cfg.retentionMs
-      : beganAtMs <= watermarkMs);
-  if (mayBeForgotten) {
+  if (beganAtMs !== undefined && l.table.mayHaveForgotten(beganAtMs, l.nowMs, l.cfg.retentionMs)) {
     return l.reply(
       input.req,
       errorReply(

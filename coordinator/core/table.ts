@@ -122,6 +122,16 @@ export class TxnTable {
     return this.forgottenBeganAtMsMax;
   }
 
+  /**
+   * Whether an xid this table does not know, begun at `beganAtMs`, may have been finished
+   * and forgotten (its outcome untellable) rather than lost before `preparing`. Without a
+   * watermark (an old snapshot), the retention time stands in for it.
+   */
+  mayHaveForgotten(beganAtMs: number, nowMs: number, retentionMs: number): boolean {
+    const watermarkMs = this.forgottenBeganAtMsMax;
+    return watermarkMs === undefined ? nowMs - beganAtMs >= retentionMs : beganAtMs <= watermarkMs;
+  }
+
   get appliedIndex(): number {
     return this.lastApplied;
   }
