@@ -132,8 +132,12 @@ function bindingsOf(command: string): AclEntry[] {
   });
 }
 
+/** kafkajs's enums are plain objects at run time, without names by value. */
+const nameOf = (values: object, value: number) =>
+  Object.entries(values).find(([, v]) => v === value)?.[0] ?? String(value);
+
 const describeAcl = (acl: AclEntry) =>
-  `${AclOperationTypes[acl.operation]} on ${AclResourceTypes[acl.resourceType]} ${acl.resourceName}`;
+  `${nameOf(AclOperationTypes, acl.operation)} on ${nameOf(AclResourceTypes, acl.resourceType)} ${acl.resourceName}`;
 
 /** Grants or revokes `acls`, then waits until the broker's authorizer shows the change. */
 async function setAcls(acls: AclEntry[], present: boolean): Promise<void> {
@@ -352,6 +356,11 @@ describe("what the participant's user is refused", () => {
       await foreign.connect();
       await assert.rejects(foreign.transaction(), "another transactional-id prefix");
       assert.match(debug.join("\n"), /TRANSACTIONAL_ID_AUTHORIZATION_FAILED/);
+      // Reading fetches only when the partition holds records: give it one.
+      const writer = superKafka.producer({ allowAutoTopicCreation: false });
+      await writer.connect();
+      await writer.send({ topic: dataTopic, messages: [{ value: "to read" }] });
+      await writer.disconnect();
       await refused("reading a data topic", () => reader.readSettled(dataTopic, 0));
       await refused("deleting a topic", () =>
         admin.deleteTopics({ topics: [dataTopic], timeout: 5_000 }),
