@@ -5,8 +5,9 @@
  * off) whose only client listener is SASL_SSL; the participant logs in with SCRAM-SHA-512. The
  * broker takes 15–40 s to start.
  * - with exactly the documented ACLs the participant starts (marker topic verified, layout
- *   record written), fences its transactional ids, votes yes on a branch and no on a message larger than the topic takes,
- *   commits it and finds its marker; the message is read back read_committed by the super user;
+ *   record written), fences its transactional ids, votes yes on a branch and no on a message
+ *   larger than the topic takes, commits the branch and finds its marker; the message is read
+ *   back read_committed by the super user;
  * - with any one operation of the required commands taken away, the same run fails;
  * - the optional cluster DESCRIBE_CONFIGS lets the participant name the broker's authorizer;
  * - the user is refused what the checklist does not grant: another topic, another
