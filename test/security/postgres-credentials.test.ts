@@ -4,8 +4,8 @@
  * - a wrong password of a participant's bookkeeping role (28P01): the process exits 1 within a
  *   few seconds, and its output names the participant, the role and the cause;
  * - the same for a statement role's wrong password;
- * - a role no pg_hba.conf line admits cannot be tested here (the shared server's pg_hba.conf is
- *   never changed): 28000 takes the same path, by its SQLSTATE;
+ * - a connection no pg_hba.conf line admits (28000), on a private server that takes TLS only,
+ *   reached without TLS: the same exit, naming 28000;
  * - the wrong password itself appears nowhere in the output.
  */
 import assert from "node:assert/strict";
@@ -18,15 +18,25 @@ import {
   type ProcessCluster,
 } from "../support/process-node.js";
 import { services } from "../support/services.js";
+import { createTestCa, type TestCa } from "../support/tls-ca.js";
+import { startTlsPostgres, type TlsPostgres } from "../support/tls-postgres.js";
 
 /** Far above a refused login's round trip, far below the node's start-up retry horizon. */
 const exitWithinMs = 10_000;
 const clusters: ProcessCluster[] = [];
+let ca: TestCa;
+let tlsOnly: TlsPostgres;
 
-before(() => ensureBuilt());
+before(async () => {
+  ensureBuilt();
+  ca = await createTestCa();
+  tlsOnly = await startTlsPostgres(ca);
+});
 after(async () => {
   await killLeftovers();
   for (const c of clusters) await c.destroy();
+  await tlsOnly?.dispose();
+  await ca?.dispose();
 });
 
 const wrongPassword = () => `wrong-${randomBytes(9).toString("base64url")}`;
@@ -75,4 +85,19 @@ test("a wrong statement-role password exits 1 at start, naming the role", async 
     /participant pg-wrong-stmt: PostgreSQL refused the credentials of statement role default \(28P01/,
   );
   assert.ok(!log.includes(password), "the password is not in the output");
+});
+
+test("a connection no pg_hba.conf line admits exits 1 at start (28000)", async () => {
+  const log = await refusedStart({
+    name: "pg-no-hba",
+    kind: "postgres",
+    // The server has only hostssl lines: a plaintext login matches none.
+    connectionString: tlsOnly.url(),
+    unsafeSingleRole: true,
+  });
+  assert.match(
+    log,
+    /participant pg-no-hba: PostgreSQL refused the credentials of the bookkeeping role \(28000: no pg_hba.conf entry/,
+  );
+  assert.ok(!log.includes(tlsOnly.password), "the password is not in the output");
 });
