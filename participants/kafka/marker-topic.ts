@@ -27,6 +27,9 @@ export interface MarkerTopicSpec {
   readonly timeoutMs: number;
 }
 
+/** The broker's answers to a principal that may not create the marker topic. */
+const mayNotCreate = new Set(["TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED"]);
+
 /** Creates the marker topic if absent, then verifies it; returns warnings for health. */
 export async function ensureMarkerTopic(admin: Admin, spec: MarkerTopicSpec): Promise<string[]> {
   const ids = { participant: spec.participant, topic: spec.topic };
@@ -53,7 +56,9 @@ export async function ensureMarkerTopic(admin: Admin, spec: MarkerTopicSpec): Pr
       ],
     });
   } catch (err) {
-    if (kafkaErrorTypeOf(err) !== "TOPIC_ALREADY_EXISTS") {
+    // Without CREATE (docs/security.md, Kafka ACLs) the topic must exist: describing it tells.
+    const type = kafkaErrorTypeOf((err as { errors?: unknown[] }).errors?.[0]);
+    if (!mayNotCreate.has(type ?? "") && kafkaErrorTypeOf(err) !== "TOPIC_ALREADY_EXISTS") {
       throw new KafkaUnavailableError(
         `participant ${spec.participant}: creating marker topic ${spec.topic}: ${messageOf(err)}`,
         ids,

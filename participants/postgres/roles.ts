@@ -88,32 +88,60 @@ function tlsOptions(config: PostgresParticipantConfig): { ssl?: ConnectionOption
 
 /**
  * Opens one connection of every pool before `start` uses them, so that a TLS handshake we
- * refused (a certificate the CA does not vouch for, a wrong host name) or the server refused
- * stops the start with a configuration error: retrying it cannot help, unlike an unreachable
- * server, which stays ParticipantUnavailableError (the node keeps trying).
+ * refused (a certificate the CA does not vouch for, a wrong host name) or the server refused,
+ * or credentials the server refused, stop the start with a configuration error: retrying
+ * cannot help, unlike an unreachable server, which stays ParticipantUnavailableError (the
+ * node keeps trying).
  */
 export async function checkHandshakes(pools: Pools, participant: string): Promise<void> {
-  for (const pool of [pools.bookkeeping, ...[...pools.byLabel.values()].map((p) => p.pool)]) {
+  const labelled: [string, pg.Pool][] = [
+    ["the bookkeeping role", pools.bookkeeping],
+    ...[...pools.byLabel.values()].map((p): [string, pg.Pool] => [
+      `statement role ${p.label}`,
+      p.pool,
+    ]),
+  ];
+  for (const [role, pool] of labelled) {
     let client: pg.PoolClient;
     try {
       client = await pool.connect();
     } catch (err) {
-      const refusal = tlsRefusal(err);
-      if (refusal === undefined) {
-        throw new ParticipantUnavailableError(
-          `participant ${participant} unavailable: ${messageOf(err)}`,
-          { participant },
-          { cause: err },
-        );
-      }
-      throw new PostgresConfigError(
-        `participant ${participant}: TLS: ${refusal}`,
-        { participant },
-        { cause: err },
-      );
+      throw refusalAtStart(err, participant, role);
     }
     client.release();
   }
+}
+
+/**
+ * SQLSTATE class 28, "invalid authorization specification": 28P01 a wrong password, 28000
+ * no pg_hba.conf line admits the role (or its certificate). The server's message names the
+ * role and the database, never the password.
+ */
+const credentialsRefused = new Set(["28P01", "28000"]);
+
+function refusalAtStart(err: unknown, participant: string, role: string): Error {
+  const tls = tlsRefusal(err);
+  if (tls !== undefined) {
+    return new PostgresConfigError(
+      `participant ${participant}: TLS: ${tls}`,
+      { participant },
+      { cause: err },
+    );
+  }
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && credentialsRefused.has(code)) {
+    return new PostgresConfigError(
+      `participant ${participant}: PostgreSQL refused the credentials of ${role} ` +
+        `(${code}: ${messageOf(err)}); check its user and password and pg_hba.conf`,
+      { participant },
+      { cause: err },
+    );
+  }
+  return new ParticipantUnavailableError(
+    `participant ${participant} unavailable: ${messageOf(err)}`,
+    { participant },
+    { cause: err },
+  );
 }
 
 /** The connection of a statement role: its own URL, or the participant's with its user. */

@@ -54,6 +54,18 @@ export interface ThrowawayKafkaTls {
   readonly keyFile: string;
   readonly clientAuth: "none" | "required";
   readonly saslPlainUsers?: Readonly<Record<string, string>>;
+  /**
+   * SCRAM-SHA-512 credentials (name → password) stored when the storage is formatted
+   * (`kafka-storage format --add-scram`); the listener then takes SCRAM-SHA-512 next to PLAIN
+   * (the broker itself still logs in with PLAIN). Needs `saslPlainUsers`.
+   */
+  readonly scramSha512Users?: Readonly<Record<string, string>>;
+  /**
+   * Turns on KRaft's StandardAuthorizer with `allow.everyone.if.no.acl.found=false`: these
+   * users are super users (so is ANONYMOUS, the controller listener's plaintext principal,
+   * which only the broker itself uses); everyone else may do only what an ACL allows.
+   */
+  readonly superUsers?: readonly string[];
 }
 
 export async function startThrowawayKafka(tls?: ThrowawayKafkaTls): Promise<ThrowawayKafka> {
@@ -101,6 +113,7 @@ export async function startThrowawayKafka(tls?: ThrowawayKafkaTls): Promise<Thro
       "--config",
       configPath,
       "--standalone",
+      ...scramArgs(tls?.scramSha512Users),
     ],
     path.join(dir, "format.log"),
     formatTimeoutMs,
@@ -194,22 +207,38 @@ ssl.keystore.location=${keyStore}
 ssl.truststore.type=PEM
 ssl.truststore.location=${tls.caFile}
 ssl.client.auth=${tls.clientAuth}
-${tls.saslPlainUsers === undefined ? "" : saslPlainConfig(tls.saslPlainUsers, tls.clientAuth)}`;
+${tls.saslPlainUsers === undefined ? "" : saslConfig(tls)}${
+    tls.superUsers === undefined ? "" : authorizerConfig(tls.superUsers)
+  }`;
 }
 
-function saslPlainConfig(
-  users: Readonly<Record<string, string>>,
-  clientAuth: ThrowawayKafkaTls["clientAuth"],
-): string {
-  const [self, password] = Object.entries(users)[0] ?? [];
+function authorizerConfig(superUsers: readonly string[]): string {
+  const users = [...superUsers, "ANONYMOUS"].map((u) => `User:${u}`);
+  return `authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=${users.join(";")}
+`;
+}
+
+/** `--add-scram` arguments of the storage tool: one per user. */
+function scramArgs(users: Readonly<Record<string, string>> | undefined): string[] {
+  return Object.entries(users ?? {}).flatMap(([name, password]) => [
+    "--add-scram",
+    `SCRAM-SHA-512=[name=${name},password=${password}]`,
+  ]);
+}
+
+function saslConfig(tls: ThrowawayKafkaTls): string {
+  const [self, password] = Object.entries(tls.saslPlainUsers ?? {})[0] ?? [];
   if (self === undefined) throw new Error("assertion: saslPlainUsers names no user");
-  const accounts = Object.entries(users).map(([u, p]) => `user_${u}="${p}"`);
+  const accounts = Object.entries(tls.saslPlainUsers ?? {}).map(([u, p]) => `user_${u}="${p}"`);
+  const scram = tls.scramSha512Users !== undefined;
   // A SASL_SSL listener ignores the broker-wide ssl.client.auth: it takes its own.
-  return `listener.name.sasl_ssl.ssl.client.auth=${clientAuth}
-sasl.enabled.mechanisms=PLAIN
+  return `listener.name.sasl_ssl.ssl.client.auth=${tls.clientAuth}
+sasl.enabled.mechanisms=PLAIN${scram ? ",SCRAM-SHA-512" : ""}
 sasl.mechanism.inter.broker.protocol=PLAIN
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="${self}" password="${password}" ${accounts.join(" ")};
-`;
+${scram ? "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;\n" : ""}`;
 }
 
 /** Runs a command to completion (output to `logPath`); throws on a failure or after `timeoutMs`. */
