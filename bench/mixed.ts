@@ -15,10 +15,16 @@ import { cpus, loadavg } from "node:os";
 import { Redis } from "ioredis";
 import kafkajs from "kafkajs";
 import { VerdictClient } from "../client/index.js";
-import { CommittedReader } from "../participants/kafka/reader.js";
 import { services } from "../test/support/services.js";
 import { createAccounts, dropSchema, totalBalance } from "./accounts.js";
 import { parseOptions, runMain, say } from "./args.js";
+import {
+  cleanRedis,
+  committedEvents,
+  compareCounts,
+  countersTotal,
+  waitStaged,
+} from "./mixed-checks.js";
 import { drain, measure, resultTable, type Measured } from "./measure.js";
 import { mixedScenarios, type MixedScenario } from "./mixed-scenarios.js";
 import { startNodeProcess } from "./node-process.js";
@@ -41,11 +47,6 @@ const spec = {
 } as const;
 
 const balanceStart = 1_000_000;
-/** Counters are read and deleted in chunks of this many keys. */
-const redisChunk = 500;
-/** Keys of the participant's namespace scanned for the clean-up, per SCAN call and in all. */
-const scanCount = 1_000;
-const scanKeysMax = 1_000_000;
 const names = { pg: "pg-a", redis: "redis-bench", kafka: "kafka-bench" } as const;
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -145,13 +146,6 @@ async function main(argv: readonly string[]): Promise<number> {
   return ok ? 0 : 1;
 }
 
-/** Until no Redis branch of the run is staged (bounded). */
-async function waitStaged(redis: Redis, stagedKey: string): Promise<void> {
-  for (let i = 0; i < 300 && (await redis.scard(stagedKey)) > 0; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 async function check(run: {
   readonly measured: readonly Measured<MixedScenario>[];
   readonly left: readonly string[];
@@ -167,66 +161,23 @@ async function check(run: {
   const sum = (f: (s: MixedScenario) => number) =>
     run.measured.reduce((n, m) => n + f(m.scenario), 0);
   const debited = Number(run.debitBefore - (await totalBalance(services.pgUrlA)));
-  let credited = 0;
-  for (let from = 1; from <= run.accounts; from += redisChunk) {
-    const keys = Array.from(
-      { length: Math.min(redisChunk, run.accounts - from + 1) },
-      (_, i) => `${run.counterPrefix}${from + i}`,
-    );
-    for (const v of await run.redisClient.mget(keys)) credited += Number(v ?? 0);
-  }
-  const reader = await CommittedReader.open(run.kafka, { owner: "bench" });
-  let events: number;
-  try {
-    events = (await reader.readSettled(run.topic, 0)).values.length;
-  } finally {
-    await reader.close();
-  }
+  const credited = await countersTotal(run.redisClient, run.counterPrefix, run.accounts);
+  const events = await committedEvents(run.kafka, run.topic);
   const staged = await run.redisClient.scard(run.stagedKey);
-  const rows: [string, number, number][] = [
-    ["pg-a debited", sum((s) => s.debited()), debited],
-    ["Redis counters credited", sum((s) => s.credited()), credited],
-    ["Kafka events", sum((s) => s.events()), events],
-  ];
-  let ok = true;
-  for (const [what, confirmed, found] of rows) {
-    const equal = confirmed === found;
-    // A failed call may still have committed: exactness is required only without errors.
-    if (errors === 0) ok &&= equal;
-    say(
-      `${what}: ${confirmed} by confirmed commits, ${found} found ${equal ? "(equal)" : "(DIFFERS)"}`,
-    );
-  }
-  if (errors > 0) say(`${errors} transfers failed: the counts above may differ by those`);
+  let ok = compareCounts(
+    [
+      ["pg-a debited", sum((s) => s.debited()), debited],
+      ["Redis counters credited", sum((s) => s.credited()), credited],
+      ["Kafka events", sum((s) => s.events()), events],
+    ],
+    errors,
+    say,
+  );
   if (run.left.length > 0 || staged > 0) {
     ok = false;
     say(`left behind: ${run.left.length} PostgreSQL branches prepared, ${staged} Redis staged`);
   }
   return ok;
-}
-
-/** Deletes the run's counters and the participant's namespace (bounded SCAN). */
-async function cleanRedis(
-  redis: Redis,
-  counterPrefix: string,
-  accounts: number,
-  namespace: string,
-): Promise<void> {
-  for (let from = 1; from <= accounts; from += redisChunk) {
-    const keys = Array.from(
-      { length: Math.min(redisChunk, accounts - from + 1) },
-      (_, i) => `${counterPrefix}${from + i}`,
-    );
-    await redis.del(...keys);
-  }
-  let cursor = "0";
-  let seen = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", scanCount);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-    seen += keys.length;
-  } while (cursor !== "0" && seen < scanKeysMax);
 }
 
 function printMixed(measured: readonly Measured<MixedScenario>[]): void {
