@@ -269,7 +269,10 @@ function printResults(
     if (m.breakdown.length <= 1) continue;
     say(`${m.scenario.id}: per-step breakdown from the node's metrics, per transfer`);
     say(formatTable(m.breakdown));
-    say(`${m.scenario.id}: ${m.appendsPerFsync.toFixed(2)} log appends per fsync\n`);
+    // The etcd log has no fsync of its own (cost rows above instead).
+    if (Number.isFinite(m.appendsPerFsync))
+      say(`${m.scenario.id}: ${m.appendsPerFsync.toFixed(2)} log appends per fsync`);
+    say("");
   }
   const byId = new Map(measured.map((m) => [m.scenario.id, m.result]));
   for (const [subject, floor] of [
