@@ -5,18 +5,17 @@
  * the Redis counters and the Kafka events checked against the confirmed transfers (the money
  * is checked with the rest of the run by bench/money.ts); the run's topics and keys removed.
  */
-import { Redis } from "ioredis";
-import kafkajs from "kafkajs";
 import { VerdictClient } from "../client/index.js";
-import { services } from "../test/support/services.js";
 import { say } from "./args.js";
 import {
   cleanRedis,
   compareCounts,
   countersTotal,
+  mixedParticipants,
+  openMixedClients,
   waitEvents,
   waitStaged,
-} from "./mixed-checks.js";
+} from "./mixed-services.js";
 import type { MixedScenario } from "./mixed-scenarios.js";
 import {
   directMixed,
@@ -28,7 +27,6 @@ import { drain, measure, type Measured } from "./measure.js";
 import { startNodeProcess } from "./node-process.js";
 import type { Databases } from "./scenarios.js";
 
-const { Kafka, logLevel } = kafkajs;
 const names = { redis: "redis-bench", kafka: "kafka-bench" } as const;
 
 export interface MixedOptions {
@@ -65,35 +63,15 @@ export async function runMixedTransfer(
     names,
   };
   const markerTopic = `verdict-bench-markers-${runId}`;
-  const kafka = new Kafka({
-    clientId: `verdict-bench-${runId}`,
-    brokers: [...services.kafkaBrokers],
-    logLevel: logLevel.NOTHING,
-  });
-  const admin = kafka.admin();
-  await admin.connect();
-  const redis = new Redis(services.redisUrl, { maxRetriesPerRequest: 1 });
+  const { kafka, admin, redis } = await openMixedClients(runId, target.topic);
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic: target.topic, numPartitions: 1, replicationFactor: 1 }],
-    });
     const node = await startNodeProcess({
       from: o.node,
       participants: [
         { name: "pg-a", connectionString: db.urlA, lockTimeoutMs: db.lockTimeoutMs },
         { name: "pg-b", connectionString: db.urlB, lockTimeoutMs: db.lockTimeoutMs },
       ],
-      otherParticipants: [
-        { name: names.redis, kind: "redis", url: services.redisUrl, namespace },
-        {
-          name: names.kafka,
-          kind: "kafka",
-          brokers: [...services.kafkaBrokers],
-          markerTopic,
-          transactionalIdPrefix: `verdict-bench-${runId}`,
-        },
-      ],
+      otherParticipants: mixedParticipants({ runId, names, namespace, markerTopic }),
       protocol: { prepareOrder: o.prepareOrder },
       schema,
       poolSize: o.clients,

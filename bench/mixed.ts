@@ -12,8 +12,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { cpus, loadavg } from "node:os";
-import { Redis } from "ioredis";
-import kafkajs from "kafkajs";
+import type { Redis } from "ioredis";
+import type { Kafka } from "kafkajs";
 import { VerdictClient } from "../client/index.js";
 import { services } from "../test/support/services.js";
 import { createAccounts, dropSchema, totalBalance } from "./accounts.js";
@@ -23,14 +23,14 @@ import {
   committedEvents,
   compareCounts,
   countersTotal,
+  mixedParticipants,
+  openMixedClients,
   waitStaged,
-} from "./mixed-checks.js";
+} from "./mixed-services.js";
 import { drain, measure, resultTable, type Measured } from "./measure.js";
 import { mixedScenarios, type MixedScenario } from "./mixed-scenarios.js";
 import { startNodeProcess } from "./node-process.js";
 import { formatMs, formatRatio, formatTable } from "./stats.js";
-
-const { Kafka, logLevel } = kafkajs;
 
 const spec = {
   clients: { default: 16, min: 1, max: 64, help: "concurrent clients per scenario" },
@@ -67,33 +67,13 @@ async function main(argv: readonly string[]): Promise<number> {
 
   await createAccounts(services.pgUrlA, options.accounts, balanceStart);
   const debitBefore = await totalBalance(services.pgUrlA);
-  const kafka = new Kafka({
-    clientId: `verdict-bench-${run}`,
-    brokers: [...services.kafkaBrokers],
-    logLevel: logLevel.NOTHING,
-  });
-  const admin = kafka.admin();
-  await admin.connect();
-  const redisClient = new Redis(services.redisUrl, { maxRetriesPerRequest: 1 });
+  const { kafka, admin, redis: redisClient } = await openMixedClients(run, topic);
   let ok = false;
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic, numPartitions: 1, replicationFactor: 1 }],
-    });
     const node = await startNodeProcess({
       from: options.node as "dist" | "src",
       participants: [{ name: names.pg, connectionString: services.pgUrlA }],
-      otherParticipants: [
-        { name: names.redis, kind: "redis", url: services.redisUrl, namespace },
-        {
-          name: names.kafka,
-          kind: "kafka",
-          brokers: [...services.kafkaBrokers],
-          markerTopic,
-          transactionalIdPrefix: `verdict-bench-${run}`,
-        },
-      ],
+      otherParticipants: mixedParticipants({ runId: run, names, namespace, markerTopic }),
       schema,
       poolSize: options.clients,
       inFlightTransactionsMax: 256,
@@ -154,7 +134,7 @@ async function check(run: {
   readonly counterPrefix: string;
   readonly accounts: number;
   readonly stagedKey: string;
-  readonly kafka: InstanceType<typeof Kafka>;
+  readonly kafka: Kafka;
   readonly topic: string;
 }): Promise<boolean> {
   const errors = run.measured.reduce((n, m) => n + m.result.errors, 0);

@@ -1,11 +1,62 @@
 /**
- * What the benches with Redis and Kafka branches check and clean up after a run (mixed.ts,
- * mixed-transfer.ts): the Redis counters' total, the events committed to the topic, the
- * waits for phase 2 to finish there, and the removal of the run's keys.
+ * The Redis and Kafka side of the benches with such branches (mixed.ts, mixed-transfer.ts):
+ * the clients and the node's participants for a run, then what is checked and cleaned up
+ * after it — the Redis counters' total, the events committed to the topic, the waits for
+ * phase 2 to finish there, and the removal of the run's keys.
  */
-import type { Redis } from "ioredis";
-import type { Kafka } from "kafkajs";
+import { Redis } from "ioredis";
+import kafkajs, { type Admin, type Kafka } from "kafkajs";
 import { CommittedReader } from "../participants/kafka/reader.js";
+import { services } from "../test/support/services.js";
+
+export interface MixedClients {
+  readonly kafka: Kafka;
+  /** Connected; the caller disconnects it. */
+  readonly admin: Admin;
+  readonly redis: Redis;
+}
+
+/** Clients of the run's Kafka and Redis, the topic `topic` created (one partition). */
+export async function openMixedClients(runId: string, topic: string): Promise<MixedClients> {
+  const kafka = new kafkajs.Kafka({
+    clientId: `verdict-bench-${runId}`,
+    brokers: [...services.kafkaBrokers],
+    logLevel: kafkajs.logLevel.NOTHING,
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  const redis = new Redis(services.redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic, numPartitions: 1, replicationFactor: 1 }],
+    });
+  } catch (err) {
+    redis.disconnect();
+    await admin.disconnect();
+    throw err;
+  }
+  return { kafka, admin, redis };
+}
+
+/** The node's Redis and Kafka participants for a run (startNodeProcess's otherParticipants). */
+export function mixedParticipants(p: {
+  readonly runId: string;
+  readonly names: { readonly redis: string; readonly kafka: string };
+  readonly namespace: string;
+  readonly markerTopic: string;
+}): Record<string, unknown>[] {
+  return [
+    { name: p.names.redis, kind: "redis", url: services.redisUrl, namespace: p.namespace },
+    {
+      name: p.names.kafka,
+      kind: "kafka",
+      brokers: [...services.kafkaBrokers],
+      markerTopic: p.markerTopic,
+      transactionalIdPrefix: `verdict-bench-${p.runId}`,
+    },
+  ];
+}
 
 /** Counters are read and deleted in chunks of this many keys. */
 const redisChunk = 500;
