@@ -7,6 +7,7 @@
  */
 import { VerdictClient } from "../client/index.js";
 import { say } from "./args.js";
+import { scrapeMetrics } from "./breakdown.js";
 import {
   cleanRedis,
   compareCounts,
@@ -93,7 +94,8 @@ export async function runMixedTransfer(
         if (signal.aborted) break;
         const scenario = await make();
         try {
-          measured.push(await measure(scenario, o, () => node.cpuMs(), signal));
+          const scrape = () => scrapeMetrics(node.url);
+          measured.push(await measure(scenario, o, () => node.cpuMs(), signal, scrape));
         } finally {
           await scenario.close();
         }
