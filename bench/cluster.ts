@@ -30,6 +30,7 @@ import { logCostRows, scrapingCounters, type LogCounters } from "./cluster-metri
 import { drain, measure, resultTable, type Measured } from "./measure.js";
 import { checkMoney, setUpAccounts, type TransfersRun } from "./money.js";
 import { processCpuMs } from "./node-process.js";
+import { loadOptions } from "./options.js";
 import {
   directTwoPhase,
   verdictOneRequest,
@@ -39,15 +40,8 @@ import {
 } from "./scenarios.js";
 import { formatMs, formatRatio, formatTable, percentile } from "./stats.js";
 
-// Clients are capped as in bench/transfer.ts: A0's two connections per client plus a node's
-// two pools stay well under PostgreSQL's max_connections (300 in deploy/local).
 const spec = {
-  clients: { default: 16, min: 1, max: 64, help: "concurrent clients per load scenario" },
-  "duration-s": { default: 10, min: 1, max: 3600, help: "measured seconds per scenario" },
-  "warmup-s": { default: 1, min: 0, max: 60, help: "unmeasured seconds before each" },
-  "serial-s": { default: 5, min: 0, max: 3600, help: "seconds of the one-client pass (0: none)" },
-  accounts: { default: 1000, min: 2, max: 10_000_000, help: "accounts per database" },
-  "tx-max": { default: 1_000_000, min: 1, max: 10_000_000, help: "transfers per scenario" },
+  ...loadOptions,
   transfer: {
     default: "steps",
     choices: ["steps", "one-request"],
@@ -140,7 +134,7 @@ async function main(argv: readonly string[]): Promise<number> {
   return ok ? 0 : 1;
 }
 
-interface BenchRun {
+export interface BenchRun {
   readonly o: Options;
   readonly db: Databases;
   readonly runId: string;
@@ -172,7 +166,7 @@ async function localNode(run: BenchRun): Promise<string[]> {
 }
 
 /** Three nodes on etcd: the Verdict scenarios, the leader changes; drained and removed. */
-async function etcdCluster(
+export async function etcdCluster(
   run: BenchRun,
   runs: TransfersRun[],
 ): Promise<{ left: string[]; trials: Trial[] }> {

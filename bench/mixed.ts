@@ -12,19 +12,25 @@
  */
 import { randomBytes } from "node:crypto";
 import { cpus, loadavg } from "node:os";
-import { Redis } from "ioredis";
-import kafkajs from "kafkajs";
+import type { Redis } from "ioredis";
+import type { Kafka } from "kafkajs";
 import { VerdictClient } from "../client/index.js";
-import { CommittedReader } from "../participants/kafka/reader.js";
 import { services } from "../test/support/services.js";
 import { createAccounts, dropSchema, totalBalance } from "./accounts.js";
 import { parseOptions, runMain, say } from "./args.js";
+import {
+  cleanRedis,
+  committedEvents,
+  compareCounts,
+  countersTotal,
+  mixedParticipants,
+  openMixedClients,
+  waitStaged,
+} from "./mixed-services.js";
 import { drain, measure, resultTable, type Measured } from "./measure.js";
 import { mixedScenarios, type MixedScenario } from "./mixed-scenarios.js";
 import { startNodeProcess } from "./node-process.js";
 import { formatMs, formatRatio, formatTable } from "./stats.js";
-
-const { Kafka, logLevel } = kafkajs;
 
 const spec = {
   clients: { default: 16, min: 1, max: 64, help: "concurrent clients per scenario" },
@@ -41,11 +47,6 @@ const spec = {
 } as const;
 
 const balanceStart = 1_000_000;
-/** Counters are read and deleted in chunks of this many keys. */
-const redisChunk = 500;
-/** Keys of the participant's namespace scanned for the clean-up, per SCAN call and in all. */
-const scanCount = 1_000;
-const scanKeysMax = 1_000_000;
 const names = { pg: "pg-a", redis: "redis-bench", kafka: "kafka-bench" } as const;
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -66,33 +67,13 @@ async function main(argv: readonly string[]): Promise<number> {
 
   await createAccounts(services.pgUrlA, options.accounts, balanceStart);
   const debitBefore = await totalBalance(services.pgUrlA);
-  const kafka = new Kafka({
-    clientId: `verdict-bench-${run}`,
-    brokers: [...services.kafkaBrokers],
-    logLevel: logLevel.NOTHING,
-  });
-  const admin = kafka.admin();
-  await admin.connect();
-  const redisClient = new Redis(services.redisUrl, { maxRetriesPerRequest: 1 });
+  const { kafka, admin, redis: redisClient } = await openMixedClients(run, topic);
   let ok = false;
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic, numPartitions: 1, replicationFactor: 1 }],
-    });
     const node = await startNodeProcess({
       from: options.node as "dist" | "src",
       participants: [{ name: names.pg, connectionString: services.pgUrlA }],
-      otherParticipants: [
-        { name: names.redis, kind: "redis", url: services.redisUrl, namespace },
-        {
-          name: names.kafka,
-          kind: "kafka",
-          brokers: [...services.kafkaBrokers],
-          markerTopic,
-          transactionalIdPrefix: `verdict-bench-${run}`,
-        },
-      ],
+      otherParticipants: mixedParticipants({ runId: run, names, namespace, markerTopic }),
       schema,
       poolSize: options.clients,
       inFlightTransactionsMax: 256,
@@ -145,13 +126,6 @@ async function main(argv: readonly string[]): Promise<number> {
   return ok ? 0 : 1;
 }
 
-/** Until no Redis branch of the run is staged (bounded). */
-async function waitStaged(redis: Redis, stagedKey: string): Promise<void> {
-  for (let i = 0; i < 300 && (await redis.scard(stagedKey)) > 0; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 async function check(run: {
   readonly measured: readonly Measured<MixedScenario>[];
   readonly left: readonly string[];
@@ -160,73 +134,30 @@ async function check(run: {
   readonly counterPrefix: string;
   readonly accounts: number;
   readonly stagedKey: string;
-  readonly kafka: InstanceType<typeof Kafka>;
+  readonly kafka: Kafka;
   readonly topic: string;
 }): Promise<boolean> {
   const errors = run.measured.reduce((n, m) => n + m.result.errors, 0);
   const sum = (f: (s: MixedScenario) => number) =>
     run.measured.reduce((n, m) => n + f(m.scenario), 0);
   const debited = Number(run.debitBefore - (await totalBalance(services.pgUrlA)));
-  let credited = 0;
-  for (let from = 1; from <= run.accounts; from += redisChunk) {
-    const keys = Array.from(
-      { length: Math.min(redisChunk, run.accounts - from + 1) },
-      (_, i) => `${run.counterPrefix}${from + i}`,
-    );
-    for (const v of await run.redisClient.mget(keys)) credited += Number(v ?? 0);
-  }
-  const reader = await CommittedReader.open(run.kafka, { owner: "bench" });
-  let events: number;
-  try {
-    events = (await reader.readSettled(run.topic, 0)).values.length;
-  } finally {
-    await reader.close();
-  }
+  const credited = await countersTotal(run.redisClient, run.counterPrefix, run.accounts);
+  const events = await committedEvents(run.kafka, run.topic);
   const staged = await run.redisClient.scard(run.stagedKey);
-  const rows: [string, number, number][] = [
-    ["pg-a debited", sum((s) => s.debited()), debited],
-    ["Redis counters credited", sum((s) => s.credited()), credited],
-    ["Kafka events", sum((s) => s.events()), events],
-  ];
-  let ok = true;
-  for (const [what, confirmed, found] of rows) {
-    const equal = confirmed === found;
-    // A failed call may still have committed: exactness is required only without errors.
-    if (errors === 0) ok &&= equal;
-    say(
-      `${what}: ${confirmed} by confirmed commits, ${found} found ${equal ? "(equal)" : "(DIFFERS)"}`,
-    );
-  }
-  if (errors > 0) say(`${errors} transfers failed: the counts above may differ by those`);
+  let ok = compareCounts(
+    [
+      ["pg-a debited", sum((s) => s.debited()), debited],
+      ["Redis counters credited", sum((s) => s.credited()), credited],
+      ["Kafka events", sum((s) => s.events()), events],
+    ],
+    errors,
+    say,
+  );
   if (run.left.length > 0 || staged > 0) {
     ok = false;
     say(`left behind: ${run.left.length} PostgreSQL branches prepared, ${staged} Redis staged`);
   }
   return ok;
-}
-
-/** Deletes the run's counters and the participant's namespace (bounded SCAN). */
-async function cleanRedis(
-  redis: Redis,
-  counterPrefix: string,
-  accounts: number,
-  namespace: string,
-): Promise<void> {
-  for (let from = 1; from <= accounts; from += redisChunk) {
-    const keys = Array.from(
-      { length: Math.min(redisChunk, accounts - from + 1) },
-      (_, i) => `${counterPrefix}${from + i}`,
-    );
-    await redis.del(...keys);
-  }
-  let cursor = "0";
-  let seen = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", scanCount);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-    seen += keys.length;
-  } while (cursor !== "0" && seen < scanKeysMax);
 }
 
 function printMixed(measured: readonly Measured<MixedScenario>[]): void {

@@ -43,8 +43,8 @@ export async function setUpAccounts(db: Databases): Promise<MoneyBefore> {
 
 /**
  * Money conserved across both databases; the money moved a → b equal to what confirmed
- * commits moved (when no cross-database transfer — a scenario whose id starts with "A" —
- * failed); nothing left prepared. Prints each; answers whether all held. Drops the Verdict
+ * commits moved (when no cross-database transfer — a scenario whose id starts with "A" or
+ * "M" — failed); nothing left prepared. Prints each; answers whether all held. Drops the Verdict
  * schemas when Verdict left nothing prepared, and rolls back what the direct client left.
  */
 export async function checkMoney(run: {
@@ -72,7 +72,7 @@ export async function checkMoney(run: {
   );
   const movedConfirmed = runs.reduce((sum, m) => sum + BigInt(m.scenario.movedAtoB()), 0n);
   const crossErrors = runs
-    .filter((m) => m.scenario.id.startsWith("A"))
+    .filter((m) => /^[AM]/.test(m.scenario.id))
     .reduce((sum, m) => sum + m.result.errors, 0);
   const movedExact = movedFound === movedConfirmed;
   if (crossErrors === 0) ok &&= movedExact;

@@ -46,10 +46,10 @@ export interface Databases {
   readonly lockTimeoutMs: number;
 }
 
-const debitSql = `update ${accountsTable} set balance = balance - $1 where id = $2`;
-const creditSql = `update ${accountsTable} set balance = balance + $1 where id = $2`;
+export const debitSql = `update ${accountsTable} set balance = balance - $1 where id = $2`;
+export const creditSql = `update ${accountsTable} set balance = balance + $1 where id = $2`;
 /** A branch that waits longer than this on a lock (a distributed deadlock) aborts. */
-const transactionTimeoutMs = 5_000;
+export const transactionTimeoutMs = 5_000;
 const commitAttemptsMax = 3;
 const commitRetryPauseMs = 50;
 
@@ -139,12 +139,7 @@ export async function directTwoPhase(
   clients: number,
   runId: string,
 ): Promise<Scenario> {
-  const connections = await openConnections(clients, [db.urlA, db.urlB]);
-  if (db.lockTimeoutMs > 0) {
-    await Promise.all(
-      connections.flat().map((c) => c.query(`set lock_timeout = ${Math.floor(db.lockTimeoutMs)}`)),
-    );
-  }
+  const connections = await openTwoPhaseSessions(db, clients);
   let moved = 0;
   let seq = 0;
   return {
@@ -175,6 +170,20 @@ export async function directTwoPhase(
   };
 }
 
+/**
+ * Per client a connection to each database (urlA's first), with the lock_timeout Verdict's
+ * branches have: the sessions of a direct two-phase transfer.
+ */
+export async function openTwoPhaseSessions(db: Databases, clients: number): Promise<pg.Client[][]> {
+  const connections = await openConnections(clients, [db.urlA, db.urlB]);
+  if (db.lockTimeoutMs > 0) {
+    await Promise.all(
+      connections.flat().map((c) => c.query(`set lock_timeout = ${Math.floor(db.lockTimeoutMs)}`)),
+    );
+  }
+  return connections;
+}
+
 export async function directOnePhase(db: Databases, clients: number): Promise<Scenario> {
   const connections = await openConnections(clients, [db.urlA]);
   return {
@@ -200,7 +209,7 @@ export async function directOnePhase(db: Databases, clients: number): Promise<Sc
 }
 
 /** BEGIN; the update; PREPARE TRANSACTION gid. Answers the gid; rolls back on failure. */
-async function prepareBranch(
+export async function prepareBranch(
   c: pg.Client,
   gid: string,
   text: string,
@@ -220,12 +229,12 @@ async function prepareBranch(
 }
 
 /** A branch left prepared here is reported (and rolled back) by the end-of-run check. */
-async function rollBackQuietly(c: pg.Client, gid: string): Promise<void> {
+export async function rollBackQuietly(c: pg.Client, gid: string): Promise<void> {
   await c.query(`rollback prepared ${literal(gid)}`).catch(() => undefined);
 }
 
 /** The decision is commit once both sides prepared: retried a few times, then reported. */
-async function commitPrepared(c: pg.Client, gid: string): Promise<void> {
+export async function commitPrepared(c: pg.Client, gid: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await c.query(`commit prepared ${literal(gid)}`);
@@ -263,11 +272,11 @@ async function openConnections(clients: number, urls: readonly string[]): Promis
   return sets;
 }
 
-async function closeConnections(connections: readonly pg.Client[]): Promise<void> {
+export async function closeConnections(connections: readonly pg.Client[]): Promise<void> {
   await Promise.all(connections.map((c) => c.end().catch(() => undefined)));
 }
 
-function connection(sets: readonly pg.Client[][], client: number, index: number): pg.Client {
+export function connection(sets: readonly pg.Client[][], client: number, index: number): pg.Client {
   const c = sets[client]?.[index];
   if (c === undefined) throw new Error(`assertion: client ${client} has no connection ${index}`);
   return c;

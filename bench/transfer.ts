@@ -5,21 +5,29 @@
  *   node --import tsx bench/transfer.ts [--clients N] [--duration-s S] [--accounts K]
  *
  * Order: set-up → A0, A, A1, B0, B (each after a short warm-up) → A0, A, A1 with one client
- * → wait for Verdict's phase 2 to drain → stop the node → check that money was conserved and
- * nothing was left prepared. Prints each scenario's per-step breakdown (breakdown.ts) and
- * every goal of the speed issue with its ratio (goals.ts). Exits 1 if a check fails.
+ * → wait for Verdict's phase 2 to drain → stop the node → the mixed transfer M0, M, M1 on a
+ * node of its own (mixed-transfer.ts; `--mixed`) → A through three nodes on etcd, with 16
+ * clients then one (cluster.ts's deployment; `--cluster`) → check that money was conserved,
+ * Redis and Kafka got what confirmed transfers wrote, and nothing was left prepared. Prints
+ * each scenario's per-step breakdown (breakdown.ts) and every goal of the speed issue with
+ * its ratio (goals.ts). Exits 1 if a check fails.
  */
 import { randomBytes } from "node:crypto";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { VerdictClient } from "../client/index.js";
 import { services } from "../test/support/services.js";
-import { parseOptions, runMain, say } from "./args.js";
+import { ensureBuilt } from "../test/support/process-node.js";
+import { etcdEndpoints } from "../test/support/cluster.js";
+import { parseOptions, runMain, say, type ParsedOptions } from "./args.js";
 import { scrapeMetrics } from "./breakdown.js";
+import { etcdCluster, parseClusterOptions, type BenchRun } from "./cluster.js";
 import { goalTable } from "./goals.js";
 import { drain, measure, resultTable, type Measured } from "./measure.js";
+import { runMixedTransfer } from "./mixed-transfer.js";
 import { checkMoney, setUpAccounts } from "./money.js";
 import { startNodeProcess } from "./node-process.js";
+import { loadOptions, partOption, partRuns } from "./options.js";
 import {
   directOnePhase,
   directTwoPhase,
@@ -31,17 +39,12 @@ import {
 } from "./scenarios.js";
 import { formatRatio, formatTable } from "./stats.js";
 
-// Clients are capped so that A0 (two connections per client) plus the node's two pools
-// (as many again) stay well under PostgreSQL's max_connections (300 in deploy/local).
 const spec = {
-  clients: { default: 16, min: 1, max: 64, help: "concurrent clients per scenario" },
-  "duration-s": { default: 10, min: 1, max: 3600, help: "measured seconds per scenario" },
-  "warmup-s": { default: 1, min: 0, max: 60, help: "unmeasured seconds before each" },
-  "serial-s": { default: 5, min: 0, max: 3600, help: "seconds of the one-client pass (0: none)" },
-  accounts: { default: 1000, min: 2, max: 10_000_000, help: "accounts per database" },
-  "tx-max": { default: 1_000_000, min: 1, max: 10_000_000, help: "transfers per scenario" },
+  ...loadOptions,
   node: { default: "dist", choices: ["dist", "src"], help: "run the node from dist/ or src" },
   profile: { default: "off", choices: ["off", "on"], help: "CPU-profile the node (--cpu-prof)" },
+  mixed: partOption("the mixed transfer M0/M/M1 (auto: if Redis and Kafka answer)"),
+  cluster: partOption("A through the 3-node etcd cluster (auto: if etcd answers)"),
   "prepare-order": {
     default: "parallel",
     choices: ["parallel", "ordered"],
@@ -139,18 +142,111 @@ async function main(argv: readonly string[]): Promise<number> {
     await node.stop();
   }
   if (options.profile === "on") say(`node CPU profile written to ${profileDir}`);
+  const other = await otherDeployments(options, db, runId, stopping.signal);
+  measured.push(...other.measured);
 
-  printResults(measured, nodePeakRssMb);
-  const ok = await checkMoney({
+  printResults(measured, nodePeakRssMb, other.costs);
+  const moneyOk = await checkMoney({
     db,
     runId,
-    schemas: [schema],
+    schemas: [schema, ...other.schemas],
     runs: measured,
-    verdictLeft,
+    verdictLeft: [...verdictLeft, ...other.verdictLeft],
     before,
   });
+  const ok = moneyOk && other.ok;
   say(ok ? "checks passed" : "CHECKS FAILED");
   return ok ? 0 : 1;
+}
+
+interface OtherDeployments {
+  readonly measured: Measured[];
+  readonly verdictLeft: string[];
+  readonly schemas: string[];
+  /** Per scenario through etcd: the log's work (cluster-metrics.ts). */
+  readonly costs: { readonly id: string; readonly rows: string[][] }[];
+  readonly ok: boolean;
+}
+
+/**
+ * After the main node: the mixed transfer on its own node (mixed-transfer.ts), then A through
+ * three nodes on etcd (cluster.ts's deployment, with no leader changes). A part that fails is
+ * reported and fails the run; the others still run and print.
+ */
+async function otherDeployments(
+  options: ParsedOptions<typeof spec>,
+  db: Databases,
+  runId: string,
+  signal: AbortSignal,
+): Promise<OtherDeployments> {
+  const other: OtherDeployments = {
+    measured: [],
+    verdictLeft: [],
+    schemas: [],
+    costs: [],
+    ok: true,
+  };
+  const fail = (part: string, err: unknown) => {
+    say(`${part} FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return { ...other, ok: false };
+  };
+  let result = other;
+  const redisUrl = new URL(services.redisUrl);
+  const redisAddress = `${redisUrl.hostname}:${redisUrl.port || "6379"}`;
+  if (
+    !signal.aborted &&
+    (await partRuns(options.mixed, [redisAddress, ...services.kafkaBrokers]))
+  ) {
+    const mixedOptions = {
+      ...options,
+      node: options.node as "dist" | "src",
+      prepareOrder: options["prepare-order"],
+    };
+    try {
+      const mixed = await runMixedTransfer(db, mixedOptions, runId, signal);
+      result = {
+        ...result,
+        measured: [...result.measured, ...mixed.measured],
+        verdictLeft: [...result.verdictLeft, ...mixed.verdictLeft],
+        schemas: [...result.schemas, mixed.schema],
+        ok: result.ok && mixed.ok,
+      };
+    } catch (err) {
+      result = fail("mixed transfer", err);
+    }
+  }
+  if (!signal.aborted && (await partRuns(options.cluster, etcdEndpoints))) {
+    try {
+      ensureBuilt();
+      const run: BenchRun = {
+        o: parseClusterOptions(clusterArgs(options)),
+        db,
+        runId,
+        signal,
+        measured: [],
+        costs: [],
+      };
+      const { left } = await etcdCluster(run, []);
+      result = {
+        ...result,
+        measured: [...result.measured, ...run.measured],
+        verdictLeft: [...result.verdictLeft, ...left],
+        costs: run.costs,
+      };
+    } catch (err) {
+      result = fail("3-node etcd cluster", err);
+    }
+  }
+  return result;
+}
+
+/** cluster.ts's options for this run's load, without leader changes. */
+function clusterArgs(options: ParsedOptions<typeof spec>): string[] {
+  const args = ["--failover-trials", "0", "--handover-trials", "0"];
+  for (const name of Object.keys(loadOptions) as (keyof typeof loadOptions)[]) {
+    args.push(`--${name}`, String(options[name]));
+  }
+  return args;
 }
 
 /** The same scenario, run by one client: its id marked "×1". */
@@ -159,13 +255,24 @@ async function oneClient(scenario: Promise<Scenario>): Promise<Scenario> {
   return { ...s, id: `${s.id}×1`, title: `${s.title}, one client` };
 }
 
-function printResults(measured: readonly Measured[], nodePeakRssMb: number): void {
+function printResults(
+  measured: readonly Measured[],
+  nodePeakRssMb: number,
+  costs: OtherDeployments["costs"],
+): void {
   say(`\n${formatTable(resultTable(measured))}\n`);
+  for (const cost of costs) {
+    say(`${cost.id}: the log's work, from the serving node's metrics`);
+    say(`${formatTable(cost.rows)}\n`);
+  }
   for (const m of measured) {
     if (m.breakdown.length <= 1) continue;
     say(`${m.scenario.id}: per-step breakdown from the node's metrics, per transfer`);
     say(formatTable(m.breakdown));
-    say(`${m.scenario.id}: ${m.appendsPerFsync.toFixed(2)} log appends per fsync\n`);
+    // The etcd log has no fsync of its own (cost rows above instead).
+    if (Number.isFinite(m.appendsPerFsync))
+      say(`${m.scenario.id}: ${m.appendsPerFsync.toFixed(2)} log appends per fsync`);
+    say("");
   }
   const byId = new Map(measured.map((m) => [m.scenario.id, m.result]));
   for (const [subject, floor] of [
@@ -174,6 +281,10 @@ function printResults(measured: readonly Measured[], nodePeakRssMb: number): voi
     ["B", "B0"],
     ["A×1", "A0×1"],
     ["A1×1", "A0×1"],
+    ["M", "M0"],
+    ["M1", "M0"],
+    ["A.etcd", "A0"],
+    ["A.etcd×1", "A0×1"],
   ] as const) {
     const s = byId.get(subject);
     const f = byId.get(floor);
