@@ -98,6 +98,7 @@ describe("a node whose etcd raises NOSPACE", () => {
 
     await sleep(3_000); // several lease renewals and re-sends under the alarm
     assert.equal((await cluster.view(node)).term, term, "the leader keeps its term");
+    assert.equal(await metricValue(url, "verdict_leadership_changes_total", { change: "lost" }), 0);
     assert.equal(await stateOf(held.xid), "prepared");
     assert.equal((await preparedOf(cluster.clusterId)).length, 2, "both branches still prepared");
     assert.equal(await accounts.balance("pg-a", 1), 1000);
