@@ -38,6 +38,7 @@ export type ErrorCode =
   | "internal"
   | "not-leader"
   | "outcome-unknown"
+  | "log-full"
   | "unavailable";
 
 export type TransactionState =

@@ -33,6 +33,7 @@ import { startParticipant } from "./driver/late-start.js";
 import { withTimeout } from "./driver/deadline.js";
 import { ParticipantCallError } from "./driver/errors.js";
 import { parseFailpoints } from "./failpoints/failpoints.js";
+import { EtcdNoSpaceError } from "./log/etcd/errors.js";
 import type { DecisionLog } from "./log/decision-log.js";
 import { LOCAL_TERM, LocalDecisionLog } from "./log/local-decision-log.js";
 import { NodeStorage } from "./log/node-storage.js";
@@ -229,6 +230,12 @@ export async function startNode(
         Date.now(),
       ),
     inspectBranch: (name, branchId) => directCalls.inspectBranch(name, branchId as BranchId),
+    beginRefusal: () => {
+      const refusal = serving?.log.refusal();
+      return refusal instanceof EtcdNoSpaceError
+        ? `not taking new work: ${refusal.message}`
+        : undefined;
+    },
     appliedIndex: () => serving?.engine.table.appliedIndex ?? 0,
     peekView: (xid) => serving?.engine.view(xid),
     servingTerm: () => (serving === undefined ? undefined : (serving.term ?? LOCAL_TERM)),
@@ -274,6 +281,7 @@ export async function startNode(
       metrics.renders.inc();
       metrics.inFlight.set(serving?.engine.inFlight() ?? 0);
       metrics.inDoubt.set(serving?.engine.inDoubt() ?? 0);
+      metrics.logNoSpace.set(serving?.log.refusal() instanceof EtcdNoSpaceError ? 1 : 0);
       const oldest = serving?.engine.oldestInDoubtBeganAtMs();
       metrics.inDoubtOldestSeconds.set(oldest === undefined ? 0 : (Date.now() - oldest) / 1000);
       return metrics.registry.metrics();

@@ -2,13 +2,14 @@
  * The probes. Liveness (/livez) answers from the event loop alone: if it answers within the
  * probe's timeout the loop is responsive, and nothing else (a participant, the log) can fail
  * it — a restart would not bring a participant back. Readiness (/readyz) answers 503 while
- * the node cannot take work: the decision log refuses appends (closed or failed), or the node
- * is not serving (starting, draining, stopped). The summary (/healthz) adds each participant:
+ * the node cannot take work: the decision log refuses appends (closed or failed) or holds them
+ * back (etcd's NOSPACE alarm: they land once space returns), or the node is not serving (starting, draining, stopped). The summary (/healthz) adds each participant:
  * one that is down makes the node `degraded`, not unready — its branches vote no and every
  * other transaction goes on.
  */
 import { messageOf } from "../../participants/common/errors.js";
 import { responseLimits } from "../config/limits.js";
+import { EtcdNoSpaceError } from "../log/etcd/errors.js";
 import { LogClosedError } from "../log/errors.js";
 import { ApiError } from "./contract/errors.js";
 import type { HealthzResponse, logStates, nodeLifecycles } from "./contract/health.js";
@@ -67,7 +68,12 @@ export class NodeHealth {
     const refusal = this.source.logRefusal();
     const lastIndex = this.source.logLastIndex();
     if (refusal === undefined) return { state: "open", lastIndex };
-    const state = refusal instanceof LogClosedError ? "closed" : "failed";
+    const state =
+      refusal instanceof LogClosedError
+        ? "closed"
+        : refusal instanceof EtcdNoSpaceError
+          ? "no-space"
+          : "failed";
     return { state, lastIndex, detail: refusal.message.slice(0, detailCharsMax) };
   }
 

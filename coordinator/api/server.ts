@@ -72,6 +72,11 @@ export interface ApiBackend {
     | { ok: true; answer: HandoverResponse }
     | { ok: false; code: "invalid-state" | "not-leader" | "unavailable"; message: string }
   >;
+  /**
+   * Why begin is refused now (the log is held back by etcd's NOSPACE alarm), or undefined:
+   * new work waits until transactions under way can be decided.
+   */
+  beginRefusal(): string | undefined;
   /** The last log index this node's table applied (0 when it does not lead). */
   appliedIndex(): number;
   /**
@@ -496,6 +501,8 @@ function makeHandlers(
 
   return {
     beginTransaction: async ({ principal, token, slot, body, idem }) => {
+      const refusal = backend.beginRefusal();
+      if (refusal !== undefined) throw new ApiError("log-full", refusal);
       const b = body as z.output<Schemas["beginRequest"]>;
       // A transaction in one request: every branch is checked before anything begins.
       const branches = (b.branches ?? []).map((branch) => enlistable(token, branch));

@@ -19,6 +19,7 @@ export interface Metrics {
   readonly phase2Retries: Counter<"participant" | "op">;
   readonly leadershipChanges: Counter<"change">;
   readonly leader: Gauge;
+  readonly logNoSpace: Gauge;
   readonly participantUp: Gauge<"participant">;
   /** Renderings of /metrics: at most one per `metrics.cacheMs` however many scrape. */
   readonly renders: Counter;
@@ -130,6 +131,13 @@ export function createMetrics(): Metrics {
     leader: new Gauge({
       name: "verdict_leader",
       help: "1 while this node leads (its table caught up or catching up), else 0.",
+      registers: [registry],
+    }),
+    logNoSpace: new Gauge({
+      name: "verdict_log_nospace",
+      help:
+        "1 while etcd's NOSPACE alarm holds this leader's appends back (begin is refused, " +
+        "the node is not ready; docs/etcd.md, NOSPACE), else 0.",
       registers: [registry],
     }),
     participantUp: new Gauge({

@@ -202,6 +202,15 @@ export const errorCatalogue = {
       "an operator's resolution included, and cannot tell what happened. Ask " +
       "`GET /v1/transactions/{xid}` (or repeat the call with the same Idempotency-Key).",
   },
+  "log-full": {
+    status: 503,
+    retryable: true,
+    when:
+      "The decision log cannot take new work: etcd's NOSPACE alarm is raised (its backend " +
+      "reached its quota; docs/etcd.md, NOSPACE). Begin (with or without branches) is refused " +
+      "and nothing was changed; transactions already under way are held and finish once an " +
+      "operator frees space. Begin again later.",
+  },
   unavailable: {
     status: 503,
     retryable: true,

@@ -7,7 +7,8 @@ import { z } from "zod";
 import { responseLimits } from "../../config/limits.js";
 
 export const nodeLifecycles = ["starting", "serving", "draining", "stopped"] as const;
-export const logStates = ["open", "closed", "failed"] as const;
+/** `no-space`: etcd's NOSPACE alarm holds appends back (they land once space returns). */
+export const logStates = ["open", "closed", "failed", "no-space"] as const;
 export const healthStatuses = ["ok", "degraded", "unavailable"] as const;
 
 const { messageCharsMax: detailCharsMax, participantsMax } = responseLimits;

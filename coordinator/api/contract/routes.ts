@@ -91,6 +91,7 @@ export function buildRoutes(s: Schemas): readonly RouteSpec[] {
         "payload-too-large",
         "invalid-state",
         "transaction-aborted",
+        "log-full",
       ]),
       idempotent: true,
     },

@@ -6,9 +6,10 @@ import { LogError } from "../errors.js";
 
 /**
  * etcd raised its NOSPACE alarm (the backend reached --quota-backend-bytes): it refuses every
- * write until an operator compacts, defragments and disarms (docs/etcd.md, "NOSPACE runbook").
- * The appends this rejects were checked not to have landed: nothing acknowledged is lost.
- * The node should report itself not ready.
+ * write until an operator compacts, defragments and disarms (docs/etcd.md, "NOSPACE").
+ * Appends are not rejected with it: the log holds them and re-sends the batch (checked not to
+ * have landed) until space returns, reporting this as its `refusal()` meanwhile, so the node
+ * is not ready and refuses begin. A snapshot write or a takeover's meta write fails with it.
  */
 export class EtcdNoSpaceError extends LogError {
   readonly code = "etcd-no-space";

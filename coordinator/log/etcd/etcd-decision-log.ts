@@ -3,8 +3,11 @@
  * node's leadership. Group commit: at most one append Txn in flight; appends made meanwhile
  * wait and share the next Txn (one `log/<firstIndex>` key per batch, within etcd's request
  * size). A Txn that fails in transit is re-sent unchanged (append-txn.ts judges the outcome),
- * until it is answered or leadership is lost.
+ * until it is answered or leadership is lost. Under etcd's NOSPACE alarm the batch in flight is
+ * re-sent with a capped backoff until space returns (the log reports itself stalled meanwhile;
+ * the node is not ready): the lease is kept, nothing queued is dropped, order is kept.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Etcd3 } from "etcd3";
 import type { AppendResult, LogEntry, LogSnapshot, RecordCodec } from "../decision-log.js";
 import { jsonCodec } from "../decision-log.js";
@@ -30,6 +33,9 @@ import { writeSnapshot } from "./snapshot-write.js";
 /** etcd's default --max-request-bytes (1.5 MiB); keys and Txn framing need the rest. */
 export const ETCD_REQUEST_BYTES_MAX = 1.5 * 1024 * 1024;
 const REQUEST_OVERHEAD_BYTES = 16 * 1024;
+/** Re-sends of a batch refused by NOSPACE: doubling from the first, capped (docs/etcd.md). */
+export const NOSPACE_RETRY_FIRST_MS = 100;
+export const NOSPACE_RETRY_MAX_MS = 2_000;
 
 export const etcdLogDefaults = {
   batchBytesMax: 1024 * 1024,
@@ -84,6 +90,9 @@ export class EtcdDecisionLog<R> implements ReplicatedDecisionLog<R> {
   private pendingBytes = 0;
   private inflight: Promise<void> | undefined;
   private failure: LogError | undefined;
+  /** Set while the batch in flight is refused by etcd's NOSPACE alarm (it is re-sent). */
+  private stalled: EtcdNoSpaceError | undefined;
+  private closing = false;
   private replayed = false;
   private landed = 0;
   private nextIndex = 1;
@@ -134,12 +143,14 @@ export class EtcdDecisionLog<R> implements ReplicatedDecisionLog<R> {
     return this.failure === undefined && this.o.leadership.term === this.term;
   }
 
-  /** Why appends are refused (closed, failed, or leadership lost), for readiness probes. */
+  /**
+   * Why appends are refused (closed, failed, or leadership lost) or held back (EtcdNoSpaceError:
+   * they queue and land once etcd takes writes again), for readiness probes.
+   */
   refusal(): Error | undefined {
     if (this.failure !== undefined) return this.failure;
-    return this.o.leadership.term === this.term
-      ? undefined
-      : new NotLeaderError(undefined, this.term);
+    if (this.o.leadership.term !== this.term) return new NotLeaderError(undefined, this.term);
+    return this.stalled;
   }
 
   confirmLeadership(): Promise<void> {
@@ -241,18 +252,29 @@ export class EtcdDecisionLog<R> implements ReplicatedDecisionLog<R> {
   private async land(index: number, value: Buffer): Promise<void> {
     const { client, layout } = this.o;
     const stopped = () => this.failure;
-    try {
-      await resendUntilAnswered(
-        () => sendAppendTxn(client, layout, this.term, index, value),
-        stopped,
-      );
-    } catch (err) {
-      // Under NOSPACE every write is refused; a linearizable read tells whether an earlier
-      // send landed before the alarm (a put applied after it is refused on every member).
-      if (!(err instanceof EtcdNoSpaceError)) throw err;
-      if (!(await resendUntilAnswered(() => holdsValue(client, layout, index, value), stopped)))
-        throw err;
+    // Bounded by `stopped` (leadership lost, the log stopped) and by `close`.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await resendUntilAnswered(
+          () => sendAppendTxn(client, layout, this.term, index, value),
+          stopped,
+        );
+        break;
+      } catch (err) {
+        // Under NOSPACE every write is refused; a linearizable read tells whether an earlier
+        // send landed before the alarm (a put applied after it is refused on every member).
+        if (!(err instanceof EtcdNoSpaceError)) throw err;
+        if (await resendUntilAnswered(() => holdsValue(client, layout, index, value), stopped))
+          break;
+        // Not a stop: the same batch at the same index is sent again once space may be back.
+        this.stalled ??= err;
+        if (this.closing) throw new LogClosedError();
+        await sleep(
+          Math.min(NOSPACE_RETRY_MAX_MS, NOSPACE_RETRY_FIRST_MS * 2 ** Math.min(attempt, 8)),
+        );
+      }
     }
+    this.stalled = undefined;
   }
 
   private landedBatch(taken: PendingAppend[], records: number, bytes: number): void {
@@ -280,12 +302,6 @@ export class EtcdDecisionLog<R> implements ReplicatedDecisionLog<R> {
         a.reject(error);
       }
     };
-    if (err instanceof EtcdNoSpaceError) {
-      // Nothing of it landed, nothing queued was sent: renumber from the log's end.
-      rejectAll(err);
-      this.nextIndex = this.landed + 1;
-      return;
-    }
     // A log that cannot append must not keep the lease: this node demotes, so its term's
     // engine is dropped and a fresh takeover (here or elsewhere) replays what landed.
     const reason = err instanceof NotLeaderError ? "superseded" : "log-stopped";
@@ -365,7 +381,9 @@ export class EtcdDecisionLog<R> implements ReplicatedDecisionLog<R> {
   }
 
   async close(): Promise<void> {
-    // Each round lands or fails one batch; failure empties the queue: bounded.
+    // Each round lands or fails one batch (a batch held back by NOSPACE fails on `closing`);
+    // failure empties the queue: bounded.
+    this.closing = true;
     while (this.inflight !== undefined) await this.inflight;
     await this.snapshotChain;
     this.stop(new LogClosedError());

@@ -1,99 +1,87 @@
 /**
- * Proves the NOSPACE path on a throwaway one-member etcd with a tiny backend quota: once etcd
- * raises its NOSPACE alarm, appends reject with the typed EtcdNoSpaceError (the node can go
- * not-ready), nothing acknowledged is lost (a replay, still allowed under the alarm, returns
- * every acknowledged record and none of the rejected ones), and later appends are refused
- * with the same typed error instead of hanging.
+ * Proves the NOSPACE path of the etcd decision log on a throwaway one-member etcd with a 4 MiB
+ * quota (tiny-etcd.ts): once junk keys raise etcd's NOSPACE alarm, appends are held, not failed
+ * — the log reports EtcdNoSpaceError as its refusal (the node goes not-ready), keeps its term
+ * (no step-down), and re-sends the batch until the runbook (delete, compact, defrag, disarm)
+ * frees space; then every held append lands, in call order, after the acknowledged ones, and a
+ * replay returns exactly those. A log closed while held back ends its appends with
+ * LogClosedError instead of hanging.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { EtcdNoSpaceError } from "../../../coordinator/log/etcd/errors.js";
-import { freePort } from "../../support/free-port.js";
-import { connect, etcdBinary, ensureEtcd, TestCluster } from "./helpers.js";
+import { LogClosedError } from "../../../coordinator/log/errors.js";
+import { TestCluster } from "./helpers.js";
+import { fillUntilNoSpace, runNoSpaceRunbook, startTinyEtcd, type TinyEtcd } from "./tiny-etcd.js";
+
+const junkPrefix = "/nospace-junk/";
 
 describe("etcd decision log under NOSPACE", () => {
-  let etcd: ChildProcess;
-  let dataDir: string;
-  let endpoint: string;
+  let etcd: TinyEtcd;
   let cluster: TestCluster;
 
-  before(ensureEtcd); // builds the binary if this machine has none yet
   before(async () => {
-    const [clientPort, peerPort] = [await freePort(), await freePort()];
-    dataDir = mkdtempSync(path.join(os.tmpdir(), "verdict-etcd-nospace-"));
-    endpoint = `127.0.0.1:${clientPort}`;
-    etcd = spawn(
-      etcdBinary(),
-      [
-        `--data-dir=${dataDir}`,
-        `--listen-client-urls=http://${endpoint}`,
-        `--advertise-client-urls=http://${endpoint}`,
-        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
-        "--quota-backend-bytes=4194304",
-        "--log-level=error",
-      ],
-      { stdio: "ignore" },
-    );
-    // Should this process end without running `after`, the throwaway etcd goes with it.
-    process.once("exit", () => etcd.kill("SIGKILL"));
-    for (const signal of ["SIGTERM", "SIGINT"] as const)
-      process.once(signal, () => process.exit(1));
-    const probe = connect([endpoint]);
-    try {
-      for (let i = 0; ; i++) {
-        try {
-          await probe.maintenance.status();
-          break;
-        } catch (err) {
-          if (i >= 100) throw err;
-          await sleep(100);
-        }
-      }
-    } finally {
-      probe.close();
-    }
-    cluster = new TestCluster([endpoint]);
+    etcd = await startTinyEtcd();
+    cluster = new TestCluster([etcd.endpoint]);
   });
   after(async () => {
-    await cluster.close().catch(() => undefined);
-    etcd.kill("SIGKILL");
-    await sleep(200);
-    rmSync(dataDir, { recursive: true, force: true });
+    await cluster?.close().catch(() => undefined);
+    await etcd?.stop();
   });
 
-  test("appends over the quota reject EtcdNoSpaceError; every acknowledged one replays", async () => {
+  test("appends are held while the alarm lasts and land in order after the runbook", async () => {
     const a = cluster.node("a");
-    assert.ok(await a.leadership.campaign());
+    const term = await a.leadership.campaign();
+    assert.ok(term !== undefined);
     const log = await cluster.openLog(a);
-    const big = "x".repeat(200_000);
-    const acknowledged: number[] = [];
-    let refusal: unknown;
-    for (let i = 0; i < 100 && refusal === undefined; i++) {
-      await log.append([`${i}:${big}`]).then(
-        (r) => acknowledged.push(r.firstIndex),
-        (err: unknown) => (refusal = err),
-      );
-    }
-    assert.ok(refusal instanceof EtcdNoSpaceError, `refused with ${String(refusal)}`);
-    assert.ok(acknowledged.length > 5);
-    await assert.rejects(log.append(["small"]), EtcdNoSpaceError, "refused again, no hang");
-    assert.equal(log.lastIndex(), acknowledged.length);
+    await log.append(["before-1"]);
+    await log.append(["before-2"]);
+    assert.ok((await fillUntilNoSpace(cluster.admin, junkPrefix)) > 5);
 
+    const settled: string[] = [];
+    const held = ["held-1", "held-2", "held-3"].map((r) =>
+      log.append([r]).then((res) => (settled.push(r), res)),
+    );
+    for (let i = 0; !(log.refusal() instanceof EtcdNoSpaceError); i++) {
+      assert.ok(i < 100, "the log never reported NOSPACE");
+      await sleep(50);
+    }
+    await sleep(1_500); // several re-sends
+    assert.deepEqual(settled, [], "nothing lands, nothing fails while the alarm lasts");
+    assert.equal(a.leadership.term, term, "NOSPACE is not a reason to step down");
+    assert.equal(log.lastIndex(), 2);
+
+    await runNoSpaceRunbook(etcd, junkPrefix);
+    const results = await Promise.all(held);
+    assert.deepEqual(settled, ["held-1", "held-2", "held-3"]);
+    assert.deepEqual(
+      results.map((r) => r.firstIndex),
+      [3, 4, 5],
+    );
+    assert.equal(log.refusal(), undefined);
+    assert.equal(a.leadership.term, term);
     const replayed = await log.replay();
     assert.deepEqual(
-      replayed.entries.map((e) => e.index),
-      acknowledged,
+      replayed.entries.map((e) => e.record),
+      ["before-1", "before-2", "held-1", "held-2", "held-3"],
     );
-    assert.deepEqual(
-      replayed.entries.map((e) => e.record.split(":")[0]),
-      acknowledged.map((index) => String(index - 1)),
-    );
+    await log.close();
+  });
+
+  test("closing a log held back by NOSPACE ends its appends with LogClosedError", async () => {
+    const b = cluster.node("b");
+    await cluster.deleteLeaderKey();
+    assert.ok((await b.leadership.campaign()) !== undefined);
+    const log = await cluster.openLog(b);
+    await fillUntilNoSpace(cluster.admin, junkPrefix);
+    const held = log.append(["held"]);
+    for (let i = 0; !(log.refusal() instanceof EtcdNoSpaceError); i++) {
+      assert.ok(i < 100, "the log never reported NOSPACE");
+      await sleep(50);
+    }
+    await log.close();
+    await assert.rejects(held, LogClosedError);
+    await runNoSpaceRunbook(etcd, junkPrefix);
   });
 });
