@@ -1,8 +1,7 @@
 /**
  * Time, on the leader: the deadline abort (G4: no commit decision → abort, and nothing live
  * is aborted before its deadline), one-phase checks that fall due, phase-2 retries that fall
- * due, forgetting finished transactions after the retention time (and their deadline, plus
- * the clock skew), and, on shutdown,
+ * due, forgetting finished transactions once due (forget-queue.ts), and, on shutdown,
  * abandoning what only this node's memory holds.
  */
 import { only, type Leader } from "./leader.js";
@@ -62,26 +61,15 @@ function checkOnePhaseDue(l: Leader, live: LiveTxn): void {
   });
 }
 
-/**
- * Forgetting a transaction collects its participants' records (tombstones, fences, markers,
- * outcome records), which refuse a late prepare or one-phase commit of its branches. A
- * participant refuses those itself past the deadline on its own clock, which may run up to
- * clockSkewMsMax behind this node's: so the records stay until the deadline has passed on
- * every clock, and the retention time too (docs/architecture.md §7.4). The queue is in
- * finishing order: one waiting for its deadline holds back those behind it (collection is
- * only ever later, by at most the longest transaction timeout).
- */
+/** Forgets the finished transactions that are due (forget-queue.ts), in batches. */
 function forgetExpired(l: Leader): void {
   if (l.forgetProposal !== undefined) return;
   const xids: Xid[] = [];
   while (xids.length < l.cfg.forgetBatchMax) {
-    const head = l.finishedAt[0];
-    if (!head) break;
+    const head = l.forgetDue[0];
+    if (!head || head.dueMs > l.nowMs) break;
+    l.forgetDue.shift();
     const t = l.table.get(head.xid);
-    const deadlineMs = t?.header.deadlineMs ?? 0;
-    const dueMs = Math.max(deadlineMs, head.atMs + l.cfg.retentionMs) + l.cfg.clockSkewMsMax;
-    if (dueMs > l.nowMs) break;
-    l.finishedAt.shift();
     // Heuristic cases stay until an operator forgets them; one reopened by recovery is
     // queued again when it finishes.
     if (!t || heuristicOf(t) !== undefined || !isFinished(durableState(t))) continue;
