@@ -153,6 +153,7 @@ export async function startNode(
           maxMs: config.protocol.phase2BackoffMaxMs,
         },
         retentionMs: config.protocol.retentionMs,
+        clockSkewMsMax: config.protocol.clockSkewMsMax,
         forgetBatchMax: fixedLimits.forgetBatchMax,
         onePhase: config.protocol.onePhase,
         prepareOrder: config.protocol.prepareOrder,

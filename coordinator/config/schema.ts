@@ -125,6 +125,12 @@ export const configSchema = z.strictObject({
       recoveryVerifyMs: z.int().min(0).max(600_000).default(10_000),
       /** On SIGTERM: how long transactions under way get to finish before the node aborts the rest. */
       shutdownGraceMs: z.int().min(0).max(600_000).default(10_000),
+      /**
+       * The most any participant server's clock may differ from the coordinator nodes'
+       * clocks: a branch's records are collected only after max(deadline, finish + retention)
+       * plus this (docs/architecture.md §7.4).
+       */
+      clockSkewMsMax: z.int().min(0).max(3_600_000).default(5_000),
     })
     .default({
       onePhase: true,
@@ -138,6 +144,7 @@ export const configSchema = z.strictObject({
       participantCallTimeoutMs: 60_000,
       recoveryVerifyMs: 10_000,
       shutdownGraceMs: 10_000,
+      clockSkewMsMax: 5_000,
     }),
   /**
    * Traces over OTLP/HTTP (docs/observability.md). Off unless `otlpEndpoint` is set here or

@@ -114,7 +114,7 @@ export function leaderAppendFailed(
       if (!l.isMine(proposal, l.forgetProposal)) return;
       l.forgetProposal = undefined;
       // Forget them on a later tick; if the entry landed anyway they are simply gone.
-      l.finishedAt.unshift(...record.xids.map((xid) => ({ xid, atMs: record.atMs })));
+      l.forgetDue.unshift(...record.xids.map((xid) => ({ xid, dueMs: record.atMs })));
       return;
     case "recover":
       // The next scan finds the branches again.

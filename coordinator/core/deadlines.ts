@@ -1,7 +1,7 @@
 /**
  * Time, on the leader: the deadline abort (G4: no commit decision → abort, and nothing live
  * is aborted before its deadline), one-phase checks that fall due, phase-2 retries that fall
- * due, forgetting finished transactions after the retention time, and, on shutdown,
+ * due, forgetting finished transactions once due (forget-queue.ts), and, on shutdown,
  * abandoning what only this node's memory holds.
  */
 import { only, type Leader } from "./leader.js";
@@ -61,13 +61,14 @@ function checkOnePhaseDue(l: Leader, live: LiveTxn): void {
   });
 }
 
+/** Forgets the finished transactions that are due (forget-queue.ts), in batches. */
 function forgetExpired(l: Leader): void {
   if (l.forgetProposal !== undefined) return;
   const xids: Xid[] = [];
   while (xids.length < l.cfg.forgetBatchMax) {
-    const head = l.finishedAt[0];
-    if (!head || head.atMs + l.cfg.retentionMs > l.nowMs) break;
-    l.finishedAt.shift();
+    const head = l.forgetDue[0];
+    if (!head || head.dueMs > l.nowMs) break;
+    l.forgetDue.shift();
     const t = l.table.get(head.xid);
     // Heuristic cases stay until an operator forgets them; one reopened by recovery is
     // queued again when it finishes.

@@ -306,6 +306,12 @@ export interface EngineConfig extends KeyLimits {
   readonly phase2Backoff: BackoffConfig;
   /** How long a finished transaction stays visible before it is forgotten. */
   readonly retentionMs: number;
+  /**
+   * The largest clock difference between this node and a participant's server: a
+   * transaction is forgotten (its participants' records collected) only after
+   * max(deadline, finish + retention) plus this.
+   */
+  readonly clockSkewMsMax: number;
   readonly forgetBatchMax: number;
   /** Commit a single PostgreSQL or Redis branch in one phase. */
   readonly onePhase: boolean;

@@ -62,8 +62,8 @@ export class Leader {
   pendingAcks: Ack[] = [];
   acksProposal: number | undefined;
   forgetProposal: number | undefined;
-  /** Finished transactions in the order their retention time runs out. */
-  readonly finishedAt: { xid: Xid; atMs: number }[] = [];
+  /** Finished transactions in the order they may be forgotten (forget-queue.ts). */
+  readonly forgetDue: { xid: Xid; dueMs: number }[] = [];
   /** The admin list's overlay on the replica's (admin.ts): prepared ones, and those only live. */
   readonly listPrepared = new OrderedXids();
   readonly listLiveOnly = new OrderedXids();

@@ -4,6 +4,7 @@
  * way (phase 2 resumed, phase 1 of `preparing` ones re-driven, one-phase ones checked); on step-down it is dropped whole, after every waiting call hears `outcome-unknown`.
  */
 import { tick } from "./deadlines.js";
+import { queueForget } from "./forget-queue.js";
 import type { Leader } from "./leader.js";
 import { resumePhase1 } from "./phase1.js";
 import { startPhase2 } from "./phase2.js";
@@ -29,7 +30,7 @@ export function catchUp(l: Leader): void {
       }
     } else if (state === "committed" || state === "aborted") {
       // Finished before this node led: its retention counts from now.
-      l.finishedAt.push({ xid: t.header.xid, atMs: l.nowMs });
+      queueForget(l, t.header.xid, l.nowMs);
     }
   }
   tick(l);

@@ -12,6 +12,7 @@ import type { CallError } from "./inputs.js";
 import type { Ack } from "./records.js";
 import type { Leader } from "./leader.js";
 import { enter, phase2Heard, withHeard, type LiveTxn, type Phase2 } from "./phase.js";
+import { queueForget } from "./forget-queue.js";
 import { firstTrack, isDue, retryLater } from "./phase2-retry.js";
 import type { ParticipantKind } from "../../participants/participant.js";
 import { alreadyCommitted, txnReply } from "./replies.js";
@@ -153,7 +154,7 @@ export function maybeFinished(l: Leader, xid: Xid): void {
   }
   answerWaiting(l, live, t);
   l.live.delete(xid);
-  l.finishedAt.push({ xid, atMs: l.nowMs });
+  queueForget(l, xid, l.nowMs);
 }
 
 export function answerWaiting(l: Leader, live: LiveTxn, t: DurableTxn): void {

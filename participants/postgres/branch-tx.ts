@@ -5,10 +5,14 @@
  * answers), and a branch is two flights:
  *
  * 1. BEGIN → (a lowered statement_timeout) → the transaction's id → the marker (`mark`,
- *    which returns the same id) under a short lock_timeout → each statement, all written at
- *    once. The marker goes first: it claims the branch's key, so no other actor (a deposed
- *    coordinator's prepare, a rollback) can act on the branch while this one runs; a key held
- *    by another actor answers `busy` at the lock_timeout (docs/architecture.md §7.1). As
+ *    which returns the same id) under a short lock_timeout → the deadline on the server's
+ *    clock → each statement, all written at once. The marker goes first: it claims the
+ *    branch's key, so no other actor (a deposed coordinator's prepare, a rollback) can act on
+ *    the branch while this one runs; a key held by another actor answers `busy` at the
+ *    lock_timeout (docs/architecture.md §7.1). The deadline check right behind it fails the
+ *    transaction when `clock_timestamp()` is past the deadline, so the key is only ever
+ *    claimed before the deadline on the participant's own clock, whatever the coordinator's
+ *    clock said (the collection rule of docs/architecture.md §7.4 relies on it). As
  *    soon as the marker answers, `claim` checks the branch's state on Verdict's own
  *    connection and, if the branch is fresh, records the id there — while the statements
  *    still run. Nothing in this flight can end the transaction (statements.ts refuses
@@ -66,7 +70,12 @@ export interface BranchTx {
   readonly gid: string;
   readonly statements: readonly PostgresStatement[];
   readonly end: "prepare" | "commit";
+  /** The local bound of this attempt (the deadline, or sooner), on `nowMs`. */
   readonly deadlineMs: number;
+  /** The transaction's deadline (epoch ms), checked on the server's clock after the marker. */
+  readonly serverDeadlineMs: number;
+  /** The participant's own clock, for the cheap early checks. */
+  readonly nowMs: () => number;
   readonly statementTimeoutMs: number;
   /** lock_timeout of the branch's statements (0: none). */
   readonly lockTimeoutMs: number;
@@ -108,7 +117,7 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
   };
 
   if (tx.isCancelled()) return cancelled();
-  const remainingMs = tx.deadlineMs - Date.now();
+  const remainingMs = tx.deadlineMs - tx.nowMs();
   if (remainingMs <= 0) return deadlinePassed();
   try {
     const flight = inOneWrite(tx.client, () => sendFirstFlight(tx, remainingMs));
@@ -124,6 +133,8 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
       await rollback();
       return refused(noVoteReasons.rolledBack, "the branch has a rollback tombstone");
     }
+    stage = serverDeadlineStage;
+    await flight.deadlineCheck;
     stage = "claiming the branch";
     let settled: Vote | undefined;
     try {
@@ -160,7 +171,7 @@ export async function runBranchTx(tx: BranchTx): Promise<BranchTxResult> {
       await rollback();
       return cancelled();
     }
-    if (tx.deadlineMs <= Date.now()) {
+    if (tx.deadlineMs <= tx.nowMs()) {
       await rollback();
       return deadlinePassed();
     }
@@ -176,6 +187,7 @@ interface FirstFlight {
   readonly xid: Promise<Answer>;
   readonly statements: readonly Promise<Answer>[];
   readonly marker: Promise<Answer>;
+  readonly deadlineCheck: Promise<Answer>;
   /** The transaction id `claim` recorded. */
   claimed: string | undefined;
 }
@@ -210,12 +222,25 @@ function sendFirstFlight(tx: BranchTx, remainingMs: number): FirstFlight {
     [`${tx.markerLockTimeoutMs}`],
   );
   const marker = send(`select ${tx.tables.mark}($1) as xid`, [tx.gid]);
+  const deadlineCheck = send(serverDeadlineCheck, [`${tx.serverDeadlineMs}`]);
   void send(
     "select pg_catalog.set_config('lock_timeout', pg_catalog.current_setting('verdict.lock_timeout'), true)",
   );
   const statements = tx.statements.map((st) => send(st.sql, st.params));
-  return { begin, xid, statements, marker, claimed: undefined };
+  return { begin, xid, statements, marker, deadlineCheck, claimed: undefined };
 }
+
+const serverDeadlineStage = "the deadline check on the server's clock";
+
+/**
+ * Fails the transaction when the server's clock is past the deadline ($1, epoch ms). SQL has
+ * no raise outside PL/pgSQL, so the failure is a cast of a text to int (22P02), evaluated only
+ * when the WHERE holds: the text depends on clock_timestamp(), so the planner cannot fold it.
+ * `classify` maps 22P02 at this stage (and only here) to the `deadline` reason.
+ */
+const serverDeadlineCheck = `select ('verdict: the deadline ' || pg_catalog.to_timestamp($1::float8 / 1000)::text
+         || ' passed on the server clock at ' || pg_catalog.clock_timestamp()::text)::int
+       where pg_catalog.clock_timestamp() > pg_catalog.to_timestamp($1::float8 / 1000)`;
 
 /** Flight 2: PREPARE TRANSACTION or COMMIT, and DISCARD ALL behind it. */
 async function finish(tx: BranchTx, stage: string, ended: () => void): Promise<BranchTxResult> {
@@ -263,7 +288,14 @@ function classify(err: unknown, stage: string, tx: BranchTx): BranchTxResult {
       detail: `a rollback ended the branch during ${stage}`,
     };
   }
-  if (sqlState === undefined && Date.now() >= tx.deadlineMs) {
+  if (sqlState === "22P02" && stage === serverDeadlineStage) {
+    return {
+      kind: "refused",
+      reason: noVoteReasons.deadline,
+      detail: `${stage}: ${messageOf(err)}`,
+    };
+  }
+  if (sqlState === undefined && tx.nowMs() >= tx.deadlineMs) {
     return {
       kind: "refused",
       reason: noVoteReasons.deadline,

@@ -58,6 +58,11 @@ import { statementRefusal } from "./statements.js";
 
 export interface PostgresParticipantDeps {
   readonly logger?: ParticipantLogger;
+  /**
+   * The clock of the participant's cheap early deadline checks (default Date.now). The
+   * deciding check runs on the server's clock; tests run this one behind to show it.
+   */
+  readonly nowMs?: () => number;
 }
 
 export type PostgresParticipant = Participant<PostgresPayload> &
@@ -77,6 +82,7 @@ export function createPostgresParticipant(
   return new PostgresParticipantImpl(
     parsePostgresParticipantConfig(config),
     deps.logger ?? silentLogger,
+    deps.nowMs ?? Date.now,
   );
 }
 
@@ -113,6 +119,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
   constructor(
     private readonly config: PostgresParticipantConfig,
     private readonly logger: ParticipantLogger,
+    private readonly nowMs: () => number,
   ) {
     this.name = config.name;
     this.life = new Lifecycle(this.name, (m) => new ParticipantNotStartedError(m, this.ids()));
@@ -400,7 +407,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
     try {
       const client = await this.connect(
         this.pools.bookkeeping,
-        started + this.config.healthTimeoutMs,
+        this.nowMs() + this.config.healthTimeoutMs,
       );
       try {
         await query(
@@ -456,7 +463,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
       kind: "vote" as const,
       vote: { vote: "no" as const, reason, detail },
     });
-    const deadlineMs = Math.min(ctx.deadlineMs, Date.now() + this.config.prepareTimeoutMs);
+    const deadlineMs = Math.min(ctx.deadlineMs, this.nowMs() + this.config.prepareTimeoutMs);
     const statementPool = this.statementPoolFor(ctx.principal);
     for (const [i, st] of statements.entries()) {
       const refusal = statementRefusal(st.sql);
@@ -473,6 +480,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
       const settled = await beforeDeadline(
         earlier.settled.then(() => true),
         deadlineMs,
+        this.nowMs,
       );
       if (settled === undefined) {
         return no(
@@ -509,6 +517,8 @@ class PostgresParticipantImpl implements PostgresParticipant {
           statements,
           end,
           deadlineMs,
+          serverDeadlineMs: ctx.deadlineMs,
+          nowMs: this.nowMs,
           statementTimeoutMs: this.config.statementTimeoutMs,
           lockTimeoutMs: this.config.lockTimeoutMs,
           markerLockTimeoutMs: this.config.markerLockTimeoutMs,
@@ -575,7 +585,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
         detail: "a rollback of the branch arrived while another actor held its marker key",
       };
     }
-    if (Date.now() + at.waitMs >= at.deadlineMs) {
+    if (this.nowMs() + at.waitMs >= at.deadlineMs) {
       return {
         vote: "no",
         reason: noVoteReasons.deadline,
@@ -782,11 +792,14 @@ class PostgresParticipantImpl implements PostgresParticipant {
     }
   }
 
-  /** A pooled connection, or a rejection once `deadlineMs` passes (a late connection is released). */
+  /**
+   * A pooled connection, or a rejection once `deadlineMs` (on `nowMs`) passes (a late
+   * connection is released).
+   */
   private async connect(pool: pg.Pool, deadlineMs: number): Promise<pg.PoolClient> {
     this.life.assertOpen();
     const pending = pool.connect();
-    const client = await beforeDeadline(pending, deadlineMs);
+    const client = await beforeDeadline(pending, deadlineMs, this.nowMs);
     if (client === undefined) {
       pending.then(
         (c) => c.release(),

@@ -45,6 +45,11 @@ import { readTlsFiles, tlsRefusal, type TlsMaterial } from "../../shared/tls.js"
 
 export interface RedisParticipantDeps {
   readonly logger?: ParticipantLogger;
+  /**
+   * The clock of the participant's cheap early deadline checks (default Date.now). The
+   * deciding check runs in the scripts, on the server's clock; tests run this one behind.
+   */
+  readonly nowMs?: () => number;
 }
 
 export type RedisParticipant = Participant<RedisPayload> &
@@ -76,7 +81,11 @@ export function createRedisParticipant(
   config: unknown,
   deps: RedisParticipantDeps = {},
 ): RedisParticipant {
-  return new RedisParticipantImpl(parseRedisParticipantConfig(config), deps.logger ?? silentLogger);
+  return new RedisParticipantImpl(
+    parseRedisParticipantConfig(config),
+    deps.logger ?? silentLogger,
+    deps.nowMs ?? Date.now,
+  );
 }
 
 /** A branch's encoded program, or why it is refused before anything is sent. */
@@ -99,6 +108,7 @@ class RedisParticipantImpl implements RedisParticipant {
   constructor(
     private readonly config: RedisParticipantConfig,
     private readonly logger: ParticipantLogger,
+    private readonly nowMs: () => number,
   ) {
     this.name = config.name;
     this.life = new Lifecycle(this.name, (m) => new ParticipantNotStartedError(m, this.ids()));
@@ -210,7 +220,7 @@ class RedisParticipantImpl implements RedisParticipant {
     this.assertOwnBranch(branch.branchId);
     const answer = this.phase1Program(branch.payload);
     if (answer.kind === "refused") return aborted(answer.reason, answer.detail);
-    if (ctx.deadlineMs <= Date.now()) {
+    if (ctx.deadlineMs <= this.nowMs()) {
       return aborted(redisNoVoteReasons.deadline, "the deadline passed before the commit");
     }
     let reply: string[];
@@ -220,6 +230,7 @@ class RedisParticipantImpl implements RedisParticipant {
         branch.branchId,
         answer.program,
         String(Date.now()),
+        String(ctx.deadlineMs),
       ]);
     } catch (err) {
       // Sent, maybe applied: only the outcome record can tell (isCommitted).
@@ -356,10 +367,10 @@ class RedisParticipantImpl implements RedisParticipant {
     program: string,
     callerDeadlineMs: number,
   ): Promise<Vote> {
-    if (callerDeadlineMs <= Date.now()) {
+    if (callerDeadlineMs <= this.nowMs()) {
       return no(redisNoVoteReasons.deadline, "the prepare deadline had passed");
     }
-    const deadlineMs = Math.min(callerDeadlineMs, Date.now() + this.config.commandTimeoutMs);
+    const deadlineMs = Math.min(callerDeadlineMs, this.nowMs() + this.config.commandTimeoutMs);
     let reply: string[] | undefined;
     try {
       reply = await beforeDeadline(
@@ -369,8 +380,10 @@ class RedisParticipantImpl implements RedisParticipant {
           program,
           String(Date.now()),
           String(this.config.inFlightMax),
+          String(callerDeadlineMs),
         ]),
         deadlineMs,
+        this.nowMs,
       );
     } catch (err) {
       if (!isServerCondition(err)) throw err;

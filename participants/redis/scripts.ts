@@ -179,6 +179,18 @@ local function recordOutcome(outcome, prepared, term, decidedAtMs, atMs)
     'decidedAtMs', decidedAtMs, 'atMs', atMs)
 end
 
+-- Refuses past the deadline (epoch ms) on the server's own clock, whatever the caller's
+-- clock said: a branch is only ever staged or applied before it (docs/architecture.md
+-- §7.4). Redis 7 replicates a script's effects, not the script, so reading TIME is allowed.
+local function pastDeadline(deadlineMs)
+  local t = redis.call('TIME')
+  local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if nowMs > tonumber(deadlineMs) then
+    return { 'no', 'deadline', '', 'the deadline ' .. deadlineMs .. ' passed on the server clock (TIME ' .. nowMs .. ' ms)' }
+  end
+  return nil
+end
+
 local function outcomeSummary()
   local r = redis.call('HMGET', KEYS[2], 'prepared', 'term', 'atMs')
   return 'prepared ' .. tostring(r[1]) .. ', decision term ' .. tostring(r[2]) .. ', recorded at ' .. tostring(r[3]) .. ' ms'
@@ -186,8 +198,8 @@ end
 `;
 
 /**
- * ARGV[3] = staged program (JSON), ARGV[4] = now (epoch ms), ARGV[5] = inFlightMax.
- * Replies `{'yes'}` or `{'no', reason, key, detail}`.
+ * ARGV[3] = staged program (JSON), ARGV[4] = now (epoch ms), ARGV[5] = inFlightMax,
+ * ARGV[6] = the deadline (epoch ms). Replies `{'yes'}` or `{'no', reason, key, detail}`.
  */
 const prepare = `${prelude}
 local outcome = redis.call('HGET', KEYS[2], 'outcome')
@@ -196,6 +208,8 @@ if outcome == 'rolled-back' then
 end
 -- Already staged, or already committed: a repeated prepare votes yes without redoing it.
 if outcome == 'committed' or redis.call('EXISTS', KEYS[1]) == 1 then return { 'yes' } end
+local late = pastDeadline(ARGV[6])
+if late then return late end
 if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[5]) then
   return { 'no', 'in-flight-limit', '', ARGV[5] .. ' branches are staged already (inFlightMax)' }
 end
@@ -257,7 +271,8 @@ return { 'done' }
 
 /**
  * Prepare and commit in one step, without locks or staging. ARGV[3] = staged program
- * (JSON), ARGV[4] = now (epoch ms). Replies `{'committed'}` or `{'no', reason, key, detail}`.
+ * (JSON), ARGV[4] = now (epoch ms), ARGV[5] = the deadline (epoch ms). Replies
+ * `{'committed'}` or `{'no', reason, key, detail}`.
  */
 const commitOnePhase = `${prelude}
 local outcome = redis.call('HGET', KEYS[2], 'outcome')
@@ -268,6 +283,8 @@ end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return { 'no', 'already-prepared', '', 'the branch is staged (prepared); finish it in two phases' }
 end
+local late = pastDeadline(ARGV[5])
+if late then return late end
 local program = cjson.decode(ARGV[3])
 local refusal = phase1Refusal(program)
 if refusal then return refusal end

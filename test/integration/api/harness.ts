@@ -231,8 +231,9 @@ export async function preparedTransfer(
   accounts: Accounts,
   id: number,
   amount: number,
+  timeoutMs = 60_000,
 ): Promise<TransactionView> {
-  const { xid } = await client.begin({ timeoutMs: 60_000 });
+  const { xid } = await client.begin({ timeoutMs });
   for (const [db, sign] of [
     ["pg-a", "-"],
     ["pg-b", "+"],

@@ -26,13 +26,16 @@ import {
 } from "./harness.js";
 
 const retentionMs = 300;
+/** A transaction is forgotten after its deadline too (plus the clock skew): keep both short. */
+const clockSkewMsMax = 100;
+const plainTimeoutMs = 3_000;
 
 let node: ApiNode;
 let accounts: Accounts;
 let client: VerdictClient;
 
 before(async () => {
-  node = await startApiNode({ protocol: { retentionMs } });
+  node = await startApiNode({ protocol: { retentionMs, clockSkewMsMax } });
   accounts = await createAccounts({
     "pg-a": [
       [1, 100],
@@ -99,7 +102,7 @@ describe("a DBA rolls a prepared branch back", () => {
     assert.equal(row?.state, "committed");
 
     // Past the retention time a plain transaction is forgotten; the heuristic case is not.
-    const plain = await preparedTransfer(client, accounts, 2, 10);
+    const plain = await preparedTransfer(client, accounts, 2, 10, plainTimeoutMs);
     assert.equal((await client.commit(plain.xid)).state, "committed");
     await waitFor("the plain transaction forgotten", async () =>
       (await adminView(node, plain.xid)) === undefined ? true : undefined,

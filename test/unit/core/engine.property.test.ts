@@ -105,8 +105,9 @@ describe("the checkers catch broken engines", () => {
     const r = hunt(recoveryIgnoresTheLiving, runsMax);
     assert.ok(r, `no violation found in ${runsMax} runs`);
     // Either a transaction still driven is presumed aborted, or a stale list makes recovery
-    // roll back a branch of one that committed and was forgotten while the scan ran.
-    assert.match(r.violations[0] ?? "", /^(living|G3): recovery presumed/);
+    // roll back a branch of one that committed and was forgotten while the scan ran, or its
+    // `recover` record lands over a decision the table already holds.
+    assert.match(r.violations[0] ?? "", /^(living|G3): recovery presumed|^G2: table holds/);
     console.log(`found at seed ${r.seed}: ${r.violations[0]}`);
   });
   test("a new leader answering from its table before catching up is found", () => {

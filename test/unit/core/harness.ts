@@ -124,6 +124,7 @@ export const engineConfig = (
   branchWorkOverLimit: () => undefined,
   phase2Backoff: { baseMs: 20, maxMs: 400 },
   retentionMs: 500,
+  clockSkewMsMax: 100,
   forgetBatchMax: 8,
   onePhase,
   prepareOrder,
@@ -1154,7 +1155,10 @@ export class Sim {
     const latestMs = Math.max(this.nowMs, ...this.clients.map((c) => c.deadlineMs));
     // A transaction recovery creates late finishes late: its retention counts from then.
     const settledAfterMs = () =>
-      Math.max(latestMs, this.lastRecoverMs) + this.cfg.retentionMs + this.cfg.phase2Backoff.maxMs;
+      Math.max(latestMs, this.lastRecoverMs) +
+      this.cfg.retentionMs +
+      this.cfg.clockSkewMsMax +
+      this.cfg.phase2Backoff.maxMs;
     for (let round = 1; round <= roundsMax; round++) {
       this.stats.healRounds = round;
       this.startScan();

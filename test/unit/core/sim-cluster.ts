@@ -417,6 +417,7 @@ export class ClusterSim {
     const settledAfterMs =
       Math.max(this.nowMs, this.clients.deadlineMaxMs) +
       this.cfg.retentionMs +
+      this.cfg.clockSkewMsMax +
       this.cfg.phase2Backoff.maxMs;
     for (let round = 1; round <= 400 && this.ok(); round++) {
       if (!this.leader()) this.elect();
