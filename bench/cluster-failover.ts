@@ -148,7 +148,8 @@ async function oneTrial(
   o.say(
     `  ${o.kind} ${i}/${o.trials}: ${leader.id} → ${toId}, first commit after ` +
       `${Number.isNaN(ms) ? `none (timed out; errors: ${prober.errorText()})` : `${Math.round(ms)} ms`} ` +
-      `(probes: ${prober.ok} committed, ${prober.errors} failed)` +
+      `(probes: ${prober.ok} committed, ${prober.errors} failed` +
+      (prober.errors > 0 ? `: ${prober.errorText()})` : ")") +
       (steps === undefined ? "" : `; ${stepsText(steps)}`),
   );
 }

@@ -32,14 +32,6 @@ export interface RetryPolicy {
   readonly attemptsMax: number;
   readonly backoffMsInitial: number;
   readonly backoffMsMax: number;
-  /**
-   * While the cluster elects (a node answers not-leader and names no other leader to follow),
-   * a call asks again every `leaderPollMs` (half jitter) for up to `leaderWaitMs` without
-   * spending its attempts: it reaches the new leader within one poll of it serving, instead
-   * of sleeping out a backoff grown to `backoffMsMax` during the election.
-   */
-  readonly leaderWaitMs: number;
-  readonly leaderPollMs: number;
 }
 
 export interface VerdictClientOptions {
@@ -70,8 +62,6 @@ export const defaultRetryPolicy: RetryPolicy = {
   attemptsMax: 12,
   backoffMsInitial: 50,
   backoffMsMax: 2000,
-  leaderWaitMs: 10_000,
-  leaderPollMs: 200,
 };
 const defaultTimeoutMs = 10_000;
 const defaultOutcomeChecksMax = 10;
@@ -134,7 +124,6 @@ export class VerdictClient {
     this.retry = { ...defaultRetryPolicy, ...options.retry };
     positive("retry.attemptsMax", this.retry.attemptsMax);
     positive("retry.backoffMsMax", this.retry.backoffMsMax);
-    positive("retry.leaderPollMs", this.retry.leaderPollMs);
     this.outcomeChecksMax = positive(
       "outcomeChecksMax",
       options.outcomeChecksMax ?? defaultOutcomeChecksMax,
@@ -375,13 +364,9 @@ export class VerdictClient {
   ): Promise<Answer> {
     let lastError: VerdictError | undefined;
     let waitMs = 0;
-    let sent = false;
-    /** When a node first answered that nobody serves as leader (epoch ms). */
-    let leaderlessSinceMs: number | undefined;
     for (let attempt = 1; attempt <= this.retry.attemptsMax; attempt++) {
-      if (sent && Date.now() + waitMs >= deadlineMs) break;
+      if (attempt > 1 && Date.now() + waitMs >= deadlineMs) break;
       if (waitMs > 0) await sleep(waitMs);
-      sent = true;
       waitMs = this.backoffMs(attempt);
       const url = this.baseUrl + path;
       let answer: Answer;
@@ -404,16 +389,8 @@ export class VerdictClient {
       lastError = error;
       if (error.code === "not-leader") {
         const hinted = leaderHint(error);
-        if (hinted !== undefined && this.follow(hinted)) {
-          waitMs = 0;
-          continue;
-        }
-        this.next();
-        leaderlessSinceMs ??= Date.now();
-        if (Date.now() - leaderlessSinceMs < this.retry.leaderWaitMs) {
-          attempt--; // the election, not this call, failed: poll without spending an attempt
-          waitMs = jittered(this.retry.leaderPollMs);
-        }
+        if (hinted !== undefined && this.follow(hinted)) waitMs = 0;
+        else this.next();
         continue;
       }
       if (error.code === "outcome-unknown" && !retryUnknown) throw error;
@@ -444,7 +421,8 @@ export class VerdictClient {
       this.retry.backoffMsMax,
       this.retry.backoffMsInitial * 2 ** Math.min(attempt - 1, 30),
     );
-    return jittered(capMs);
+    // Half fixed, half jitter: clients retrying together spread out.
+    return capMs / 2 + Math.random() * (capMs / 2);
   }
 
   private next(): void {
@@ -463,11 +441,6 @@ export class VerdictClient {
     this.current = index;
     return true;
   }
-}
-
-/** Half fixed, half jitter: clients retrying together spread out. */
-function jittered(capMs: number): number {
-  return capMs / 2 + Math.random() * (capMs / 2);
 }
 
 /**
