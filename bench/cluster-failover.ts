@@ -15,8 +15,13 @@
  */
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Etcd3 } from "etcd3";
 import { VerdictClient } from "../client/index.js";
-import type { Cluster, ClusterNode } from "../test/support/cluster.js";
+import { connectEtcd, connectionDefaults } from "../coordinator/log/etcd/client.js";
+import { EtcdLayout } from "../coordinator/log/etcd/layout.js";
+import { etcdEndpoints, type Cluster, type ClusterNode } from "../test/support/cluster.js";
+import { metricsText } from "./breakdown.js";
+import { takeoverTimes } from "./cluster-metrics.js";
 import type { TransfersRun } from "./money.js";
 import type { Scenario } from "./scenarios.js";
 
@@ -40,7 +45,36 @@ export interface Trial {
   readonly toId: string;
   /** From the change to the first commit begun after it; NaN when none came in time. */
   readonly ms: number;
+  /** Where that time went, in ms after the change (absent: no commit, or no metrics). */
+  readonly steps?: TrialSteps;
 }
+
+/**
+ * The new leader's takeover (its /metrics, runner.ts's TakeoverSteps) and the prober's first
+ * commit, each in ms after the change: nobody leads as the new leader saw it (the old lease
+ * expired, or the key was deleted), campaign won, log opened, serving (replayed), the first
+ * committed transfer began, and committed.
+ */
+export interface TrialSteps {
+  /** etcd deleted the election key (the lease expired, or the leader resigned), as watched. */
+  readonly keyGoneMs: number;
+  readonly seenFreeMs: number;
+  readonly wonMs: number;
+  readonly openedMs: number;
+  readonly servingMs: number;
+  readonly commitBeganMs: number;
+  readonly committedMs: number;
+}
+
+export const stepNames: readonly (keyof TrialSteps)[] = [
+  "keyGoneMs",
+  "seenFreeMs",
+  "wonMs",
+  "openedMs",
+  "servingMs",
+  "commitBeganMs",
+  "committedMs",
+];
 
 export interface TrialsOptions {
   readonly cluster: Cluster;
@@ -61,40 +95,112 @@ export async function leaderChangeTrials(
 ): Promise<{ trials: Trial[]; runs: TransfersRun[] }> {
   const trials: Trial[] = [];
   const runs: TransfersRun[] = [];
-  for (let i = 1; i <= o.trials && !o.signal.aborted; i++) {
-    const { node: leader } = await o.cluster.waitForLeader({ timeoutMs: settleTimeoutMs });
-    const client = new VerdictClient({ baseUrls: o.cluster.urls(), token: o.cluster.clientToken });
-    const scenario = o.scenario(client);
-    const prober = new Prober(() => scenario.run(0));
-    let ms = Number.NaN;
-    try {
-      if (Number.isNaN(await prober.firstCommitSince(performance.now(), settleTimeoutMs)))
-        throw new Error(
-          `${o.kind} trial ${i}: no commit within ${settleTimeoutMs} ms before it; ` +
-            `errors: ${prober.errorText()}`,
-        );
-      const changedMs = performance.now();
-      const probeFromMs = await change(o, leader);
-      const committedMs = await prober.firstCommitSince(probeFromMs, o.trialTimeoutMs);
-      ms = committedMs - changedMs;
-    } finally {
-      await prober.stop();
-      client.close();
-      runs.push({ scenario, result: { errors: prober.errors } });
-    }
-    if (o.kind === "crash") await leader.start();
-    const toId = await o.cluster
-      .waitForLeader({ timeoutMs: settleTimeoutMs })
-      .then((l) => l.node.id)
-      .catch(() => "?");
-    trials.push({ kind: o.kind, fromId: leader.id, toId, ms });
-    o.say(
-      `  ${o.kind} ${i}/${o.trials}: ${leader.id} → ${toId}, first commit after ` +
-        `${Number.isNaN(ms) ? `none (timed out; errors: ${prober.errorText()})` : `${Math.round(ms)} ms`} ` +
-        `(probes: ${prober.ok} committed, ${prober.errors} failed)`,
-    );
+  const etcd = connectEtcd({ endpoints: etcdEndpoints, ...connectionDefaults });
+  try {
+    for (let i = 1; i <= o.trials && !o.signal.aborted; i++)
+      await oneTrial(o, i, etcd, trials, runs);
+  } finally {
+    etcd.close();
   }
   return { trials, runs };
+}
+
+/** One trial; its outcome and its probes' transfers are added to `trials` and `runs`. */
+async function oneTrial(
+  o: TrialsOptions,
+  i: number,
+  etcd: Etcd3,
+  trials: Trial[],
+  runs: TransfersRun[],
+): Promise<void> {
+  const { node: leader } = await o.cluster.waitForLeader({ timeoutMs: settleTimeoutMs });
+  const client = new VerdictClient({ baseUrls: o.cluster.urls(), token: o.cluster.clientToken });
+  const scenario = o.scenario(client);
+  const prober = new Prober(() => scenario.run(0));
+  const keyGone = await watchKeyGone(etcd, o.cluster.clusterId);
+  let ms = Number.NaN;
+  let steps: TrialSteps | undefined;
+  try {
+    if ((await prober.firstCommitSince(performance.now(), settleTimeoutMs)) === undefined)
+      throw new Error(
+        `${o.kind} trial ${i}: no commit within ${settleTimeoutMs} ms before it; ` +
+          `errors: ${prober.errorText()}`,
+      );
+    const changedMs = performance.now();
+    const probeFromMs = await change(o, leader);
+    const commit = await prober.firstCommitSince(probeFromMs, o.trialTimeoutMs);
+    if (commit !== undefined) {
+      ms = commit.endMs - changedMs;
+      steps = await takeoverSteps(o, leader, changedMs, commit, keyGone.atMs);
+    }
+  } finally {
+    await keyGone.cancel();
+    await prober.stop();
+    client.close();
+    runs.push({ scenario, result: { errors: prober.errors } });
+  }
+  if (o.kind === "crash") await leader.start();
+  const toId = await o.cluster
+    .waitForLeader({ timeoutMs: settleTimeoutMs })
+    .then((l) => l.node.id)
+    .catch(() => "?");
+  trials.push({ kind: o.kind, fromId: leader.id, toId, ms, ...(steps && { steps }) });
+  o.say(
+    `  ${o.kind} ${i}/${o.trials}: ${leader.id} → ${toId}, first commit after ` +
+      `${Number.isNaN(ms) ? `none (timed out; errors: ${prober.errorText()})` : `${Math.round(ms)} ms`} ` +
+      `(probes: ${prober.ok} committed, ${prober.errors} failed` +
+      (prober.errors > 0 ? `: ${prober.errorText()})` : ")") +
+      (steps === undefined ? "" : `; ${stepsText(steps)}`),
+  );
+}
+
+/** The new leader's takeover steps and the first commit, in ms after `changedMs`. */
+async function takeoverSteps(
+  o: TrialsOptions,
+  from: ClusterNode,
+  changedMs: number,
+  commit: Commit,
+  keyGoneAtMs: number,
+): Promise<TrialSteps | undefined> {
+  try {
+    const { node } = await o.cluster.waitForLeader({ not: from.id, timeoutMs: settleTimeoutMs });
+    const times = takeoverTimes(await metricsText(node.url));
+    if (times === undefined) return undefined;
+    const changedAtMs = performance.timeOrigin + changedMs;
+    return {
+      keyGoneMs: keyGoneAtMs - changedMs,
+      seenFreeMs: times.seenFreeAtMs - changedAtMs,
+      wonMs: times.wonAtMs - changedAtMs,
+      openedMs: times.openedAtMs - changedAtMs,
+      servingMs: times.servingAtMs - changedAtMs,
+      commitBeganMs: commit.beganMs - changedMs,
+      committedMs: commit.endMs - changedMs,
+    };
+  } catch {
+    return undefined; // no leader to ask: the trial line says so
+  }
+}
+
+/** When (performance.now) etcd deleted the election key first after this call; NaN: not yet. */
+async function watchKeyGone(
+  etcd: Etcd3,
+  clusterId: string,
+): Promise<{ readonly atMs: number; cancel(): Promise<void> }> {
+  const at = { atMs: Number.NaN };
+  const watcher = await etcd.watch().key(new EtcdLayout(clusterId).leader).create();
+  watcher.on("delete", () => {
+    if (Number.isNaN(at.atMs)) at.atMs = performance.now();
+  });
+  return {
+    get atMs() {
+      return at.atMs;
+    },
+    cancel: () => watcher.cancel(),
+  };
+}
+
+export function stepsText(s: TrialSteps): string {
+  return stepNames.map((k) => `${k.replace(/Ms$/, "")} ${Math.round(s[k])}`).join(", ");
 }
 
 /** Makes the change; answers from when transfers count (they must begin at or after it). */
@@ -117,6 +223,12 @@ async function change(o: TrialsOptions, leader: ClusterNode): Promise<number> {
   return performance.now();
 }
 
+interface Commit {
+  /** performance.now when the transfer began and when it committed. */
+  readonly beganMs: number;
+  readonly endMs: number;
+}
+
 /** Light load: one new transfer per interval, bounded in flight and in count. */
 class Prober {
   ok = 0;
@@ -124,7 +236,7 @@ class Prober {
   private launched = 0;
   private readonly inFlight = new Set<Promise<void>>();
   /** Begin and end (performance.now) of committed transfers, in the order they committed. */
-  private readonly commits: { readonly beganMs: number; readonly endMs: number }[] = [];
+  private readonly commits: Commit[] = [];
   private readonly timer: NodeJS.Timeout;
   private readonly errorCounts = new Map<string, number>();
 
@@ -133,15 +245,15 @@ class Prober {
     this.launch();
   }
 
-  /** When the first transfer begun at or after `sinceMs` committed; NaN if none in time. */
-  async firstCommitSince(sinceMs: number, timeoutMs: number): Promise<number> {
+  /** The first transfer begun at or after `sinceMs` that committed; undefined if none in time. */
+  async firstCommitSince(sinceMs: number, timeoutMs: number): Promise<Commit | undefined> {
     const deadlineMs = performance.now() + timeoutMs;
     while (performance.now() < deadlineMs) {
       const first = this.commits.find((c) => c.beganMs >= sinceMs);
-      if (first !== undefined) return first.endMs;
+      if (first !== undefined) return first;
       await sleep(pollMs);
     }
-    return Number.NaN;
+    return undefined;
   }
 
   /** The first distinct errors, with how often each was seen. */

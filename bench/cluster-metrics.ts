@@ -87,6 +87,26 @@ export function logCostRows(
   return rows;
 }
 
+/** The steps of a node's last takeover (runner.ts's TakeoverSteps), epoch ms; none: undefined. */
+export interface TakeoverTimes {
+  readonly seenFreeAtMs: number;
+  readonly wonAtMs: number;
+  readonly openedAtMs: number;
+  readonly servingAtMs: number;
+}
+
+export function takeoverTimes(text: string): TakeoverTimes | undefined {
+  const steps = seriesOf(text, "verdict_cluster_takeover_step_timestamp_seconds");
+  const at = (step: string) => (steps.get(step) ?? Number.NaN) * 1000;
+  const times = {
+    seenFreeAtMs: at("seenFree"),
+    wonAtMs: at("won"),
+    openedAtMs: at("opened"),
+    servingAtMs: at("serving"),
+  };
+  return Object.values(times).every(Number.isFinite) ? times : undefined;
+}
+
 /** `metric{labels} value` lines → value per labels text ("" for none); bounded. */
 function seriesOf(text: string, metric: string): Map<string, number> {
   const values = new Map<string, number>();

@@ -25,7 +25,7 @@ import {
 } from "../test/support/process-node.js";
 import { services } from "../test/support/services.js";
 import { parseOptions, runMain, say, UsageError } from "./args.js";
-import { leaderChangeTrials, type Trial } from "./cluster-failover.js";
+import { leaderChangeTrials, stepNames, stepsText, type Trial } from "./cluster-failover.js";
 import { logCostRows, scrapingCounters, type LogCounters } from "./cluster-metrics.js";
 import { drain, measure, resultTable, type Measured } from "./measure.js";
 import { checkMoney, setUpAccounts, type TransfersRun } from "./money.js";
@@ -331,6 +331,17 @@ function printResults(run: BenchRun, trials: readonly Trial[]): void {
         `median ${formatMs(medianMs)} ms (${formatRatio(medianMs, ttlMs)} the lease TTL of ` +
         `${ttlMs} ms), max ${formatMs(maxMs)} ms (${formatRatio(maxMs, ttlMs)}); ` +
         `load ${loadText()}`,
+    );
+    const withSteps = of.flatMap((t) => (t.steps === undefined ? [] : [t.steps]));
+    if (withSteps.length === 0) continue;
+    const median = (k: (typeof stepNames)[number]) => {
+      const v = Float64Array.from(withSteps.map((st) => st[k])).sort();
+      return percentile(v, 0.5);
+    };
+    const medians = Object.fromEntries(stepNames.map((k) => [k, median(k)]));
+    say(
+      `  median ms after the change (${withSteps.length} trials), per step: ` +
+        stepsText(medians as Record<(typeof stepNames)[number], number>),
     );
   }
 }

@@ -370,6 +370,10 @@ export async function startNode(
         ) ?? true,
       appliedIndex: () => serving?.engine.table.appliedIndex ?? 0,
       onEtcdRequest: (method) => metrics.etcdRequests.inc({ method }),
+      onTakeover: (steps) => {
+        for (const step of ["seenFree", "won", "opened", "serving"] as const)
+          metrics.takeoverStepSeconds.set({ step }, steps[`${step}AtMs`] / 1000);
+      },
     });
   }
   const listened = await server.listen({ host: config.node.host, port: config.node.port });

@@ -16,7 +16,7 @@ import { connectEtcd, connectionDefaults, type EtcdSecurity } from "../log/etcd/
 import type { EtcdDecisionLog } from "../log/etcd/etcd-decision-log.js";
 import { EtcdLayout } from "../log/etcd/layout.js";
 import { listNodes } from "../log/etcd/node-registry.js";
-import { ClusterRunner, type TermWork } from "./runner.js";
+import { ClusterRunner, type TakeoverSteps, type TermWork } from "./runner.js";
 import { installRouting, type RoutingHooks } from "./routing.js";
 import type { TlsFiles } from "../api/tls.js";
 import { Forwarder } from "./forward.js";
@@ -47,6 +47,8 @@ export interface ClusterModeOptions {
   appliedIndex(): number;
   /** Counts each etcd request the node's connection sends (client.ts). */
   onEtcdRequest?(method: string): void;
+  /** This node took over a term (the steps' times, for the failover breakdown). */
+  onTakeover?(steps: TakeoverSteps): void;
 }
 
 export class ClusterMode {
@@ -118,6 +120,7 @@ export class ClusterMode {
       replyBytesMax: connectionDefaults.replyBytesMax,
       logger: this.o.logger,
       lead: (term, l) => this.o.lead(term, l),
+      onTakeover: (steps) => this.o.onTakeover?.(steps),
     });
     await this.runner.start().catch((e: unknown) => {
       throw explainEtcdStartError(e, log.endpoints ?? []);

@@ -21,6 +21,20 @@ import { Leadership, type LeaderInfo, type LostReason } from "../log/etcd/leader
 import { NodeRegistration } from "../log/etcd/node-registry.js";
 import { readHandover, writeHandover } from "./handover-key.js";
 
+/**
+ * The wall-clock times (epoch ms) of one takeover's steps, for the failover breakdown
+ * (docs/bench-cluster.md): this node saw nobody leading (the watch's delete or the poll),
+ * won the campaign, opened the log, and serves (the takeover read replayed, the term's work
+ * built). Wall clock, not monotonic: the bench lines them up with its own kill time.
+ */
+export interface TakeoverSteps {
+  readonly term: Term;
+  readonly seenFreeAtMs: number;
+  readonly wonAtMs: number;
+  readonly openedAtMs: number;
+  readonly servingAtMs: number;
+}
+
 /** One term's engine and driver, built by the node. */
 export interface TermWork {
   /** Ends the term: the engine steps down, loops stop, later participant results are dropped. */
@@ -44,6 +58,8 @@ export interface ClusterRunnerOptions {
   lead(term: Term, log: EtcdDecisionLog<LogRecord>): Promise<TermWork>;
   /** Monotonic milliseconds. */
   readonly clockMs?: () => number;
+  /** Called once this node serves a term it took over. */
+  onTakeover?(steps: TakeoverSteps): void;
 }
 
 interface Serving {
@@ -64,6 +80,8 @@ export class ClusterRunner {
   private closed = false;
   /** After handing leadership over, this node leaves the others a head start. */
   private quietUntilMs = 0;
+  /** When this node last saw nobody leading (epoch ms), until it sees a leader again. */
+  private seenFreeAtMs: number | undefined;
 
   constructor(private readonly o: ClusterRunnerOptions) {
     this.clockMs = o.clockMs ?? (() => performance.now());
@@ -91,7 +109,7 @@ export class ClusterRunner {
   async start(): Promise<void> {
     await this.registration.register();
     this.watcher = await this.leadership.watchLeader((leader) => {
-      this.known = leader;
+      this.see(leader);
       if (leader === undefined) void this.campaignIfFree();
     });
     // The watch is a hint that can miss (a broken stream): a linearizable poll backs it up.
@@ -148,11 +166,17 @@ export class ClusterRunner {
   private async check(): Promise<void> {
     if (this.closed || this.serving !== undefined || this.campaigning) return;
     try {
-      this.known = await this.leadership.currentLeader();
+      this.see(await this.leadership.currentLeader());
     } catch {
       return; // etcd unreachable: the next poll tries again
     }
     if (this.known === undefined) await this.campaignIfFree();
+  }
+
+  private see(leader: LeaderInfo | undefined): void {
+    this.known = leader;
+    if (leader !== undefined) this.seenFreeAtMs = undefined;
+    else this.seenFreeAtMs ??= Date.now();
   }
 
   private async campaignIfFree(): Promise<void> {
@@ -163,7 +187,7 @@ export class ClusterRunner {
       const handover = await readHandover(this.o.client, this.o.layout);
       if (handover !== undefined && handover.toNodeId !== this.o.nodeId) return;
       const term = await this.leadership.campaign();
-      if (term !== undefined) await this.takeOver(term as Term);
+      if (term !== undefined) await this.takeOver(term as Term, this.seenFreeAtMs ?? Date.now());
     } catch (e) {
       this.o.logger.warn({ err: errorText(e) }, "campaign failed; the next poll tries again");
     } finally {
@@ -171,8 +195,8 @@ export class ClusterRunner {
     }
   }
 
-  private async takeOver(term: Term): Promise<void> {
-    const startedMs = this.clockMs();
+  private async takeOver(term: Term, seenFreeAtMs: number): Promise<void> {
+    const wonAtMs = Date.now();
     let log: EtcdDecisionLog<LogRecord> | undefined;
     try {
       log = await EtcdDecisionLog.open<LogRecord>({
@@ -181,6 +205,7 @@ export class ClusterRunner {
         leadership: this.leadership,
         replyBytesMax: this.o.replyBytesMax,
       });
+      const openedAtMs = Date.now();
       const work = await this.o.lead(term, log);
       if (this.leadership.term !== term || this.closed) {
         work.stop();
@@ -189,7 +214,9 @@ export class ClusterRunner {
       }
       this.serving = { term, log, work };
       this.known = { nodeId: this.o.nodeId, url: this.o.url, term };
-      this.o.logger.info({ term, takeoverMs: Math.round(this.clockMs() - startedMs) }, "leading");
+      const steps = { term, seenFreeAtMs, wonAtMs, openedAtMs, servingAtMs: Date.now() };
+      this.o.logger.info({ ...steps, takeoverMs: steps.servingAtMs - wonAtMs }, "leading");
+      this.o.onTakeover?.(steps);
       await this.registration.setRole("leader").catch(() => undefined);
     } catch (e) {
       // A gap in the log, a damaged value, or the term lost mid-takeover: refuse to lead.

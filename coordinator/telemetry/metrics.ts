@@ -13,6 +13,7 @@ export interface Metrics {
   readonly fsyncSeconds: Histogram;
   readonly entriesPerFsync: Histogram;
   readonly etcdRequests: Counter<"method">;
+  readonly takeoverStepSeconds: Gauge<"step">;
   readonly inFlight: Gauge;
   readonly inDoubt: Gauge;
   readonly inDoubtOldestSeconds: Gauge;
@@ -95,6 +96,14 @@ export function createMetrics(): Metrics {
         "etcd requests this node sent (unary calls and streams opened; a lease renewal opens " +
         "one), by gRPC service and method (KV.txn, KV.range, Lease.leaseKeepAlive, …).",
       labelNames: ["method"],
+      registers: [registry],
+    }),
+    takeoverStepSeconds: new Gauge({
+      name: "verdict_cluster_takeover_step_timestamp_seconds",
+      help:
+        "When (Unix time) this node's last takeover reached each step: seenFree (nobody " +
+        "leads), won (the campaign), opened (the log), serving (replayed, the term's work built).",
+      labelNames: ["step"],
       registers: [registry],
     }),
     inFlight: new Gauge({

@@ -3,7 +3,7 @@
  * the client (the log re-sends the SAME entry at the SAME index itself, and must see every
  * failure), a deadline on every unary call, and a reply size limit that replay pages respect.
  */
-import { Etcd3, GRPCInvalidArgumentError, type IOptions } from "etcd3";
+import { Etcd3, GRPCInvalidArgumentError, GRPCResourceExhastedError, type IOptions } from "etcd3";
 import type { TlsMaterial } from "../../../shared/tls.js";
 import { assertLog } from "../errors.js";
 
@@ -84,6 +84,11 @@ export function isNoSpace(error: unknown): boolean {
  */
 export function isRequestRefused(error: unknown): boolean {
   return error instanceof GRPCInvalidArgumentError;
+}
+
+/** A reply over the client's `replyBytesMax` (refused by the client; a smaller page fits). */
+export function isReplyTooLarge(error: unknown): boolean {
+  return error instanceof GRPCResourceExhastedError;
 }
 
 /** A read at a revision auto-compaction already discarded: re-sending it cannot succeed. */

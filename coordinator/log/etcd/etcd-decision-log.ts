@@ -165,7 +165,8 @@ export class EtcdDecisionLog<R> implements ReplicatedDecisionLog<R> {
     const stopped = () =>
       this.failure ??
       (this.o.leadership.term === this.term ? undefined : new NotLeaderError(undefined, this.term));
-    const read = await readLog(this.o.client, this.o.layout, this.term, this.pageKeys, stopped);
+    const page = { pageKeys: this.pageKeys, replyBytesMax: this.o.replyBytesMax };
+    const read = await readLog(this.o.client, this.o.layout, this.term, page, stopped);
     const base = read.snapshot?.pointer.index ?? 0;
     const entries: LogEntry<R>[] = [];
     for (const batch of read.batches) {

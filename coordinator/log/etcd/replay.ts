@@ -13,7 +13,7 @@ import { assertLog, type LogError } from "../errors.js";
 import { decodeBatch, type Batch } from "./batch-codec.js";
 import { EtcdFormatError, LogGapError } from "./errors.js";
 import { prefixEnd, type EtcdLayout } from "./layout.js";
-import { isCompacted } from "./client.js";
+import { isCompacted, isReplyTooLarge } from "./client.js";
 import { resendUntilAnswered } from "./resend.js";
 import { revision } from "./txn.js";
 import { decodeValue, schemas, type SnapshotPointer } from "./values.js";
@@ -37,22 +37,28 @@ export async function readLog(
   client: Etcd3,
   layout: EtcdLayout,
   term: number,
-  pageKeys: number,
+  page: { readonly pageKeys: number; readonly replyBytesMax: number },
   stopped: () => LogError | undefined,
 ): Promise<ReadLog> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await readLogOnce({ client, pageKeys, stopped }, layout, term);
+      return await readLogOnce({ client, ...page, stopped }, layout, term);
     } catch (err) {
       if (!isCompacted(err) || attempt >= COMPACTED_RESTARTS_MAX) throw err;
     }
   }
 }
 
+/** A key's share of a reply besides its value (its key, revisions, framing), over-estimated. */
+const KEY_OVERHEAD_BYTES = 256;
+
 /** How to read: the client, keys per page, and when to give up re-sending. */
 interface Reader {
   readonly client: Etcd3;
+  /** Keys per page that fit the reply limit whatever the values (the first page's size). */
   readonly pageKeys: number;
+  /** The client's reply limit (client.ts). */
+  readonly replyBytesMax: number;
   readonly stopped: () => LogError | undefined;
 }
 
@@ -124,24 +130,46 @@ async function readSnapshot(
   return { pointer, modRevision: revision(kv.mod_revision), data };
 }
 
-/** Every key under `prefix` at revision `rev`, in key order, `pageKeys` keys per request. */
+/**
+ * The most keys one replay page asks for. A page starts at `pageKeys` (it fits the reply limit
+ * even if every value is the largest a batch can be), and grows while the values seen stay
+ * small: a log of small batches (one entry each at light load) is read in a few round trips
+ * instead of one per `pageKeys` keys. A page that still outgrows the reply limit (larger
+ * values after small ones) is refused by the client and read again with half the keys, down
+ * to `pageKeys`. The cap bounds what etcd builds for such a refused page.
+ */
+export const REPLAY_PAGE_KEYS_MAX = 1024;
+
+/** Every key under `prefix` at revision `rev`, in key order, paginated as above. */
 async function* rangeAt(reader: Reader, prefix: Buffer, rev: number): AsyncGenerator<IKeyValue> {
   const end = prefixEnd(prefix);
   let from = prefix;
+  let limit = reader.pageKeys;
+  let valueBytesMax = 0;
   for (;;) {
-    const res = await resendUntilAnswered(
-      () =>
-        reader.client.kv.range({
-          key: from,
-          range_end: end,
-          revision: rev,
-          limit: reader.pageKeys,
-        }),
-      reader.stopped,
-    );
+    let res;
+    try {
+      res = await resendUntilAnswered(
+        () => reader.client.kv.range({ key: from, range_end: end, revision: rev, limit }),
+        reader.stopped,
+        isReplyTooLarge,
+      );
+    } catch (err) {
+      if (!isReplyTooLarge(err) || limit <= reader.pageKeys) throw err;
+      limit = Math.max(reader.pageKeys, Math.floor(limit / 2));
+      continue;
+    }
     yield* res.kvs;
     const last = res.kvs.at(-1);
     if (!res.more || last === undefined) return;
     from = Buffer.concat([last.key, Buffer.from([0])]);
+    for (const kv of res.kvs) valueBytesMax = Math.max(valueBytesMax, kv.value.length);
+    limit = nextPageKeys(reader, limit, valueBytesMax);
   }
+}
+
+/** Twice the keys while twice the page of the largest value seen would fit half the reply limit. */
+function nextPageKeys(reader: Reader, limit: number, valueBytesMax: number): number {
+  const fits = Math.floor(reader.replyBytesMax / 2 / (valueBytesMax + KEY_OVERHEAD_BYTES));
+  return Math.max(reader.pageKeys, Math.min(REPLAY_PAGE_KEYS_MAX, 2 * limit, fits));
 }

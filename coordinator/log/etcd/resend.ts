@@ -13,9 +13,11 @@ import { EtcdNoSpaceError } from "./errors.js";
 const BACKOFF_FIRST_MS = 20;
 const BACKOFF_MAX_MS = 250;
 
+/** `final`: an error re-sending cannot cure, thrown at once (the caller changes the request). */
 export async function resendUntilAnswered<T>(
   send: () => Promise<T>,
   stopped: () => LogError | undefined,
+  final: (err: unknown) => boolean = () => false,
 ): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     const stop = stopped();
@@ -23,7 +25,7 @@ export async function resendUntilAnswered<T>(
     try {
       return await send();
     } catch (err) {
-      if (err instanceof LogError) throw err;
+      if (err instanceof LogError || final(err)) throw err;
       if (isNoSpace(err)) throw new EtcdNoSpaceError({ cause: err });
       assertLog(!isRequestRefused(err), `etcd refused a request as malformed: ${String(err)}`);
       await sleep(Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(attempt, 8)));
