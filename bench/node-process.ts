@@ -25,6 +25,8 @@ export interface NodeProcessOptions {
   readonly schema: string;
   readonly poolSize: number;
   readonly inFlightTransactionsMax: number;
+  /** More fields of the config's `limits` section. */
+  readonly limits?: Readonly<Record<string, number>>;
   /** Redis and Kafka participants, passed to the config as they are. */
   readonly otherParticipants?: readonly Record<string, unknown>[];
   /** Fields of the config's `protocol` section. */
@@ -52,6 +54,8 @@ export interface NodeProcess {
   cpuMs(): number;
   /** The node process's peak resident set (VmHWM), in MB; NaN off Linux. */
   peakRssMb(): number;
+  /** The node process's resident set now (VmRSS), and its anonymous part (RssAnon), in MB. */
+  rssMb(): { readonly rss: number; readonly anon: number };
   /** SIGTERM, then SIGKILL if it has not exited in time; removes a directory it created. */
   stop(): Promise<void>;
   /** SIGKILL (a crash): nothing is drained or flushed; removes a directory it created. */
@@ -83,7 +87,7 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
       })),
       ...(options.otherParticipants ?? []),
     ],
-    limits: { inFlightTransactionsMax: options.inFlightTransactionsMax },
+    limits: { inFlightTransactionsMax: options.inFlightTransactionsMax, ...options.limits },
     ...(options.protocol ? { protocol: options.protocol } : {}),
     log: { level: "warn" },
     // Fresh histograms at every scrape: the bench's breakdown diffs two of them.
@@ -121,7 +125,8 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
       token,
       listenMs: performance.now() - spawnedMs,
       cpuMs: () => (child.pid === undefined ? Number.NaN : processCpuMs(child.pid)),
-      peakRssMb: () => (child.pid === undefined ? Number.NaN : processPeakRssMb(child.pid)),
+      peakRssMb: () => statusMb(child.pid, "VmHWM"),
+      rssMb: () => ({ rss: statusMb(child.pid, "VmRSS"), anon: statusMb(child.pid, "RssAnon") }),
       async stop() {
         await stopChild(child, exited);
         await removeDir();
@@ -229,15 +234,16 @@ export function processCpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/** VmHWM of /proc/<pid>/status (kB), in MB. */
-function processPeakRssMb(pid: number): number {
+/** A memory field of /proc/<pid>/status (kB), in MB (VmHWM: peak resident set). */
+function statusMb(pid: number | undefined, field: "VmHWM" | "VmRSS" | "RssAnon"): number {
+  if (pid === undefined) return Number.NaN;
   let status: string;
   try {
     status = readFileSync(`/proc/${pid}/status`, "utf8");
   } catch {
     return Number.NaN;
   }
-  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+  const kb = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status)?.[1];
   return kb === undefined ? Number.NaN : Number(kb) / 1024;
 }
 

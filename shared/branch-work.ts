@@ -150,8 +150,18 @@ export type KafkaMessage = z.output<BranchWorkSchemas["kafkaMessage"]>;
  */
 export type OrphanWork = { readonly kind: "orphan" };
 
-/** What a recorded branch carries: its work, or — found by recovery — nothing but its id. */
-export type RecordedWork = BranchWork | OrphanWork;
+/**
+ * Work no one needs any more (coordinator/core/payload.ts `releaseWork`): the branch is
+ * prepared at its participant and decided, or Kafka's messages were produced. Phase 2 needs
+ * only its id, so the table and its snapshots keep no work of decided branches.
+ */
+export type ReleasedWork = { readonly kind: "released" };
+
+/**
+ * What a recorded branch carries: its work, nothing but its id (found by recovery), or its
+ * id once its work was released.
+ */
+export type RecordedWork = BranchWork | OrphanWork | ReleasedWork;
 
 /** The per-branch limit that `work` (merged from several enlists) breaks, if any. */
 export function workOverLimit(

@@ -6,7 +6,7 @@ import { invariant } from "./assert.js";
 import { branchIdOf, type BranchNo } from "./ids.js";
 import type { BeginInput, EnlistInput, ReportPreparedInput, ReqId } from "./inputs.js";
 import { isServicePrepared, type Leader } from "./leader.js";
-import { mergeWork } from "./payload.js";
+import { isWork, mergeWork } from "./payload.js";
 import { stateOf, type Active, type LiveTxn } from "./phase.js";
 import type { BranchSpec } from "./records.js";
 import { errorReply, invalidState, overLimit } from "./replies.js";
@@ -115,9 +115,10 @@ function mergeInto(
       ),
     );
   }
-  // The work recorded for a live branch is an enlist's (only recovery records an orphan's).
-  invariant(existing.spec.payload.kind !== "orphan", "a live branch holds an orphan's work");
-  const merged = mergeWork(existing.spec.payload, input.payload);
+  // An active branch holds its enlists' work (recovery's orphans and released work are decided).
+  const work = existing.spec.payload;
+  invariant(isWork(work), `an active branch holds ${work.kind} work`);
+  const merged = mergeWork(work, input.payload);
   const over = merged.ok ? l.cfg.branchWorkOverLimit(merged.work) : undefined;
   if (over) return l.reply(input.req, overLimit(over.limit, over.max));
   if (!merged.ok) return l.reply(input.req, invalidState(live.header.xid, "active", merged.why));

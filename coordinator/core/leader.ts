@@ -23,6 +23,7 @@ import type {
   XidCall,
 } from "./inputs.js";
 import { OrderedXids } from "./ordered-xids.js";
+import { releaseWork } from "./payload.js";
 import {
   enter,
   newPhase2,
@@ -157,7 +158,8 @@ export class Leader {
     const live: LiveTxn = {
       header: t.header,
       branches: t.branches.map((spec) => ({
-        spec,
+        // Only a prepare re-driven needs work: phase 2 drives the table's branches.
+        spec: decision === undefined ? spec : releaseWork(spec),
         servicePrepared: isServicePrepared(spec.payload),
       })),
       // A prepare-only transaction stays one after a restart: a repeated prepare must not commit.
@@ -241,6 +243,8 @@ export class Leader {
     }
     const votes = votesOf(live.phase);
     enter(live, newPhase2(decision, new Map(votes ?? [])));
+    // Phase 2 drives the table's branches (which keep a committing Kafka branch's messages).
+    for (const b of live.branches) b.spec = releaseWork(b.spec);
   }
 }
 

@@ -17,6 +17,7 @@ import {
   type Preparing,
 } from "./phase.js";
 import { backoffMs } from "./backoff.js";
+import { releaseWork } from "./payload.js";
 import { proposeDecision } from "./propose.js";
 import type { Ack, BranchSpec } from "./records.js";
 import { txnReply } from "./replies.js";
@@ -94,7 +95,13 @@ export function voted(l: Leader, xid: Xid, n: BranchNo, vote: BranchVote): void 
   if (!live || p?.kind !== "preparing") return;
   p.outstanding.delete(n);
   p.votes.set(n, vote);
-  if (vote.vote === "yes") sendPrepares(l, live);
+  if (vote.vote === "yes") {
+    // Prepared at its participant: this leader sends it no prepare again. The table keeps the
+    // work until the decision (votes are not logged: a new leader re-drives every prepare).
+    const b = live.branches.find((x) => x.spec.n === n);
+    if (b) b.spec = releaseWork(b.spec);
+    sendPrepares(l, live);
+  }
   decideFromVotes(l, live);
 }
 

@@ -49,7 +49,10 @@ export interface BranchSpec {
   readonly branchId: BranchId;
   readonly participant: string;
   readonly kind: ParticipantKind;
-  /** The branch's work, validated at enlist; kept so that it survives any crash. */
+  /**
+   * The branch's work, validated at enlist; logged so that it survives any crash. The table
+   * releases it once no one needs it (payload.ts `workNeeded`); the log's record keeps it.
+   */
   readonly payload: RecordedWork;
 }
 

@@ -15,6 +15,7 @@ import type {
 import { assertNever, invariant } from "./assert.js";
 import type { LogIndex, Term, Xid } from "./ids.js";
 import { isFinished, type TxnState } from "./txn.js";
+import { releaseWork, workNeeded } from "./payload.js";
 
 export type Heuristic = "heuristic-commit" | "heuristic-rollback" | "heuristic-mixed";
 
@@ -87,6 +88,18 @@ export function heuristicOf(t: DurableTxn): Heuristic | undefined {
   const n = outcomes.filter((o) => o === against).length;
   if (n === 0) return undefined;
   return n === t.branches.length ? against : "heuristic-mixed";
+}
+
+/**
+ * Drops the work its branches no longer need (payload.ts `workNeeded`): decided transactions
+ * kept for retention hold no work, so the table and its snapshots grow with work in flight.
+ */
+function releaseUnneeded(t: DurableTxn): void {
+  const decision = t.decision?.decision;
+  if (decision === undefined) return;
+  t.branches = t.branches.map((b) =>
+    workNeeded(b.kind, decision, t.acks.has(b.n)) ? b : releaseWork(b),
+  );
 }
 
 function addKeys(t: DurableTxn, r: { keys?: readonly LoggedKey[]; atMs: number }): void {
@@ -210,6 +223,7 @@ export class TxnTable {
           ...(r.evidence === undefined ? {} : { evidence: r.evidence }),
         };
         note(t, "decision", `decided ${r.decision}: ${r.reason}`);
+        releaseUnneeded(t);
         for (const a of r.acks ?? []) this.ack(t, a, note);
         return { xid: r.xid, won: true };
       }
@@ -269,6 +283,7 @@ export class TxnTable {
       if (!branches.some((x) => x.n === b.n)) branches.push(b);
     }
     t.branches = branches.sort((a, b) => a.n - b.n);
+    releaseUnneeded(t);
     const names = r.branches.map((b) => `${b.n} (${b.participant})`).join(", ");
     note(t, "recovery", `found prepared: branch ${names}; ${t.decision.decision}: ${r.reason}`);
     return { xid: r.xid };
@@ -282,6 +297,7 @@ export class TxnTable {
     invariant(t.decision !== undefined, `ack before decision for ${t.header.xid}`);
     if (t.acks.has(a.n)) return;
     t.acks.set(a.n, a);
+    releaseUnneeded(t);
     const kind = a.outcome.startsWith("heuristic") ? "heuristic" : "acknowledge";
     note(t, kind, `branch ${a.n} ${a.outcome}${a.detail ? `: ${a.detail}` : ""}`);
   }
@@ -313,7 +329,9 @@ export class TxnTable {
     table.lastApplied = parsed.lastApplied;
     table.forgottenBeganAtMsMax = parsed.forgetWatermarkMs;
     for (const t of parsed.txns) {
-      table.txns.set(t.header.xid, { ...t, acks: new Map(t.acks.map((a) => [a.n, a])) });
+      const txn = { ...t, acks: new Map(t.acks.map((a) => [a.n, a])) };
+      releaseUnneeded(txn); // a snapshot written before work was released
+      table.txns.set(t.header.xid, txn);
     }
     return table;
   }

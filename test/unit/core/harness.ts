@@ -37,6 +37,7 @@ import type {
 } from "../../../coordinator/core/records.js";
 import type { Entry } from "../../../coordinator/core/table.js";
 import { durableState, heuristicOf } from "../../../coordinator/core/table.js";
+import { isWork } from "../../../coordinator/core/payload.js";
 
 // ---- seeded randomness --------------------------------------------------------------------
 
@@ -215,6 +216,13 @@ export class FakeParticipant {
   execute(call: CallOutput): CallResult {
     const b = this.branch(call.xid, call.branch.branchId);
     const id = call.branch.branchId;
+    // Released work (payload.ts) must never reach a call that still does the work.
+    const needsWork =
+      call.type === "prepare" ||
+      call.type === "commit-one-phase" ||
+      (call.type === "commit" && this.kind === "kafka");
+    if (needsWork && !isWork(call.branch.payload))
+      this.violation(`${call.type} of ${id} without its work (${call.branch.payload.kind})`);
     switch (call.type) {
       case "prepare":
         if (b.state === "rolled-back") return no("tombstone", "branch was rolled back");

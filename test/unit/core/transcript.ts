@@ -31,6 +31,8 @@
  *   prepare-order parallel|ordered   first command only: the engine's `prepareOrder`
  *                                (parallel by default), kept across crashes
  *   view <xid>                   the shell's own look at the table (no input, never refused)
+ *   work <xid>                   the work kind each branch holds in the table, and in the
+ *                                last participant call sent for it (`released`: none kept)
  *   read <xid> [as=<principal>]  a client's read of the transaction, an input like the calls
  *   facts <xid>                  an operator's facts about it (as=ops)
  *   list [in-doubt=true|false] [state=<s>] [limit=<n>] [after=<cursor>]   a page of the admin
@@ -68,6 +70,8 @@ export class TranscriptDriver {
   private readonly durable: Entry[] = [];
   private pending: { record: LogRecord; term: Term; proposal: Proposal }[] = [];
   private prepareOrder: PrepareOrder = "parallel";
+  /** `<xid>:<n>` → the last participant call sent for that branch, with its work's kind. */
+  private readonly sent = new Map<string, string>();
 
   constructor() {
     this.engine = this.newEngine();
@@ -238,6 +242,8 @@ export class TranscriptDriver {
       }
       case "view":
         return [describeView(this.engine, xid())];
+      case "work":
+        return [this.describeWork(xid())];
       default:
         throw new Error(`unknown command "${cmd}"`);
     }
@@ -253,9 +259,19 @@ export class TranscriptDriver {
       if (o.type === "append") {
         this.pending.push({ record: o.record, term: this.term as Term, proposal: o.proposal });
       }
+      if ("branch" in o)
+        this.sent.set(`${o.xid}:${o.branch.n}`, `${o.type}=${o.branch.payload.kind}`);
       lines.push(describe(o));
     }
     return lines;
+  }
+
+  private describeWork(xid: Xid): string {
+    const t = this.engine.table.get(xid);
+    if (!t) return `${xid}: unknown`;
+    const table = t.branches.map((b) => `${b.n}=${b.payload.kind}`).join(" ");
+    const sent = t.branches.map((b) => `${b.n}:${this.sent.get(`${xid}:${b.n}`) ?? "none"}`);
+    return `${xid}: table [${table}] sent [${sent.join(" ")}]`;
   }
 
   private apply(count: number): string[] {
