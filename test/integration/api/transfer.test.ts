@@ -126,7 +126,7 @@ describe("transfers across two databases", () => {
         );
         try {
           const view = await client.commit(txn.xid);
-          assert.equal(view.state, "committed");
+          assert.equal(view.state, "committed", JSON.stringify(view));
           return true;
         } catch (err) {
           if (err instanceof TransactionAbortedError) return false;
