@@ -51,6 +51,11 @@ export const postgresParticipantConfigSchema = z
     user: z.string().min(1).optional(),
     password: z.string().optional(),
     poolSize: z.number().int().min(1).max(200).default(10),
+    /**
+     * Connections per statement role that only finish prepared transactions, apart from the
+     * branches' pool: phase 2 never waits for a connection behind prepares it would unblock.
+     */
+    finishPoolSize: z.number().int().min(1).max(50).default(2),
     connectTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
     /** Ceiling for one statement of a branch; the prepare deadline may cut it shorter. */
     statementTimeoutMs: z.number().int().min(10).max(600_000).default(30_000),

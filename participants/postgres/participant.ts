@@ -168,7 +168,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
       for (const role of roles) {
         const sp = statementPools.find((p) => p.role === role);
         if (sp === undefined) throw new Error("assertion: a statement role without a pool");
-        this.poolsByRole.set(role, sp.pool);
+        this.poolsByRole.set(role, sp.finishPool);
         await this.withClient(sp.pool, async (c) => {
           if (!this.singleRole) await checkStatementRoleWalledOff(ctx, c);
           await probeTwoPhase(ctx, c, clusterId);
@@ -447,7 +447,7 @@ class PostgresParticipantImpl implements PostgresParticipant {
     await Promise.allSettled([...this.inFlight.values()].map((f) => f.settled));
     await Promise.allSettled([
       this.pools.bookkeeping.end(),
-      ...[...this.pools.byLabel.values()].map((sp) => sp.pool.end()),
+      ...[...this.pools.byLabel.values()].flatMap((sp) => [sp.pool.end(), sp.finishPool.end()]),
     ]);
   }
 

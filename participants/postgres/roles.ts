@@ -8,6 +8,11 @@
  *   statements and finish the prepared transactions they own (COMMIT/ROLLBACK PREPARED
  *   must run as the preparing role). Without `statementRoles` (unsafe single-role mode) the
  *   default statement pool logs in as the bookkeeping role.
+ *
+ * Each statement role has two pools: one for branches, and a small one that only finishes
+ * prepared transactions. Phase 2 releases the locks that waiting branches queue for, so it
+ * must never wait for a connection behind them (a pool full of blocked prepares would
+ * otherwise hold back the COMMIT PREPARED that unblocks them).
  */
 import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
@@ -22,6 +27,8 @@ export interface StatementPool {
   /** `default` or the principal it serves. */
   readonly label: string;
   readonly pool: pg.Pool;
+  /** COMMIT/ROLLBACK PREPARED only, as the same role (`finishPoolSize` connections). */
+  readonly finishPool: pg.Pool;
   role: string;
 }
 
@@ -48,21 +55,29 @@ export function createPools(config: PostgresParticipantConfig, logger: Participa
     lock_timeout: config.bookkeepingLockTimeoutMs,
     application_name: `verdict:${config.name}`.slice(0, 63),
   });
-  const statementPool = (label: string, role: StatementRoleConfig | undefined): StatementPool => ({
-    label,
-    role: "",
-    pool: makePool(config, logger, {
-      ...(role === undefined ? connection : { ...tls, ...roleConnection(config, role) }),
-      max: config.poolSize,
-      statement_timeout: config.statementTimeoutMs,
-      // A coordinator cut off mid-branch must not hold locks for long.
-      idle_in_transaction_session_timeout: config.prepareTimeoutMs,
-      application_name: `verdict-stmt:${config.name}:${label}`.slice(0, 63),
-      // A branch is written in two flights of queries (branch-tx.ts); each query keeps its
-      // own Sync, so a failing one does not swallow the answers behind it.
-      pipeline: true,
-    }),
-  });
+  const statementPool = (label: string, role: StatementRoleConfig | undefined): StatementPool => {
+    const login = role === undefined ? connection : { ...tls, ...roleConnection(config, role) };
+    return {
+      label,
+      role: "",
+      finishPool: makePool(config, logger, {
+        ...login,
+        max: config.finishPoolSize,
+        application_name: `verdict-finish:${config.name}:${label}`.slice(0, 63),
+      }),
+      pool: makePool(config, logger, {
+        ...login,
+        max: config.poolSize,
+        statement_timeout: config.statementTimeoutMs,
+        // A coordinator cut off mid-branch must not hold locks for long.
+        idle_in_transaction_session_timeout: config.prepareTimeoutMs,
+        application_name: `verdict-stmt:${config.name}:${label}`.slice(0, 63),
+        // A branch is written in two flights of queries (branch-tx.ts); each query keeps its
+        // own Sync, so a failing one does not swallow the answers behind it.
+        pipeline: true,
+      }),
+    };
+  };
   const byLabel = new Map<string, StatementPool>();
   byLabel.set("default", statementPool("default", config.statementRoles?.default));
   for (const [principal, role] of Object.entries(config.statementRoles?.byPrincipal ?? {})) {
