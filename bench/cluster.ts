@@ -27,7 +27,7 @@ import { services } from "../test/support/services.js";
 import { parseOptions, runMain, say, UsageError } from "./args.js";
 import { leaderChangeTrials, stepNames, stepsText, type Trial } from "./cluster-failover.js";
 import { logCostRows, scrapingCounters, type LogCounters } from "./cluster-metrics.js";
-import { drain, measure, resultTable, type Measured } from "./measure.js";
+import { drain, measure, resultTable, sayRatios, type Measured } from "./measure.js";
 import { checkMoney, setUpAccounts, type TransfersRun } from "./money.js";
 import { processCpuMs } from "./node-process.js";
 import { loadOptions } from "./options.js";
@@ -291,24 +291,14 @@ function named(s: Scenario, id: string, clients: number, o: Options): Scenario {
 
 function printResults(run: BenchRun, trials: readonly Trial[]): void {
   say(`\n${formatTable(resultTable(run.measured))}\n`);
-  const byId = new Map(run.measured.map((m) => [m.scenario.id, m.result]));
-  for (const [subject, floor] of [
+  sayRatios(run.measured, [
     ["A.local", "A0"],
     ["A.etcd", "A0"],
     ["A.etcd", "A.local"],
     ["A.local×1", "A0×1"],
     ["A.etcd×1", "A0×1"],
     ["A.etcd×1", "A.local×1"],
-  ] as const) {
-    const s = byId.get(subject);
-    const f = byId.get(floor);
-    if (s === undefined || f === undefined) continue;
-    say(
-      `${subject}/${floor}: throughput ${formatRatio(s.opsPerSecond, f.opsPerSecond)}, ` +
-        `p50 latency ${formatRatio(s.latency.p50Ms, f.latency.p50Ms)}, ` +
-        `p99 latency ${formatRatio(s.latency.p99Ms, f.latency.p99Ms)}`,
-    );
-  }
+  ]);
   for (const m of run.measured) {
     const cost = run.costs.find((c) => c.id === m.scenario.id);
     if (cost === undefined) continue;

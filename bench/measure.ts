@@ -7,7 +7,7 @@ import { loadavg } from "node:os";
 import { preparedWithPrefix } from "./accounts.js";
 import { say } from "./args.js";
 import { appendsPerFsync, breakdownTable, type Scrape } from "./breakdown.js";
-import { formatMs } from "./stats.js";
+import { formatMs, formatRatio } from "./stats.js";
 import { runLoad, type LoadResult } from "./load.js";
 import type { Scenario } from "./scenarios.js";
 
@@ -134,4 +134,22 @@ export function resultTable(measured: readonly Measured[]): string[][] {
     ]);
   }
   return rows;
+}
+
+/** Prints `subject/floor` throughput and latency ratios for each pair both of which ran. */
+export function sayRatios(
+  measured: readonly Measured[],
+  pairs: readonly (readonly [subject: string, floor: string])[],
+): void {
+  const byId = new Map(measured.map((m) => [m.scenario.id, m.result]));
+  for (const [subject, floor] of pairs) {
+    const s = byId.get(subject);
+    const f = byId.get(floor);
+    if (s === undefined || f === undefined) continue;
+    say(
+      `${subject}/${floor}: throughput ${formatRatio(s.opsPerSecond, f.opsPerSecond)}, ` +
+        `p50 latency ${formatRatio(s.latency.p50Ms, f.latency.p50Ms)}, ` +
+        `p99 latency ${formatRatio(s.latency.p99Ms, f.latency.p99Ms)}`,
+    );
+  }
 }

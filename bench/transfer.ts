@@ -23,7 +23,7 @@ import { parseOptions, runMain, say, type ParsedOptions } from "./args.js";
 import { scrapeMetrics } from "./breakdown.js";
 import { etcdCluster, parseClusterOptions, type BenchRun } from "./cluster.js";
 import { goalTable } from "./goals.js";
-import { drain, measure, resultTable, type Measured } from "./measure.js";
+import { drain, measure, resultTable, sayRatios, type Measured } from "./measure.js";
 import { runMixedTransfer } from "./mixed-transfer.js";
 import { checkMoney, setUpAccounts } from "./money.js";
 import { startNodeProcess } from "./node-process.js";
@@ -37,7 +37,7 @@ import {
   type Databases,
   type Scenario,
 } from "./scenarios.js";
-import { formatRatio, formatTable } from "./stats.js";
+import { formatTable } from "./stats.js";
 
 const spec = {
   ...loadOptions,
@@ -274,8 +274,7 @@ function printResults(
       say(`${m.scenario.id}: ${m.appendsPerFsync.toFixed(2)} log appends per fsync`);
     say("");
   }
-  const byId = new Map(measured.map((m) => [m.scenario.id, m.result]));
-  for (const [subject, floor] of [
+  sayRatios(measured, [
     ["A", "A0"],
     ["A1", "A0"],
     ["B", "B0"],
@@ -285,16 +284,7 @@ function printResults(
     ["M1", "M0"],
     ["A.etcd", "A0"],
     ["A.etcd×1", "A0×1"],
-  ] as const) {
-    const s = byId.get(subject);
-    const f = byId.get(floor);
-    if (s === undefined || f === undefined) continue;
-    say(
-      `${subject}/${floor}: throughput ${formatRatio(s.opsPerSecond, f.opsPerSecond)}, ` +
-        `p50 latency ${formatRatio(s.latency.p50Ms, f.latency.p50Ms)}, ` +
-        `p99 latency ${formatRatio(s.latency.p99Ms, f.latency.p99Ms)}`,
-    );
-  }
+  ]);
   say(`\ngoals of the speed issue (this run):\n${formatTable(goalTable(measured, nodePeakRssMb))}`);
 }
 

@@ -278,16 +278,7 @@ export class VerdictClient {
     let lastError: unknown;
     for (let check = 1; Date.now() < deadlineMs; check++) {
       try {
-        const answer = await this.send(
-          "GET",
-          txPath(xid),
-          undefined,
-          undefined,
-          xid,
-          true,
-          deadlineMs,
-        );
-        const view = answer.body as TransactionView;
+        const view = await this.readView(xid, deadlineMs);
         seen.view = view;
         if (wanted.includes(view.state)) return view;
       } catch (err) {
@@ -327,16 +318,7 @@ export class VerdictClient {
         lastError = err;
       }
       try {
-        const answer = await this.send(
-          "GET",
-          txPath(xid),
-          undefined,
-          undefined,
-          xid,
-          true,
-          deadlineMs,
-        );
-        const view = answer.body as TransactionView;
+        const view = await this.readView(xid, deadlineMs);
         if (settledStates[action].includes(view.state)) return settle(xid, action, view);
         lastState = view.state;
       } catch (err) {
@@ -345,6 +327,12 @@ export class VerdictClient {
       }
     }
     throw new OutcomeUnknownError(xid, lastState, lastError);
+  }
+
+  /** The transaction's view (a status read, retried like any read until `deadlineMs`). */
+  private async readView(xid: string, deadlineMs: number): Promise<TransactionView> {
+    const answer = await this.send("GET", txPath(xid), undefined, undefined, xid, true, deadlineMs);
+    return answer.body as TransactionView;
   }
 
   /**
