@@ -91,13 +91,14 @@ void test("with tls.caFile every pool connects over TLS and a branch commits", a
     await p.start(clusterId);
     await commitOne(p, 1, 10);
     assert.equal(await balance(), 110);
-    // Each of the participant's sessions (bookkeeping and statement role) is encrypted.
+    // Each of the participant's sessions (bookkeeping, statement role and the statement
+    // role's finish pool, which ran COMMIT PREPARED) is encrypted.
     const { rows } = await direct.query<{ name: string; ssl: boolean }>(
       `select a.application_name as name, s.ssl from pg_stat_activity a join pg_stat_ssl s using (pid)
        where a.application_name like 'verdict%'`,
     );
     const names = new Set(rows.map((r) => r.name.split(":")[0]));
-    assert.deepEqual([...names].sort(), ["verdict", "verdict-stmt"]);
+    assert.deepEqual([...names].sort(), ["verdict", "verdict-finish", "verdict-stmt"]);
     assert.ok(
       rows.every((r) => r.ssl),
       JSON.stringify(rows),
