@@ -9,6 +9,9 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+/** Check settings (schemathesis.toml beside this file: which statuses reject invalid data). */
+const configFile = fileURLToPath(new URL("./schemathesis.toml", import.meta.url));
+
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const setupTimeoutMs = 300_000;
 /** The run's own `--max-time` plus room to finish the phase in progress and write reports. */
@@ -54,6 +57,8 @@ export async function runSchemathesis(st: string, run: FuzzRun): Promise<FuzzRes
   const dir = await mkdtemp(join(tmpdir(), "verdict-fuzz-"));
   try {
     const args = [
+      // Global options go before the command.
+      `--config-file=${configFile}`,
       "run",
       `${run.url}/openapi.json`,
       "--checks=all",
