@@ -15,7 +15,7 @@
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import kafkajs from "kafkajs";
-import { markerCommitted } from "../participants/kafka/commit-attempt.js";
+import { markerCommitted } from "../participants/kafka/commit-batch.js";
 import { encodeMarkerFloor } from "../participants/kafka/evidence.js";
 import { markerPartitionOf, type PoolLayout } from "../participants/kafka/layout.js";
 import { createKafkaParticipant } from "../participants/kafka/participant.js";

@@ -39,7 +39,7 @@ import { LOCAL_TERM, LocalDecisionLog } from "./log/local-decision-log.js";
 import { NodeStorage } from "./log/node-storage.js";
 import { AuditLog } from "./audit/audit-log.js";
 import { createLogger } from "./telemetry/logger.js";
-import { createMetrics } from "./telemetry/metrics.js";
+import { createMetrics, type Metrics } from "./telemetry/metrics.js";
 import { startTracing } from "./telemetry/otel.js";
 import { workOverLimit } from "../shared/branch-work.js";
 
@@ -78,6 +78,7 @@ function createParticipant(
   p: Config["participants"][number],
   logger: Logger,
   inFlightMax: number,
+  metrics: Metrics,
 ): Participant {
   const { kind, ...rest } = p;
   switch (kind) {
@@ -87,7 +88,11 @@ function createParticipant(
     case "redis":
       return createRedisParticipant({ inFlightMax, ...rest }, { logger });
     case "kafka":
-      return createKafkaParticipant(rest, { logger });
+      return createKafkaParticipant(rest, {
+        logger,
+        onTransaction: (branches) =>
+          metrics.kafkaBranchesPerTransaction.observe({ participant: p.name }, branches),
+      });
   }
 }
 
@@ -137,7 +142,12 @@ export async function startNode(
   const metrics = createMetrics();
   const participants = new Map<string, Participant>();
   for (const p of config.participants) {
-    const participant = createParticipant(p, logger, participantInFlightMax(config.limits));
+    const participant = createParticipant(
+      p,
+      logger,
+      participantInFlightMax(config.limits),
+      metrics,
+    );
     participants.set(p.name, await startParticipant(participant, clusterId, logger));
   }
   const newEngine = () =>

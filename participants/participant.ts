@@ -88,6 +88,12 @@ export interface Phase2Context {
   readonly decidedAtMs: number;
   /** The branch's yes vote's `evidence`; absent when it had none (or the branch never voted). */
   readonly evidence?: string;
+  /**
+   * True only on the first phase-2 call of a branch whose decision this leader logged in its
+   * current leadership: no call on the branch ran anywhere before, so nothing of it can be
+   * committed yet (Kafka then skips its marker check). Absent on every retry and re-drive.
+   */
+  readonly firstCall?: true;
 }
 
 export interface Participant<P extends RecordedWork = RecordedWork> {

@@ -46,7 +46,7 @@ export function leaderApplied(
       return;
     }
     case "decide":
-      return decideApplied(l, r.xid, result);
+      return decideApplied(l, r.xid, result, proposal);
     case "acks":
       if (l.isMine(proposal, l.acksProposal)) l.acksProposal = undefined;
       for (const a of r.acks) {
@@ -73,11 +73,23 @@ export function leaderApplied(
   }
 }
 
-function decideApplied(l: Leader, xid: Xid, result: ApplyResult): void {
+function decideApplied(
+  l: Leader,
+  xid: Xid,
+  result: ApplyResult,
+  proposal: Proposal | undefined,
+): void {
   const t = l.table.get(xid);
   invariant(t?.decision !== undefined, `decide of ${xid} left no decision`);
   const live = l.live.get(xid) ?? l.revive(t);
+  const ownDecision =
+    live.phase.kind === "deciding" &&
+    l.isMine(proposal, live.phase.proposal) &&
+    result.won !== false;
   l.enterPhase2(live, t);
+  if (ownDecision && live.phase.kind === "phase2") {
+    for (const b of t.branches) live.phase.firstCalls.add(b.n);
+  }
   // The other side won the compare-and-set: answer with what holds.
   if (result.won === false) answerWaiting(l, live, t);
   startPhase2(l, live);

@@ -268,6 +268,8 @@ export type Output =
       readonly decidedAtMs: number;
       /** The branch's yes vote's evidence, from the decision. */
       readonly evidence?: string;
+      /** No phase-2 call on this branch ran anywhere before this one (Phase2Context). */
+      readonly firstCall?: true;
     }
   | {
       readonly type: "commit-one-phase" | "check-one-phase";

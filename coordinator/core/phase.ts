@@ -77,6 +77,12 @@ export interface Phase2 {
   readonly heard: Map<number, Ack>;
   /** Phase 2 has failed at least once: commit answers `committing` rather than wait. */
   stalled: boolean;
+  /**
+   * Branches whose next phase-2 call is their first anywhere: this leadership's own proposal
+   * decided them, so no call on them ran before (a Kafka branch then skips its marker check,
+   * docs/architecture.md §7.3). Emptied as calls go out; a revived transaction has none.
+   */
+  readonly firstCalls: Set<number>;
 }
 
 export interface Finished {
@@ -180,6 +186,7 @@ export const newPhase2 = (decision: Decision, votes: Votes): Phase2 => ({
   tracks: new Map(),
   heard: new Map(),
   stalled: false,
+  firstCalls: new Set(),
 });
 
 /** Every branch's phase-2 call has returned (none left to send or retry). */

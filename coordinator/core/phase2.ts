@@ -60,6 +60,7 @@ export function sendDuePhase2(l: Leader, live: LiveTxn): void {
       term: t.decision.term,
       decidedAtMs: t.decision.atMs,
       ...(t.decision.evidence?.[b.n] === undefined ? {} : { evidence: t.decision.evidence[b.n] }),
+      ...(phase.firstCalls.delete(b.n) ? { firstCall: true } : {}),
     });
   }
 }

@@ -435,6 +435,7 @@ export class Driver {
             term: o.term,
             decidedAtMs: o.decidedAtMs,
             ...(o.evidence === undefined ? {} : { evidence: o.evidence }),
+            ...(o.firstCall === true ? { firstCall: true } : {}),
           });
           await this.d.failpoints.hit(o.type === "commit" ? "after-commit" : "after-rollback");
           return outcome;

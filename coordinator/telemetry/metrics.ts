@@ -12,6 +12,7 @@ export interface Metrics {
   readonly appendSeconds: Histogram<"record">;
   readonly fsyncSeconds: Histogram;
   readonly entriesPerFsync: Histogram;
+  readonly kafkaBranchesPerTransaction: Histogram<"participant">;
   readonly etcdRequests: Counter<"method">;
   readonly takeoverStepSeconds: Gauge<"step">;
   readonly inFlight: Gauge;
@@ -87,6 +88,13 @@ export function createMetrics(): Metrics {
     entriesPerFsync: new Histogram({
       name: "verdict_log_entries_per_fsync",
       help: "Entries made durable by one fdatasync (group commit).",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers: [registry],
+    }),
+    kafkaBranchesPerTransaction: new Histogram({
+      name: "verdict_kafka_branches_per_transaction",
+      help: "Branches one Kafka transaction committed (batched on one transactional id).",
+      labelNames: ["participant"],
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
       registers: [registry],
     }),

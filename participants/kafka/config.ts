@@ -93,6 +93,11 @@ export const kafkaParticipantConfigSchema = z.strictObject({
     .min(1024)
     .max(fixedLimits.kafkaBranchBytesMax)
     .default(8 * MiB),
+  /**
+   * Branches committed in one Kafka transaction: the calls waiting for one transactional id
+   * when its previous transaction ends go together, up to this many and `branchBytesMax`.
+   */
+  branchesPerTransactionMax: z.number().int().min(1).max(1_000).default(64),
   /** Phase-2 calls waiting for the same transactional id in this process. */
   waitingAttemptsPerIdMax: z.number().int().min(1).max(100_000).default(1_000),
   connectionTimeoutMs: z.number().int().min(100).max(60_000).default(3_000),

@@ -1,7 +1,8 @@
 /**
  * The Kafka participant (docs/architecture.md §7.3, README.md here): nothing is staged in Kafka at
  * prepare; at commit one Kafka transaction on the branch's fixed transactional id produces
- * the messages and a marker, exactly once, whatever crashed when.
+ * the messages and a marker, exactly once, whatever crashed when. Branches sharing an id
+ * share its producer and, when they queue together, one Kafka transaction (slot.ts).
  */
 import type { ConnectionOptions } from "node:tls";
 import kafkajs from "kafkajs";
@@ -21,7 +22,12 @@ import { clusterIdProblem } from "../common/cluster-id.js";
 import { Lifecycle } from "../common/lifecycle.js";
 import { errorIds, messageOf, type ParticipantErrorIds } from "../common/errors.js";
 import { silentLogger, type ParticipantLogger } from "../common/logger.js";
-import { runCommitAttempt } from "./commit-attempt.js";
+import {
+  BatchStepError,
+  commitBatch,
+  type AttemptResult,
+  type BranchToCommit,
+} from "./commit-batch.js";
 import { encodeMarkerFloor } from "./evidence.js";
 import { inspectKafkaBranch } from "./inspect.js";
 import { parseKafkaParticipantConfig, type KafkaParticipantConfig } from "./config.js";
@@ -29,12 +35,13 @@ import {
   AttemptTimeoutError,
   KafkaConfigError,
   KafkaParticipantError,
+  Phase2AttemptError,
+  type KafkaErrorIds,
   KafkaUnavailableError,
   ParticipantNotStartedError,
   PoolLayoutChangedError,
   TransactionalIdBusyError,
 } from "./errors.js";
-import { KeyedQueue, QueueWaitError } from "./keyed-queue.js";
 import {
   layoutDifference,
   layoutRecordKey,
@@ -51,6 +58,7 @@ import {
   type KafkaPayload,
 } from "./payload.js";
 import { CommittedReader } from "./reader.js";
+import { Slot, SlotError } from "./slot.js";
 import { readTlsFiles, tlsRefusal } from "../../shared/tls.js";
 import { TopicInfoCache, isTopicProblem, type TopicInfo, type TopicProblem } from "./topics.js";
 
@@ -58,6 +66,8 @@ const { Kafka: KafkaClient, logLevel } = kafkajs;
 
 export interface KafkaParticipantDeps {
   readonly logger?: ParticipantLogger;
+  /** Called after each Kafka transaction a batch committed, with the branches it carried. */
+  readonly onTransaction?: (branches: number) => void;
 }
 
 /** The participant, plus `fence` (always present here). */
@@ -68,6 +78,8 @@ export type KafkaParticipant = Participant<KafkaPayload> &
 const topicLookupsInParallelMax = 8;
 /** Rolled-back branch ids remembered to refuse a late prepare (there is nothing to clean up). */
 const tombstonesMax = 10_000;
+/** Branch ids whose commit this process was called for, remembered to distrust `firstCall`. */
+const calledMax = 100_000;
 /** Refresh the layout record this often (and when it is older than half the retention). */
 const layoutRefreshIntervalMsMax = 24 * 60 * 60 * 1000;
 
@@ -89,7 +101,10 @@ export function createKafkaParticipant(
   config: unknown,
   deps: KafkaParticipantDeps = {},
 ): KafkaParticipant {
-  return new KafkaParticipantImpl(parseKafkaParticipantConfig(config), deps.logger ?? silentLogger);
+  return new KafkaParticipantImpl(parseKafkaParticipantConfig(config), {
+    logger: deps.logger ?? silentLogger,
+    onTransaction: deps.onTransaction ?? (() => undefined),
+  });
 }
 
 class KafkaParticipantImpl implements KafkaParticipant {
@@ -97,19 +112,23 @@ class KafkaParticipantImpl implements KafkaParticipant {
   readonly name: string;
   private readonly kafka: Kafka;
   private readonly admin: Admin;
-  private readonly queue: KeyedQueue;
   private readonly topics: TopicInfoCache;
-  private readonly producers = new Set<Producer>();
+  /** Transactional id → its slot, made at first use (at most `poolSize`). */
+  private readonly slots = new Map<string, Slot>();
   private readonly tombstones = new Set<string>();
+  private readonly called = new Set<string>();
   private reader: CommittedReader | undefined;
   private readonly life: Lifecycle<{ clusterId: string; layout: PoolLayout }>;
   private warnings: string[] = [];
   private refreshTimer: NodeJS.Timeout | undefined;
 
+  private readonly logger: ParticipantLogger;
+
   constructor(
     private readonly config: KafkaParticipantConfig,
-    private readonly logger: ParticipantLogger,
+    private readonly deps: Required<KafkaParticipantDeps>,
   ) {
+    this.logger = deps.logger;
     this.name = config.name;
     this.life = new Lifecycle(this.name, (m) => new ParticipantNotStartedError(m, this.ids()));
     this.kafka = new KafkaClient({
@@ -124,12 +143,11 @@ class KafkaParticipantImpl implements KafkaParticipant {
       logCreator: this.kafkaLogCreator(),
     });
     this.admin = this.kafka.admin();
-    this.queue = new KeyedQueue(config.waitingAttemptsPerIdMax, config.attemptTimeoutMs);
     this.topics = new TopicInfoCache(this.admin, {
       participant: config.name,
       ttlMs: config.topicInfoCacheMs,
       entriesMax: config.topicInfoCacheEntriesMax,
-      logger,
+      logger: this.logger,
     });
   }
 
@@ -210,30 +228,23 @@ class KafkaParticipantImpl implements KafkaParticipant {
     }
     const transactionalId = transactionalIdOf(layout, branch.branchId);
     const ids = { ...this.ids(branch.branchId), transactionalId };
-    const result = await this.inTurn(transactionalId, ids, () =>
-      this.withProducers(this.config.attemptTimeoutMs, "commit attempt", ids, (onProducer) =>
-        runCommitAttempt({
-          kafka: this.kafka,
-          reader: this.assertReader(),
-          topics: this.topics,
-          participant: this.name,
-          markerTopic: this.config.markerTopic,
-          layout,
-          transactionalId,
-          branchId: branch.branchId,
-          messages: payload.data.messages,
-          ctx,
-          transactionTimeoutMs: this.config.attemptTimeoutMs,
-          onProducer,
-        }),
-      ),
-    ).catch((err: unknown) => {
-      this.logger.warn(
-        { participant: this.name, branchId: branch.branchId, transactionalId, err },
-        "kafka commit attempt failed; the coordinator retries from the fence",
-      );
-      throw err;
-    });
+    // A first call that arrives after another call here (a delayed one) checks its marker.
+    const first = ctx.firstCall === true && !this.called.has(branch.branchId);
+    remember(this.called, branch.branchId, calledMax);
+    const { firstCall: _, ...retryCtx } = ctx;
+    const result = await this.slotOf(transactionalId)
+      .commit({
+        branchId: branch.branchId,
+        messages: payload.data.messages,
+        ctx: first ? ctx : retryCtx,
+      })
+      .catch((err: unknown) => {
+        this.logger.warn(
+          { participant: this.name, branchId: branch.branchId, transactionalId, err },
+          "kafka commit attempt failed; the coordinator retries, checking the marker first",
+        );
+        throw this.attemptError(err, ids);
+      });
     this.logger.info(
       {
         participant: this.name,
@@ -251,11 +262,7 @@ class KafkaParticipantImpl implements KafkaParticipant {
   rollback(branch: BranchRef<KafkaPayload>, ctx: Phase2Context): Promise<Phase2Outcome> {
     this.life.assertStarted();
     this.assertOwnBranch(branch.branchId);
-    if (this.tombstones.size >= tombstonesMax) {
-      const oldest = this.tombstones.values().next();
-      if (oldest.done !== true) this.tombstones.delete(oldest.value);
-    }
-    this.tombstones.add(branch.branchId);
+    remember(this.tombstones, branch.branchId, tombstonesMax);
     this.logger.info(
       { participant: this.name, branchId: branch.branchId, term: ctx.term },
       "kafka branch rolled back (nothing was produced)",
@@ -263,7 +270,10 @@ class KafkaParticipantImpl implements KafkaParticipant {
     return Promise.resolve({ outcome: "done" });
   }
 
-  /** Fences every transactional id of the pool once, so no earlier attempt anywhere can still commit. */
+  /**
+   * Fences every transactional id of the pool once, so no earlier attempt anywhere can still
+   * commit; each slot keeps the new producer for the batches that follow.
+   */
   async fence(): Promise<void> {
     const { layout } = this.life.assertStarted();
     const slots = Array.from({ length: layout.poolSize }, (_, slot) => slot);
@@ -271,24 +281,11 @@ class KafkaParticipantImpl implements KafkaParticipant {
     const fenceNext = async (): Promise<void> => {
       for (let slot = slots.shift(); slot !== undefined; slot = slots.shift()) {
         const transactionalId = transactionalIdAt(layout, slot);
-        const ids = { ...this.ids(), transactionalId };
-        await this.inTurn(transactionalId, ids, () =>
-          this.withProducers(this.config.attemptTimeoutMs, "fence", ids, async (onProducer) => {
-            const producer = this.kafka.producer({
-              transactionalId,
-              idempotent: true,
-              maxInFlightRequests: 1,
-              transactionTimeout: this.config.attemptTimeoutMs,
-              allowAutoTopicCreation: false,
-              retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
-            });
-            onProducer(producer);
-            await producer.connect();
-            await (await producer.transaction()).abort();
-          }),
-        ).catch((err: unknown) => {
-          failed.push(`${transactionalId}: ${messageOf(err)}`);
-        });
+        await this.slotOf(transactionalId)
+          .fence()
+          .catch((err: unknown) => {
+            failed.push(`${transactionalId}: ${messageOf(err)}`);
+          });
       }
     };
     await Promise.all(Array.from({ length: this.config.fenceConcurrency }, fenceNext));
@@ -351,7 +348,7 @@ class KafkaParticipantImpl implements KafkaParticipant {
   async close(): Promise<void> {
     if (!this.life.close()) return;
     clearInterval(this.refreshTimer);
-    await Promise.allSettled([...this.producers].map((p) => p.disconnect()));
+    await Promise.allSettled([...this.slots.values()].map((slot) => slot.close()));
     await Promise.allSettled([this.reader?.close(), this.admin.disconnect()]);
   }
 
@@ -513,47 +510,81 @@ class KafkaParticipantImpl implements KafkaParticipant {
 
   // ---- plumbing ----
 
-  /** Runs `work` when it is this call's turn on `transactionalId` in this process. */
-  private async inTurn<T>(
-    transactionalId: string,
-    ids: { participant: string; branchId?: string; transactionalId: string },
-    work: () => Promise<T>,
-  ): Promise<T> {
+  /** The slot of `transactionalId`, made at first use. */
+  private slotOf(transactionalId: string): Slot {
+    let slot = this.slots.get(transactionalId);
+    if (slot === undefined) {
+      this.life.assertOpen();
+      slot = new Slot({
+        transactionalId,
+        waitingMax: this.config.waitingAttemptsPerIdMax,
+        branchesPerTransactionMax: this.config.branchesPerTransactionMax,
+        batchBytesMax: this.config.branchBytesMax,
+        attemptTimeoutMs: this.config.attemptTimeoutMs,
+        open: () => this.openProducer(transactionalId),
+        commit: (producer, branches) => this.commitBatch(producer, branches),
+      });
+      this.slots.set(transactionalId, slot);
+    }
+    return slot;
+  }
+
+  /** A producer of `transactionalId`, its InitProducerId done: every older one is fenced. */
+  private async openProducer(transactionalId: string): Promise<Producer> {
+    const producer = this.kafka.producer({
+      transactionalId,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: this.config.attemptTimeoutMs,
+      allowAutoTopicCreation: false,
+      // Bounded: the coordinator's phase-2 loop does the retrying.
+      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
+    });
     try {
-      return await this.queue.run(transactionalId, work);
+      await producer.connect();
+      await (await producer.transaction()).abort(); // nothing was added: no request is sent
+      return producer;
     } catch (err) {
-      if (!(err instanceof QueueWaitError)) throw err;
-      if (err.why === "full") {
-        throw new TransactionalIdBusyError(`participant ${this.name}: ${err.message}`, ids);
-      }
-      throw new AttemptTimeoutError(`participant ${this.name}: ${err.message}`, ids);
+      await producer.disconnect().catch(() => undefined);
+      throw new BatchStepError("fence", err);
     }
   }
 
-  /**
-   * Runs `work` for at most `timeoutMs`; the producers it registers are disconnected when it
-   * ends or times out (a timed-out attempt is abandoned: the next one fences it anyway).
-   */
-  private async withProducers<T>(
-    timeoutMs: number,
-    what: string,
-    ids: { participant: string; branchId?: string; transactionalId: string },
-    work: (onProducer: (producer: Producer) => void) => Promise<T>,
-  ): Promise<T> {
-    this.life.assertOpen();
-    const mine: Producer[] = [];
-    const onProducer = (producer: Producer) => {
-      mine.push(producer);
-      this.producers.add(producer);
-    };
-    try {
-      return await this.withTimeout(timeoutMs, what, () => work(onProducer), ids);
-    } finally {
-      for (const producer of mine) {
-        this.producers.delete(producer);
-        await producer.disconnect().catch(() => undefined);
-      }
-    }
+  private async commitBatch(
+    producer: Producer,
+    branches: readonly BranchToCommit[],
+  ): Promise<AttemptResult[]> {
+    const { layout } = this.life.assertStarted();
+    const results = await commitBatch({
+      reader: this.assertReader(),
+      topics: this.topics,
+      markerTopic: this.config.markerTopic,
+      layout,
+      producer,
+      branches,
+      stableWaitMsMax: this.config.attemptTimeoutMs / 2,
+    });
+    if (results.includes("done"))
+      this.deps.onTransaction(results.filter((r) => r === "done").length);
+    return results;
+  }
+
+  /** A slot's failure as the participant's typed, retryable error. */
+  private attemptError(err: unknown, ids: KafkaErrorIds): KafkaParticipantError {
+    if (!(err instanceof SlotError))
+      return new Phase2AttemptError(messageOf(err), ids, "commit", err);
+    const message = `participant ${this.name}: ${err.message}`;
+    if (err.why === "busy") return new TransactionalIdBusyError(message, ids);
+    if (err.why === "timeout") return new AttemptTimeoutError(message, ids);
+    if (err.why === "closed") return new ParticipantNotStartedError(message, ids);
+    const step = err.cause instanceof BatchStepError ? err.cause.step : "commit";
+    const cause = err.cause instanceof BatchStepError ? err.cause.cause : err.cause;
+    return new Phase2AttemptError(
+      `participant ${this.name}: ${step} of the batch on ${ids.transactionalId} failed: ${messageOf(cause)}`,
+      ids,
+      step,
+      cause,
+    );
   }
 
   private async withTimeout<T>(
@@ -662,6 +693,16 @@ class KafkaParticipantImpl implements KafkaParticipant {
   private assertReader(): CommittedReader {
     if (this.reader === undefined) throw new Error("assertion: the marker reader is not open");
     return this.reader;
+  }
+}
+
+/** Adds `key` to `set`, dropping the oldest key beyond `max`. */
+function remember(set: Set<string>, key: string, max: number): void {
+  set.delete(key);
+  set.add(key);
+  if (set.size > max) {
+    const oldest = set.values().next();
+    if (oldest.done !== true) set.delete(oldest.value);
   }
 }
 

@@ -416,6 +416,8 @@ export class Sim {
    * is how long answers about a finished transaction stay true).
    */
   private readonly forgotten = new Set<Xid>();
+  /** Branches that any life sent a commit or rollback. */
+  private readonly phase2Sent = new Set<string>();
   /** Prepare calls out and not yet answered, per branch, in this life. */
   private preparesOut = new Map<string, number>();
   /** Recovery scans under way: what the participants listed, and when the scan began. */
@@ -533,7 +535,15 @@ export class Sim {
           break;
         }
         case "commit":
-        case "rollback":
+        case "rollback": {
+          // A first call skips the participant's own check (Kafka's marker): none may precede it.
+          const id = o.branch.branchId;
+          if (o.firstCall === true && this.phase2Sent.has(id))
+            this.violate("G5", `${o.type} of ${id} says it is the first, after an earlier one`);
+          this.phase2Sent.add(id);
+          this.calls.push(o);
+          break;
+        }
         case "commit-one-phase":
         case "check-one-phase":
           this.calls.push(o);
