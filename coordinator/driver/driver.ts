@@ -144,7 +144,8 @@ export class Driver {
       },
       "log replayed",
     );
-    // Every phase-2 attempt fences on its own too (Kafka): in a cluster, takeover need not wait.
+    // Safety never waits for it (a re-driven Kafka branch checks its marker under its own
+    // producer's epoch): in a cluster, takeover need not wait.
     const fenced = this.fenceAll();
     if (!opts.fenceInBackground) await fenced;
     if (this.closed) return;
@@ -171,7 +172,7 @@ export class Driver {
         try {
           await withTimeout(p.fence(), this.d.participantCallTimeoutMs, `fence ${p.name}`);
         } catch (e) {
-          // Every phase-2 attempt fences on its own too: this one only hurries deposed nodes.
+          // A slot without a producer fences before its next batch: this only hurries deposed nodes.
           this.d.logger.warn({ participant: p.name, err: errorText(e) }, "fence failed");
         }
       }),

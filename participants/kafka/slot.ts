@@ -162,7 +162,13 @@ export class Slot {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`took longer than ${this.o.attemptTimeoutMs} ms`)),
+        () =>
+          reject(
+            new SlotError(
+              "timeout",
+              `${this.o.transactionalId}: took longer than ${this.o.attemptTimeoutMs} ms`,
+            ),
+          ),
         this.o.attemptTimeoutMs,
       );
     });
