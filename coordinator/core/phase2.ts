@@ -93,7 +93,9 @@ export function phase2Done(l: Leader, xid: Xid, n: BranchNo, outcome: Phase2Outc
   };
   p.phase.heard.set(n, ack);
   l.pendingAcks.push(ack);
-  flushAcks(l);
+  // A transaction's acks go in one record: hold this one while another of its calls is out
+  // (its answer, done or failed, flushes them).
+  if (![...p.phase.tracks.values()].some((t) => t.inFlight)) flushAcks(l);
   const t = l.table.get(xid);
   if (t && phase2Heard(p.phase)) answerWaiting(l, p.live, withHeard(t, p.phase));
   sendDuePhase2(l, p.live);
@@ -104,6 +106,7 @@ export function phase2Failed(l: Leader, xid: Xid, n: BranchNo, error: CallError)
   const track = p?.phase.tracks.get(n);
   if (!p || !track) return;
   retryLater(track, error, l.nowMs, l.cfg.phase2Backoff, l.random);
+  flushAcks(l);
   if (!p.phase.stalled) {
     p.phase.stalled = true;
     // The decision is durable: tell the waiting clients `committing` rather than hold them.
