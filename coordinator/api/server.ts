@@ -4,7 +4,7 @@
  * to statuses and bodies — the only place that knows HTTP statuses.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { z } from "zod";
@@ -407,9 +407,11 @@ function idempotency(
   const raw = req.headers["idempotency-key"];
   if (raw === undefined || !route.idempotent) return undefined;
   const key = parse(schemas.idempotencyKey, raw, "headers.idempotency-key") as string;
-  const fingerprint = createHash("sha256")
-    .update(`${route.id}\u0000${req.url}\u0000${JSON.stringify(body ?? null)}`)
-    .digest("hex");
+  const fingerprint = hash(
+    "sha256",
+    `${route.id}\u0000${req.url}\u0000${JSON.stringify(body ?? null)}`,
+    "hex",
+  );
   return { key, fingerprint };
 }
 
@@ -738,10 +740,10 @@ function branchesOf(body: unknown): unknown[] {
 /** The key of one step of a one-request transaction, derived from the request's own. */
 function derivedIdem(idem: Idem | undefined, step: string): Idem | undefined {
   if (idem === undefined) return undefined;
-  const hash = (s: string) => createHash("sha256").update(s).digest("hex");
+  const sha256 = (s: string) => hash("sha256", s, "hex");
   return {
-    key: hash(`${idem.key}\u0000${step}`),
-    fingerprint: hash(`${idem.fingerprint}\u0000${step}`),
+    key: sha256(`${idem.key}\u0000${step}`),
+    fingerprint: sha256(`${idem.fingerprint}\u0000${step}`),
   };
 }
 
