@@ -1,13 +1,14 @@
 /** Bearer tokens: read from the Authorization header, compared by digest in constant time. */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 
 /** The token of `Authorization: Bearer <token>`, or undefined. */
 export function bearerOf(header: string | undefined): string | undefined {
   return /^Bearer (.+)$/.exec(header ?? "")?.[1];
 }
 
+/** One-shot: no Hash object per request (crypto.hash, Node ≥ 20.12). */
 export function secretDigest(secret: string): Buffer {
-  return createHash("sha256").update(secret).digest();
+  return hash("sha256", secret, "buffer");
 }
 
 /**

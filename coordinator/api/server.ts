@@ -4,7 +4,7 @@
  * to statuses and bodies — the only place that knows HTTP statuses.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { z } from "zod";
@@ -149,6 +149,11 @@ export function buildServer(opts: {
     connectionTimeout: opts.http.requestTimeoutMs,
     // Per-request lines would drown the transaction logs: the HTTP layer logs warnings only.
     loggerInstance: opts.logger.child({ component: "http" }, { level: "warn" }),
+    // A request's logger is that one itself, not a pino child per request binding its
+    // request id: building the child (its bindings through the redaction) cost about 1% of
+    // the node's CPU per transfer (docs/bench.md), for warnings that are rare and carry the
+    // route and xid where it matters (Verdict's own lines).
+    childLoggerFactory: (logger) => logger,
     bodyLimit: schemas.limits.bodyBytesMax,
     // Node answers malformed requests (431: headers over its limit) before any route: in the
     // API's one error shape too.
@@ -407,9 +412,11 @@ function idempotency(
   const raw = req.headers["idempotency-key"];
   if (raw === undefined || !route.idempotent) return undefined;
   const key = parse(schemas.idempotencyKey, raw, "headers.idempotency-key") as string;
-  const fingerprint = createHash("sha256")
-    .update(`${route.id}\u0000${req.url}\u0000${JSON.stringify(body ?? null)}`)
-    .digest("hex");
+  const fingerprint = hash(
+    "sha256",
+    `${route.id}\u0000${req.url}\u0000${JSON.stringify(body ?? null)}`,
+    "hex",
+  );
   return { key, fingerprint };
 }
 
@@ -738,10 +745,10 @@ function branchesOf(body: unknown): unknown[] {
 /** The key of one step of a one-request transaction, derived from the request's own. */
 function derivedIdem(idem: Idem | undefined, step: string): Idem | undefined {
   if (idem === undefined) return undefined;
-  const hash = (s: string) => createHash("sha256").update(s).digest("hex");
+  const sha256 = (s: string) => hash("sha256", s, "hex");
   return {
-    key: hash(`${idem.key}\u0000${step}`),
-    fingerprint: hash(`${idem.fingerprint}\u0000${step}`),
+    key: sha256(`${idem.key}\u0000${step}`),
+    fingerprint: sha256(`${idem.fingerprint}\u0000${step}`),
   };
 }
 

@@ -46,11 +46,16 @@ export class TokenStore {
 
   /** The token `given` is, or undefined; every candidate is compared (no early exit). */
   authenticate(given: string): ApiToken | undefined {
-    const now = this.nowMs();
-    this.retiring = this.retiring.filter((r) => r.untilMs > now);
+    if (this.retiring.length > 0) {
+      const now = this.nowMs();
+      this.retiring = this.retiring.filter((r) => r.untilMs > now);
+    }
     let found: ApiToken | undefined;
-    for (const t of [...this.current, ...this.retiring.map((r) => r.token)]) {
+    for (const t of this.current) {
       if (matchesDigest(given, t.digest) && found === undefined) found = t;
+    }
+    for (const { token } of this.retiring) {
+      if (matchesDigest(given, token.digest) && found === undefined) found = token;
     }
     return found;
   }

@@ -1,8 +1,10 @@
 /**
  * The OpenTelemetry SDK, when an operator asks for traces (config `tracing.otlpEndpoint` or
  * the standard `OTEL_*` variables): spans are batched and sent over OTLP/HTTP. The context
- * manager is registered whether or not traces are exported, so the caller's `traceparent`
- * continues through every await of a request (docs/observability.md).
+ * manager, which carries the caller's `traceparent` through every await of a request, is
+ * registered when spans are recorded: exported here, or a provider the operator registered
+ * before the node started (docs/observability.md). Otherwise no span is made (tracing.ts),
+ * and the manager's hook on every promise would cost CPU for nothing.
  */
 import { context, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
@@ -10,6 +12,7 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import type { TracingConfig } from "../config/schema.js";
+import { spansRecorded } from "./tracing.js";
 
 export interface Tracing {
   /** Where spans go, or undefined when none are exported. */
@@ -33,11 +36,14 @@ export function otlpTracesEndpoint(
 }
 
 export function startTracing(config: TracingConfig, nodeId: string): Tracing {
+  const endpoint = otlpTracesEndpoint(config);
+  if (endpoint === undefined && !spansRecorded()) {
+    return { endpoint, shutdown: () => Promise.resolve() };
+  }
   if (contextManager === undefined) {
     contextManager = new AsyncLocalStorageContextManager().enable();
     context.setGlobalContextManager(contextManager);
   }
-  const endpoint = otlpTracesEndpoint(config);
   if (endpoint === undefined) return { endpoint, shutdown: () => Promise.resolve() };
   const provider = new TracerProvider({
     resource: resourceFromAttributes({

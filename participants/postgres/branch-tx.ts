@@ -196,6 +196,10 @@ interface FirstFlight {
  * Writes flight 1 at once. Every answer is bounded by the deadline from now (plus the grace),
  * and each statement by the server's statement_timeout, lowered to the time left when that
  * is shorter. Each promise is also observed here: an early return leaves later ones unread.
+ *
+ * Five statements before the branch's own (four with a branch lock_timeout): each costs a
+ * Parse/Bind/Execute on the server and a query object on the node, so settings ride in the
+ * statements that must run anyway, in pairs whose order within one statement cannot matter.
  */
 function sendFirstFlight(tx: BranchTx, remainingMs: number): FirstFlight {
   const clientMs = remainingMs + clientTimeoutGraceMs;
@@ -205,26 +209,28 @@ function sendFirstFlight(tx: BranchTx, remainingMs: number): FirstFlight {
     return answer;
   };
   const begin = send("begin");
-  // A lock wait votes no after this: a lock cycle across databases ends here, not at the deadline.
-  if (tx.lockTimeoutMs > 0) {
-    void send("select pg_catalog.set_config('lock_timeout', $1, true)", [`${tx.lockTimeoutMs}`]);
+  // The statements' lock_timeout, restored after the marker: the branch's own (a lock wait
+  // then votes no, so a lock cycle across databases ends there, not at the deadline), else
+  // the session's, saved in a custom setting of this transaction before it is lowered.
+  const ownLockTimeout = tx.lockTimeoutMs > 0;
+  if (!ownLockTimeout) {
+    void send(
+      "select pg_catalog.set_config('verdict.lock_timeout', pg_catalog.current_setting('lock_timeout'), true)",
+    );
   }
-  if (remainingMs < tx.statementTimeoutMs) {
-    // Its failure fails the transaction, and the next answer reports it.
-    void send("select set_config('statement_timeout', $1, true)", [`${Math.floor(remainingMs)}`]);
-  }
-  const xid = send("select pg_catalog.pg_current_xact_id()::text as xid");
-  // Only the marker insert runs under the short lock_timeout; the statements get back the
-  // session's own (saved in a custom setting of this transaction).
-  void send(
-    `select pg_catalog.set_config('verdict.lock_timeout', pg_catalog.current_setting('lock_timeout'), true),
-            pg_catalog.set_config('lock_timeout', $1, true)`,
-    [`${tx.markerLockTimeoutMs}`],
+  // Only the marker insert runs under the short lock_timeout. A failed set_config fails the
+  // transaction, and the next answer reports it.
+  const lowerStatementTimeout = remainingMs < tx.statementTimeoutMs;
+  const xid = send(
+    `select pg_catalog.pg_current_xact_id()::text as xid,
+            pg_catalog.set_config('lock_timeout', $1, true)` +
+      (lowerStatementTimeout ? `, pg_catalog.set_config('statement_timeout', $2, true)` : ""),
+    [`${tx.markerLockTimeoutMs}`, ...(lowerStatementTimeout ? [`${Math.floor(remainingMs)}`] : [])],
   );
   const marker = send(`select ${tx.tables.mark}($1) as xid`, [tx.gid]);
-  const deadlineCheck = send(serverDeadlineCheck, [`${tx.serverDeadlineMs}`]);
-  void send(
-    "select pg_catalog.set_config('lock_timeout', pg_catalog.current_setting('verdict.lock_timeout'), true)",
+  const deadlineCheck = send(
+    ownLockTimeout ? deadlineCheckRestoring("$2") : deadlineCheckRestoring(savedLockTimeout),
+    [`${tx.serverDeadlineMs}`, ...(ownLockTimeout ? [`${tx.lockTimeoutMs}`] : [])],
   );
   const statements = tx.statements.map((st) => send(st.sql, st.params));
   return { begin, xid, statements, marker, deadlineCheck, claimed: undefined };
@@ -232,15 +238,23 @@ function sendFirstFlight(tx: BranchTx, remainingMs: number): FirstFlight {
 
 const serverDeadlineStage = "the deadline check on the server's clock";
 
+const savedLockTimeout = "pg_catalog.current_setting('verdict.lock_timeout')";
+
 /**
- * Fails the transaction when the server's clock is past the deadline ($1, epoch ms). SQL has
- * no raise outside PL/pgSQL, so the failure is a cast of a text to int (22P02), evaluated only
- * when the WHERE holds: the text depends on clock_timestamp(), so the planner cannot fold it.
- * `classify` maps 22P02 at this stage (and only here) to the `deadline` reason.
+ * Fails the transaction when the server's clock is past the deadline ($1, epoch ms), and sets
+ * lock_timeout back to `lockTimeout` for the statements behind it. SQL has no raise outside
+ * PL/pgSQL, so the failure is a cast of a text to int (22P02), evaluated only when the CASE's
+ * condition holds: the text depends on clock_timestamp(), so the planner cannot fold it.
+ * `classify` maps 22P02 at this stage (and only here) to the `deadline` reason. Were the
+ * deadline passed, the restored setting would not matter: the transaction has failed.
  */
-const serverDeadlineCheck = `select ('verdict: the deadline ' || pg_catalog.to_timestamp($1::float8 / 1000)::text
-         || ' passed on the server clock at ' || pg_catalog.clock_timestamp()::text)::int
-       where pg_catalog.clock_timestamp() > pg_catalog.to_timestamp($1::float8 / 1000)`;
+function deadlineCheckRestoring(lockTimeout: string): string {
+  return `select pg_catalog.set_config('lock_timeout', ${lockTimeout}, true) as lock_timeout,
+       case when pg_catalog.clock_timestamp() > pg_catalog.to_timestamp($1::float8 / 1000)
+            then ('verdict: the deadline ' || pg_catalog.to_timestamp($1::float8 / 1000)::text
+                  || ' passed on the server clock at ' || pg_catalog.clock_timestamp()::text)::int
+       end as late`;
+}
 
 /** Flight 2: PREPARE TRANSACTION or COMMIT, and DISCARD ALL behind it. */
 async function finish(tx: BranchTx, stage: string, ended: () => void): Promise<BranchTxResult> {

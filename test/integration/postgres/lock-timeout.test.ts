@@ -2,7 +2,9 @@
  * Proves that a branch waiting on a row lock votes no after the participant's `lockTimeoutMs`,
  * long before its deadline — the way a lock cycle across two databases ends when prepares run
  * in parallel (neither database can see that cycle) — and that with `lockTimeoutMs: 0` the
- * branch waits until the lock is released, then votes yes.
+ * branch waits until the lock is released, then votes yes. The marker's own shorter
+ * lock_timeout (`markerLockTimeoutMs`) ends with the marker: the branch's statements wait up
+ * to the branch's.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -58,6 +60,18 @@ void describe("postgres participant: lock_timeout of a branch", () => {
       await release();
     }
     assert.deepEqual(await fx.preparedGids(), []);
+  });
+
+  void test("the statements wait up to lockTimeoutMs, not the marker's shorter lock_timeout", async () => {
+    const p = await fx.started({ lockTimeoutMs: 5_000, markerLockTimeoutMs: 100 });
+    const release = await lockRow(1);
+    const branchId = fx.branchId();
+    const vote = p.prepare({ branchId, payload: add(1) }, deadlineIn(10_000));
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await release();
+    assert.deepEqual(await vote, { vote: "yes" });
+    assert.deepEqual(await p.commit({ branchId, payload: add(1) }, term), { outcome: "done" });
+    assert.equal(await fx.balance(1), 101); // the first test's branch voted no: 100 before
   });
 
   void test("lockTimeoutMs 0: the branch waits for the lock, then prepares", async () => {
