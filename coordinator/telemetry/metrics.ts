@@ -117,7 +117,7 @@ export function createMetrics(): Metrics {
       help: "Branches one Kafka transaction committed (batched on one transactional id).",
       labelNames: ["participant"],
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
-      registers: [registry],
+      registers: [own],
     }),
     etcdRequests: new Counter({
       name: "verdict_etcd_requests_total",
