@@ -15,7 +15,10 @@ const stepHistograms: readonly { readonly metric: string; readonly what: string 
   { metric: "verdict_log_append_seconds", what: "log append" },
   { metric: "verdict_log_fsync_seconds", what: "log fsync" },
   { metric: "verdict_participant_call_seconds", what: "participant" },
+  // Not a latency: its sum counts branches (kafkaBranchesPerTransaction).
+  { metric: "verdict_kafka_branches_per_transaction", what: "kafka transaction" },
 ];
+const notSteps = "kafka transaction";
 /** A scrape's series kept at most (each route × status, record, participant × op is one). */
 const seriesMax = 1000;
 
@@ -67,6 +70,7 @@ function labelText(labels: string): string {
 export function breakdownTable(before: Scrape, after: Scrape, transfers: number): string[][] {
   const rows = [["step", "per tx", "mean ms", "ms per tx"]];
   for (const [key, end] of [...after].sort(([a], [b]) => a.localeCompare(b))) {
+    if (key.startsWith(notSteps)) continue;
     const start = before.get(key) ?? { sum: 0, count: 0 };
     const count = end.count - start.count;
     if (count <= 0 || transfers <= 0) continue;
@@ -88,4 +92,16 @@ export function appendsPerFsync(before: Scrape, after: Scrape): number {
       .filter(([key]) => key.startsWith(prefix))
       .reduce((sum, [key, end]) => sum + end.count - (before.get(key)?.count ?? 0), 0);
   return delta("log append") / delta("log fsync");
+}
+
+/** Kafka branches per Kafka transaction during the run (batching); NaN when none committed. */
+export function kafkaBranchesPerTransaction(before: Scrape, after: Scrape): number {
+  let branches = 0;
+  let transactions = 0;
+  for (const [key, end] of after) {
+    if (!key.startsWith(notSteps)) continue;
+    branches += end.sum - (before.get(key)?.sum ?? 0);
+    transactions += end.count - (before.get(key)?.count ?? 0);
+  }
+  return transactions > 0 ? branches / transactions : Number.NaN;
 }

@@ -6,7 +6,12 @@
 import { loadavg } from "node:os";
 import { preparedWithPrefix } from "./accounts.js";
 import { say } from "./args.js";
-import { appendsPerFsync, breakdownTable, type Scrape } from "./breakdown.js";
+import {
+  appendsPerFsync,
+  breakdownTable,
+  kafkaBranchesPerTransaction,
+  type Scrape,
+} from "./breakdown.js";
 import { formatMs, formatRatio } from "./stats.js";
 import { runLoad, type LoadResult } from "./load.js";
 import type { Scenario } from "./scenarios.js";
@@ -26,6 +31,8 @@ export interface Measured<S extends Scenario = Scenario> {
   readonly breakdown: string[][];
   /** Log appends made durable per fsync (group commit); NaN when the node wrote nothing. */
   readonly appendsPerFsync: number;
+  /** Kafka branches committed per Kafka transaction; NaN when no Kafka branch committed. */
+  readonly kafkaBranchesPerTransaction: number;
 }
 
 export async function measure<S extends Scenario>(
@@ -84,6 +91,10 @@ export async function measure<S extends Scenario>(
       scrapeBefore === undefined || scrapeAfter === undefined
         ? Number.NaN
         : appendsPerFsync(scrapeBefore, scrapeAfter),
+    kafkaBranchesPerTransaction:
+      scrapeBefore === undefined || scrapeAfter === undefined
+        ? Number.NaN
+        : kafkaBranchesPerTransaction(scrapeBefore, scrapeAfter),
   };
 }
 

@@ -272,6 +272,10 @@ function printResults(
     // The etcd log has no fsync of its own (cost rows above instead).
     if (Number.isFinite(m.appendsPerFsync))
       say(`${m.scenario.id}: ${m.appendsPerFsync.toFixed(2)} log appends per fsync`);
+    if (Number.isFinite(m.kafkaBranchesPerTransaction)) {
+      const per = m.kafkaBranchesPerTransaction.toFixed(2);
+      say(`${m.scenario.id}: ${per} Kafka branches per Kafka transaction`);
+    }
     say("");
   }
   sayRatios(measured, [

@@ -35,6 +35,7 @@ function measured(id: string, opsPerSecond: number, p50Ms: number): Measured {
     loadAverage: 1,
     breakdown: [],
     appendsPerFsync: Number.NaN,
+    kafkaBranchesPerTransaction: Number.NaN,
   };
 }
 
