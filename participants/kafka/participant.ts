@@ -79,7 +79,7 @@ const topicLookupsInParallelMax = 8;
 /** Rolled-back branch ids remembered to refuse a late prepare (there is nothing to clean up). */
 const tombstonesMax = 10_000;
 /** Branch ids whose commit this process was called for, remembered to distrust `firstCall`. */
-const calledMax = 100_000;
+const calledMax = 10_000;
 /** Refresh the layout record this often (and when it is older than half the retention). */
 const layoutRefreshIntervalMsMax = 24 * 60 * 60 * 1000;
 
