@@ -28,6 +28,12 @@ const spec = {
   "settle-timeout-ms": { default: 120_000, min: 1_000, max: 3_600_000, help: "recovery bound" },
   "transfers-per-client-max": { default: 1_000_000, min: 1, max: 10_000_000, help: "per client" },
   "log-level": { default: "info", choices: ["debug", "info", "warn"], help: "the node's" },
+  "kafka-pool-size": {
+    default: 16,
+    min: 1,
+    max: 1024,
+    help: "fewer: more branches per Kafka transaction",
+  },
 } as const;
 
 async function main(): Promise<number> {
@@ -54,6 +60,7 @@ async function main(): Promise<number> {
     settleTimeoutMs: args["settle-timeout-ms"],
     transfersPerClientMax: args["transfers-per-client-max"],
     logLevel: args["log-level"],
+    kafkaPoolSize: args["kafka-pool-size"],
   };
   ensureBuilt();
   try {

@@ -43,6 +43,8 @@ export interface SoakOptions {
   readonly transfersPerClientMax: number;
   /** The node's log level: `info` logs every branch's phase 2 (the evidence of a violation). */
   readonly logLevel: string;
+  /** Kafka transactional ids (default 16): fewer puts more branches in each Kafka transaction. */
+  readonly kafkaPoolSize?: number;
 }
 
 export interface SoakResult {
@@ -71,7 +73,9 @@ export async function runSoak(o: SoakOptions, say: (line: string) => void): Prom
       extraParticipants: world.participants.map((p) =>
         // The Kafka participant's own defaults, as the black-box test that found a duplicate
         // ran it: 16 transactional ids, and open transactions that linger 30 s unless fenced.
-        p.name === participantNames.kafka ? { ...p, poolSize: 16, attemptTimeoutMs: 30_000 } : p,
+        p.name === participantNames.kafka
+          ? { ...p, poolSize: o.kafkaPoolSize ?? 16, attemptTimeoutMs: 30_000 }
+          : p,
       ),
       logLevel: o.logLevel,
     });
