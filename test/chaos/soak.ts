@@ -258,7 +258,8 @@ export function soakFigures(o: SoakOptions, r: SoakResult): string[] {
   if (r.evidenceDir !== undefined) lines.push(`evidence: ${r.evidenceDir}`);
   lines.push(
     `replay: node --import tsx test/chaos/soak-main.ts --seed ${r.seed} --kills ${r.kills} ` +
-      `--clients ${o.clients} --kill-ms-min ${o.killMsMin} --kill-ms-max ${o.killMsMax}`,
+      `--clients ${o.clients} --kill-ms-min ${o.killMsMin} --kill-ms-max ${o.killMsMax}` +
+      (o.kafkaPoolSize === undefined ? "" : ` --kafka-pool-size ${o.kafkaPoolSize}`),
   );
   return lines;
 }
